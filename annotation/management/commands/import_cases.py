@@ -1,0 +1,42 @@
+"""python manage.py import_cases SRC --dataset NAME [--label-set abdomenatlas] [--labels L] [--label-map M]"""
+
+from django.core.management.base import BaseCommand, CommandError
+from tqdm import tqdm
+
+from annotation.services.imports import ImportSetupError, import_cases
+
+
+class Command(BaseCommand):
+    help = ("Import CT cases: a NIfTI file (with --labels) or folder, the AbdomenAtlas layout "
+            "(CASE/ct.nii.gz + CASE/segmentations/), an nnU-Net / MSD dataset, or a DICOM series (folder or .zip).")
+
+    def add_arguments(self, parser):
+        parser.add_argument("src", help="file or folder to import")
+        parser.add_argument("--dataset", required=True, help="dataset name (created if new)")
+        parser.add_argument("--label-set", default="abdomenatlas", help="label set of a new dataset")
+        parser.add_argument("--labels", help="multi-label segmentation of SRC (a folder of them if SRC is a folder)")
+        parser.add_argument("--label-map", help="JSON mapping foreign label values or names to organs "
+                                                "(fixtures/label_maps/totalsegmentator.json for TotalSegmentator)")
+
+    def handle(self, *args, **options):
+        bar = tqdm(total=0, unit="case", desc="import", disable=options["verbosity"] == 0)
+
+        def progress(done: int, total: int, name: str) -> None:
+            bar.total = total
+            bar.set_postfix_str(name, refresh=False)
+            bar.update(done - bar.n)
+
+        try:
+            report = import_cases(options["src"], dataset=options["dataset"], label_set=options["label_set"],
+                                  labels=options["labels"], label_map=options["label_map"], progress=progress)
+        except ImportSetupError as exc:
+            raise CommandError(str(exc)) from exc
+        finally:
+            bar.close()
+        for line in report.errors:
+            self.stderr.write(f"error: {line}")
+        self.stdout.write(f"imported {len(report.imported)}, already present {len(report.skipped)}, "
+                          f"failed {len(report.errors)}")
+        if report.errors:
+            total = len(report.imported) + len(report.skipped) + len(report.errors)
+            raise CommandError(f"{len(report.errors)} of {total} sources failed", returncode=1)

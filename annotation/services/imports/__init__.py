@@ -1,0 +1,264 @@
+"""Importing CT cases: one service, `import_cases`, used by the management command, tasks and tests.
+
+Each case is read and checked whole before anything is written. Then, in one transaction, the Case row
+is inserted (the unique checksum makes a re-import a no-op, even from two processes at once), its files
+are written to storage (temp + rename), and its SourceLabel rows are added; on any failure the files
+written so far are removed and the transaction rolls back, so no row exists without its file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from django.conf import settings
+from django.db import IntegrityError, transaction
+
+from annotation.models import Case, Dataset, LabelSet, Organ, SourceLabel
+from annotation.services.imports.labels import (
+    LabelMap,
+    LabelMapError,
+    OrganIndex,
+    binary_mask,
+    convert_multilabel,
+)
+from annotation.services.imports.sources import CaseSource, SourceError, check_is_image, discover
+from annotation.storage import delete_files, store_file
+from ml_engine.io import (
+    ImageError,
+    Volume,
+    check_gzip_whole,
+    copy_as_nifti_gz,
+    load_dicom_series,
+    load_nifti,
+    sha256_file,
+    write_nifti,
+)
+
+log = logging.getLogger(__name__)
+
+__all__ = ["ImportReport", "ImportSetupError", "import_cases"]
+
+
+class ImportSetupError(ValueError):
+    """The import cannot start (unknown label set, bad label map, missing source): nothing was imported."""
+
+
+@dataclass
+class ImportReport:
+    """What one import run did. errors: one line each, naming the file and the problem."""
+
+    imported: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+
+@dataclass
+class _Prepared:
+    """A case read and checked, staged on local disk, ready to be written."""
+
+    source: CaseSource
+    checksum: str
+    ct_file: Path
+    ct: Volume
+    label_file: Path | None
+    label_organs: set[str]
+    label_checksum: str
+
+
+ProgressFn = Callable[[int, int, str], None]
+
+
+def import_cases(src: str | Path, *, dataset: str, label_set: str = "abdomenatlas", labels: str | Path | None = None,
+                 label_map: str | Path | None = None, progress: ProgressFn | None = None) -> ImportReport:
+    """Import every case found under src into dataset (created with label_set if new).
+
+    src: a NIfTI file (labels: its multi-label segmentation), a folder of NIfTI files (labels: a folder of
+    segmentations with the same names), an AbdomenAtlas folder (CASE/ct.nii.gz + CASE/segmentations/),
+    an nnU-Net / MSD dataset (dataset.json, imagesTr/, labelsTr/), or a DICOM series as a folder or .zip.
+    label_map: JSON translating foreign label values / names to organs (see labels.LabelMap).
+    progress(done, total, case_name) is called after each case.
+
+    Bad cases are reported in ImportReport.errors and do not stop the others. Raises ImportSetupError when
+    the run cannot start at all.
+    """
+    target = _dataset(dataset, label_set)
+    organs = OrganIndex.from_label_set(target.label_set)
+    mapping = None
+    if label_map is not None:
+        try:
+            mapping = LabelMap.load(label_map, organs)
+        except LabelMapError as exc:
+            raise ImportSetupError(str(exc)) from exc
+    report = ImportReport()
+    with tempfile.TemporaryDirectory(prefix="atlas-import-") as tmp:
+        workdir = Path(tmp)
+        try:
+            sources = discover(Path(src), labels=Path(labels) if labels else None, workdir=workdir)
+        except SourceError as exc:
+            report.errors.append(str(exc))
+            return report
+        for done, source in enumerate(sources, start=1):
+            try:
+                prepared = _prepare(source, organs=organs, label_map=mapping, workdir=workdir / f"case{done}")
+                created = _write(prepared, target)
+            except (ImageError, SourceError, LabelMapError) as exc:
+                report.errors.append(str(exc))
+            except _Duplicate as exc:
+                report.errors.append(str(exc))
+            else:
+                (report.imported if created else report.skipped).append(source.name)
+            if progress is not None:
+                progress(done, len(sources), source.name)
+    return report
+
+
+def _dataset(name: str, label_set: str) -> Dataset:
+    try:
+        labels = LabelSet.objects.get(name=label_set)
+    except LabelSet.DoesNotExist as exc:
+        known = ", ".join(LabelSet.objects.values_list("name", flat=True))
+        raise ImportSetupError(f"--label-set {label_set!r} does not exist (known: {known})") from exc
+    dataset, _ = Dataset.objects.get_or_create(name=name, defaults={"label_set": labels})
+    if dataset.label_set_id != labels.pk:
+        raise ImportSetupError(f"dataset {name!r} uses label set {dataset.label_set.name!r}, not {label_set!r}")
+    return dataset
+
+
+def _prepare(source: CaseSource, *, organs: OrganIndex, label_map: LabelMap | None, workdir: Path) -> _Prepared:
+    """Read and check the CT and its labels, staging the files to store under workdir."""
+    workdir.mkdir(parents=True)
+    max_bytes = settings.ATLAS_MAX_VOLUME_BYTES
+    ct_file = workdir / "ct.nii.gz"
+    if source.series_uid is not None:
+        ct, files = load_dicom_series(source.path, source.series_uid, max_bytes=max_bytes)
+        digest = hashlib.sha256()
+        for path in sorted(files):
+            digest.update(sha256_file(path).encode())
+        checksum = digest.hexdigest()
+        write_nifti(ct_file, ct.data, ct.affine)
+    else:
+        check_is_image(source.path)
+        if source.path.name.lower().endswith(".gz"):
+            check_gzip_whole(source.path)
+        ct = load_nifti(source.path, max_bytes=max_bytes)
+        checksum = sha256_file(source.path)
+        copy_as_nifti_gz(source.path, ct_file)  # byte for byte: geometry and voxel values kept exactly
+    label_file, label_organs, label_checksum = None, set(), ""
+    if source.labels:
+        label_map_data, label_organs = _merge_labels(source, ct, organs=organs, label_map=label_map)
+        label_file = workdir / "label.nii.gz"
+        write_nifti(label_file, label_map_data, ct.affine, header=ct.header, dtype=np.uint8)
+        digest = hashlib.sha256()
+        for label in source.labels:
+            digest.update(sha256_file(label.path).encode())
+        label_checksum = digest.hexdigest()
+    return _Prepared(source, checksum, ct_file, ct, label_file, label_organs, label_checksum)
+
+
+def _merge_labels(source: CaseSource, ct: Volume, *, organs: OrganIndex,
+                  label_map: LabelMap | None) -> tuple[np.ndarray, set[str]]:
+    """The case's labels as one (x, y, z) uint8 map in the label set's values, and the organs covered.
+
+    Covered organs: per-organ mask files cover their organ; a multi-label map covers what its label map or
+    dataset.json declares, else the organs present in it. Overlapping masks: the higher value wins.
+    """
+    merged = np.zeros(ct.shape, dtype=np.uint8)
+    covered: set[str] = set()
+    for label in source.labels:
+        if label.path.name.lower().endswith(".gz"):
+            check_gzip_whole(label.path)
+        volume = load_nifti(label.path)
+        if label.structure is not None:
+            try:
+                organ = (label_map.organ_for_name(label.structure, organs) if label_map
+                         else _organ_or_error(label.structure, organs))
+            except LabelMapError as exc:
+                raise ImageError(label.path, str(exc)) from exc
+            mask = binary_mask(volume, ct, label.path)
+            if organ is None:
+                continue
+            value = organs.values[organ]
+            merged[mask & (merged < value)] = value
+            covered.add(organ)
+        else:
+            converted, present = convert_multilabel(volume, ct, label.path, organs=organs, label_map=label_map)
+            np.maximum(merged, converted, out=merged)
+            covered |= _declared(source, organs, label_map) or present
+    return merged, covered
+
+
+def _organ_or_error(structure: str, organs: OrganIndex) -> str:
+    organ = organs.resolve(structure)
+    if organ is None:
+        raise LabelMapError(f"{structure!r} is not an organ of the label set ({', '.join(organs.values)}); "
+                            f"pass --label-map to map or drop it")
+    return organ
+
+
+def _declared(source: CaseSource, organs: OrganIndex, label_map: LabelMap | None) -> set[str]:
+    if source.declared_organs is not None:
+        declared = set()
+        for name in source.declared_organs:
+            try:
+                organ = label_map.organ_for_name(name, organs) if label_map else _organ_or_error(name, organs)
+            except LabelMapError as exc:
+                raise ImageError(source.path.parent.parent / "dataset.json", str(exc)) from exc
+            if organ:
+                declared.add(organ)
+        return declared
+    if label_map is not None:
+        return label_map.organs_covered(organs)
+    return set()
+
+
+class _Duplicate(Exception):
+    pass
+
+
+def _write(prepared: _Prepared, dataset: Dataset) -> bool:
+    """Insert the case and store its files in one transaction. Returns False if it was already there."""
+    source = prepared.source
+    if Case.objects.filter(dataset=dataset, checksum=prepared.checksum).exists():
+        return False
+    if Case.objects.filter(dataset=dataset, name=source.name).exists():
+        raise _Duplicate(f"{source.path}: dataset {dataset.name!r} already has a case named {source.name!r} "
+                         f"with different content")
+    folder = f"{dataset.name}/{source.name}"
+    written: list[str] = []
+    try:
+        with transaction.atomic():
+            case = Case.objects.create(
+                dataset=dataset, name=source.name, ct_file=f"{folder}/ct.nii.gz",
+                shape=list(prepared.ct.shape), spacing=list(prepared.ct.spacing),
+                affine=prepared.ct.affine.tolist(), dtype=str(prepared.ct.data.dtype),
+                checksum=prepared.checksum, source_path=str(source.path), source_format=source.source_format,
+            )
+            written.append(store_file(case.ct_file.name, prepared.ct_file))
+            if prepared.label_file is not None:
+                name = f"{folder}/source_labels/1.nii.gz"
+                written.append(store_file(name, prepared.label_file))
+                label = SourceLabel.objects.create(
+                    case=case, label_file=name, checksum=prepared.label_checksum,
+                    source_path=", ".join(str(label.path) for label in source.labels),
+                )
+                label.organs.set(Organ.objects.filter(label_set=dataset.label_set_id,
+                                                      name__in=prepared.label_organs))
+    except IntegrityError:
+        delete_files(written)
+        if Case.objects.filter(dataset=dataset, checksum=prepared.checksum).exists():
+            return False  # another import of the same file won the race
+        raise
+    except BaseException:
+        delete_files(written)
+        raise
+    return True

@@ -1,0 +1,1 @@
+"""Atlas ML engine: pure Python + NumPy + PyTorch + MONAI. Never imports Django, Celery or DRF."""

@@ -1,0 +1,256 @@
+"""Reading and writing CT volumes and label maps with their geometry kept exactly.
+
+Arrays are in NIfTI voxel order (x, y, z); `affine` is the 4 x 4 voxel-to-RAS+ matrix (mm).
+Every write lands whole or not at all: it goes to a temporary name beside the target, then is renamed.
+DICOM series are read with SimpleITK and converted to the same convention.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import hashlib
+import os
+import shutil
+import tempfile
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+
+NIFTI_SUFFIXES = (".nii.gz", ".nii")
+AFFINE_TOLERANCE_MM = 1e-3  # NIfTI stores the sform in float32: tools round-trip it to about 1e-5 mm
+
+
+class ImageError(ValueError):
+    """A file that cannot be used as a volume. str() names the file and the problem in one line."""
+
+    def __init__(self, path: str | os.PathLike, problem: str):
+        self.path = str(path)
+        self.problem = problem
+        super().__init__(f"{self.path}: {problem}")
+
+
+@dataclass
+class Volume:
+    """A 3D volume. data: (x, y, z) array as stored (dtype kept); affine: (4, 4) float64 voxel-to-RAS+."""
+
+    data: np.ndarray
+    affine: np.ndarray
+    header: nib.Nifti1Header | None = None
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return tuple(int(s) for s in self.data.shape)  # type: ignore[return-value]
+
+    @property
+    def spacing(self) -> tuple[float, float, float]:
+        return spacing_from_affine(self.affine)
+
+
+def spacing_from_affine(affine: np.ndarray) -> tuple[float, float, float]:
+    """Voxel sizes in mm: the norms of the affine's first three columns."""
+    return tuple(float(v) for v in np.linalg.norm(np.asarray(affine)[:3, :3], axis=0))  # type: ignore[return-value]
+
+
+def is_nifti(path: str | os.PathLike) -> bool:
+    return str(path).lower().endswith(NIFTI_SUFFIXES)
+
+
+def nifti_stem(path: str | os.PathLike) -> str:
+    """File name without .nii / .nii.gz."""
+    name = Path(path).name
+    for suffix in NIFTI_SUFFIXES:
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)]
+    return name
+
+
+def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def load_nifti(path: str | os.PathLike, *, max_bytes: int | None = None, allow_float: bool = True) -> Volume:
+    """Read a NIfTI file whole and check that it is a usable 3D volume.
+
+    Raises ImageError naming the file for: a missing file, a file that is not NIfTI, a truncated or
+    corrupt .gz, a volume that is not 3D (trailing singleton dimensions are dropped), one larger than
+    max_bytes uncompressed, and NaN or infinite voxels.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ImageError(path, "no such file")
+    try:
+        image = nib.load(str(path))
+    except (nib.filebasedimages.ImageFileError, OSError, EOFError, zlib.error, ValueError) as exc:
+        raise ImageError(path, f"not a readable NIfTI image ({_short(exc)})") from exc
+    if not isinstance(image, nib.Nifti1Image | nib.Nifti2Image):
+        raise ImageError(path, f"not a NIfTI image (read as {type(image).__name__})")
+    shape = image.shape
+    while len(shape) > 3 and shape[-1] == 1:
+        shape = shape[:-1]
+    if len(shape) != 3:
+        raise ImageError(path, f"expected a 3D volume, found shape {tuple(image.shape)}")
+    if min(shape) < 2:
+        raise ImageError(path, f"expected a 3D volume, found a single slice of shape {tuple(shape)}")
+    nbytes = int(np.prod(shape)) * image.get_data_dtype().itemsize
+    if max_bytes is not None and nbytes > max_bytes:
+        raise ImageError(path, f"volume of {nbytes} bytes exceeds the limit of {max_bytes} bytes")
+    try:
+        data = np.asanyarray(image.dataobj).reshape(shape)
+    except (OSError, EOFError, zlib.error, gzip.BadGzipFile, ValueError) as exc:
+        raise ImageError(path, f"truncated or corrupt data ({_short(exc)})") from exc
+    if data.dtype.kind == "f":
+        if not allow_float:
+            raise ImageError(path, f"expected integer voxels, found {data.dtype}")
+        bad = int(np.count_nonzero(~np.isfinite(data)))
+        if bad:
+            raise ImageError(path, f"{bad} voxels are NaN or infinite")
+    elif data.dtype.kind not in "iub":
+        raise ImageError(path, f"unsupported voxel type {data.dtype}")
+    affine = np.asarray(image.affine, dtype=np.float64)
+    if not np.all(np.isfinite(affine)) or abs(np.linalg.det(affine[:3, :3])) < 1e-9:
+        raise ImageError(path, "the affine is singular or not finite")
+    return Volume(data=data, affine=affine, header=image.header)
+
+
+def check_gzip_whole(path: str | os.PathLike) -> None:
+    """Read a .gz file to its end so that a truncated or corrupt stream is caught. Raises ImageError."""
+    try:
+        with gzip.open(path, "rb") as handle:
+            while handle.read(1 << 22):
+                pass
+    except (OSError, EOFError, zlib.error) as exc:
+        raise ImageError(path, f"truncated or corrupt gzip stream ({_short(exc)})") from exc
+
+
+def same_geometry(a: np.ndarray, b: np.ndarray, tol: float = AFFINE_TOLERANCE_MM) -> bool:
+    """Whether two affines describe the same grid, to within tol mm."""
+    return bool(np.allclose(np.asarray(a), np.asarray(b), atol=tol, rtol=0))
+
+
+@contextlib.contextmanager
+def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside target, keeping its suffixes; rename it onto target on success.
+
+    On an exception the temporary file is removed and target is untouched.
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    suffix = "".join(target.suffixes[-2:]) if target.name.endswith(".nii.gz") else target.suffix
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=f".tmp{suffix}", dir=target.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def write_nifti(path: str | os.PathLike, data: np.ndarray, affine: np.ndarray,
+                header: nib.Nifti1Header | None = None, dtype: np.dtype | type | None = None) -> Path:
+    """Write data (x, y, z) with affine (4, 4) to path (.nii or .nii.gz), atomically.
+
+    With header, its qform/sform codes and units are kept; scaling is reset so values are stored as given.
+    """
+    data = np.asarray(data)
+    if dtype is not None:
+        data = data.astype(dtype, copy=False)
+    new_header = header.copy() if header is not None else None
+    image = nib.Nifti1Image(data, np.asarray(affine, dtype=np.float64), header=new_header)
+    image.set_data_dtype(data.dtype)
+    image.header.set_slope_inter(1.0, 0.0)
+    if header is not None:
+        image.set_qform(np.asarray(affine), code=int(header["qform_code"]) or 1)
+        image.set_sform(np.asarray(affine), code=int(header["sform_code"]) or 1)
+    with atomic_path(path) as tmp:
+        nib.save(image, str(tmp))
+    return Path(path)
+
+
+def copy_as_nifti_gz(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
+    """Copy a NIfTI file to dst (.nii.gz) byte for byte, gzipping a plain .nii; atomically."""
+    src = Path(src)
+    with atomic_path(dst) as tmp:
+        if src.name.lower().endswith(".gz"):
+            shutil.copyfile(src, tmp)
+        else:
+            with open(src, "rb") as fin, gzip.open(tmp, "wb", compresslevel=6) as fout:
+                shutil.copyfileobj(fin, fout, 1 << 22)
+    return Path(dst)
+
+
+def read_dicom_series(folder: str | os.PathLike) -> list[tuple[str, Path]]:
+    """The DICOM series under folder (recursively): (series instance UID, its folder), sorted."""
+    import SimpleITK as sitk
+
+    folder = Path(folder)
+    found: list[tuple[str, Path]] = []
+    dirs = [folder, *sorted(p for p in folder.rglob("*") if p.is_dir())]
+    for directory in dirs:
+        for uid in sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(directory)) or ():
+            found.append((uid, directory))
+    return found
+
+
+def load_dicom_series(folder: str | os.PathLike, series_uid: str, *, max_bytes: int | None = None
+                      ) -> tuple[Volume, list[Path]]:
+    """Read one DICOM series as a Volume in NIfTI convention (x, y, z; RAS+ affine), and its files.
+
+    Uses SimpleITK (GDCM), which orders slices by position and applies rescale slope / intercept.
+    """
+    import SimpleITK as sitk
+
+    folder = Path(folder)
+    files = sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder), series_uid)
+    if not files:
+        raise ImageError(folder, f"DICOM series {series_uid} has no readable files")
+    if len(files) < 2:
+        raise ImageError(folder, f"DICOM series {series_uid} has a single slice: expected a 3D volume")
+    reader = sitk.ImageSeriesReader()
+    reader.SetFileNames(files)
+    try:
+        image = reader.Execute()
+    except RuntimeError as exc:
+        raise ImageError(folder, f"DICOM series {series_uid} cannot be read ({_short(exc)})") from exc
+    volume = sitk_to_volume(image, folder, max_bytes=max_bytes)
+    return volume, [Path(f) for f in files]
+
+
+def sitk_to_volume(image, source: str | os.PathLike, *, max_bytes: int | None = None) -> Volume:
+    """Convert a SimpleITK image (LPS physical space) to a Volume (x, y, z; RAS+ affine)."""
+    import SimpleITK as sitk
+
+    if image.GetDimension() != 3 or image.GetNumberOfComponentsPerPixel() != 1:
+        raise ImageError(source, f"expected a scalar 3D volume, found {image.GetDimension()}D "
+                                 f"with {image.GetNumberOfComponentsPerPixel()} components")
+    size = image.GetSize()
+    if min(size) < 2:
+        raise ImageError(source, f"expected a 3D volume, found size {size}")
+    if max_bytes is not None and int(np.prod(size)) * image.GetSizeOfPixelComponent() > max_bytes:
+        raise ImageError(source, f"volume of size {size} exceeds the limit of {max_bytes} bytes")
+    data = sitk.GetArrayFromImage(image).transpose(2, 1, 0)  # (z, y, x) -> (x, y, z)
+    if data.dtype.kind == "f" and not np.all(np.isfinite(data)):
+        raise ImageError(source, "NaN or infinite voxels")
+    direction = np.asarray(image.GetDirection(), dtype=np.float64).reshape(3, 3)
+    spacing = np.asarray(image.GetSpacing(), dtype=np.float64)
+    origin = np.asarray(image.GetOrigin(), dtype=np.float64)
+    lps_to_ras = np.diag([-1.0, -1.0, 1.0])
+    affine = np.eye(4)
+    affine[:3, :3] = lps_to_ras @ direction @ np.diag(spacing)
+    affine[:3, 3] = lps_to_ras @ origin
+    return Volume(data=np.ascontiguousarray(data), affine=affine)
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0][:200]}" if text else type(exc).__name__

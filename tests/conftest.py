@@ -1,0 +1,96 @@
+"""Shared fixtures: media in a temporary folder, small volumes written on the fly."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+CT_EXAMPLE = REPO.parent / "shared" / "data" / "ct_example"
+
+
+@pytest.fixture(autouse=True)
+def _media_root(request, tmp_path):
+    """Each test that touches Django gets its own media folder."""
+    if "settings" in request.fixturenames or "db" in request.fixturenames or _uses_django(request):
+        settings = request.getfixturevalue("settings")
+        settings.MEDIA_ROOT = tmp_path / "media"
+    yield
+
+
+def _uses_django(request) -> bool:
+    return any(m.name == "django_db" for m in request.node.iter_markers())
+
+
+@pytest.fixture
+def ct_example() -> Path:
+    if not (CT_EXAMPLE / "ct.nii.gz").is_file():
+        pytest.skip("../shared/data/ct_example is absent")
+    return CT_EXAMPLE
+
+
+def affine_for(spacing=(1.5, 1.5, 2.5), origin=(-60.0, -50.0, -80.0), flip=(1, 1, 1)) -> np.ndarray:
+    affine = np.diag([spacing[0] * flip[0], spacing[1] * flip[1], spacing[2] * flip[2], 1.0])
+    affine[:3, 3] = origin
+    return affine
+
+
+def make_ct(shape=(24, 20, 12), seed=0) -> np.ndarray:
+    """(x, y, z) int16 HU: a bright box in air, plus noise."""
+    rng = np.random.default_rng(seed)
+    ct = np.full(shape, -1000, dtype=np.int16)
+    ct[3:-3, 3:-3, 2:-2] = 40
+    ct += rng.integers(-20, 20, size=shape, dtype=np.int16)
+    return ct
+
+
+def make_labels(shape=(24, 20, 12), values=(1, 5)) -> np.ndarray:
+    """(x, y, z) uint8 with a block for each value along x."""
+    labels = np.zeros(shape, dtype=np.uint8)
+    step = max(1, (shape[0] - 6) // max(1, len(values)))
+    for i, value in enumerate(values):
+        labels[3 + i * step: 3 + (i + 1) * step, 5:-5, 3:-3] = value
+    return labels
+
+
+def save_nifti(path: Path, data: np.ndarray, affine: np.ndarray) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nib.save(nib.Nifti1Image(data, affine), str(path))
+    return path
+
+
+def write_dicom_series(folder: Path, ct: np.ndarray, spacing=(0.8, 0.8, 2.0), origin=(-100.0, -120.0, 50.0),
+                       series_uid: str = "1.2.826.0.1.3680043.2.1125.1.42") -> Path:
+    """Write ct (x, y, z int16 HU) as a DICOM CT series, one file per slice, in LPS with identity direction."""
+    import SimpleITK as sitk
+
+    folder.mkdir(parents=True, exist_ok=True)
+    volume = sitk.GetImageFromArray(ct.transpose(2, 1, 0))  # (z, y, x)
+    volume.SetSpacing(spacing)
+    volume.SetOrigin(origin)
+    writer = sitk.ImageFileWriter()
+    writer.KeepOriginalImageUIDOn()
+    for z in range(ct.shape[2]):
+        image = volume[:, :, z]
+        position = volume.TransformIndexToPhysicalPoint((0, 0, z))
+        tags = {
+            "0008|0060": "CT",
+            "0008|0016": "1.2.840.10008.5.1.4.1.1.2",
+            "0008|0018": f"{series_uid}.{z + 1}",
+            "0020|000d": "1.2.826.0.1.3680043.2.1125.1.1",
+            "0020|000e": series_uid,
+            "0020|0013": str(z + 1),
+            "0020|0032": "\\".join(f"{v:.6f}" for v in position),
+            "0020|0037": "1\\0\\0\\0\\1\\0",
+            "0018|0050": f"{spacing[2]:.6f}",
+            "0028|0030": f"{spacing[1]:.6f}\\{spacing[0]:.6f}",
+            "0010|0010": "Phantom^Test",
+        }
+        for key, value in tags.items():
+            image.SetMetaData(key, value)
+        writer.SetFileName(str(folder / f"slice{z:03d}.dcm"))
+        writer.Execute(image)
+    return folder
