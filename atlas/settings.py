@@ -1,7 +1,8 @@
 """Atlas settings. Everything comes from the environment; the defaults run embedded with no servers.
 
 - DATABASE_URL: default SQLite file under var/.
-- CELERY_BROKER_URL: default kombu's filesystem transport under var/broker/ (a real worker, no server).
+- CELERY_BROKER_URL: default kombu's filesystem transport under var/broker/ (ATLAS_BROKER_DIR): a real worker,
+  no server.
 - CELERY_RESULT_BACKEND: default the broker's Redis when the broker is Redis, else files under var/.
 - ATLAS_S3_BUCKET (+ ATLAS_S3_ENDPOINT_URL, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY): S3-compatible media;
   default local files under var/media/ (ATLAS_MEDIA_ROOT).
@@ -162,7 +163,7 @@ SPECTACULAR_SETTINGS = {
 }
 
 # Celery: embedded default is kombu's filesystem transport, so a real worker runs with no server.
-BROKER_DIR = VAR_DIR / "broker"
+BROKER_DIR = Path(os.environ.get("ATLAS_BROKER_DIR", VAR_DIR / "broker"))
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "filesystem://")
 if CELERY_BROKER_URL.startswith("filesystem://"):
     for sub in ("out", "processed"):

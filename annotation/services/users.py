@@ -1,0 +1,19 @@
+"""Users and their roles (Django groups annotator / lead / admin)."""
+
+from __future__ import annotations
+
+from django.contrib.auth.models import Group, User
+from django.db import transaction
+
+ROLES = ("annotator", "lead", "admin")
+
+
+@transaction.atomic
+def create_user(*, username: str, role: str, password: str, email: str = "") -> User:
+    """Create a user in one role. An admin is also a Django superuser (the admin site)."""
+    if role not in ROLES:
+        raise ValueError(f"role {role!r} is not one of {', '.join(ROLES)}")
+    user = User.objects.create_user(username=username, password=password, email=email,
+                                    is_staff=role == "admin", is_superuser=role == "admin")
+    user.groups.add(Group.objects.get(name=role))
+    return user
