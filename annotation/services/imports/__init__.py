@@ -111,9 +111,7 @@ def import_cases(src: str | Path, *, dataset: str, label_set: str = "abdomenatla
             try:
                 prepared = _prepare(source, organs=organs, label_map=mapping, workdir=workdir / f"case{done}")
                 created = _write(prepared, target)
-            except (ImageError, SourceError, LabelMapError) as exc:
-                report.errors.append(str(exc))
-            except _Duplicate as exc:
+            except (ImageError, SourceError, LabelMapError, _Duplicate) as exc:
                 report.errors.append(str(exc))
             else:
                 (report.imported if created else report.skipped).append(source.name)
@@ -187,8 +185,7 @@ def _merge_labels(source: CaseSource, ct: Volume, *, organs: OrganIndex,
             mask = binary_mask(volume, ct, label.path)
             if organ is None:
                 continue
-            value = organs.values[organ]
-            merged[mask & (merged < value)] = value
+            np.maximum(merged, mask * np.uint8(organs.values[organ]), out=merged)
             covered.add(organ)
         else:
             converted, present = convert_multilabel(volume, ct, label.path, organs=organs, label_map=label_map)
@@ -222,7 +219,12 @@ def _declared(source: CaseSource, organs: OrganIndex, label_map: LabelMap | None
 
 
 class _Duplicate(Exception):
-    pass
+    """A case name already taken in the dataset by other content."""
+
+
+def _name_taken(source: CaseSource, dataset: Dataset) -> _Duplicate:
+    return _Duplicate(f"{source.path}: dataset {dataset.name!r} already has a case named {source.name!r} "
+                      f"with different content")
 
 
 def _write(prepared: _Prepared, dataset: Dataset) -> bool:
@@ -231,8 +233,7 @@ def _write(prepared: _Prepared, dataset: Dataset) -> bool:
     if Case.objects.filter(dataset=dataset, checksum=prepared.checksum).exists():
         return False
     if Case.objects.filter(dataset=dataset, name=source.name).exists():
-        raise _Duplicate(f"{source.path}: dataset {dataset.name!r} already has a case named {source.name!r} "
-                         f"with different content")
+        raise _name_taken(source, dataset)
     folder = f"{dataset.name}/{source.name}"
     written: list[str] = []
     try:
@@ -257,6 +258,8 @@ def _write(prepared: _Prepared, dataset: Dataset) -> bool:
         delete_files(written)
         if Case.objects.filter(dataset=dataset, checksum=prepared.checksum).exists():
             return False  # another import of the same file won the race
+        if Case.objects.filter(dataset=dataset, name=source.name).exists():
+            raise _name_taken(source, dataset) from None
         raise
     except BaseException:
         delete_files(written)

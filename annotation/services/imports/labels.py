@@ -128,15 +128,32 @@ def check_same_grid(label: Volume, ct: Volume, path: Path) -> None:
 
 
 def integer_labels(label: Volume, path: Path) -> np.ndarray:
-    """The label's voxels as int64, refusing negative or non-integral values."""
+    """The label's voxels as a non-negative integer array (dtype kept when it already is one).
+
+    Refuses negative and non-integral values.
+    """
     data = label.data
+    if data.dtype.kind == "b":
+        return data.view(np.uint8)
     if data.dtype.kind == "f":
         if not np.all(np.equal(np.mod(data, 1), 0)):
             raise ImageError(path, "label holds non-integer values")
-    data = data.astype(np.int64, copy=False)
-    if data.size and data.min() < 0:
+        data = data.astype(np.int64)
+    if data.dtype.kind == "i" and data.size and data.min() < 0:
         raise ImageError(path, f"label holds negative values (min {int(data.min())})")
     return data
+
+
+def present_values(data: np.ndarray) -> np.ndarray:
+    """The sorted non-zero values of a non-negative integer array (bincount: linear time, unlike np.unique)."""
+    top = int(data.max(initial=0))
+    if top == 0:
+        return np.zeros(0, dtype=np.int64)
+    if top > 1 << 20:
+        values = np.unique(data)
+        return values[values > 0].astype(np.int64)
+    counts = np.bincount(data.ravel(), minlength=top + 1)
+    return np.flatnonzero(counts[1:]) + 1
 
 
 def convert_multilabel(label: Volume, ct: Volume, path: Path, *, organs: OrganIndex,
@@ -148,39 +165,36 @@ def convert_multilabel(label: Volume, ct: Volume, path: Path, *, organs: OrganIn
     """
     check_same_grid(label, ct, path)
     data = integer_labels(label, path)
-    present = np.unique(data)
-    present = present[present > 0]
+    present = present_values(data)
+    lut = np.zeros(int(present.max(initial=0)) + 1, dtype=np.uint8)
     if label_map is None:
         allowed = set(organs.values.values())
         foreign = [int(v) for v in present if int(v) not in allowed]
         if foreign:
             raise ImageError(path, f"label values {_listing(foreign)} are not in the label set "
                                    f"(values {min(allowed)}-{max(allowed)}); pass --label-map to translate them")
-        lut = np.zeros(int(present.max(initial=0)) + 1, dtype=np.uint8)
-        for v in present:
-            lut[int(v)] = int(v)
+        lut[present] = present
     else:
         unknown = [int(v) for v in present if int(v) not in label_map.values]
         if unknown and label_map.unmapped == "error":
             raise ImageError(path, f"label values {_listing(unknown)} are not in {label_map.source}")
-        lut = np.zeros(int(present.max(initial=0)) + 1, dtype=np.uint8)
         for foreign, value in label_map.values.items():
             if foreign < lut.size:
                 lut[foreign] = value
     converted = lut[data]
     by_value = {v: k for k, v in organs.values.items()}
-    found = {by_value[int(v)] for v in np.unique(converted) if v}
+    found = {by_value[int(lut[v])] for v in present if lut[v]}
     return converted, found
 
 
 def binary_mask(label: Volume, ct: Volume, path: Path) -> np.ndarray:
-    """A per-organ mask file (AbdomenAtlas segmentations/<organ>.nii.gz) -> (x, y, z) bool; values 0 and 1."""
+    """A per-organ mask file (AbdomenAtlas segmentations/<organ>.nii.gz) -> (x, y, z) uint8 of 0 and 1."""
     check_same_grid(label, ct, path)
     data = integer_labels(label, path)
-    extra = [int(v) for v in np.unique(data) if v not in (0, 1)]
-    if extra:
+    if data.size and data.max() > 1:
+        extra = [int(v) for v in present_values(data) if v != 1]
         raise ImageError(path, f"expected a binary mask of 0 and 1, found values {_listing(extra)}")
-    return data.astype(bool)
+    return data.astype(np.uint8, copy=False)
 
 
 def _listing(values: list[int], most: int = 8) -> str:
