@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 from django.core.files import File
@@ -45,3 +48,17 @@ def delete_files(names: list[str]) -> None:
             while parent != root and parent.is_dir() and root in parent.parents and not any(parent.iterdir()):
                 parent.rmdir()
                 parent = parent.parent
+
+
+@contextlib.contextmanager
+def local_copy(name: str) -> Iterator[Path]:
+    """A local path holding the stored file `name`: the file itself on local storage, else a temporary copy."""
+    storage = default_storage
+    if isinstance(storage, FileSystemStorage):
+        yield Path(storage.path(name))
+        return
+    suffix = ".nii.gz" if name.endswith(".nii.gz") else Path(name).suffix
+    with tempfile.NamedTemporaryFile(suffix=suffix) as tmp, storage.open(name, "rb") as src:
+        shutil.copyfileobj(src, tmp, 1 << 22)
+        tmp.flush()
+        yield Path(tmp.name)

@@ -127,6 +127,10 @@ def check_gzip_whole(path: str | os.PathLike) -> None:
         with gzip.open(path, "rb") as handle:
             while handle.read(1 << 22):
                 pass
+    except gzip.BadGzipFile as exc:
+        if "Not a gzipped file" in str(exc):
+            raise ImageError(path, "not a gzip file, though its name ends in .gz") from exc
+        raise ImageError(path, f"truncated or corrupt gzip stream ({_short(exc)})") from exc
     except (OSError, EOFError, zlib.error) as exc:
         raise ImageError(path, f"truncated or corrupt gzip stream ({_short(exc)})") from exc
 

@@ -1,6 +1,8 @@
 from rest_framework import serializers
 
-from annotation.models import Case, LabelSet, Organ
+from annotation.models import Case, LabelSet, Organ, Review, Revision, Task
+from annotation.selectors.work import task_organs
+from annotation.services.revisions import latest_revision
 
 
 class OrganSerializer(serializers.ModelSerializer):
@@ -28,3 +30,96 @@ class CaseSerializer(serializers.ModelSerializer):
 
     def get_labelled_organs(self, case: Case) -> list[str]:
         return sorted({organ.name for label in case.source_labels.all() for organ in label.organs.all()})
+
+
+class CaseBriefSerializer(serializers.ModelSerializer):
+    dataset = serializers.SlugRelatedField(slug_field="name", read_only=True)
+
+    class Meta:
+        model = Case
+        fields = ["id", "name", "dataset", "shape", "spacing"]
+
+
+class TaskSerializer(serializers.ModelSerializer):
+    """A task as the workspace needs it: the case, organs in attention order, file URLs, the base revision."""
+
+    case = CaseBriefSerializer(read_only=True)
+    round = serializers.IntegerField(source="round.number", read_only=True)
+    lease_holder = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    assignee = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    organs = serializers.SerializerMethodField()
+    urls = serializers.SerializerMethodField()
+    base_revision = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Task
+        fields = ["id", "status", "priority", "round", "case", "lease_holder", "lease_expires", "assignee",
+                  "review_comment", "base_revision", "organs", "urls"]
+
+    def get_organs(self, task: Task) -> list[dict]:
+        return task_organs(task)
+
+    def get_urls(self, task: Task) -> dict[str, str]:
+        base = f"/api/cases/{task.case_id}"
+        return {"ct": f"{base}/ct.nii.gz", "label": f"{base}/label.nii.gz", "attention": f"{base}/attention.nii.gz"}
+
+    def get_base_revision(self, task: Task) -> int | None:
+        latest = latest_revision(task.case)
+        return latest.pk if latest else None
+
+
+class QueueTaskSerializer(serializers.ModelSerializer):
+    case = serializers.CharField(source="case.name", read_only=True)
+    round = serializers.IntegerField(source="round.number", read_only=True)
+
+    class Meta:
+        model = Task
+        fields = ["id", "case", "round", "priority", "status", "lease_expires", "review_comment"]
+
+
+class RevisionSerializer(serializers.ModelSerializer):
+    author = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    review = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Revision
+        fields = ["id", "task", "case", "number", "parent", "author", "kind", "changed_voxels", "dice",
+                  "seconds_spent", "created", "review"]
+
+    def get_review(self, revision: Revision) -> dict | None:
+        review = getattr(revision, "review", None)
+        return None if review is None else {"decision": review.decision, "comment": review.comment,
+                                            "reviewer": review.reviewer.username}
+
+
+class RevisionUploadSerializer(serializers.Serializer):
+    file = serializers.FileField()
+    base_revision = serializers.IntegerField(required=False, allow_null=True)
+    tags = serializers.JSONField(required=False, help_text='{"liver": ["ambiguous_boundary"]}')
+    seconds_spent = serializers.FloatField(required=False, default=0.0, min_value=0.0)
+
+
+class ConfirmSerializer(serializers.Serializer):
+    base_revision = serializers.IntegerField(required=False, allow_null=True)
+    seconds_spent = serializers.FloatField(required=False, default=0.0, min_value=0.0)
+
+
+class SkipSerializer(serializers.Serializer):
+    reason = serializers.CharField(max_length=2000)
+
+
+class ReviewSerializer(serializers.Serializer):
+    decision = serializers.ChoiceField(choices=Review.Decision.choices)
+    comment = serializers.CharField(required=False, allow_blank=True, default="")
+
+
+class AssignSerializer(serializers.Serializer):
+    annotator = serializers.CharField(allow_null=True, help_text="username; null unassigns")
+    task_ids = serializers.ListField(child=serializers.IntegerField(), required=False)
+    rank_from = serializers.IntegerField(required=False, min_value=1)
+    rank_to = serializers.IntegerField(required=False, min_value=1)
+
+
+class TokenRequestSerializer(serializers.Serializer):
+    username = serializers.CharField()
+    password = serializers.CharField(style={"input_type": "password"}, trim_whitespace=False)

@@ -1,9 +1,22 @@
 from django.urls import path
 
-from annotation.api import views
+from annotation.api import tasks, views
 
 urlpatterns = [
+    path("auth/token/", tasks.TokenLogin.as_view(), name="token"),
     path("label-sets/", views.LabelSetList.as_view(), name="label-set-list"),
     path("cases/", views.CaseList.as_view(), name="case-list"),
     path("cases/<int:pk>/", views.CaseDetail.as_view(), name="case-detail"),
+    path("cases/<int:pk>/ct.nii.gz", views.CaseCT.as_view(), name="case-ct"),
+    path("cases/<int:pk>/label.nii.gz", views.CaseLabel.as_view(), name="case-label"),
+    path("cases/<int:pk>/attention.nii.gz", views.CaseAttention.as_view(), name="case-attention"),
+    path("tasks/next/", tasks.TaskNext.as_view(), name="task-next"),
+    path("tasks/assign/", tasks.TaskAssign.as_view(), name="task-assign"),
+    path("tasks/<int:pk>/heartbeat/", tasks.TaskHeartbeat.as_view(), name="task-heartbeat"),
+    path("tasks/<int:pk>/revisions/", tasks.TaskRevisions.as_view(), name="task-revisions"),
+    path("tasks/<int:pk>/confirm/", tasks.TaskConfirm.as_view(), name="task-confirm"),
+    path("tasks/<int:pk>/skip/", tasks.TaskSkip.as_view(), name="task-skip"),
+    path("queue/", tasks.MyQueue.as_view(), name="my-queue"),
+    path("revisions/<int:pk>/review/", tasks.RevisionReview.as_view(), name="revision-review"),
+    path("dashboard/", tasks.Dashboard.as_view(), name="dashboard"),
 ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.contrib.auth.models import Group, User
 from django.db import transaction
 
-ROLES = ("annotator", "lead", "admin")
+from annotation.roles import ROLES
 
 
 @transaction.atomic

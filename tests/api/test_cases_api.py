@@ -7,6 +7,7 @@ from django.contrib.auth.models import User
 from rest_framework.test import APIClient
 
 from annotation.services.imports import import_cases
+from annotation.services.users import create_user
 from tests.conftest import affine_for, make_ct, make_labels, save_nifti
 
 pytestmark = pytest.mark.django_db
@@ -29,7 +30,7 @@ def test_anonymous_gets_no_data(client, imported):
 
 def test_label_sets_and_cases(imported):
     api = APIClient()
-    api.force_authenticate(User.objects.create_user("reader", password="x"))
+    api.force_authenticate(create_user(username="reader", role="lead", password="x"))
     sets = {s["name"]: s for s in api.get("/api/label-sets/").json()}
     assert [o["name"] for o in sets["abdomenatlas"]["organs"]] == [
         "spleen", "kidney_right", "kidney_left", "gallbladder", "liver", "stomach", "aorta", "postcava", "pancreas"]

@@ -1,0 +1,242 @@
+"""The annotator's operations on tasks, the lead's review and assignment. Thin: services do the work."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from pathlib import Path
+
+from django.conf import settings
+from django.contrib.auth import authenticate
+from django.contrib.auth.models import User
+from django.shortcuts import get_object_or_404
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import serializers, status
+from rest_framework.authtoken.models import Token
+from rest_framework.exceptions import ValidationError
+from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.permissions import AllowAny
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from annotation.api.permissions import HasRole, IsLead
+from annotation.api.serializers import (
+    AssignSerializer,
+    ConfirmSerializer,
+    QueueTaskSerializer,
+    ReviewSerializer,
+    RevisionSerializer,
+    RevisionUploadSerializer,
+    SkipSerializer,
+    TaskSerializer,
+    TokenRequestSerializer,
+)
+from annotation.models import Revision, Task
+from annotation.roles import ANNOTATOR, role_of
+from annotation.selectors.work import dashboard, my_queue
+from annotation.services import queue, revisions
+
+
+def _error(message: str, code: int, **extra) -> Response:
+    return Response({"detail": message, **extra}, status=code)
+
+
+def _queue_error(exc: queue.QueueError) -> Response:
+    code = status.HTTP_409_CONFLICT if "expired" in str(exc) else status.HTTP_403_FORBIDDEN
+    return _error(str(exc), code)
+
+
+class TokenLogin(APIView):
+    """Exchange a username and password for an API token."""
+
+    permission_classes = [AllowAny]
+    authentication_classes = []
+
+    @extend_schema(request=TokenRequestSerializer,
+                   responses=inline_serializer("Token", {"token": serializers.CharField()}))
+    def post(self, request):
+        body = TokenRequestSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        user = authenticate(request, username=body.validated_data["username"],
+                            password=body.validated_data["password"])
+        if user is None:
+            return _error("username or password is wrong", status.HTTP_400_BAD_REQUEST)
+        token, _ = Token.objects.get_or_create(user=user)
+        return Response({"token": token.key})
+
+
+class TaskNext(APIView):
+    """Lease the next task (the one you hold, else the highest priority assigned to you, else unassigned)."""
+
+    permission_classes = [HasRole]
+
+    @extend_schema(request=None, responses={200: TaskSerializer, 204: None})
+    def post(self, request):
+        task = queue.lease_next(user=request.user)
+        if task is None:
+            return Response(status=status.HTTP_204_NO_CONTENT)
+        return Response(TaskSerializer(task).data)
+
+
+class TaskHeartbeat(APIView):
+    permission_classes = [HasRole]
+
+    @extend_schema(request=None, responses=TaskSerializer)
+    def post(self, request, pk: int):
+        get_object_or_404(Task, pk=pk)
+        try:
+            task = queue.heartbeat(task_id=pk, user=request.user)
+        except queue.QueueError as exc:
+            return _queue_error(exc)
+        return Response(QueueTaskSerializer(task).data)
+
+
+class TaskRevisions(APIView):
+    """Upload the corrected label map (multipart: file, base_revision, tags, seconds_spent)."""
+
+    permission_classes = [HasRole]
+    parser_classes = [MultiPartParser, FormParser]
+
+    @extend_schema(request={"multipart/form-data": RevisionUploadSerializer},
+                   responses={201: RevisionSerializer, 400: None, 409: None, 413: None})
+    def post(self, request, pk: int):
+        limit = settings.ATLAS_MAX_UPLOAD_BYTES
+        if int(request.META.get("CONTENT_LENGTH") or 0) > limit:
+            return _error(f"file: the upload is larger than the limit of {limit} bytes",
+                          status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
+        get_object_or_404(Task, pk=pk)
+        body = RevisionUploadSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        upload = body.validated_data["file"]
+        suffix = ".nii.gz" if upload.name.lower().endswith(".nii.gz") else ".nii" \
+            if upload.name.lower().endswith(".nii") else None
+        if suffix is None:
+            return _error(f"file: {upload.name!r} is not NIfTI (.nii or .nii.gz)", status.HTTP_400_BAD_REQUEST)
+        tags = _tags(body.validated_data.get("tags"))
+        with tempfile.TemporaryDirectory(prefix="atlas-upload-") as tmp:
+            path = Path(tmp) / f"upload{suffix}"
+            with open(path, "wb") as handle:
+                shutil.copyfileobj(upload, handle, 1 << 20)
+            try:
+                revision = revisions.submit_revision(
+                    task_id=pk, user=request.user, upload=path, base_revision=body.validated_data.get("base_revision"),
+                    tags=tags, seconds_spent=body.validated_data.get("seconds_spent", 0.0))
+            except queue.QueueError as exc:
+                return _queue_error(exc)
+            except revisions.UploadError as exc:
+                return _error(str(exc), status.HTTP_400_BAD_REQUEST)
+            except revisions.RevisionConflict as exc:
+                return _error(str(exc), status.HTTP_409_CONFLICT, latest_revision=exc.latest.pk)
+        return Response(RevisionSerializer(revision).data, status=status.HTTP_201_CREATED)
+
+
+def _tags(raw) -> dict:
+    if raw in (None, ""):
+        return {}
+    if isinstance(raw, str):
+        try:
+            raw = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            raise ValidationError({"tags": f"not valid JSON ({exc})"}) from exc
+    if not isinstance(raw, dict):
+        raise ValidationError({"tags": "expected an object {organ: [tag codes]}"})
+    return raw
+
+
+class TaskConfirm(APIView):
+    """Record that the case needs no change: a revision equal to its parent."""
+
+    permission_classes = [HasRole]
+
+    @extend_schema(request=ConfirmSerializer, responses={201: RevisionSerializer, 409: None})
+    def post(self, request, pk: int):
+        get_object_or_404(Task, pk=pk)
+        body = ConfirmSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        try:
+            revision = revisions.confirm(task_id=pk, user=request.user,
+                                         base_revision=body.validated_data.get("base_revision"),
+                                         seconds_spent=body.validated_data["seconds_spent"])
+        except queue.QueueError as exc:
+            return _queue_error(exc)
+        except revisions.UploadError as exc:
+            return _error(str(exc), status.HTTP_400_BAD_REQUEST)
+        except revisions.RevisionConflict as exc:
+            return _error(str(exc), status.HTTP_409_CONFLICT, latest_revision=exc.latest.pk)
+        return Response(RevisionSerializer(revision).data, status=status.HTTP_201_CREATED)
+
+
+class TaskSkip(APIView):
+    permission_classes = [HasRole]
+
+    @extend_schema(request=SkipSerializer, responses=QueueTaskSerializer)
+    def post(self, request, pk: int):
+        get_object_or_404(Task, pk=pk)
+        body = SkipSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        try:
+            task = queue.skip(task_id=pk, user=request.user, reason=body.validated_data["reason"])
+        except queue.QueueError as exc:
+            return _queue_error(exc)
+        except ValueError as exc:
+            return _error(f"reason: {exc}", status.HTTP_400_BAD_REQUEST)
+        return Response(QueueTaskSerializer(task).data)
+
+
+class MyQueue(APIView):
+    permission_classes = [HasRole]
+
+    @extend_schema(responses=QueueTaskSerializer(many=True))
+    def get(self, request):
+        return Response(QueueTaskSerializer(my_queue(request.user), many=True).data)
+
+
+class RevisionReview(APIView):
+    """A lead accepts or rejects a revision; a rejection sends the task back with the comment."""
+
+    permission_classes = [IsLead]
+
+    @extend_schema(request=ReviewSerializer, responses=RevisionSerializer)
+    def post(self, request, pk: int):
+        get_object_or_404(Revision, pk=pk)
+        body = ReviewSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        try:
+            revisions.review(revision_id=pk, reviewer=request.user, **body.validated_data)
+        except ValueError as exc:
+            return _error(str(exc), status.HTTP_400_BAD_REQUEST)
+        return Response(RevisionSerializer(Revision.objects.get(pk=pk)).data)
+
+
+class TaskAssign(APIView):
+    """A lead assigns tasks (by id, or a slice of the ranked list) to an annotator."""
+
+    permission_classes = [IsLead]
+
+    @extend_schema(request=AssignSerializer,
+                   responses=inline_serializer("Assigned", {"assigned": serializers.IntegerField()}))
+    def post(self, request):
+        body = AssignSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = body.validated_data
+        annotator = None
+        if data["annotator"] is not None:
+            annotator = User.objects.filter(username=data["annotator"]).first()
+            if annotator is None or role_of(annotator) != ANNOTATOR:
+                return _error(f"annotator: {data['annotator']!r} is not an annotator", status.HTTP_400_BAD_REQUEST)
+        try:
+            n = queue.assign(annotator=annotator, task_ids=data.get("task_ids"), rank_from=data.get("rank_from"),
+                             rank_to=data.get("rank_to"))
+        except ValueError as exc:
+            return _error(str(exc), status.HTTP_400_BAD_REQUEST)
+        return Response({"assigned": n})
+
+
+class Dashboard(APIView):
+    permission_classes = [IsLead]
+
+    @extend_schema(responses=OpenApiTypes.OBJECT)
+    def get(self, request):
+        return Response(dashboard())

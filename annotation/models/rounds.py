@@ -1,0 +1,94 @@
+"""Rounds of the loop: the models of each round, their predictions and the attention they left."""
+
+from django.db import models
+
+from annotation.models.catalog import Case, Organ
+
+
+class ModelVersion(models.Model):
+    """One trained network (or an external tool's predictions) that is a member of an ensemble."""
+
+    class Arch(models.TextChoices):
+        SWIN_UNETR = "swin_unetr"
+        NNUNET = "nnunet"
+        UNET = "unet"
+        EXTERNAL = "external"
+
+    name = models.CharField(max_length=128, unique=True)
+    arch = models.CharField(max_length=32, choices=Arch.choices)
+    size = models.CharField(max_length=16, blank=True)
+    checkpoint = models.FileField(max_length=500, blank=True)
+    parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="children")
+    metadata = models.JSONField(default=dict, blank=True)
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Round(models.Model):
+    """Round k of the loop: train (or fine-tune) the models, infer, rank, annotate."""
+
+    class Status(models.TextChoices):
+        TRAINING = "training"
+        INFERRING = "inferring"
+        RANKING = "ranking"
+        ANNOTATING = "annotating"
+        CLOSED = "closed"
+        FAILED = "failed"
+        CANCELLED = "cancelled"
+
+    number = models.PositiveIntegerField(unique=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.TRAINING)
+    members = models.ManyToManyField(ModelVersion, related_name="rounds", blank=True)
+    settings = models.JSONField(default=dict, blank=True)
+    converged = models.BooleanField(null=True, blank=True, help_text="top case confirmed with no change")
+    created = models.DateTimeField(auto_now_add=True)
+    finished = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-number"]
+
+    def __str__(self) -> str:
+        return f"round {self.number} ({self.status})"
+
+
+class Prediction(models.Model):
+    """The ensemble's output for one case in one round, in the AbdomenAtlas layout.
+
+    files: {"soft_pred": {arch: {organ: name}}, "attention": {organ: name}}: storage names.
+    """
+
+    case = models.ForeignKey(Case, on_delete=models.CASCADE, related_name="predictions")
+    round = models.ForeignKey(Round, on_delete=models.CASCADE, related_name="predictions")
+    pseudo_label = models.FileField(max_length=500)
+    heatmap = models.FileField(max_length=500, blank=True, help_text="attention heatmap, max over organs (uint8)")
+    files = models.JSONField(default=dict, blank=True)
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["case", "round"], name="prediction_unique_case_round")]
+
+    def __str__(self) -> str:
+        return f"{self.case} in round {self.round.number}"
+
+
+class OrganAttention(models.Model):
+    """Attention of one organ of one case in one round. hotspots: [{voxels, ml, centroid, bbox}], largest first."""
+
+    case = models.ForeignKey(Case, on_delete=models.CASCADE, related_name="attention")
+    round = models.ForeignKey(Round, on_delete=models.CASCADE, related_name="attention")
+    organ = models.ForeignKey(Organ, on_delete=models.CASCADE, related_name="attention")
+    size_ml = models.FloatField()
+    voxels = models.PositiveBigIntegerField()
+    hotspots = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        ordering = ["case", "-size_ml"]
+        constraints = [
+            models.UniqueConstraint(fields=["case", "round", "organ"], name="attention_unique_case_round_organ")
+        ]
+        indexes = [models.Index(fields=["round", "case"])]

@@ -1,0 +1,132 @@
+"""The annotators' work: tasks in a prioritised queue, immutable revisions, reviews, skips, error tags."""
+
+from django.conf import settings
+from django.db import models
+
+from annotation.models.catalog import Case, Organ
+from annotation.models.rounds import Round
+
+
+class Task(models.Model):
+    """One case to look at in one round. priority = total attention size (mL); higher comes first."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        LEASED = "leased"
+        REVISED = "revised"
+        CONFIRMED = "confirmed"
+        SKIPPED = "skipped"
+
+    case = models.ForeignKey(Case, on_delete=models.CASCADE, related_name="tasks")
+    round = models.ForeignKey(Round, on_delete=models.CASCADE, related_name="tasks")
+    priority = models.FloatField(help_text="total attention size in mL")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    assignee = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                 related_name="assigned_tasks")
+    lease_holder = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                     related_name="leased_tasks")
+    lease_expires = models.DateTimeField(null=True, blank=True)
+    review_comment = models.TextField(blank=True, help_text="the lead's comment when a revision was rejected")
+    created = models.DateTimeField(auto_now_add=True)
+    updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-priority", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["case", "round"], name="task_unique_case_round"),
+            models.CheckConstraint(
+                condition=~models.Q(status="leased")
+                | models.Q(lease_holder__isnull=False, lease_expires__isnull=False),
+                name="task_leased_has_holder",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["round", "status", "-priority", "id"], name="task_queue_order"),
+            models.Index(fields=["status", "lease_expires"], name="task_lease_expiry"),
+        ]
+
+    def __str__(self) -> str:
+        return f"task {self.pk}: {self.case} ({self.status})"
+
+
+class Skip(models.Model):
+    """An annotator passed on a task, with a reason; the task does not come back to them this round."""
+
+    task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="skips")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="skips")
+    reason = models.TextField()
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["user", "task"])]
+
+
+class ErrorTag(models.Model):
+    """The paper's error taxonomy (fixtures/error_tags.json)."""
+
+    code = models.SlugField(max_length=64, unique=True)
+    name = models.CharField(max_length=128)
+    description = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return self.code
+
+
+class Revision(models.Model):
+    """An immutable version of a case's label map. number counts from 1 per case.
+
+    kind "confirm" records "no change needed": its file equals its parent's (or the pseudo-label).
+    changed_voxels / dice: per organ name, against the pseudo-label the annotator started from.
+    """
+
+    class Kind(models.TextChoices):
+        REVISION = "revision"
+        CONFIRM = "confirm"
+
+    task = models.ForeignKey(Task, on_delete=models.PROTECT, related_name="revisions")
+    case = models.ForeignKey(Case, on_delete=models.PROTECT, related_name="revisions")
+    number = models.PositiveIntegerField()
+    parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT, related_name="children")
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="revisions")
+    kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.REVISION)
+    label_file = models.FileField(max_length=500)
+    checksum = models.CharField(max_length=64)
+    changed_voxels = models.JSONField(default=dict)
+    dice = models.JSONField(default=dict)
+    seconds_spent = models.FloatField(default=0)
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["case", "number"]
+        constraints = [models.UniqueConstraint(fields=["case", "number"], name="revision_unique_number")]
+
+    def __str__(self) -> str:
+        return f"{self.case} revision {self.number}"
+
+
+class RevisionTag(models.Model):
+    """An error tag on one organ of a revision."""
+
+    revision = models.ForeignKey(Revision, on_delete=models.CASCADE, related_name="tags")
+    organ = models.ForeignKey(Organ, on_delete=models.CASCADE)
+    tag = models.ForeignKey(ErrorTag, on_delete=models.PROTECT)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["revision", "organ", "tag"], name="revision_tag_unique")]
+
+
+class Review(models.Model):
+    """A lead's verdict on a revision. A rejection sends the task back to the queue with the comment."""
+
+    class Decision(models.TextChoices):
+        ACCEPTED = "accepted"
+        REJECTED = "rejected"
+
+    revision = models.OneToOneField(Revision, on_delete=models.CASCADE, related_name="review")
+    reviewer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="reviews")
+    decision = models.CharField(max_length=16, choices=Decision.choices)
+    comment = models.TextField(blank=True)
+    created = models.DateTimeField(auto_now_add=True)
