@@ -194,7 +194,7 @@ def test_revision_upload(world, settings):
 def test_plain_nii_upload(world):
     api = world.client("a1")
     task = api.post("/api/tasks/next/").json()
-    response = upload(api, task["id"], nifti_bytes(world.pseudo, gz=False), name="edit.nii")
+    response = upload(api, task["id"], nifti_bytes(world.pseudo, gz=False), name="edit.nii", base_revision="")
     assert response.status_code == 201, response.json()
     assert response.json()["changed_voxels"] == {k: 0 for k in response.json()["changed_voxels"]}
 
