@@ -44,8 +44,21 @@ def _error(message: str, code: int, **extra) -> Response:
 
 
 def _queue_error(exc: queue.QueueError) -> Response:
-    code = status.HTTP_409_CONFLICT if "expired" in str(exc) else status.HTTP_403_FORBIDDEN
+    code = status.HTTP_409_CONFLICT if isinstance(exc, queue.LeaseExpired) else status.HTTP_403_FORBIDDEN
     return _error(str(exc), code)
+
+
+def _revision_response(store) -> Response:
+    """Run a service call that stores a revision; map its refusals to 403 / 409 (lease), 400, 409 (stale base)."""
+    try:
+        revision = store()
+    except queue.QueueError as exc:
+        return _queue_error(exc)
+    except revisions.UploadError as exc:
+        return _error(str(exc), status.HTTP_400_BAD_REQUEST)
+    except revisions.RevisionConflict as exc:
+        return _error(str(exc), status.HTTP_409_CONFLICT, latest_revision=exc.latest.pk)
+    return Response(RevisionSerializer(revision).data, status=status.HTTP_201_CREATED)
 
 
 class TokenLogin(APIView):
@@ -119,17 +132,9 @@ class TaskRevisions(APIView):
             path = Path(tmp) / f"upload{suffix}"
             with open(path, "wb") as handle:
                 shutil.copyfileobj(upload, handle, 1 << 20)
-            try:
-                revision = revisions.submit_revision(
-                    task_id=pk, user=request.user, upload=path, base_revision=body.validated_data.get("base_revision"),
-                    tags=tags, seconds_spent=body.validated_data.get("seconds_spent", 0.0))
-            except queue.QueueError as exc:
-                return _queue_error(exc)
-            except revisions.UploadError as exc:
-                return _error(str(exc), status.HTTP_400_BAD_REQUEST)
-            except revisions.RevisionConflict as exc:
-                return _error(str(exc), status.HTTP_409_CONFLICT, latest_revision=exc.latest.pk)
-        return Response(RevisionSerializer(revision).data, status=status.HTTP_201_CREATED)
+            return _revision_response(lambda: revisions.submit_revision(
+                task_id=pk, user=request.user, upload=path, base_revision=body.validated_data.get("base_revision"),
+                tags=tags, seconds_spent=body.validated_data.get("seconds_spent", 0.0)))
 
 
 def _tags(raw) -> dict:
@@ -155,17 +160,9 @@ class TaskConfirm(APIView):
         get_object_or_404(Task, pk=pk)
         body = ConfirmSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        try:
-            revision = revisions.confirm(task_id=pk, user=request.user,
-                                         base_revision=body.validated_data.get("base_revision"),
-                                         seconds_spent=body.validated_data["seconds_spent"])
-        except queue.QueueError as exc:
-            return _queue_error(exc)
-        except revisions.UploadError as exc:
-            return _error(str(exc), status.HTTP_400_BAD_REQUEST)
-        except revisions.RevisionConflict as exc:
-            return _error(str(exc), status.HTTP_409_CONFLICT, latest_revision=exc.latest.pk)
-        return Response(RevisionSerializer(revision).data, status=status.HTTP_201_CREATED)
+        return _revision_response(lambda: revisions.confirm(
+            task_id=pk, user=request.user, base_revision=body.validated_data.get("base_revision"),
+            seconds_spent=body.validated_data["seconds_spent"]))
 
 
 class TaskSkip(APIView):

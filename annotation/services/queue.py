@@ -16,7 +16,11 @@ OPEN = (Task.Status.PENDING, Task.Status.SKIPPED)
 
 
 class QueueError(Exception):
-    """A queue operation the user may not do now (not their lease, lease expired, task closed)."""
+    """A queue operation the user may not do: the task is not leased to them."""
+
+
+class LeaseExpired(QueueError):
+    """The user's lease ran out; they may ask for the next task again."""
 
 
 def lease_duration() -> timedelta:
@@ -89,7 +93,7 @@ def check_lease(task: Task, user, *, now: datetime | None = None) -> None:
     if task.status != Task.Status.LEASED or task.lease_holder_id != user.pk:
         raise QueueError(f"task {task.pk} is not leased to you")
     if task.lease_expires is None or task.lease_expires < now:
-        raise QueueError(f"your lease on task {task.pk} expired; ask for the next task again")
+        raise LeaseExpired(f"your lease on task {task.pk} expired; ask for the next task again")
 
 
 @transaction.atomic
