@@ -22,6 +22,8 @@ import nibabel as nib
 import numpy as np
 
 NIFTI_SUFFIXES = (".nii.gz", ".nii")
+_UMASK = os.umask(0)
+os.umask(_UMASK)
 AFFINE_TOLERANCE_MM = 1e-3  # NIfTI stores the sform in float32: tools round-trip it to about 1e-5 mm
 
 
@@ -152,6 +154,7 @@ def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=f".tmp{suffix}", dir=target.parent)
     os.close(fd)
     tmp = Path(tmp_name)
+    os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; a finished file gets the usual permissions
     try:
         yield tmp
         os.replace(tmp, target)
@@ -191,6 +194,26 @@ def copy_as_nifti_gz(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
             with open(src, "rb") as fin, gzip.open(tmp, "wb", compresslevel=6) as fout:
                 shutil.copyfileobj(fin, fout, 1 << 22)
     return Path(dst)
+
+
+def write_json(path: str | os.PathLike, payload: object) -> Path:
+    """Write payload as indented UTF-8 JSON to path, atomically. NaN and infinities are refused (ValueError)."""
+    import json
+
+    text = json.dumps(payload, indent=1, allow_nan=False, ensure_ascii=False) + "\n"
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return Path(path)
+
+
+def write_csv(path: str | os.PathLike, rows: list[list[object]]) -> Path:
+    """Write rows (the first is usually a header) as a UTF-8 CSV file to path, atomically."""
+    import csv
+
+    with atomic_path(path) as tmp:
+        with open(tmp, "w", encoding="utf-8", newline="") as handle:
+            csv.writer(handle).writerows(rows)
+    return Path(path)
 
 
 def read_dicom_series(folder: str | os.PathLike) -> list[tuple[str, Path]]:
@@ -258,3 +281,121 @@ def sitk_to_volume(image, source: str | os.PathLike, *, max_bytes: int | None = 
 def _short(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[0][:200]}" if text else type(exc).__name__
+
+
+# --------------------------------------------------------------------------------------------------------------
+# AbdomenAtlas case folders, model checkpoints and ensemble outputs (used by ml_engine.train / predict and the CLI)
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file that cannot be used. str() names the file and the problem in one line."""
+
+    def __init__(self, path: str | os.PathLike, problem: str):
+        self.path = str(path)
+        self.problem = problem
+        super().__init__(f"{self.path}: {problem}")
+
+
+@dataclass
+class AtlasCase:
+    """One case of an AbdomenAtlas folder: the CT and the organ masks it has files for (x, y, z bool each)."""
+
+    name: str
+    folder: Path
+    ct: Volume
+    masks: dict[str, np.ndarray]
+
+
+def find_atlas_cases(root: str | os.PathLike) -> list[Path]:
+    """Case folders (holding ct.nii.gz) directly under root, sorted; [root] when root itself is a case."""
+    root = Path(root)
+    if not root.is_dir():
+        raise ImageError(root, "no such folder")
+    if (root / "ct.nii.gz").is_file():
+        return [root]
+    return sorted(p for p in root.iterdir() if p.is_dir() and (p / "ct.nii.gz").is_file())
+
+
+def load_atlas_case(folder: str | os.PathLike, organs: tuple[str, ...] | list[str]) -> AtlasCase:
+    """Read folder/ct.nii.gz and folder/segmentations/<organ>.nii.gz for the organs that have a file.
+
+    A mask must share the CT's shape and affine; ImageError naming the file otherwise. Files of organs outside
+    organs are ignored.
+    """
+    folder = Path(folder)
+    ct = load_nifti(folder / "ct.nii.gz")
+    masks: dict[str, np.ndarray] = {}
+    for organ in organs:
+        path = folder / "segmentations" / f"{organ}.nii.gz"
+        if not path.is_file():
+            continue
+        mask = load_nifti(path, allow_float=True)
+        if mask.shape != ct.shape:
+            raise ImageError(path, f"shape {mask.shape} differs from the CT's {ct.shape}")
+        if not same_geometry(mask.affine, ct.affine):
+            raise ImageError(path, "affine differs from the CT's")
+        masks[organ] = np.asarray(mask.data) > 0.5
+    return AtlasCase(name=folder.name, folder=folder, ct=ct, masks=masks)
+
+
+def write_checkpoint(path: str | os.PathLike, payload: dict) -> Path:
+    """torch.save payload (tensors, numbers, strings, lists, dicts only) to path, atomically."""
+    import torch
+
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+    return Path(path)
+
+
+def read_checkpoint(path: str | os.PathLike) -> dict:
+    """Load a checkpoint with torch.load(weights_only=True): arbitrary pickled objects are refused.
+
+    Raises CheckpointError naming the file for a missing file, a corrupt file, or one that carries other objects.
+    """
+    import pickle
+
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(path, "no such checkpoint file")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        first = str(exc).strip().splitlines()
+        reason = next((line.strip() for line in first if "GLOBAL" in line or "Unsupported" in line), "")
+        raise CheckpointError(path, "refused: carries objects other than weights and plain metadata"
+                                    + (f" ({reason[:160]})" if reason else "")) from exc
+    except (RuntimeError, OSError, EOFError, ValueError, zlib.error) as exc:
+        raise CheckpointError(path, f"not a readable checkpoint ({_short(exc)})") from exc
+    if not isinstance(payload, dict):
+        raise CheckpointError(path, f"expected a dict of weights and metadata, found {type(payload).__name__}")
+    return payload
+
+
+def soft_pred_path(case_dir: str | os.PathLike, member: str, organ: str) -> Path:
+    """CASE/backbones/<member>/soft_pred/<organ>.nii.gz (uint8, p x 255)."""
+    return Path(case_dir) / "backbones" / member / "soft_pred" / f"{organ}.nii.gz"
+
+
+def average_mask_path(case_dir: str | os.PathLike, organ: str) -> Path:
+    """CASE/average/segmentations/<organ>.nii.gz (uint8 0/1, ensemble mean probability > 0.5)."""
+    return Path(case_dir) / "average" / "segmentations" / f"{organ}.nii.gz"
+
+
+def pseudo_label_path(case_dir: str | os.PathLike) -> Path:
+    """CASE/average/pseudo_label.nii.gz (uint8 multi-label map, values 1..n in the model's organ order)."""
+    return Path(case_dir) / "average" / "pseudo_label.nii.gz"
+
+
+def list_soft_preds(case_dir: str | os.PathLike) -> dict[str, dict[str, Path]]:
+    """{member: {organ: path}} of the soft predictions under CASE/backbones/."""
+    found: dict[str, dict[str, Path]] = {}
+    base = Path(case_dir) / "backbones"
+    if not base.is_dir():
+        return found
+    for member in sorted(p for p in base.iterdir() if (p / "soft_pred").is_dir()):
+        files = {nifti_stem(f): f for f in sorted((member / "soft_pred").glob("*.nii.gz"))}
+        if files:
+            found[member.name] = files
+    return found
