@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | 
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: venv test lint demo serve worker clean
+.PHONY: venv test lint demo serve worker clean frontend chromium
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -20,8 +20,19 @@ venv: $(STAMP)
 lint: venv
 	$(VENV)/bin/ruff check .
 
-test: venv lint
+test: venv lint chromium
 	$(PY) -m pytest
+
+# The browser tests drive Debian's Chromium (never Playwright's download). Installed when missing and apt-get is
+# there (as root, or with sudo); otherwise the browser tests skip and say why (ATLAS_REQUIRE_BROWSER=1 fails them).
+chromium:
+	@test -x /usr/bin/chromium || ! command -v apt-get >/dev/null || \
+	  { SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); $$SUDO apt-get update -qq && \
+	    $$SUDO apt-get install -y -qq chromium >/dev/null; } || echo "chromium could not be installed"
+
+# Rebuild the annotator workspace bundle (frontend_static/dist, committed) with the machine's Node and npm.
+frontend:
+	cd frontend_static && npm ci --no-audit --no-fund && npm run build
 
 demo: venv
 	$(PY) manage.py migrate --noinput -v 0

@@ -105,7 +105,9 @@ DATABASES = {
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # A real worker process shares the file with the web process: wait for locks instead of failing.
     DATABASES["default"]["OPTIONS"] = {"timeout": 30, "transaction_mode": "IMMEDIATE"}
-    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test.sqlite3")}
+    # A file (not memory), so that a real worker process can share it; one per test run, so runs side by side
+    # do not share one.
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / f"test-{os.getpid()}.sqlite3")}
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -121,6 +123,10 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
+# The annotator workspace (frontend_static/dist, built by `make frontend`, committed): whitenoise serves it at the
+# site root, index.html for "/".
+WHITENOISE_ROOT = BASE_DIR / "frontend_static" / "dist"
+WHITENOISE_INDEX_FILE = True
 
 MEDIA_URL = "media/"
 MEDIA_ROOT = Path(os.environ.get("ATLAS_MEDIA_ROOT", VAR_DIR / "media"))

@@ -1,9 +1,10 @@
-from django.urls import path
+from django.urls import include, path
 
 from annotation.api import tasks, views
 
 urlpatterns = [
     path("auth/token/", tasks.TokenLogin.as_view(), name="token"),
+    path("", include("annotation.api.me")),  # session sign-in, me, error tags: the browser workspace
     path("label-sets/", views.LabelSetList.as_view(), name="label-set-list"),
     path("cases/", views.CaseList.as_view(), name="case-list"),
     path("cases/<int:pk>/", views.CaseDetail.as_view(), name="case-detail"),

@@ -1,0 +1,104 @@
+"""What the browser workspace needs besides the task API: session sign-in and -out, who am I, the error tags."""
+
+from __future__ import annotations
+
+from django.contrib.auth import authenticate, login, logout
+from django.shortcuts import get_object_or_404
+from django.urls import path
+from django.utils.decorators import method_decorator
+from django.views.decorators.csrf import csrf_protect, ensure_csrf_cookie
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import serializers, status
+from rest_framework.permissions import AllowAny, IsAuthenticated
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from annotation.api.permissions import HasRole
+from annotation.api.serializers import LabelSetSerializer, TokenRequestSerializer
+from annotation.models import ErrorTag
+from annotation.roles import role_of
+from annotation.selectors.work import visible_cases
+
+_Me = inline_serializer("Me", {"authenticated": serializers.BooleanField(), "username": serializers.CharField(),
+                               "role": serializers.CharField(allow_null=True)})
+
+
+def _me(user) -> dict:
+    if not user.is_authenticated:
+        return {"authenticated": False, "username": "", "role": None}
+    return {"authenticated": True, "username": user.get_username(), "role": role_of(user)}
+
+
+@method_decorator(ensure_csrf_cookie, name="dispatch")
+class Me(APIView):
+    """The signed-in user and their role (never 401: the page decides to show the login form); sets csrftoken."""
+
+    permission_classes = [AllowAny]
+
+    @extend_schema(responses=_Me)
+    def get(self, request):
+        return Response(_me(request.user))
+
+
+@method_decorator(csrf_protect, name="dispatch")
+class SessionLogin(APIView):
+    """Sign in with a session cookie (the browser's way; scripts use /api/auth/token/). Needs X-CSRFToken."""
+
+    permission_classes = [AllowAny]
+    authentication_classes = []
+
+    @extend_schema(request=TokenRequestSerializer, responses={200: _Me, 400: None})
+    def post(self, request):
+        body = TokenRequestSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        user = authenticate(request, username=body.validated_data["username"],
+                            password=body.validated_data["password"])
+        if user is None:
+            return Response({"detail": "username or password is wrong"}, status=status.HTTP_400_BAD_REQUEST)
+        login(request, user)
+        return Response(_me(user))
+
+
+class SessionLogout(APIView):
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(request=None, responses={204: None})
+    def post(self, request):
+        logout(request)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class ErrorTagSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = ErrorTag
+        fields = ["code", "name", "description"]
+
+
+class ErrorTagList(APIView):
+    """The error taxonomy an annotator tags organs with when submitting a revision."""
+
+    permission_classes = [HasRole]
+
+    @extend_schema(responses=ErrorTagSerializer(many=True))
+    def get(self, request):
+        return Response(ErrorTagSerializer(ErrorTag.objects.all(), many=True).data)
+
+
+class CaseLabelSet(APIView):
+    """The label set of a case's dataset: every organ the workspace can paint, with values and colours."""
+
+    permission_classes = [HasRole]
+
+    @extend_schema(responses=LabelSetSerializer)
+    def get(self, request, pk: int):
+        case = get_object_or_404(visible_cases(request.user).select_related("dataset__label_set"), pk=pk)
+        return Response(LabelSetSerializer(case.dataset.label_set).data)
+
+
+urlpatterns = [
+    path("me/", Me.as_view(), name="me"),
+    path("auth/login/", SessionLogin.as_view(), name="session-login"),
+    path("auth/logout/", SessionLogout.as_view(), name="session-logout"),
+    path("error-tags/", ErrorTagList.as_view(), name="error-tag-list"),
+    path("cases/<int:pk>/label-set/", CaseLabelSet.as_view(), name="case-label-set"),
+]

@@ -1,0 +1,48 @@
+// Pages by URL hash: #/ (my queue), #/work (the workspace, on the task `next` gives), login when signed out.
+import { useCallback, useEffect, useState } from 'react'
+import { api, type Me } from './api'
+import { Login } from './pages/Login'
+import { Queue } from './pages/Queue'
+import { Workspace } from './pages/Workspace'
+
+function route(): string {
+  return window.location.hash.replace(/^#/, '') || '/'
+}
+
+export function App() {
+  const [me, setMe] = useState<Me | null>(null)
+  const [path, setPath] = useState(route())
+  const [error, setError] = useState('')
+
+  useEffect(() => {
+    api.me().then(setMe).catch((e: Error) => setError(e.message))
+    const onHash = () => setPath(route())
+    window.addEventListener('hashchange', onHash)
+    return () => window.removeEventListener('hashchange', onHash)
+  }, [])
+
+  const go = useCallback((to: string) => {
+    window.location.hash = to
+    setPath(to)
+  }, [])
+
+  const logout = useCallback(async () => {
+    await api.logout().catch(() => null)
+    setMe(await api.me())
+    go('/')
+  }, [go])
+
+  if (error) return <div className="page error" role="alert">{error}</div>
+  if (!me) return <div className="page" data-page="loading">Loading…</div>
+  if (!me.authenticated) return <Login onLogin={(m) => setMe(m)} />
+  if (!me.role) {
+    return (
+      <div className="page" data-page="no-role">
+        <p>{me.username} has no role in Atlas (annotator, lead or admin). Ask an admin.</p>
+        <button onClick={logout}>Sign out</button>
+      </div>
+    )
+  }
+  if (path.startsWith('/work')) return <Workspace me={me} go={go} />
+  return <Queue me={me} go={go} logout={logout} />
+}

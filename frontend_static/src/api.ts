@@ -1,0 +1,129 @@
+// The only module that talks to the server: the Atlas REST API with the session cookie and the CSRF header.
+
+export interface Me {
+  authenticated: boolean
+  username: string
+  role: 'annotator' | 'lead' | 'admin' | null
+}
+
+export interface Hotspot {
+  voxels: number
+  ml: number
+  centroid: number[]
+  bbox: number[][]
+}
+
+export interface TaskOrgan {
+  name: string
+  value: number
+  display_name: string
+  color: string
+  size_ml: number
+  voxels: number
+  hotspots: Hotspot[]
+}
+
+export interface Task {
+  id: number
+  status: string
+  priority: number
+  round: number
+  case: { id: number; name: string; dataset: string; shape: number[]; spacing: number[] }
+  lease_expires: string | null
+  review_comment: string
+  base_revision: number | null
+  organs: TaskOrgan[]
+  urls: { ct: string; label: string; attention: string }
+}
+
+export interface QueueTask {
+  id: number
+  case: string
+  round: number
+  priority: number
+  status: string
+  lease_expires: string | null
+  review_comment: string
+}
+
+export interface LabelSet {
+  id: number
+  name: string
+  display_name: string
+  organs: { value: number; name: string; display_name: string; color: string }[]
+}
+
+export interface ErrorTag {
+  code: string
+  name: string
+  description: string
+}
+
+export interface Revision {
+  id: number
+  number: number
+  kind: string
+  changed_voxels: Record<string, number>
+}
+
+export class ApiError extends Error {
+  status: number
+  body: Record<string, unknown>
+
+  constructor(status: number, body: Record<string, unknown>) {
+    super(typeof body.detail === 'string' ? body.detail : `HTTP ${status}: ${JSON.stringify(body)}`)
+    this.status = status
+    this.body = body
+  }
+}
+
+function csrfToken(): string {
+  const match = document.cookie.match(/(?:^|;\s*)csrftoken=([^;]+)/)
+  return match ? decodeURIComponent(match[1]) : ''
+}
+
+async function request<T>(method: string, url: string, body?: unknown): Promise<T> {
+  const headers: Record<string, string> = { Accept: 'application/json' }
+  let payload: BodyInit | undefined
+  if (body instanceof FormData) {
+    payload = body
+  } else if (body !== undefined) {
+    headers['Content-Type'] = 'application/json'
+    payload = JSON.stringify(body)
+  }
+  if (method !== 'GET') headers['X-CSRFToken'] = csrfToken()
+  const response = await fetch(url, { method, headers, body: payload, credentials: 'same-origin' })
+  if (response.status === 204) return null as T
+  const text = await response.text()
+  let data: Record<string, unknown> = {}
+  try {
+    data = text ? JSON.parse(text) : {}
+  } catch {
+    data = { detail: text.slice(0, 300) }
+  }
+  if (!response.ok) throw new ApiError(response.status, data)
+  return data as T
+}
+
+export const api = {
+  me: () => request<Me>('GET', '/api/me/'),
+  login: (username: string, password: string) => request<Me>('POST', '/api/auth/login/', { username, password }),
+  logout: () => request<null>('POST', '/api/auth/logout/'),
+  queue: () => request<QueueTask[]>('GET', '/api/queue/'),
+  next: () => request<Task | null>('POST', '/api/tasks/next/'),
+  heartbeat: (task: number) => request<QueueTask>('POST', `/api/tasks/${task}/heartbeat/`),
+  labelSet: (caseId: number) => request<LabelSet>('GET', `/api/cases/${caseId}/label-set/`),
+  errorTags: () => request<ErrorTag[]>('GET', '/api/error-tags/'),
+  submit: (task: number, file: Uint8Array, baseRevision: number | null, tags: Record<string, string[]>,
+    seconds: number) => {
+    const form = new FormData()
+    form.append('file', new Blob([file as BlobPart], { type: 'application/gzip' }), 'label.nii.gz')
+    form.append('base_revision', baseRevision === null ? '' : String(baseRevision))
+    form.append('tags', JSON.stringify(tags))
+    form.append('seconds_spent', seconds.toFixed(1))
+    return request<Revision>('POST', `/api/tasks/${task}/revisions/`, form)
+  },
+  confirm: (task: number, baseRevision: number | null, seconds: number) =>
+    request<Revision>('POST', `/api/tasks/${task}/confirm/`, { base_revision: baseRevision, seconds_spent: seconds }),
+  skip: (task: number, reason: string) => request<QueueTask>('POST', `/api/tasks/${task}/skip/`, { reason }),
+}

@@ -1,0 +1,193 @@
+// Edit history for a label volume: our own undo and redo stacks (NiiVue keeps undo only, as whole-volume RLE
+// snapshots), and the overwrite policy applied to each stroke. Pure: no NiiVue, no DOM.
+//
+// Volumes are flat Uint8Arrays in the viewer's voxel order. `committed` is the label after the last accepted
+// stroke; the viewer paints into `live`; accept() compares the two and keeps only what the policy allows.
+
+export type Tool = 'navigate' | 'brush' | 'eraser' | 'fill'
+
+export interface Policy {
+  tool: Tool
+  active: number // the organ value the pen paints (and the only one the eraser removes)
+  protectOthers: boolean // painting never overwrites another organ
+}
+
+interface Step {
+  index: Uint32Array
+  before: Uint8Array
+  after: Uint8Array
+}
+
+export interface StrokeResult {
+  changed: number // voxels the stroke changed (after the policy)
+  refused: number // voxels the viewer changed that the policy put back
+}
+
+function growable(): { push: (i: number, b: number, a: number) => void; done: () => Step } {
+  let index = new Uint32Array(1024)
+  let before = new Uint8Array(1024)
+  let after = new Uint8Array(1024)
+  let n = 0
+  return {
+    push(i, b, a) {
+      if (n === index.length) {
+        const i2 = new Uint32Array(n * 2)
+        i2.set(index)
+        index = i2
+        const b2 = new Uint8Array(n * 2)
+        b2.set(before)
+        before = b2
+        const a2 = new Uint8Array(n * 2)
+        a2.set(after)
+        after = a2
+      }
+      index[n] = i
+      before[n] = b
+      after[n] = a
+      n++
+    },
+    done: () => ({ index: index.slice(0, n), before: before.slice(0, n), after: after.slice(0, n) }),
+  }
+}
+
+export class EditHistory {
+  readonly original: Uint8Array // the label as loaded (the base revision)
+  readonly committed: Uint8Array
+  private undoStack: Step[] = []
+  private redoStack: Step[] = []
+  private rebased = false // holds local edits carried over from an older base
+
+  constructor(loaded: Uint8Array) {
+    this.original = loaded.slice()
+    this.committed = loaded.slice()
+  }
+
+  get canUndo(): boolean {
+    return this.undoStack.length > 0
+  }
+
+  get canRedo(): boolean {
+    return this.redoStack.length > 0
+  }
+
+  /** Whether the label differs from the loaded one through edits made here (cheap: no volume scan). */
+  get dirty(): boolean {
+    return this.undoStack.length > 0 || this.rebased
+  }
+
+  get depth(): [number, number] {
+    return [this.undoStack.length, this.redoStack.length]
+  }
+
+  /** Accept the viewer's stroke in `live` under the policy; refused voxels are put back in `live`. */
+  accept(live: Uint8Array, policy: Policy): StrokeResult {
+    const c = this.committed
+    const n = c.length
+    const words = n >> 2
+    const c32 = new Uint32Array(c.buffer, c.byteOffset, words)
+    const l32 = new Uint32Array(live.buffer, live.byteOffset, words)
+    const step = growable()
+    let changed = 0
+    let refused = 0
+    const visit = (i: number) => {
+      const old = c[i]
+      const now = live[i]
+      if (old === now) return
+      let ok: boolean
+      if (now === 0) ok = policy.tool !== 'eraser' || old === policy.active
+      else ok = now === policy.active && (!policy.protectOthers || old === 0 || old === policy.active)
+      if (ok) {
+        step.push(i, old, now)
+        c[i] = now
+        changed++
+      } else {
+        live[i] = old
+        refused++
+      }
+    }
+    const aligned = c.byteOffset % 4 === 0 && live.byteOffset % 4 === 0
+    if (aligned) {
+      for (let w = 0; w < words; w++) {
+        if (c32[w] !== l32[w]) {
+          const i = w << 2
+          visit(i)
+          visit(i + 1)
+          visit(i + 2)
+          visit(i + 3)
+        }
+      }
+      for (let i = words << 2; i < n; i++) visit(i)
+    } else {
+      for (let i = 0; i < n; i++) visit(i)
+    }
+    if (changed > 0) {
+      this.undoStack.push(step.done())
+      this.redoStack = []
+    }
+    return { changed, refused }
+  }
+
+  /** Put `live` back to the committed state (a stroke the viewer drew but we discard). */
+  revert(live: Uint8Array): void {
+    live.set(this.committed)
+  }
+
+  undo(live: Uint8Array): boolean {
+    const step = this.undoStack.pop()
+    if (!step) return false
+    for (let k = 0; k < step.index.length; k++) {
+      live[step.index[k]] = step.before[k]
+      this.committed[step.index[k]] = step.before[k]
+    }
+    this.redoStack.push(step)
+    return true
+  }
+
+  redo(live: Uint8Array): boolean {
+    const step = this.redoStack.pop()
+    if (!step) return false
+    for (let k = 0; k < step.index.length; k++) {
+      live[step.index[k]] = step.after[k]
+      this.committed[step.index[k]] = step.after[k]
+    }
+    this.undoStack.push(step)
+    return true
+  }
+
+  /** Voxels that differ from the loaded label, and per organ value how many voxels it gained or lost. */
+  changes(): { voxels: number; byValue: Map<number, number> } {
+    const byValue = new Map<number, number>()
+    let voxels = 0
+    const o = this.original
+    const c = this.committed
+    for (let i = 0; i < c.length; i++) {
+      if (o[i] !== c[i]) {
+        voxels++
+        byValue.set(o[i], (byValue.get(o[i]) ?? 0) + 1)
+        byValue.set(c[i], (byValue.get(c[i]) ?? 0) + 1)
+      }
+    }
+    byValue.delete(0)
+    return { voxels, byValue }
+  }
+
+  /**
+   * Re-base the local edits onto a newer label (`latest`, modified in place): every voxel we changed from our
+   * original takes our value, every other voxel keeps the newer label's. Returns a fresh history on `latest`.
+   */
+  rebase(latest: Uint8Array): { history: EditHistory; kept: number } {
+    const history = new EditHistory(latest)
+    const o = this.original
+    const c = this.committed
+    let kept = 0
+    for (let i = 0; i < c.length; i++) {
+      if (o[i] !== c[i]) {
+        latest[i] = c[i]
+        history.committed[i] = c[i]
+        kept++
+      }
+    }
+    history.rebased = kept > 0
+    return { history, kept }
+  }
+}
