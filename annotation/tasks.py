@@ -1,7 +1,10 @@
 """Celery tasks: take plain arguments or ids, call one service, safe to run twice."""
 
 from celery import shared_task
+from django.conf import settings
 
+from annotation.models import Job
+from annotation.services import rounds
 from annotation.services.imports import import_cases
 
 
@@ -11,3 +14,16 @@ def import_cases_task(src: str, dataset: str, label_set: str = "abdomenatlas", l
     """Import a file or folder on a worker. Re-running it is a no-op for cases already imported."""
     report = import_cases(src, dataset=dataset, label_set=label_set, labels=labels, label_map=label_map)
     return {"imported": report.imported, "skipped": report.skipped, "errors": report.errors}
+
+
+@shared_task(name="annotation.run_job", acks_late=True, reject_on_worker_lost=True)
+def run_job_task(job_id: int) -> str:
+    """Run one round job (train / infer / rank); a finished job is not run again."""
+    return rounds.run_job(job_id)
+
+
+def enqueue_job(job: Job) -> None:
+    """Send a job to its queue: training and inference to `gpu` when GPU workers exist, else `default`."""
+    heavy = job.kind in (Job.Kind.TRAIN, Job.Kind.INFER)
+    queue = settings.ATLAS_GPU_QUEUE if heavy and settings.ATLAS_GPU_WORKERS else settings.CELERY_TASK_DEFAULT_QUEUE
+    run_job_task.apply_async(args=[job.pk], queue=queue)

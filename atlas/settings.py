@@ -187,7 +187,7 @@ elif CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
 else:
     _default_backend = "rpc://"
 CELERY_RESULT_BACKEND = os.environ.get("CELERY_RESULT_BACKEND", _default_backend)
-CELERY_TASK_DEFAULT_QUEUE = "default"
+CELERY_TASK_DEFAULT_QUEUE = os.environ.get("ATLAS_DEFAULT_QUEUE", "default")
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
@@ -212,3 +212,7 @@ ATLAS_MAX_UPLOAD_BYTES = int(os.environ.get("ATLAS_MAX_UPLOAD_BYTES", str(512 * 
 ATLAS_MINUTES_PER_CASE = float(os.environ.get("ATLAS_MINUTES_PER_CASE", "15"))  # the paper's estimate
 ATLAS_HOURS_PER_DAY = float(os.environ.get("ATLAS_HOURS_PER_DAY", "8"))
 FILE_UPLOAD_MAX_MEMORY_SIZE = 8 * 1024**2  # larger uploads stream to a temporary file
+
+# Rounds: training and inference go to the GPU queue when GPU workers exist (ATLAS_GPU_WORKERS=1).
+ATLAS_GPU_WORKERS = env_bool("ATLAS_GPU_WORKERS", False)
+ATLAS_GPU_QUEUE = os.environ.get("ATLAS_GPU_QUEUE", "gpu")

@@ -21,6 +21,18 @@ def _media_root(request, tmp_path):
     yield
 
 
+@pytest.fixture(autouse=True)
+def _reference_data(request):
+    """Transactional tests flush every table after each test, data migrations' rows too: load them again."""
+    marker = request.node.get_closest_marker("django_db")
+    if marker is not None and marker.kwargs.get("transaction"):
+        request.getfixturevalue("transactional_db")
+        from annotation.services.reference_data import sync_reference_data
+
+        sync_reference_data()
+    yield
+
+
 def _uses_django(request) -> bool:
     return any(m.name == "django_db" for m in request.node.iter_markers())
 

@@ -2,7 +2,7 @@ from django.db import migrations
 
 
 def load(apps, schema_editor):
-    from annotation.services.label_sets import sync_label_sets
+    from annotation.services.reference_data import sync_label_sets
 
     sync_label_sets(label_set_model=apps.get_model("annotation", "LabelSet"),
                     organ_model=apps.get_model("annotation", "Organ"))

@@ -1,12 +1,10 @@
 from django.db import migrations
 
-ROLES = ("annotator", "lead", "admin")
-
 
 def create_roles(apps, schema_editor):
-    group = apps.get_model("auth", "Group")
-    for name in ROLES:
-        group.objects.get_or_create(name=name)
+    from annotation.services.reference_data import sync_roles
+
+    sync_roles(group_model=apps.get_model("auth", "Group"))
 
 
 class Migration(migrations.Migration):

@@ -1,16 +1,10 @@
-import json
-from pathlib import Path
-
 from django.db import migrations
-
-FIXTURE = Path(__file__).resolve().parent.parent.parent / "fixtures" / "error_tags.json"
 
 
 def load(apps, schema_editor):
-    tag = apps.get_model("annotation", "ErrorTag")
-    for entry in json.loads(FIXTURE.read_text()):
-        tag.objects.update_or_create(code=entry["code"], defaults={"name": entry["name"],
-                                                                   "description": entry["description"]})
+    from annotation.services.reference_data import sync_error_tags
+
+    sync_error_tags(tag_model=apps.get_model("annotation", "ErrorTag"))
 
 
 class Migration(migrations.Migration):

@@ -42,9 +42,11 @@ class Round(models.Model):
         CANCELLED = "cancelled"
 
     number = models.PositiveIntegerField(unique=True)
+    label_set = models.ForeignKey("annotation.LabelSet", on_delete=models.PROTECT, related_name="rounds")
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.TRAINING)
     members = models.ManyToManyField(ModelVersion, related_name="rounds", blank=True)
-    settings = models.JSONField(default=dict, blank=True)
+    settings = models.JSONField(default=dict, blank=True, help_text="archs, size, steps, attention thresholds")
+    error = models.TextField(blank=True)
     converged = models.BooleanField(null=True, blank=True, help_text="top case confirmed with no change")
     created = models.DateTimeField(auto_now_add=True)
     finished = models.DateTimeField(null=True, blank=True)
@@ -92,3 +94,43 @@ class OrganAttention(models.Model):
             models.UniqueConstraint(fields=["case", "round", "organ"], name="attention_unique_case_round_organ")
         ]
         indexes = [models.Index(fields=["round", "case"])]
+
+
+class Job(models.Model):
+    """One unit of background work (train an architecture, infer a case, rank), with its progress.
+
+    key is deterministic (round, kind, case or architecture), so a task delivered twice finds its job done.
+    """
+
+    class Kind(models.TextChoices):
+        TRAIN = "train"
+        INFER = "infer"
+        RANK = "rank"
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        SUCCEEDED = "succeeded"
+        FAILED = "failed"
+        CANCELLED = "cancelled"
+
+    key = models.CharField(max_length=200, unique=True)
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    round = models.ForeignKey(Round, on_delete=models.CASCADE, related_name="jobs")
+    case = models.ForeignKey(Case, null=True, blank=True, on_delete=models.CASCADE, related_name="jobs")
+    arch = models.CharField(max_length=32, blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    progress = models.FloatField(default=0.0)
+    message = models.CharField(max_length=500, blank=True)
+    error = models.TextField(blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    created = models.DateTimeField(auto_now_add=True)
+    started = models.DateTimeField(null=True, blank=True)
+    finished = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["round", "kind", "id"]
+        indexes = [models.Index(fields=["round", "kind", "status"])]
+
+    def __str__(self) -> str:
+        return f"{self.key} ({self.status})"

@@ -1,4 +1,8 @@
-"""Label sets shipped in fixtures/label_sets.json, kept in the database by a data migration."""
+"""Reference data shipped in fixtures/: label sets, the error taxonomy and the role groups.
+
+Data migrations load them (passing their historical models); `sync_reference_data` loads them again where a
+database was emptied (transactional tests flush every table).
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,8 @@ from pathlib import Path
 from django.conf import settings
 from django.db import transaction
 
-FIXTURE = Path(settings.BASE_DIR) / "fixtures" / "label_sets.json"
+FIXTURES = Path(settings.BASE_DIR) / "fixtures"
+FIXTURE = FIXTURES / "label_sets.json"
 
 
 def read_fixture(path: Path = FIXTURE) -> list[dict]:
@@ -43,3 +48,31 @@ def sync_label_sets(*, label_set_model=None, organ_model=None, data: list[dict] 
                     },
                 )
     return len(data)
+
+
+def sync_error_tags(*, tag_model=None) -> int:
+    """Create or update the error taxonomy of fixtures/error_tags.json."""
+    if tag_model is None:
+        from annotation.models import ErrorTag as tag_model
+    entries = json.loads((FIXTURES / "error_tags.json").read_text())
+    for entry in entries:
+        tag_model.objects.update_or_create(code=entry["code"], defaults={"name": entry["name"],
+                                                                         "description": entry["description"]})
+    return len(entries)
+
+
+def sync_roles(*, group_model=None) -> None:
+    """The role groups: annotator, lead, admin."""
+    from annotation.roles import ROLES
+
+    if group_model is None:
+        from django.contrib.auth.models import Group as group_model
+    for name in ROLES:
+        group_model.objects.get_or_create(name=name)
+
+
+def sync_reference_data() -> None:
+    with transaction.atomic():
+        sync_label_sets()
+        sync_error_tags()
+        sync_roles()

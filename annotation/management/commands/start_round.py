@@ -1,0 +1,59 @@
+"""python manage.py start_round [--epochs N | --steps N] [--archs ...] [--size tiny|base] [--wait]"""
+
+import time
+
+from django.core.management.base import BaseCommand, CommandError
+from tqdm import tqdm
+
+from annotation.models import Job, Round
+from annotation.selectors.rounds import round_summary
+from annotation.services.rounds import RoundError, start_round
+from ml_engine.networks import ARCHITECTURES, SIZES
+
+
+class Command(BaseCommand):
+    help = "Start the next round of the loop (round 0 when none exists): train, infer, rank. Needs a Celery worker."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--archs", nargs="+", default=list(ARCHITECTURES), choices=ARCHITECTURES)
+        parser.add_argument("--size", default="tiny", choices=SIZES)
+        parser.add_argument("--epochs", type=int, help="passes over the labelled cases (default: the arch's steps)")
+        parser.add_argument("--steps", type=int, help="training steps per architecture (overrides --epochs)")
+        parser.add_argument("--label-set", default="abdomenatlas")
+        parser.add_argument("--seed", type=int, default=0)
+        parser.add_argument("--wait", action="store_true", help="follow the round until it is annotating")
+        parser.add_argument("--timeout", type=float, default=3600, help="seconds to wait with --wait")
+
+    def handle(self, *args, **options):
+        for name in ("epochs", "steps"):
+            if options[name] is not None and options[name] < 1:
+                raise CommandError(f"--{name} must be at least 1")
+        try:
+            round = start_round(archs=options["archs"], size=options["size"], epochs=options["epochs"],
+                                steps=options["steps"], label_set=options["label_set"], seed=options["seed"])
+        except RoundError as exc:
+            raise CommandError(str(exc)) from exc
+        self.stdout.write(f"round {round.number} started: training {', '.join(options['archs'])} "
+                          f"({options['size']})")
+        if not options["wait"]:
+            self.stdout.write("follow it with `python manage.py round_status`")
+            return
+        deadline = time.monotonic() + options["timeout"]
+        with tqdm(total=100, unit="%", desc=f"round {round.number}", disable=options["verbosity"] == 0) as bar:
+            while True:
+                round.refresh_from_db()
+                jobs = list(round.jobs.values_list("status", "progress"))
+                done = sum(1.0 if s == Job.Status.SUCCEEDED else p for s, p in jobs)
+                bar.set_postfix_str(round.status, refresh=False)
+                bar.update(int(100 * done / max(1, len(jobs))) - bar.n)
+                if round.status in (Round.Status.ANNOTATING, Round.Status.FAILED, Round.Status.CANCELLED,
+                                    Round.Status.CLOSED):
+                    break
+                if time.monotonic() > deadline:
+                    raise CommandError(f"round {round.number} is still {round.status} after {options['timeout']} s")
+                time.sleep(1.0)
+        summary = round_summary(round)
+        if round.status != Round.Status.ANNOTATING:
+            raise CommandError(f"round {round.number} ended {round.status}: {round.error}")
+        self.stdout.write(f"round {round.number} is annotating: {sum(summary['tasks'].values())} tasks ranked, "
+                          f"models {', '.join(summary['models'])}")

@@ -1,0 +1,96 @@
+"""Rounds run as a state machine of jobs: train -> infer -> rank -> annotating; a second round fine-tunes.
+
+Jobs run in this process here (the enqueue function runs them at once); the Celery path is tested with a real
+worker in tests/integration.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from annotation.models import Case, Job, ModelVersion, OrganAttention, Prediction, Round, Task
+from annotation.services import queue, revisions, rounds
+from annotation.services.imports import import_cases
+from annotation.services.users import create_user
+from ml_engine.io import write_nifti
+from ml_engine.phantoms import ORGANS, make_phantom, write_phantom_case
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def inline(job: Job) -> None:
+    rounds.run_job(job.pk, enqueue=inline)
+
+
+@pytest.fixture
+def phantoms(tmp_path):
+    truth = {}
+    for i in range(4):
+        phantom = make_phantom(100 + i, shape=(32, 32, 32), spacing=(3.0, 3.0, 3.0), name=f"ph{i}")
+        write_phantom_case(phantom, tmp_path / "src", organs=ORGANS if i < 2 else ())
+        truth[phantom.name] = phantom
+    assert import_cases(tmp_path / "src", dataset="loop").ok
+    return truth
+
+
+def test_round_zero_then_one(phantoms, tmp_path, settings):
+    round0 = rounds.start_round(archs=["unet", "nnunet"], steps=2, enqueue=inline)
+    round0.refresh_from_db()
+    assert round0.status == Round.Status.ANNOTATING, round0.error
+    assert sorted(round0.members.values_list("arch", flat=True)) == ["nnunet", "unet"]
+    assert Prediction.objects.filter(round=round0).count() == 4
+    assert OrganAttention.objects.filter(round=round0).count() == 4 * 9
+    jobs = Job.objects.filter(round=round0)
+    assert jobs.count() == 2 + 4 + 1 and set(jobs.values_list("status", flat=True)) == {"succeeded"}
+    assert set(jobs.values_list("attempts", flat=True)) == {1}
+    tasks = list(Task.objects.filter(round=round0).order_by("-priority"))
+    assert len(tasks) == 4
+    for task in tasks:
+        total = sum(OrganAttention.objects.filter(round=round0, case=task.case).values_list("size_ml", flat=True))
+        assert task.priority == pytest.approx(total)
+    prediction = Prediction.objects.filter(round=round0).first()
+    media = Path(settings.MEDIA_ROOT)
+    assert (media / prediction.pseudo_label.name).is_file()
+    assert set(prediction.files["soft_pred"]) == {"unet", "nnunet"}
+    assert all((media / name).is_file() for name in prediction.files["soft_pred"]["unet"].values())
+
+    # a job delivered twice does nothing the second time
+    assert rounds.run_job(jobs.first().pk, enqueue=inline) == "succeeded"
+    assert Job.objects.get(pk=jobs.first().pk).attempts == 1
+
+    # an annotator revises the top case with the truth; the next round fine-tunes from round 0
+    annotator = create_user(username="ann", role="annotator", password="pw-123456789")
+    task = queue.lease_next(user=annotator)
+    truth = phantoms[task.case.name].labels
+    upload = write_nifti(tmp_path / "rev.nii.gz", truth, np.asarray(task.case.affine), dtype=np.uint8)
+    revisions.submit_revision(task_id=task.pk, user=annotator, upload=upload, base_revision=None)
+    with pytest.raises(rounds.RoundError, match="--archs"):
+        rounds.start_round(archs=["resnet"], enqueue=inline)
+    round1 = rounds.start_round(archs=["unet", "nnunet"], steps=2, enqueue=inline)
+    round1.refresh_from_db()
+    round0.refresh_from_db()
+    assert round1.status == Round.Status.ANNOTATING and round0.status == Round.Status.CLOSED
+    for version in round1.members.all():
+        assert version.parent is not None and version.parent.rounds.get() == round0
+        assert task.case.name in version.metadata["training_cases"]
+    assert Prediction.objects.filter(round=round1).count() == 4
+    assert Task.objects.filter(round=round1).count() == 4
+    assert Task.objects.get(pk=task.pk).status == "revised"  # round 0's work is kept
+    assert ModelVersion.objects.count() == 4
+
+
+def test_start_round_refuses_while_one_runs(phantoms):
+    queued: list[Job] = []
+    round0 = rounds.start_round(archs=["unet"], steps=1, enqueue=queued.append)
+    assert [j.key for j in queued] == ["round0:train:unet"]
+    with pytest.raises(rounds.RoundError, match="round 0 is still training"):
+        rounds.start_round(archs=["unet"], enqueue=queued.append)
+    rounds.cancel_round()
+    round0.refresh_from_db()
+    assert round0.status == Round.Status.CANCELLED
+    assert Job.objects.get().status == Job.Status.CANCELLED
+    assert rounds.run_job(queued[0].pk, enqueue=queued.append) == "cancelled"  # a late delivery does nothing
+    assert Case.objects.count() == 4
