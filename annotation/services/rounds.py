@@ -87,7 +87,9 @@ def _claim(job_id: int) -> Job | None:
     """Mark a job running, unless it finished or its round stopped; None means: nothing to do."""
     with transaction.atomic():
         job = Job.objects.select_for_update().select_related("round").get(pk=job_id)
-        if job.status in (Job.Status.SUCCEEDED, Job.Status.CANCELLED) or job.round.status not in ACTIVE:
+        if job.status in (Job.Status.SUCCEEDED, Job.Status.CANCELLED, Job.Status.RUNNING):
+            return None  # done, dropped, or a second delivery of a job that is running: resume_round resets
+        if job.round.status not in ACTIVE:
             return None
         job.status, job.started, job.attempts = Job.Status.RUNNING, timezone.now(), job.attempts + 1
         job.error = ""
@@ -194,9 +196,31 @@ def advance(*, round_id: int, enqueue: Enqueue = _enqueue) -> Round:
     return round
 
 
-def resume_round(*, round: Round, enqueue: Enqueue = _enqueue) -> int:
-    """Queue again every job of an active round that has not succeeded (after a crash). Returns how many."""
-    pending = list(round.jobs.exclude(status__in=[Job.Status.SUCCEEDED, Job.Status.CANCELLED]))
-    for job in pending:
-        enqueue(job)
-    return len(pending)
+def resume_round(*, round: Round | None = None, enqueue: Enqueue = _enqueue) -> tuple[Round, int]:
+    """After a crash: queue again every job of the round that has not succeeded, and let it go on.
+
+    Jobs left running or failed by a dead worker go back to queued; a failed round returns to the step of
+    its failed job. Finished jobs are not redone. Returns the round and how many jobs were queued.
+    """
+    step_of = {Job.Kind.TRAIN: Round.Status.TRAINING, Job.Kind.INFER: Round.Status.INFERRING,
+               Job.Kind.RANK: Round.Status.RANKING}
+    with transaction.atomic():
+        round = round or Round.objects.order_by("-number").first()
+        if round is None:
+            raise RoundError("no round to resume")
+        round = Round.objects.select_for_update().get(pk=round.pk)
+        if round.status == Round.Status.FAILED:
+            failed = round.jobs.filter(status=Job.Status.FAILED).order_by("id").first()
+            if failed is None:
+                raise RoundError(f"round {round.number} failed outside its jobs: {round.error}")
+            round.status, round.error, round.finished = step_of[failed.kind], "", None
+            round.save(update_fields=["status", "error", "finished"])
+        elif round.status not in ACTIVE:
+            raise RoundError(f"round {round.number} is {round.status}: nothing to resume")
+        round.jobs.filter(status__in=[Job.Status.RUNNING, Job.Status.FAILED]).update(
+            status=Job.Status.QUEUED, progress=0.0)
+        pending = list(round.jobs.filter(status=Job.Status.QUEUED))
+        transaction.on_commit(lambda: [enqueue(job) for job in pending])
+    if not pending:
+        advance(round_id=round.pk, enqueue=enqueue)
+    return round, len(pending)

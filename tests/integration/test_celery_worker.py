@@ -6,69 +6,20 @@ Redis + PostgreSQL, so this test exercises both brokers.
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import time
-import uuid
 from pathlib import Path
 
 import pytest
-from django.conf import settings as django_settings
-from django.db import connection
 
 from annotation.models import Case
 from annotation.tasks import import_cases_task
-from atlas.celery import app
-from tests.conftest import REPO, affine_for, make_ct, make_labels, save_nifti
+from tests.conftest import affine_for, make_ct, make_labels, save_nifti
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
 
-def database_url() -> str:
-    """The URL of the test database this process uses, for the worker to share it."""
-    db = connection.settings_dict
-    if db["ENGINE"].endswith("sqlite3"):
-        return f"sqlite:///{db['NAME']}"
-    user = db.get("USER") or "postgres"
-    password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
-    return f"postgres://{user}{password}@{db.get('HOST') or '127.0.0.1'}:{db.get('PORT') or 5432}/{db['NAME']}"
-
-
-@pytest.fixture
-def worker(settings, tmp_path):
-    """Start `celery -A atlas worker` on a queue of its own; yield the queue name; stop it."""
-    queue = f"test-{uuid.uuid4().hex[:8]}"
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url(),
-        "ATLAS_MEDIA_ROOT": str(settings.MEDIA_ROOT),
-        "CELERY_BROKER_URL": app.conf.broker_url,
-        "CELERY_RESULT_BACKEND": app.conf.result_backend,
-        "ATLAS_BROKER_DIR": str(django_settings.BROKER_DIR),
-    }
-    log = tmp_path / "worker.log"
-    with open(log, "w") as handle:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "atlas", "worker", "-Q", queue, "--concurrency", "1",
-             "--loglevel", "INFO", "--without-gossip", "--without-mingle", "--without-heartbeat",
-             "-n", f"{queue}@%h"],
-            cwd=REPO, env=env, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True,
-        )
-    try:
-        yield queue, process, log
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-
-
 def test_worker_imports_a_case(worker, tmp_path, settings):
-    queue, process, log = worker
+    queue, process, log = worker.queue, worker.process, worker.log
     affine = affine_for()
     src = save_nifti(tmp_path / "in" / "worker_case.nii.gz", make_ct(seed=7), affine)
     lab = save_nifti(tmp_path / "in" / "worker_case_seg.nii.gz", make_labels(values=(5,)), affine)
