@@ -74,7 +74,8 @@ def populate(n_cases: int, n_clients: int, seed: int) -> int:
         Case(dataset=dataset, name=f"case_{i:05d}", ct_file=f"bench/case_{i:05d}/ct.nii.gz", shape=list(SHAPE),
              spacing=list(SPACING), affine=affine.tolist(), dtype="int16", checksum=f"{i:064x}",
              source_format="nifti") for i in range(n_cases)], batch_size=2000)
-    round_ = Round.objects.create(number=0, status=Round.Status.ANNOTATING)
+    round_ = Round.objects.create(number=0, status=Round.Status.ANNOTATING,
+                                    label_set=LabelSet.objects.get(name="abdomenatlas"))
     Prediction.objects.bulk_create([Prediction(case=c, round=round_, pseudo_label=pseudo_label) for c in cases],
                                    batch_size=2000)
     voxel_ml = float(np.prod(SPACING)) / 1000

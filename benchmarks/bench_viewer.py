@@ -41,7 +41,7 @@ def build_case(var: Path, shape: tuple[int, int, int]) -> None:
     django.setup()
     from django.core.management import call_command
 
-    from annotation.models import Case, Round
+    from annotation.models import Case, LabelSet, Round
     from annotation.services.imports import import_cases
     from annotation.services.predictions import OrganAttentionInput, record_prediction
     from annotation.services.queue import rebuild_tasks
@@ -74,7 +74,8 @@ def build_case(var: Path, shape: tuple[int, int, int]) -> None:
                                           [{"voxels": int(border.sum()), "ml": float(border.sum() * spacing / 1000),
                                             "centroid": centroid, "bbox": [centroid, centroid]}]))
     organs.sort(key=lambda o: -o.size_ml)
-    round0 = Round.objects.create(number=0, status=Round.Status.ANNOTATING)
+    round0 = Round.objects.create(number=0, status=Round.Status.ANNOTATING,
+                                   label_set=LabelSet.objects.get(name="abdomenatlas"))
     record_prediction(case=Case.objects.get(name="bench"), round=round0, pseudo_label=pseudo_path, heatmap=heat_path,
                       organs=organs)
     rebuild_tasks(round=round0)

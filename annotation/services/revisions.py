@@ -14,7 +14,7 @@ import numpy as np
 from django.conf import settings
 from django.db import transaction
 
-from annotation.models import Case, ErrorTag, Organ, Prediction, Review, Revision, RevisionTag, Task
+from annotation.models import Case, ErrorTag, Organ, Prediction, Review, Revision, RevisionTag, Round, Task
 from annotation.services.imports.labels import present_values
 from annotation.services.queue import check_lease
 from annotation.storage import delete_files, local_copy, store_file
@@ -122,10 +122,18 @@ def _store(*, task: Task, user, data: np.ndarray, base_revision: int | None, kin
                 locked.status = Task.Status.CONFIRMED if kind == Revision.Kind.CONFIRM else Task.Status.REVISED
                 locked.lease_holder, locked.lease_expires = None, None
                 locked.save(update_fields=["status", "lease_holder", "lease_expires", "updated"])
+                _record_stopping(locked, unchanged=not any(changed.values()))
         except BaseException:
             delete_files(written)
             raise
     return revision
+
+
+def _record_stopping(task: Task, *, unchanged: bool) -> None:
+    """The paper's stopping rule: the loop has converged when the round's top-priority case needs no revision."""
+    top = Task.objects.filter(round=task.round_id).order_by("-priority", "id").values_list("pk", flat=True).first()
+    if top == task.pk:
+        Round.objects.filter(pk=task.round_id).update(converged=unchanged)
 
 
 def _tag_rows(tags: dict[str, list[str]], organ_values: dict[str, int]) -> list[tuple[int, ErrorTag]]:

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from rest_framework.test import APIClient
 
-from annotation.models import Case, Round, Task
+from annotation.models import Case, LabelSet, Round, Task
 from annotation.services.imports import import_cases
 from annotation.services.predictions import OrganAttentionInput, record_prediction
 from annotation.services.queue import rebuild_tasks
@@ -45,7 +45,8 @@ def build_world(tmp_path: Path, sizes: dict[str, float]) -> World:
     for i, name in enumerate(sizes):
         save_nifti(tmp_path / "in" / f"{name}.nii.gz", make_ct(SHAPE, seed=i), affine)
     assert import_cases(tmp_path / "in", dataset="work").ok
-    round0 = Round.objects.create(number=0, status=Round.Status.ANNOTATING)
+    round0 = Round.objects.create(number=0, status=Round.Status.ANNOTATING,
+                                   label_set=LabelSet.objects.get(name="abdomenatlas"))
     pseudo_path = save_nifti(tmp_path / "pseudo.nii.gz", pseudo, affine)
     heat = np.zeros(SHAPE, dtype=np.uint8)
     heat[5:9, 5:9, 4:7] = 200

@@ -184,6 +184,8 @@ def test_revision_upload(world, settings):
     assert revision["dice"]["spleen"] == pytest.approx(2 * (spleen - 180) / (2 * spleen - 180), abs=1e-6)
     assert revision["dice"]["liver"] == 1.0 and revision["seconds_spent"] == 95.5
     assert Revision.objects.get().tags.get().tag.code == "ambiguous_boundary"
+    world.round.refresh_from_db()
+    assert world.round.converged is False  # the top case needed a revision
     assert Task.objects.get(pk=task["id"]).status == "revised"
     status, content, _ = download(api, task["urls"]["label"])
     assert status == 200 and np.array_equal(volume(content), edited)
@@ -272,6 +274,8 @@ def test_confirm(world):
     revision = Revision.objects.get(pk=response.json()["id"])
     assert revision.kind == "confirm" and all(v == 0 for v in revision.changed_voxels.values())
     assert Task.objects.get(pk=task["id"]).status == "confirmed"
+    world.round.refresh_from_db()
+    assert world.round.converged is True  # the top case needed no revision: the paper's stopping rule
     _, content, _ = download(api, task["urls"]["label"])
     assert np.array_equal(volume(content), world.pseudo)
     lead = world.client("lead")
