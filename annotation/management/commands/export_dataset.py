@@ -1,0 +1,35 @@
+"""python manage.py export_dataset OUT --format abdomenatlas|nnunetv2 [--label-set S] [--dataset D ...]"""
+
+from django.core.management.base import BaseCommand, CommandError
+from tqdm import tqdm
+
+from annotation.services.export import FORMATS, ExportError, export_dataset
+
+
+class Command(BaseCommand):
+    help = ("Write the finished dataset (final label = latest accepted revision, else the ensemble's pseudo-label) "
+            "in the AbdomenAtlas layout or as an nnU-Net v2 raw dataset.")
+
+    def add_arguments(self, parser):
+        parser.add_argument("out", help="a new or empty folder")
+        parser.add_argument("--format", required=True, choices=FORMATS)
+        parser.add_argument("--label-set", default="abdomenatlas")
+        parser.add_argument("--dataset", nargs="+", help="only these datasets")
+
+    def handle(self, *args, **options):
+        with tqdm(unit="case", desc="export", disable=options["verbosity"] == 0) as bar:
+            def progress(done, total, name):
+                bar.total = total
+                bar.update(done - bar.n)
+
+            try:
+                report = export_dataset(options["out"], format=options["format"], label_set=options["label_set"],
+                                        datasets=options["dataset"], progress=progress)
+            except ExportError as exc:
+                raise CommandError(str(exc)) from exc
+        self.stdout.write(f"exported {len(report.exported)} cases to {options['out']} ({options['format']}): "
+                          f"{report.from_revision} with an accepted revision, {report.from_pseudo_label} with the "
+                          f"pseudo-label")
+        if report.skipped:
+            self.stdout.write(f"skipped {len(report.skipped)} cases with neither a revision nor a prediction: "
+                              f"{', '.join(report.skipped[:10])}{' ...' if len(report.skipped) > 10 else ''}")

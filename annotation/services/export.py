@@ -1,0 +1,117 @@
+"""Exporting the finished dataset: final label = latest accepted revision, else the latest pseudo-label.
+
+Layouts: AbdomenAtlas (CASE/ct.nii.gz, CASE/combined_labels.nii.gz, CASE/segmentations/<organ>.nii.gz) or an
+nnU-Net v2 raw dataset (dataset.json, imagesTr/CASE_0000.nii.gz, labelsTr/CASE.nii.gz) that nnU-Net trains on
+as it is. The export is built beside OUT and renamed onto it at the end: OUT appears whole or not at all.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from annotation.models import Case, LabelSet, Prediction, Review, Revision
+from annotation.storage import local_copy
+from ml_engine.io import load_nifti, write_nifti
+
+FORMATS = ("abdomenatlas", "nnunetv2")
+
+
+class ExportError(ValueError):
+    """The export cannot be done; str() says why."""
+
+
+@dataclass
+class ExportReport:
+    exported: list[str] = field(default_factory=list)
+    from_revision: int = 0
+    from_pseudo_label: int = 0
+    skipped: list[str] = field(default_factory=list)  # cases with neither an accepted revision nor a prediction
+
+
+def final_label_name(case: Case) -> tuple[str, str] | None:
+    """(storage name, source) of a case's final label: "revision" or "pseudo_label"; None when it has neither."""
+    revision = (Revision.objects.filter(case=case, review__decision=Review.Decision.ACCEPTED)
+                .order_by("-number").first())
+    if revision is not None:
+        return revision.label_file.name, "revision"
+    prediction = Prediction.objects.filter(case=case).order_by("-round__number").first()
+    if prediction is not None:
+        return prediction.pseudo_label.name, "pseudo_label"
+    return None
+
+
+def export_dataset(out: str | Path, *, format: str, label_set: str = "abdomenatlas", datasets: list[str] | None = None,
+                   progress: Callable[[int, int, str], None] | None = None) -> ExportReport:
+    """Write every case of label_set (optionally only some datasets) with its final label to out."""
+    if format not in FORMATS:
+        raise ExportError(f"--format: {format!r} is not one of {', '.join(FORMATS)}")
+    labels = LabelSet.objects.filter(name=label_set).first()
+    if labels is None:
+        raise ExportError(f"label set {label_set!r} does not exist")
+    out = Path(out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise ExportError(f"{out}: exists and is not an empty folder")
+    organs = list(labels.organs.order_by("value").values_list("value", "name"))
+    cases = Case.objects.filter(dataset__label_set=labels).select_related("dataset").order_by("dataset__name", "name")
+    if datasets:
+        cases = cases.filter(dataset__name__in=datasets)
+    cases = list(cases)
+    several = len({c.dataset_id for c in cases}) > 1
+    report = ExportReport()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        for done, case in enumerate(cases, start=1):
+            name = f"{case.dataset.name}_{case.name}" if several else case.name
+            final = final_label_name(case)
+            if final is None:
+                report.skipped.append(name)
+            else:
+                _write_case(staging, name, case, final[0], organs, format)
+                report.exported.append(name)
+                if final[1] == "revision":
+                    report.from_revision += 1
+                else:
+                    report.from_pseudo_label += 1
+            if progress is not None:
+                progress(done, len(cases), name)
+        if format == "nnunetv2":
+            meta = {"name": label_set, "description": "exported by Atlas", "channel_names": {"0": "CT"},
+                    "labels": {"background": 0, **{organ: value for value, organ in organs}},
+                    "numTraining": len(report.exported), "file_ending": ".nii.gz"}
+            (staging / "dataset.json").write_text(json.dumps(meta, indent=1) + "\n")
+        os.chmod(staging, 0o755)
+        if out.exists():
+            out.rmdir()
+        os.replace(staging, out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return report
+
+
+def _write_case(root: Path, name: str, case: Case, label_name: str, organs: list[tuple[int, str]],
+                format: str) -> None:
+    if format == "abdomenatlas":
+        ct_path, label_path = root / name / "ct.nii.gz", root / name / "combined_labels.nii.gz"
+    else:
+        ct_path, label_path = root / "imagesTr" / f"{name}_0000.nii.gz", root / "labelsTr" / f"{name}.nii.gz"
+    ct_path.parent.mkdir(parents=True, exist_ok=True)
+    with local_copy(case.ct_file.name) as src:
+        shutil.copyfile(src, ct_path)
+    with local_copy(label_name) as src:
+        volume = load_nifti(src)
+    data = np.asarray(volume.data, dtype=np.uint8)
+    write_nifti(label_path, data, volume.affine, header=volume.header, dtype=np.uint8)
+    if format == "abdomenatlas":
+        for value, organ in organs:
+            write_nifti(root / name / "segmentations" / f"{organ}.nii.gz", (data == value).astype(np.uint8),
+                        volume.affine, header=volume.header)
