@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from django.contrib.auth import authenticate, login, logout
+from django.contrib.auth import login, logout
 from django.shortcuts import get_object_or_404
 from django.urls import path
 from django.utils.decorators import method_decorator
@@ -15,6 +15,7 @@ from rest_framework.views import APIView
 
 from annotation.api.permissions import HasRole
 from annotation.api.serializers import LabelSetSerializer, TokenRequestSerializer
+from annotation.api.tasks import authenticate_body
 from annotation.models import ErrorTag
 from annotation.roles import role_of
 from annotation.selectors.work import visible_cases
@@ -49,10 +50,7 @@ class SessionLogin(APIView):
 
     @extend_schema(request=TokenRequestSerializer, responses={200: _Me, 400: None})
     def post(self, request):
-        body = TokenRequestSerializer(data=request.data)
-        body.is_valid(raise_exception=True)
-        user = authenticate(request, username=body.validated_data["username"],
-                            password=body.validated_data["password"])
+        user = authenticate_body(request)
         if user is None:
             return Response({"detail": "username or password is wrong"}, status=status.HTTP_400_BAD_REQUEST)
         login(request, user)

@@ -39,6 +39,13 @@ from annotation.selectors.work import dashboard, my_queue
 from annotation.services import queue, revisions
 
 
+def authenticate_body(request):
+    """The user named by a JSON / form body {username, password}, or None when they do not match (400 if absent)."""
+    body = TokenRequestSerializer(data=request.data)
+    body.is_valid(raise_exception=True)
+    return authenticate(request, username=body.validated_data["username"], password=body.validated_data["password"])
+
+
 def _error(message: str, code: int, **extra) -> Response:
     return Response({"detail": message, **extra}, status=code)
 
@@ -70,10 +77,7 @@ class TokenLogin(APIView):
     @extend_schema(request=TokenRequestSerializer,
                    responses=inline_serializer("Token", {"token": serializers.CharField()}))
     def post(self, request):
-        body = TokenRequestSerializer(data=request.data)
-        body.is_valid(raise_exception=True)
-        user = authenticate(request, username=body.validated_data["username"],
-                            password=body.validated_data["password"])
+        user = authenticate_body(request)
         if user is None:
             return _error("username or password is wrong", status.HTTP_400_BAD_REQUEST)
         token, _ = Token.objects.get_or_create(user=user)
