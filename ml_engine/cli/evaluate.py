@@ -1,0 +1,176 @@
+"""`evaluate`: Dice, NSD, HD95, ASSD per organ, and attention sensitivity / precision."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from pathlib import Path
+
+_TOTALSEGMENTATOR_VALUES = {"spleen": [1], "kidney_right": [2], "kidney_left": [3], "gallbladder": [4], "liver": [5],
+                            "stomach": [6], "pancreas": [7], "aorta": [52], "postcava": [63]}
+_ORGAN_ALIASES = {"inferior_vena_cava": "postcava", "ivc": "postcava", "right_kidney": "kidney_right",
+                  "left_kidney": "kidney_left"}
+
+
+def _label_map(spec: str | None) -> dict[str, list[int]]:
+    """{organ: [values]} from a built-in name or a JSON file ({organ: value(s)} or {"labels": {value: organ}})."""
+    import json
+
+    from ml_engine.io import ImageError
+    from ml_engine.phantoms import ORGANS
+
+    if spec is None or spec == "abdomenatlas":
+        return {organ: [index + 1] for index, organ in enumerate(ORGANS)}
+    if spec == "totalsegmentator":
+        return {organ: list(values) for organ, values in _TOTALSEGMENTATOR_VALUES.items()}
+    path = Path(spec)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ImageError(path, f"not a readable JSON label map ({type(exc).__name__}: {exc})") from exc
+    out: dict[str, list[int]] = {}
+    try:
+        if isinstance(data, dict) and isinstance(data.get("labels"), dict):
+            for value, organ in data["labels"].items():
+                if organ is not None:
+                    out.setdefault(_ORGAN_ALIASES.get(str(organ), str(organ)), []).append(int(value))
+        elif isinstance(data, dict):
+            for organ, values in data.items():
+                values = values if isinstance(values, list) else [values]
+                out.setdefault(_ORGAN_ALIASES.get(str(organ), str(organ)), []).extend(int(v) for v in values)
+        else:
+            raise ValueError("expected a JSON object")
+    except (TypeError, ValueError) as exc:
+        raise ImageError(path, f"not a label map: {exc}") from exc
+    if not out or any(v < 1 for values in out.values() for v in values):
+        raise ImageError(path, "a label map needs organs with label values >= 1")
+    return out
+
+
+def _read_segmentation(path: Path, label_map: dict[str, list[int]]) -> tuple[dict, object]:
+    """{organ: (x, y, z) bool} and the geometry Volume of a multi-label map or a folder of <organ>.nii.gz masks."""
+    import numpy as np
+
+    from ml_engine.io import ImageError, is_nifti, load_nifti, nifti_stem, same_geometry
+
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.is_file() and is_nifti(p))
+        if not files:
+            raise ImageError(path, "no <organ>.nii.gz masks in this folder")
+        masks, first = {}, None
+        for file in files:
+            volume = load_nifti(file)
+            if first is None:
+                first = volume
+            elif volume.shape != first.shape or not same_geometry(volume.affine, first.affine):
+                raise ImageError(file, f"grid {volume.shape} or affine differs from {files[0].name}'s")
+            data = np.asarray(volume.data)
+            name = nifti_stem(file)
+            masks[_ORGAN_ALIASES.get(name, name)] = data > 0.5 if data.dtype.kind == "f" else data > 0
+        return masks, first
+    if not path.exists():
+        raise ImageError(path, "no such file or folder")
+    volume = load_nifti(path, allow_float=False)
+    data = np.asarray(volume.data)
+    return {organ: np.isin(data, values) for organ, values in label_map.items()}, volume
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    """Per-organ Dice / NSD / HD95 / ASSD (and attention detection) of P against R: a table and a JSON file."""
+
+    import numpy as np
+    from tqdm import tqdm
+
+    from ml_engine.io import ImageError, load_nifti, same_geometry, write_json
+    from ml_engine.metrics import attention_detection, evaluate_masks, mean_detection, tolerance_for
+    from ml_engine.phantoms import ORGANS
+
+    try:
+        tolerances = {}
+        for item in args.tolerance:
+            organ, sep, value = item.partition("=")
+            if not sep or not math.isfinite(float(value)) or float(value) < 0:
+                raise ValueError(f"--tolerance expects ORGAN=MM with MM >= 0, got {item!r}")
+            tolerances[organ] = float(value)
+        pred_map = _label_map(args.pred_label_map or args.label_map)
+        ref_map = _label_map(args.ref_label_map or args.label_map)
+        pred, pred_volume = _read_segmentation(args.pred, pred_map)
+        ref, ref_volume = _read_segmentation(args.ref, ref_map)
+        if pred_volume.shape != ref_volume.shape or not same_geometry(pred_volume.affine, ref_volume.affine):
+            raise ImageError(args.pred, f"grid {pred_volume.shape} or affine differs from {args.ref}'s "
+                                        f"{ref_volume.shape}")
+        common = [o for o in ORGANS if o in pred and o in ref] + sorted(set(pred) & set(ref) - set(ORGANS))
+        if args.organs:
+            unknown = [o for o in args.organs if o not in common]
+            if unknown:
+                raise ValueError(f"organs {unknown} are not in both P and R (common: {', '.join(common) or 'none'})")
+            common = [o for o in common if o in args.organs]
+        if not common:
+            raise ValueError(f"{args.pred} and {args.ref} share no organ (P: {', '.join(pred) or 'none'}; "
+                             f"R: {', '.join(ref) or 'none'})")
+        spacing = ref_volume.spacing
+        results: dict[str, dict] = {}
+        detections = {}
+        for organ in tqdm(common, unit="organ", desc="evaluate", file=sys.stderr, leave=False):
+            tolerance = tolerances.get(organ, tolerance_for(organ))
+            results[organ] = evaluate_masks(pred[organ], ref[organ], spacing, tolerance_mm=tolerance)
+            if args.attention is not None:
+                heat_path = args.attention / f"{organ}.nii.gz"
+                if heat_path.is_file():
+                    heat = load_nifti(heat_path)
+                    if heat.shape != ref_volume.shape:
+                        raise ImageError(heat_path, f"shape {heat.shape} differs from {args.ref}'s {ref_volume.shape}")
+                    detections[organ] = attention_detection(np.asarray(heat.data) > 0, pred[organ], ref[organ])
+                    results[organ]["attention"] = detections[organ].to_dict()
+        if args.attention is not None and not detections:
+            raise ImageError(args.attention, f"no attention heatmaps <organ>.nii.gz for {', '.join(common)}")
+    except (ImageError, OSError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    keys = ("dice", "nsd", "hd95_mm", "assd_mm")
+    mean = {k: float(np.mean([r[k] for r in results.values()])) for k in keys}
+    header = (f"{'organ':<14} {'dice':>6} {'nsd':>6} {'tol_mm':>6} {'hd95_mm':>8} {'assd_mm':>8} {'ref_ml':>9} "
+              f"{'pred_ml':>9}")
+    if detections:
+        header += f" {'att_sens':>8} {'att_prec':>8}"
+    print(header)
+
+    def fmt(value: float | None, width: int, digits: int) -> str:
+        return f"{'-':>{width}}" if value is None or math.isnan(value) else f"{value:>{width}.{digits}f}"
+
+    for organ, r in results.items():
+        line = (f"{organ:<14} {r['dice']:>6.3f} {r['nsd']:>6.3f} {r['tolerance_mm']:>6.1f} {fmt(r['hd95_mm'], 8, 2)} "
+                f"{fmt(r['assd_mm'], 8, 2)} {r['ref_ml']:>9.1f} {r['pred_ml']:>9.1f}")
+        if detections:
+            d = detections.get(organ)
+            line += f" {fmt(d.sensitivity if d else None, 8, 2)} {fmt(d.precision if d else None, 8, 2)}"
+        print(line)
+    line = (f"{'mean':<14} {mean['dice']:>6.3f} {mean['nsd']:>6.3f} {'':>6} {fmt(mean['hd95_mm'], 8, 2)} "
+            f"{fmt(mean['assd_mm'], 8, 2)}")
+    attention_mean = mean_detection(detections) if detections else None
+    if attention_mean:
+        line += f" {'':>9} {'':>9} {fmt(attention_mean['sensitivity'], 8, 2)} {fmt(attention_mean['precision'], 8, 2)}"
+    print(line)
+
+    def clean(value):
+        if isinstance(value, dict):
+            return {k: clean(v) for k, v in value.items()}
+        if isinstance(value, float) and not math.isfinite(value):
+            return None  # inf (one mask empty) is written as null
+        return value
+
+    payload = {"pred": str(args.pred), "ref": str(args.ref), "spacing_mm": list(spacing),
+               "conventions": "DeepMind surface distances; FLARE empty-mask rules; inf written as null",
+               "organs": clean(results), "mean": clean(mean)}
+    if attention_mean is not None:
+        payload["attention_mean"] = attention_mean
+    try:
+        write_json(args.out, payload)
+    except OSError as exc:
+        print(f"error: {args.out}: cannot write ({exc})", file=sys.stderr)
+        return 1
+    print(f"wrote {args.out}")
+    return 0
+
+

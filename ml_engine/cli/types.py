@@ -1,0 +1,76 @@
+"""Argument types of the command line: each names the problem in argparse's one-line error."""
+
+from __future__ import annotations
+
+import argparse
+import math
+
+
+def _whole_number(text: str, minimum: int, complaint: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < minimum:
+        raise argparse.ArgumentTypeError(f"{complaint}, got {value}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    return _whole_number(text, 1, "must be at least 1")
+
+
+def _non_negative_int(text: str) -> int:
+    return _whole_number(text, 0, "must not be negative")
+
+
+def _shape_side(text: str) -> int:
+    from ml_engine.phantoms import MIN_SIDE
+
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"shape sides are whole numbers of voxels, got {text!r}") from None
+    if value < MIN_SIDE:
+        raise argparse.ArgumentTypeError(f"every shape side must be at least {MIN_SIDE} voxels, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of mm, got {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"spacing must be positive, got {text}")
+    return value
+
+
+def _organ(text: str) -> str:
+    from ml_engine.phantoms import ORGANS
+
+    if text not in ORGANS:
+        raise argparse.ArgumentTypeError(f"unknown organ {text!r} (valid organs: {', '.join(ORGANS)})")
+    return text
+
+
+def _trouble(text: str) -> str:
+    from ml_engine.phantoms import TROUBLES
+
+    if text not in TROUBLES:
+        raise argparse.ArgumentTypeError(f"unknown trouble {text!r} (valid troubles: {', '.join(TROUBLES)})")
+    return text
+
+
+
+
+def _learning_rate(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"learning rate must be positive, got {text}")
+    return value
+
+
