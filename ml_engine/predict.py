@@ -25,18 +25,6 @@ from ml_engine.train import Checkpoint, pick_device
 
 ProgressFn = Callable[[str, int, int], None]  # (stage, done, total)
 
-# TotalSegmentator v2 `total` class values of the abdomenatlas organs.
-TOTALSEGMENTATOR_LABELS: dict[str, int] = {
-    "spleen": 1, "kidney_right": 2, "kidney_left": 3, "gallbladder": 4, "liver": 5, "stomach": 6, "pancreas": 7,
-    "aorta": 52, "postcava": 63,
-}
-ABDOMENATLAS_LABELS: dict[str, int] = {
-    "spleen": 1, "kidney_right": 2, "kidney_left": 3, "gallbladder": 4, "liver": 5, "stomach": 6, "aorta": 7,
-    "postcava": 8, "pancreas": 9,
-}
-LABEL_MAPS: dict[str, dict[str, int]] = {"totalsegmentator": TOTALSEGMENTATOR_LABELS,
-                                         "abdomenatlas": ABDOMENATLAS_LABELS}
-
 
 @dataclass
 class OrganOutput:
@@ -108,8 +96,8 @@ def external_soft_preds(label_map: np.ndarray, labels: Mapping[str, int | Sequen
                         organs: Sequence[str]) -> dict[str, np.ndarray]:
     """Hard multi-label map (x, y, z) of another tool -> {organ: (x, y, z) uint8 0 or 255} for the organs listed.
 
-    labels: {organ: value or values} (e.g. TOTALSEGMENTATOR_LABELS). An organ absent from labels is left out;
-    an organ listed but absent from the map gets an all-zero prediction (the tool says: not there).
+    labels: {organ: value or values} (e.g. ml_engine.labels.TOTALSEGMENTATOR_LABELS). An organ absent from labels
+    is left out; an organ listed but absent from the map gets an all-zero prediction (the tool says: not there).
     """
     if label_map.ndim != 3:
         raise ValueError(f"expected a 3D label map, got shape {label_map.shape}")

@@ -7,8 +7,6 @@ import math
 import sys
 from pathlib import Path
 
-_TOTALSEGMENTATOR_VALUES = {"spleen": [1], "kidney_right": [2], "kidney_left": [3], "gallbladder": [4], "liver": [5],
-                            "stomach": [6], "pancreas": [7], "aorta": [52], "postcava": [63]}
 _ORGAN_ALIASES = {"inferior_vena_cava": "postcava", "ivc": "postcava", "right_kidney": "kidney_right",
                   "left_kidney": "kidney_left"}
 
@@ -18,12 +16,11 @@ def _label_map(spec: str | None) -> dict[str, list[int]]:
     import json
 
     from ml_engine.io import ImageError
-    from ml_engine.phantoms import ORGANS
+    from ml_engine.labels import LABEL_MAPS
 
-    if spec is None or spec == "abdomenatlas":
-        return {organ: [index + 1] for index, organ in enumerate(ORGANS)}
-    if spec == "totalsegmentator":
-        return {organ: list(values) for organ, values in _TOTALSEGMENTATOR_VALUES.items()}
+    spec = spec or "abdomenatlas"
+    if spec in LABEL_MAPS:
+        return {organ: [value] for organ, value in LABEL_MAPS[spec].items()}
     path = Path(spec)
     try:
         data = json.loads(path.read_text(encoding="utf-8"))

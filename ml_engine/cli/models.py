@@ -125,8 +125,9 @@ def cmd_external(args: argparse.Namespace) -> int:
         soft_pred_path,
         write_nifti,
     )
+    from ml_engine.labels import LABEL_MAPS
     from ml_engine.phantoms import ORGANS
-    from ml_engine.predict import LABEL_MAPS, external_soft_preds, pseudo_label_from_soft
+    from ml_engine.predict import external_soft_preds, pseudo_label_from_soft
 
     try:
         if args.label_map in LABEL_MAPS:

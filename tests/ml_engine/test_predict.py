@@ -10,10 +10,10 @@ import pytest
 import torch
 
 from ml_engine.__main__ import main
+from ml_engine.labels import TOTALSEGMENTATOR_LABELS
 from ml_engine.networks import ARCHITECTURES, build_network
 from ml_engine.phantoms import ORGANS, generate_dataset
 from ml_engine.predict import (
-    TOTALSEGMENTATOR_LABELS,
     Predictor,
     average_soft,
     external_soft_preds,
