@@ -15,7 +15,7 @@ from django.conf import settings
 from django.db import transaction
 
 from annotation.models import Case, ErrorTag, Organ, Prediction, Review, Revision, RevisionTag, Round, Task
-from annotation.services.imports.labels import present_values
+from annotation.services.imports.labels import integer_labels, present_values
 from annotation.services.queue import check_lease
 from annotation.storage import delete_files, local_copy, store_file
 from ml_engine.io import ImageError, check_gzip_whole, load_nifti, same_geometry, sha256_file, write_nifti
@@ -49,13 +49,10 @@ def check_label_upload(path: Path, case: Case) -> np.ndarray:
         raise UploadError(f"file: shape {tuple(volume.shape)} differs from the CT's {tuple(case.shape)}")
     if not same_geometry(volume.affine, np.asarray(case.affine)):
         raise UploadError("file: affine differs from the CT's")
-    data = volume.data
-    if data.dtype.kind == "f":
-        if not np.all(np.equal(np.mod(data, 1), 0)):
-            raise UploadError("file: label holds non-integer values")
-    if data.size and data.min() < 0:
-        raise UploadError(f"file: label holds negative values (min {data.min()})")
-    data = data.astype(np.int64, copy=False) if data.dtype.kind == "f" else data
+    try:
+        data = integer_labels(volume, path)
+    except ImageError as exc:
+        raise UploadError(f"file: {exc.problem}") from exc
     allowed = set(Organ.objects.filter(label_set=case.dataset.label_set_id).values_list("value", flat=True))
     foreign = [int(v) for v in present_values(data) if int(v) not in allowed]
     if foreign:

@@ -36,14 +36,23 @@ def _shape_side(text: str) -> int:
     return value
 
 
-def _positive_float(text: str) -> float:
+def _positive_number(text: str, what: str) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of mm, got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
     if not math.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"spacing must be positive, got {text}")
+        raise argparse.ArgumentTypeError(f"{what} must be positive, got {text}")
     return value
+
+
+def _positive_float(text: str) -> float:
+    """A spacing in mm."""
+    return _positive_number(text, "spacing")
+
+
+def _learning_rate(text: str) -> float:
+    return _positive_number(text, "learning rate")
 
 
 def _organ(text: str) -> str:
@@ -60,17 +69,3 @@ def _trouble(text: str) -> str:
     if text not in TROUBLES:
         raise argparse.ArgumentTypeError(f"unknown trouble {text!r} (valid troubles: {', '.join(TROUBLES)})")
     return text
-
-
-
-
-def _learning_rate(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not math.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"learning rate must be positive, got {text}")
-    return value
-
-

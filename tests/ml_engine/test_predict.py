@@ -157,7 +157,6 @@ def test_cli_train_and_fine_tune_on_partial_labels(tmp_path, capsys):
     assert not (tmp_path / "x.pt").exists()
 
 
-@pytest.mark.skipif(not (SHIPPED / "unet_tiny.pt").is_file(), reason="no shipped checkpoints")
 def test_shipped_checkpoints_load_with_metadata():
     for arch in ARCHITECTURES:
         path = SHIPPED / f"{arch}_tiny.pt"
