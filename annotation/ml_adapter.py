@@ -6,20 +6,22 @@ from __future__ import annotations
 
 import math
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from django.conf import settings
+from django.core.files.storage import default_storage
 
-from annotation.models import Case, LabelSet, ModelVersion, Review, Revision
+from annotation.models import Case, LabelSet, ModelVersion, Prediction, Review, Revision
 from annotation.services.predictions import OrganAttentionInput
 from annotation.storage import local_copy, store_file
 from ml_engine.attention import AttentionSettings, case_attention
 from ml_engine.io import load_nifti, write_nifti
+from ml_engine.metrics import dice
 from ml_engine.networks import defaults_for
-from ml_engine.predict import Predictor
+from ml_engine.predict import Predictor, average_soft
 from ml_engine.train import Checkpoint, TrainConfig, load_checkpoint, make_train_case, save_checkpoint, train
 
 SHIPPED_CHECKPOINTS = Path(settings.BASE_DIR) / "ml_engine" / "checkpoints"
@@ -84,10 +86,12 @@ def load_model(version: ModelVersion) -> Checkpoint:
 
 def train_architecture(*, arch: str, size: str, organs: Sequence[str], cases: Sequence[Case],
                        parent: ModelVersion | None, steps: int | None, epochs: int | None, seed: int,
-                       storage_name: str, progress: Callable[[float, str], None]) -> dict:
+                       storage_name: str, progress: Callable[[float, str], None],
+                       holdout: Sequence[Case] = ()) -> dict:
     """Train (round 0: from the shipped checkpoint when there is one) or fine-tune (from parent) one architecture.
 
-    Stores the checkpoint under storage_name; returns its metadata (parent, cases, metrics).
+    Stores the checkpoint under storage_name; returns its metadata (parent, cases, metrics, and with a holdout of
+    revised cases left out of training, the validation Dice of the new model and of its parent on them).
     """
     train_cases = training_cases(cases, organs=organs, arch=arch, size=size)
     if not train_cases:
@@ -103,14 +107,53 @@ def train_architecture(*, arch: str, size: str, organs: Sequence[str], cases: Se
     if steps is None and epochs is not None:
         steps = max(1, math.ceil(epochs * len(train_cases) / batch))
     config = TrainConfig(arch=arch, size=size, organs=tuple(organs), steps=steps, seed=seed)
+    share = 0.9 if holdout else 1.0
     checkpoint = train(train_cases, config, init=init,
-                       progress=lambda done, total, loss: progress(done / total, f"step {done}/{total}, "
-                                                                                f"loss {loss:.3f}"))
+                       progress=lambda done, total, loss: progress(share * done / total,
+                                                                   f"step {done}/{total}, loss {loss:.3f}"))
+    meta = {"parent": parent_name, "training_cases": [c.name for c in train_cases],
+            "metrics": dict(checkpoint.metrics)}
+    if holdout:
+        progress(share, f"validating on {len(holdout)} held-out revised cases")
+        meta["validation"] = validate(checkpoint, init, holdout, organs=organs)
     with tempfile.TemporaryDirectory(prefix="atlas-ckpt-") as tmp:
         local = save_checkpoint(Path(tmp) / "model.pt", checkpoint)
         store_file(storage_name, local)
-    return {"parent": parent_name, "training_cases": [c.name for c in train_cases],
-            "metrics": dict(checkpoint.metrics)}
+    return meta
+
+
+def validate(model: Checkpoint, parent: Checkpoint | None, cases: Sequence[Case], *, organs: Sequence[str]) -> dict:
+    """Per-organ Dice, averaged over cases, of model (and of its parent) against the cases' best labels.
+
+    Returns {"cases", "dice", "mean", "parent_dice", "parent_mean"} (parent_* None without a parent).
+    """
+    values = {organ: i + 1 for i, organ in enumerate(organs)}
+    scores: dict[str, dict[str, list[float]]] = {"model": {o: [] for o in organs}, "parent": {o: [] for o in organs}}
+    members = {"model": Predictor([model])} | ({"parent": Predictor([parent])} if parent is not None else {})
+    names = []
+    for case in cases:
+        label = best_label(case, organs)
+        if label is None:
+            continue
+        names.append(case.name)
+        truth, covered = label
+        ct, affine = load_case_volume(case)
+        for key, predictor in members.items():
+            _, masks = predictor.predict_masks(ct, affine)
+            for organ in covered:
+                scores[key][organ].append(dice(masks[organ], truth == values[organ]))
+
+    def summary(key: str) -> tuple[dict[str, float | None], float | None]:
+        if key not in members:
+            return {}, None
+        per_organ = {o: (round(float(np.mean(v)), 4) if v else None) for o, v in scores[key].items()}
+        known = [v for v in per_organ.values() if v is not None]
+        return per_organ, (round(float(np.mean(known)), 4) if known else None)
+
+    model_dice, model_mean = summary("model")
+    parent_dice, parent_mean = summary("parent")
+    return {"cases": names, "dice": model_dice, "mean": model_mean,
+            "parent_dice": parent_dice or None, "parent_mean": parent_mean}
 
 
 _PREDICTORS: dict[tuple[int, ...], Predictor] = {}
@@ -136,23 +179,100 @@ class InferenceFiles:
     organs: list[OrganAttentionInput] = field(default_factory=list)
 
 
+def organ_values(label_set: LabelSet) -> dict[str, int]:
+    return dict(label_set.organs.values_list("name", "value"))
+
+
+def external_label_name(case: Case, model: str) -> str:
+    """Storage name of an external tool's label map for a case, converted to the label set's values."""
+    return f"{Path(case.ct_file.name).parent.as_posix()}/external/{model}/label.nii.gz"
+
+
+def external_soft(case: Case, version: ModelVersion) -> dict[str, np.ndarray]:
+    """An external member's votes on a case: {organ: uint8 0 or 255} for the organs its label map covers.
+
+    Empty when the tool gave no prediction for this case.
+    """
+    name = external_label_name(case, version.name)
+    if not default_storage.exists(name):
+        return {}
+    with local_copy(name) as path:
+        label = np.asarray(load_nifti(path).data)
+    return votes_from_label(label, organ_values(case.dataset.label_set), version.metadata.get("organs"))
+
+
+def votes_from_label(label: np.ndarray, values: dict[str, int], covered: Sequence[str] | None
+                     ) -> dict[str, np.ndarray]:
+    """A hard label map in the label set's values -> {organ: uint8 0 or 255} for the covered organs (default all)."""
+    return {organ: (label == values[organ]).astype(np.uint8) * np.uint8(255)
+            for organ in (covered or values) if organ in values}
+
+
 def infer_case(*, case: Case, versions: Sequence[ModelVersion], workdir: Path,
                attention_settings: AttentionSettings | None = None) -> InferenceFiles:
-    """Run the ensemble on a case; write soft predictions, pseudo-label and attention under workdir."""
+    """Run the ensemble on a case; write soft predictions, pseudo-label and attention under workdir.
+
+    Trained networks run through the Predictor; external members (imported predictions of other tools) vote with
+    their stored label maps.
+    """
     ct, affine = load_case_volume(case)
-    predictor = predictor_for(versions)
-    result = predictor.predict(ct, affine)
-    probs: dict[str, list[np.ndarray]] = {}
+    networks = [v for v in versions if v.arch != ModelVersion.Arch.EXTERNAL]
+    externals = {v.name: soft for v in versions if v.arch == ModelVersion.Arch.EXTERNAL
+                 if (soft := external_soft(case, v))}
+    organs = organ_names(case.dataset.label_set)
+    if networks:
+        result = predictor_for(networks).predict(ct, affine)
+        members = ((out.organ, out.soft) for out in result.iter_organs(extra=externals))
+    else:
+        members = ((organ, {name: soft[organ] for name, soft in externals.items() if organ in soft})
+                   for organ in organs)
+    return write_ensemble(members, organs=organs, shape=ct.shape, affine=affine, workdir=workdir,
+                          attention_settings=attention_settings)
+
+
+def stored_members(prediction: Prediction, *, organs: Sequence[str], exclude: str | None = None
+                   ) -> Iterator[tuple[str, dict[str, np.ndarray]]]:
+    """The soft predictions already stored with a prediction, organ by organ: (organ, {member: uint8})."""
+    soft_pred = (prediction.files or {}).get("soft_pred", {})
+    for organ in organs:
+        maps = {}
+        for member, per_organ in soft_pred.items():
+            if member != exclude and organ in per_organ:
+                with local_copy(per_organ[organ]) as path:
+                    maps[member] = np.asarray(load_nifti(path).data).astype(np.uint8, copy=False)
+        yield organ, maps
+
+
+def write_ensemble(members: Iterable[tuple[str, dict[str, np.ndarray]]], *, organs: Sequence[str],
+                   shape: Sequence[int], affine: np.ndarray, workdir: Path,
+                   attention_settings: AttentionSettings | None = None) -> InferenceFiles:
+    """Average members' votes organ by organ, and write soft predictions, pseudo-label and attention under workdir.
+
+    members: (organ, {member: (x, y, z) uint8 p x 255}). Each organ is averaged over the members that vote on it;
+    the pseudo-label is mean > 0.5, overlaps going to the highest mean probability.
+    """
+    values = {organ: i + 1 for i, organ in enumerate(organs)}
     files = InferenceFiles(pseudo_label=workdir / "pseudo_label.nii.gz", heatmap=workdir / "attention.nii.gz")
-    for output in result.iter_organs():
-        probs[output.organ] = [output.soft[m] for m in result.members]
-        for member, soft in output.soft.items():
-            path = workdir / "backbones" / member / f"{output.organ}.nii.gz"
-            files.soft_pred.setdefault(member, {})[output.organ] = write_nifti(path, soft, affine, dtype=np.uint8)
-    write_nifti(files.pseudo_label, result.pseudo_label, affine, dtype=np.uint8)
+    label = np.zeros(tuple(shape), dtype=np.uint8)
+    best = np.zeros(tuple(shape), dtype=np.uint8)
+    probs: dict[str, list[np.ndarray]] = {}
+    for organ, soft in members:
+        if not soft:
+            continue
+        probs[organ] = list(soft.values())
+        for member, array in soft.items():
+            path = workdir / "backbones" / member / f"{organ}.nii.gz"
+            files.soft_pred.setdefault(member, {})[organ] = write_nifti(path, array, affine, dtype=np.uint8)
+        mean, mask, _ = average_soft(probs[organ])
+        update = mask & (mean > best)
+        label[update] = values[organ]
+        best[update] = mean[update]
+    if not probs:
+        raise ValueError("no ensemble member predicts any organ of this case")
+    write_nifti(files.pseudo_label, label, affine, dtype=np.uint8)
     spacing = tuple(float(v) for v in np.linalg.norm(affine[:3, :3], axis=0))
     attention = case_attention(probs, spacing=spacing, settings=attention_settings)
-    heatmap = np.zeros(ct.shape, dtype=np.uint8)
+    heatmap = np.zeros(tuple(shape), dtype=np.uint8)
     for organ, organ_attention in attention.organs.items():
         full = organ_attention.full_heatmap()
         np.maximum(heatmap, full, out=heatmap)

@@ -9,22 +9,22 @@ delivered twice, or a round resumed after a crash, redoes nothing that finished.
 from __future__ import annotations
 
 import logging
-import tempfile
+import math
+import random
 import traceback
 from collections.abc import Callable, Sequence
-from pathlib import Path
 
 from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
 
 from annotation.models import Case, Job, LabelSet, ModelVersion, Review, Revision, Round
-from annotation.services.predictions import record_prediction
 from annotation.services.queue import rebuild_tasks
 from ml_engine.networks import ARCHITECTURES
 
 log = logging.getLogger(__name__)
 
+DEFAULT_HOLDOUT = 0.2
 ACTIVE = (Round.Status.TRAINING, Round.Status.INFERRING, Round.Status.RANKING)
 Enqueue = Callable[[Job], None]
 
@@ -41,11 +41,16 @@ def _enqueue(job: Job) -> None:
 
 def start_round(*, archs: Sequence[str] = ARCHITECTURES, size: str = "tiny", epochs: int | None = None,
                 steps: int | None = None, label_set: str = "abdomenatlas", seed: int = 0,
-                enqueue: Enqueue = _enqueue) -> Round:
-    """Open the next round (round 0 when none exists) and queue its training jobs."""
+                holdout: float = DEFAULT_HOLDOUT, enqueue: Enqueue = _enqueue) -> Round:
+    """Open the next round (round 0 when none exists) and queue its training jobs.
+
+    holdout: the share of revised cases left out of fine-tuning to validate the new models against their parents.
+    """
     bad = [a for a in archs if a not in ARCHITECTURES]
     if bad or not archs:
         raise RoundError(f"--archs: {', '.join(bad) or 'none given'}; choose from {', '.join(ARCHITECTURES)}")
+    if not 0.0 <= holdout < 1.0:
+        raise RoundError(f"--holdout must be at least 0 and below 1, got {holdout}")
     labels = LabelSet.objects.filter(name=label_set).first()
     if labels is None:
         raise RoundError(f"label set {label_set!r} does not exist")
@@ -59,7 +64,7 @@ def start_round(*, archs: Sequence[str] = ARCHITECTURES, size: str = "tiny", epo
         round = Round.objects.create(number=0 if last is None else last + 1, label_set=labels,
                                      status=Round.Status.TRAINING,
                                      settings={"archs": list(archs), "size": size, "epochs": epochs, "steps": steps,
-                                               "seed": seed})
+                                               "seed": seed, "holdout": holdout})
         jobs = [Job.objects.create(key=f"round{round.number}:train:{arch}", kind=Job.Kind.TRAIN, round=round,
                                    arch=arch) for arch in archs]
         transaction.on_commit(lambda: [enqueue(job) for job in jobs])
@@ -77,10 +82,31 @@ def cancel_round(*, round: Round | None = None) -> Round:
     return round
 
 
+def round_cases(round: Round):
+    return Case.objects.filter(dataset__label_set=round.label_set_id).order_by("pk")
+
+
 def cases_to_infer(round: Round):
     """Cases of the round's label set that are not final (no revision accepted by a lead)."""
     final = Revision.objects.filter(review__decision=Review.Decision.ACCEPTED).values("case_id")
-    return Case.objects.filter(dataset__label_set=round.label_set_id).exclude(pk__in=final).order_by("pk")
+    return round_cases(round).exclude(pk__in=final)
+
+
+def holdout_cases(round: Round) -> list[Case]:
+    """Revised cases left out of this round's fine-tuning to validate it: a seeded share, the same for every arch.
+
+    Only when there is a parent to compare with (round 1 on) and at least one case to spare for each side.
+    """
+    fraction = float(round.settings.get("holdout", DEFAULT_HOLDOUT))
+    if round.number == 0 or fraction <= 0:
+        return []
+    revised = list(round_cases(round).filter(
+        pk__in=Revision.objects.exclude(review__decision=Review.Decision.REJECTED).values("case_id")))
+    count = min(len(revised) - 1, math.floor(len(revised) * fraction))
+    if count < 1:
+        return []
+    rng = random.Random(f"{round.settings.get('seed', 0)}:{round.number}")
+    return sorted(rng.sample(revised, count), key=lambda c: c.pk)
 
 
 def _claim(job_id: int) -> Job | None:
@@ -140,9 +166,11 @@ def _train(job: Job) -> None:
               .order_by("-rounds__number").first())
     name = f"round{round.number}-{job.arch}-{size}"
     storage_name = f"models/{name}.pt"
+    holdout = holdout_cases(round)
     meta = ml_adapter.train_architecture(
-        arch=job.arch, size=size, organs=ml_adapter.organ_names(round.label_set), cases=cases_to_infer(round),
-        parent=parent, steps=round.settings.get("steps"), epochs=round.settings.get("epochs"),
+        arch=job.arch, size=size, organs=ml_adapter.organ_names(round.label_set),
+        cases=round_cases(round).exclude(pk__in=[c.pk for c in holdout]), holdout=holdout, parent=parent,
+        steps=round.settings.get("steps"), epochs=round.settings.get("epochs"),
         seed=int(round.settings.get("seed", 0)), storage_name=storage_name, progress=_progress(job))
     with transaction.atomic():
         version, _ = ModelVersion.objects.update_or_create(
@@ -152,14 +180,9 @@ def _train(job: Job) -> None:
 
 
 def _infer(job: Job) -> None:
-    from annotation import ml_adapter
+    from annotation.services.ensemble import predict_case
 
-    round = job.round
-    versions = list(round.members.all())
-    with tempfile.TemporaryDirectory(prefix="atlas-infer-") as tmp:
-        files = ml_adapter.infer_case(case=job.case, versions=versions, workdir=Path(tmp))
-        record_prediction(case=job.case, round=round, pseudo_label=files.pseudo_label, heatmap=files.heatmap,
-                          attention=files.attention, soft_pred=files.soft_pred, organs=files.organs)
+    predict_case(job.case, job.round)
 
 
 def _rank(job: Job) -> None:
@@ -177,6 +200,9 @@ def advance(*, round_id: int, enqueue: Enqueue = _enqueue) -> Round:
         round = Round.objects.select_for_update().get(pk=round_id)
         if round.status == Round.Status.TRAINING and step_done(Job.Kind.TRAIN):
             round.status = Round.Status.INFERRING
+            previous = Round.objects.filter(number__lt=round.number).order_by("-number").first()
+            if previous is not None:  # imported predictions of other tools stay members of the ensemble
+                round.members.add(*previous.members.filter(arch=ModelVersion.Arch.EXTERNAL))
             for case in cases_to_infer(round):
                 job, created = Job.objects.get_or_create(key=f"round{round.number}:infer:case{case.pk}",
                                                          defaults={"kind": Job.Kind.INFER, "round": round,

@@ -7,7 +7,7 @@ from tqdm import tqdm
 
 from annotation.models import Job, Round
 from annotation.selectors.rounds import round_summary
-from annotation.services.rounds import RoundError, start_round
+from annotation.services.rounds import DEFAULT_HOLDOUT, RoundError, start_round
 from ml_engine.networks import ARCHITECTURES, SIZES
 
 
@@ -21,6 +21,9 @@ class Command(BaseCommand):
         parser.add_argument("--steps", type=int, help="training steps per architecture (overrides --epochs)")
         parser.add_argument("--label-set", default="abdomenatlas")
         parser.add_argument("--seed", type=int, default=0)
+        parser.add_argument("--holdout", type=float, default=DEFAULT_HOLDOUT,
+                            help="share of revised cases kept out of fine-tuning to validate the new models "
+                                 f"against their parents (default {DEFAULT_HOLDOUT})")
         parser.add_argument("--wait", action="store_true", help="follow the round until it is annotating")
         parser.add_argument("--timeout", type=float, default=3600, help="seconds to wait with --wait")
 
@@ -30,7 +33,8 @@ class Command(BaseCommand):
                 raise CommandError(f"--{name} must be at least 1")
         try:
             round = start_round(archs=options["archs"], size=options["size"], epochs=options["epochs"],
-                                steps=options["steps"], label_set=options["label_set"], seed=options["seed"])
+                                steps=options["steps"], label_set=options["label_set"], seed=options["seed"],
+                                holdout=options["holdout"])
         except RoundError as exc:
             raise CommandError(str(exc)) from exc
         self.stdout.write(f"round {round.number} started: training {', '.join(options['archs'])} "

@@ -1,0 +1,43 @@
+"""python manage.py import_predictions --model NAME DIR [--label-map map.json] [--round N]"""
+
+from django.core.management.base import BaseCommand, CommandError
+from tqdm import tqdm
+
+from annotation.services.ensemble import EnsembleError, import_predictions
+
+
+class Command(BaseCommand):
+    help = ("Add another tool's predictions (one label map per case: DIR/CASE.nii.gz or DIR/CASE/<one file>) as an "
+            "ensemble member of the current round; pseudo-labels and attention are averaged again and the queue "
+            "re-ranked.")
+
+    def add_arguments(self, parser):
+        parser.add_argument("src", metavar="DIR")
+        parser.add_argument("--model", required=True, help="member name, e.g. totalsegmentator")
+        parser.add_argument("--label-map", help="JSON: the tool's values or names -> organs (see import_cases)")
+        parser.add_argument("--round", type=int, help="round number (default: the latest; it must be annotating)")
+
+    def handle(self, *args, **options):
+        with tqdm(unit="case", desc=f"importing {options['model']}", disable=options["verbosity"] == 0) as bar:
+            def progress(done: int, total: int, name: str) -> None:
+                bar.total = total
+                bar.set_postfix_str(name, refresh=False)
+                bar.update(done - bar.n)
+
+            try:
+                report = import_predictions(model=options["model"], src=options["src"],
+                                            label_map=options["label_map"], round_number=options["round"],
+                                            progress=progress)
+            except EnsembleError as exc:
+                raise CommandError(str(exc)) from exc
+        for line in report.errors:
+            self.stderr.write(f"error: {line}")
+        self.stdout.write(f"round {report.round}: {report.model} added as an ensemble member for "
+                          f"{len(report.imported)} cases; queue re-ranked ({report.tasks} tasks)")
+        if report.without_prediction:
+            shown = ", ".join(report.without_prediction[:10])
+            more = len(report.without_prediction) - 10
+            self.stdout.write(f"{len(report.without_prediction)} cases have no prediction from {report.model}: "
+                              f"{shown}{f' and {more} more' if more > 0 else ''}")
+        if report.errors:
+            raise CommandError(f"{len(report.errors)} files were not imported")

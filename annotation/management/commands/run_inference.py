@@ -1,0 +1,32 @@
+"""python manage.py run_inference [--cases NAME ...] [--round N]"""
+
+from django.core.management.base import BaseCommand, CommandError
+from tqdm import tqdm
+
+from annotation.services.ensemble import EnsembleError, current_round, refresh_predictions
+
+
+class Command(BaseCommand):
+    help = ("Refresh predictions and attention with the current round's models (every case not final, or the "
+            "named ones), in this process, then re-rank the queue. Leases and revisions are kept.")
+
+    def add_arguments(self, parser):
+        parser.add_argument("--cases", nargs="+", metavar="NAME", help="case names (default: every case not final)")
+        parser.add_argument("--round", type=int, help="round number (default: the latest; it must be annotating)")
+
+    def handle(self, *args, **options):
+        try:
+            round = current_round(options["round"])
+            with tqdm(unit="case", desc=f"round {round.number} inference",
+                      disable=options["verbosity"] == 0) as bar:
+                def progress(done: int, total: int, name: str) -> None:
+                    bar.total = total
+                    bar.set_postfix_str(name, refresh=False)
+                    bar.update(done - bar.n)
+
+                report = refresh_predictions(round=round, case_names=options["cases"], progress=progress)
+        except EnsembleError as exc:
+            raise CommandError(str(exc)) from exc
+        models = ", ".join(round.members.order_by("name").values_list("name", flat=True))
+        self.stdout.write(f"round {report.round}: {len(report.inferred)} cases inferred with {models}; "
+                          f"queue re-ranked ({report.tasks} tasks)")

@@ -1,0 +1,204 @@
+"""A round's ensemble outside the job pipeline: refresh predictions with the current models, and add another tool's
+predictions (TotalSegmentator, an nnU-Net run) as a member of the ensemble.
+
+Both write a case's prediction through record_prediction (all or nothing per case) and then re-rank the round's
+queue; leases in progress and revisions are untouched.
+"""
+
+from __future__ import annotations
+
+import re
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from django.db import transaction
+
+from annotation.models import Case, ModelVersion, Prediction, Round
+from annotation.services.imports.labels import LabelMap, LabelMapError, OrganIndex, convert_multilabel
+from annotation.services.predictions import record_prediction
+from annotation.services.queue import rebuild_tasks
+from annotation.storage import store_file
+from ml_engine.io import ImageError, load_nifti, write_nifti
+from ml_engine.networks import ARCHITECTURES
+
+Progress = Callable[[int, int, str], None]  # (done, total, case name)
+_MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_SUFFIXES = (".nii.gz", ".nii")
+
+
+class EnsembleError(ValueError):
+    """A request that cannot be carried out as a whole; str() says why."""
+
+
+def current_round(number: int | None = None) -> Round:
+    """The round to work on: the given number, else the latest round; it must be annotating."""
+    round = (Round.objects.filter(number=number).first() if number is not None
+             else Round.objects.order_by("-number").first())
+    if round is None:
+        raise EnsembleError(f"round {number} does not exist" if number is not None
+                            else "no round yet: run start_round first")
+    if round.status != Round.Status.ANNOTATING:
+        raise EnsembleError(f"round {round.number} is {round.status}; predictions can be changed only in a round "
+                            "that is annotating")
+    return round
+
+
+def predict_case(case: Case, round: Round) -> Prediction:
+    """Run the round's ensemble on one case and record the prediction (replacing an earlier one)."""
+    from annotation import ml_adapter
+
+    with tempfile.TemporaryDirectory(prefix="atlas-infer-") as tmp:
+        files = ml_adapter.infer_case(case=case, versions=list(round.members.all()), workdir=Path(tmp))
+        return _record(case, round, files)
+
+
+def _record(case: Case, round: Round, files) -> Prediction:
+    return record_prediction(case=case, round=round, pseudo_label=files.pseudo_label, heatmap=files.heatmap,
+                             attention=files.attention, soft_pred=files.soft_pred, organs=files.organs)
+
+
+@dataclass
+class RefreshReport:
+    round: int
+    inferred: list[str] = field(default_factory=list)
+    tasks: int = 0
+
+
+def refresh_predictions(*, round: Round, case_names: Sequence[str] | None = None,
+                        progress: Progress | None = None) -> RefreshReport:
+    """Infer again, with the round's current members, the named cases (default: every case not final); re-rank."""
+    from annotation.services.rounds import cases_to_infer
+
+    cases = cases_to_infer(round)
+    if case_names:
+        found = {c.name: c for c in cases.filter(name__in=case_names)}
+        missing = [n for n in case_names if n not in found]
+        if missing:
+            raise EnsembleError(f"--cases: no case to infer named {', '.join(missing)} in round {round.number} "
+                                "(unknown, another label set, or final)")
+        cases = [found[n] for n in dict.fromkeys(case_names)]
+    cases = list(cases)
+    if not round.members.exists():
+        raise EnsembleError(f"round {round.number} has no models")
+    report = RefreshReport(round=round.number)
+    for i, case in enumerate(cases):
+        predict_case(case, round)
+        report.inferred.append(case.name)
+        if progress is not None:
+            progress(i + 1, len(cases), case.name)
+    report.tasks = rebuild_tasks(round=round)
+    return report
+
+
+@dataclass
+class ExternalReport:
+    round: int
+    model: str
+    imported: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)  # "FILE: problem"
+    without_prediction: list[str] = field(default_factory=list)  # cases of the round the folder does not cover
+    tasks: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+
+def _prediction_files(src: Path) -> dict[str, Path]:
+    """Case name -> label map file in src: NAME.nii.gz / NAME.nii, or NAME/ holding one NIfTI file."""
+    found: dict[str, Path] = {}
+    for path in sorted(src.iterdir()):
+        if path.is_file() and (suffix := next((s for s in _SUFFIXES if path.name.endswith(s)), None)):
+            found[path.name[: -len(suffix)]] = path
+        elif path.is_dir():
+            inner = [p for p in sorted(path.iterdir()) if p.is_file() and p.name.endswith(_SUFFIXES)]
+            if len(inner) == 1:
+                found[path.name] = inner[0]
+    return found
+
+
+def import_predictions(*, model: str, src: str | Path, label_map: str | Path | None = None,
+                       round_number: int | None = None, progress: Progress | None = None) -> ExternalReport:
+    """Add another tool's label maps (one per case, in src) as the ensemble member `model` of the current round.
+
+    Each file is checked against its case's CT (shape, affine) and translated with the label map (default: the
+    label set's own values); the case's ensemble is then averaged again with this member (its votes are 0 or 255
+    per organ), which refreshes its pseudo-label and attention. Bad files are reported ("FILE: problem") and
+    skipped; good ones import. Re-importing a model replaces its votes. The queue is re-ranked at the end.
+    """
+    src = Path(src)
+    if not _MODEL_NAME.match(model) or model in ARCHITECTURES:
+        raise EnsembleError(f"--model: {model!r} must be 1-64 letters, digits, '.', '_' or '-', and not one of "
+                            f"the trained architectures ({', '.join(ARCHITECTURES)})")
+    if not src.is_dir():
+        raise EnsembleError(f"{src}: not a folder")
+    round = current_round(round_number)
+    organs = OrganIndex.from_label_set(round.label_set)
+    try:
+        mapping = LabelMap.load(label_map, organs) if label_map is not None else None
+    except LabelMapError as exc:
+        raise EnsembleError(str(exc)) from exc
+    covered = sorted(mapping.organs_covered(organs) if mapping else organs.values, key=organs.values.get)
+    existing = ModelVersion.objects.filter(name=model).first()
+    if existing is not None and existing.arch != ModelVersion.Arch.EXTERNAL:
+        raise EnsembleError(f"--model: {model!r} is the name of a trained model ({existing.arch})")
+    files = _prediction_files(src)
+    if not files:
+        raise EnsembleError(f"{src}: no .nii.gz or .nii label maps (expected CASE.nii.gz or CASE/<one file>)")
+    from annotation.services.rounds import cases_to_infer
+
+    cases = {c.name: c for c in cases_to_infer(round).select_related("dataset__label_set")}
+    report = ExternalReport(round=round.number, model=model)
+    report.without_prediction = sorted(set(cases) - set(files))
+    with transaction.atomic():
+        version, _ = ModelVersion.objects.update_or_create(
+            name=model, defaults={"arch": ModelVersion.Arch.EXTERNAL, "size": "", "checkpoint": "",
+                                  "metadata": {"organs": covered, "source": str(src.resolve()),
+                                               "label_map": str(label_map) if label_map else None}})
+        round.members.add(version)
+    todo = [(name, path) for name, path in files.items()]
+    for i, (name, path) in enumerate(todo):
+        case = cases.get(name)
+        if case is None:
+            report.errors.append(f"{path}: no case named {name!r} to predict in round {round.number}")
+        else:
+            try:
+                _import_one(case, round, version, path, organs, mapping)
+                report.imported.append(name)
+            except (ImageError, LabelMapError) as exc:
+                report.errors.append(str(exc))
+        if progress is not None:
+            progress(i + 1, len(todo), name)
+    report.tasks = rebuild_tasks(round=round)
+    return report
+
+
+def _import_one(case: Case, round: Round, version: ModelVersion, path: Path, organs: OrganIndex,
+                mapping: LabelMap | None) -> None:
+    """Check and translate one label map, average it into the case's ensemble, record both; all or nothing."""
+    from annotation import ml_adapter
+    from annotation.storage import local_copy
+
+    with local_copy(case.ct_file.name) as ct_path:
+        ct = load_nifti(ct_path)
+    label, _ = convert_multilabel(load_nifti(path), ct, path, organs=organs, label_map=mapping)
+    names = ml_adapter.organ_names(round.label_set)
+    votes = ml_adapter.votes_from_label(label, organs.values, version.metadata.get("organs"))
+    prediction = Prediction.objects.filter(case=case, round=round).first()
+    if prediction is None:
+        members = ((organ, {version.name: votes[organ]} if organ in votes else {}) for organ in names)
+    else:
+        members = ((organ, soft | ({version.name: votes[organ]} if organ in votes else {}))
+                   for organ, soft in ml_adapter.stored_members(prediction, organs=names, exclude=version.name))
+    with tempfile.TemporaryDirectory(prefix="atlas-external-") as tmp:
+        files = ml_adapter.write_ensemble(members, organs=names, shape=ct.shape, affine=ct.affine,
+                                          workdir=Path(tmp) / "out")
+        local = write_nifti(Path(tmp) / "label.nii.gz", label, ct.affine, dtype=np.uint8)
+        with transaction.atomic():
+            _record(case, round, files)
+            # the vote itself, for later rounds' inference; stored inside the transaction, so a failure here
+            # rolls back the prediction too
+            store_file(ml_adapter.external_label_name(case, version.name), local)
