@@ -6,12 +6,14 @@ worker in tests/integration.
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
 import pytest
+from django.core.management import call_command
 
-from annotation.models import Case, Job, ModelVersion, OrganAttention, Prediction, Round, Task
+from annotation.models import Case, Job, LabelSet, ModelVersion, OrganAttention, Prediction, Round, Task
 from annotation.services import queue, revisions, rounds
 from annotation.services.imports import import_cases
 from annotation.services.users import create_user
@@ -94,3 +96,12 @@ def test_start_round_refuses_while_one_runs(phantoms):
     assert Job.objects.get().status == Job.Status.CANCELLED
     assert rounds.run_job(queued[0].pk, enqueue=queued.append) == "cancelled"  # a late delivery does nothing
     assert Case.objects.count() == 4
+
+
+def test_start_round_if_none_starts_only_the_first(phantoms):
+    Round.objects.create(number=0, label_set=LabelSet.objects.get(name="abdomenatlas"),
+                         status=Round.Status.ANNOTATING)
+    out = io.StringIO()
+    call_command("start_round", "--if-none", "--wait", stdout=out)
+    assert "round 0 exists (annotating): no round started" in out.getvalue()
+    assert Round.objects.count() == 1 and not Job.objects.exists()

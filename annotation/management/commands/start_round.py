@@ -25,12 +25,17 @@ class Command(BaseCommand):
                             help="share of revised cases kept out of fine-tuning to validate the new models "
                                  f"against their parents (default {DEFAULT_HOLDOUT})")
         parser.add_argument("--wait", action="store_true", help="follow the round until it is annotating")
+        parser.add_argument("--if-none", action="store_true",
+                            help="start round 0 only when no round exists yet; otherwise do nothing (make demo)")
         parser.add_argument("--timeout", type=float, default=3600, help="seconds to wait with --wait")
 
     def handle(self, *args, **options):
         for name in ("epochs", "steps"):
             if options[name] is not None and options[name] < 1:
                 raise CommandError(f"--{name} must be at least 1")
+        if options["if_none"] and (last := Round.objects.order_by("-number").first()) is not None:
+            self.stdout.write(f"round {last.number} exists ({last.status}): no round started")
+            return
         try:
             round = start_round(archs=options["archs"], size=options["size"], epochs=options["epochs"],
                                 steps=options["steps"], label_set=options["label_set"], seed=options["seed"],
