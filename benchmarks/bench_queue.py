@@ -12,7 +12,7 @@ authenticated endpoint, measured in the same loop under the same load, so next /
 queue itself costs), and the number of tasks leased to two different clients (must be 0), found from what the
 clients received (and cross-checked against the revisions in the database).
 
-    .venv/bin/python benchmarks/bench_queue.py [--clients 20] [--seconds 60] [--cycles 0] [--keep]
+    .venv/bin/python benchmarks/bench_queue.py [--clients 20] [--seconds 60] [--cycles 0] [--think 0] [--keep]
 """
 
 from __future__ import annotations
@@ -164,9 +164,18 @@ class Client:
         self.token = json.loads(data)["token"]
 
     def run(self, port: int, label: bytes, start: threading.Barrier, deadline: list[float], cycles: int,
-            warmup: int) -> None:
-        """next -> upload -> GET /api/queue/ until the deadline, `cycles` counted cycles, or an empty queue."""
+            warmup: int, think: float = 0.0, seed: int = 0) -> None:
+        """next -> upload -> GET /api/queue/ until the deadline, `cycles` counted cycles, or an empty queue.
+
+        think: mean seconds (exponential) a client pauses after next and after the upload, as an annotator looks
+        at the case before submitting; 0 is a closed loop with no pause.
+        """
         http_, auth = Http(port), {"Authorization": f"Token {self.token}"}
+        rng = np.random.default_rng(seed)
+
+        def pause() -> None:
+            if think > 0:
+                time.sleep(min(float(rng.exponential(think)), 10 * think))
         start.wait()
         try:
             while time.monotonic() < deadline[0] and not (cycles and self.cycles >= cycles + warmup):
@@ -181,6 +190,7 @@ class Client:
                 task = json.loads(data)
                 self.leased.append(task["id"])
                 self.record("next", keep, status, 200, ms)
+                pause()
                 fields = {"seconds_spent": "1.0"}
                 if task["base_revision"] is not None:
                     fields["base_revision"] = str(task["base_revision"])
@@ -188,6 +198,7 @@ class Client:
                 status, _, ms = http_.request("POST", f"/api/tasks/{task['id']}/revisions/", body,
                                               {**auth, "Content-Type": content_type})
                 self.record("upload", keep, status, 201, ms)
+                pause()
                 status, _, ms = http_.request("GET", "/api/queue/", headers=auth)
                 self.record("baseline", keep, status, 200, ms)
                 self.cycles += 1
@@ -239,6 +250,8 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=60, help="stop the clients after this long")
     parser.add_argument("--cycles", type=int, default=0, help="or after this many counted cycles each (0: none)")
     parser.add_argument("--warmup", type=int, default=2, help="first cycles of each client, not counted")
+    parser.add_argument("--think", type=float, default=0.0,
+                        help="mean pause (s, exponential) after next and after each upload; 0: none (closed loop)")
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--threads", type=int, default=4)
     parser.add_argument("--server", default="postgres://postgres@127.0.0.1:5432", help="PostgreSQL, no database")
@@ -253,7 +266,7 @@ def main() -> int:
     server: subprocess.Popen | None = None
     try:
         print(f"machine: {os.cpu_count()} CPU cores, load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}; "
-              f"gunicorn gthread {args.workers} workers x {args.threads} threads; "
+              f"gunicorn gthread {args.workers} workers x {args.threads} threads; think time {args.think} s; "
               f"DATABASE_CONN_MAX_AGE={env.get('DATABASE_CONN_MAX_AGE', '0')}")
         started = time.perf_counter()
         recreate_database(args.server)
@@ -283,8 +296,9 @@ def main() -> int:
         upload = np.random.default_rng(args.seed + 1).integers(0, 10, SHAPE, dtype=np.uint8)
         label = write_nifti(tmp / "upload.nii.gz", upload, np.diag([*SPACING, 1.0]), dtype=np.uint8).read_bytes()
         barrier, deadline = threading.Barrier(args.clients + 1), [float("inf")]
-        threads = [threading.Thread(target=c.run, args=(port, label, barrier, deadline, args.cycles, args.warmup),
-                                    daemon=True) for c in clients]
+        threads = [threading.Thread(target=c.run, args=(port, label, barrier, deadline, args.cycles, args.warmup,
+                                                        args.think, args.seed + i), daemon=True)
+                   for i, c in enumerate(clients)]
         for thread in threads:
             thread.start()
         load = [os.getloadavg()]
