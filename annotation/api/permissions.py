@@ -1,6 +1,6 @@
 from rest_framework.permissions import BasePermission
 
-from annotation.roles import is_lead, role_of
+from annotation.roles import ADMIN, is_lead, role_of
 
 
 class HasRole(BasePermission):
@@ -19,3 +19,12 @@ class IsLead(BasePermission):
 
     def has_permission(self, request, view) -> bool:
         return is_lead(request.user)
+
+
+class IsAdmin(BasePermission):
+    """Admins only (the admin group, or a superuser)."""
+
+    message = "only admins may do this"
+
+    def has_permission(self, request, view) -> bool:
+        return role_of(request.user) == ADMIN

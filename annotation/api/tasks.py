@@ -11,7 +11,6 @@ from django.conf import settings
 from django.contrib.auth import authenticate
 from django.contrib.auth.models import User
 from django.shortcuts import get_object_or_404
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.authtoken.models import Token
@@ -35,7 +34,7 @@ from annotation.api.serializers import (
 )
 from annotation.models import Revision, Task
 from annotation.roles import ANNOTATOR, role_of
-from annotation.selectors.work import dashboard, my_queue
+from annotation.selectors.work import my_queue
 from annotation.services import queue, revisions
 
 
@@ -233,11 +232,3 @@ class TaskAssign(APIView):
         except ValueError as exc:
             return _error(str(exc), status.HTTP_400_BAD_REQUEST)
         return Response({"assigned": n})
-
-
-class Dashboard(APIView):
-    permission_classes = [IsLead]
-
-    @extend_schema(responses=OpenApiTypes.OBJECT)
-    def get(self, request):
-        return Response(dashboard())

@@ -19,5 +19,5 @@ urlpatterns = [
     path("tasks/<int:pk>/skip/", tasks.TaskSkip.as_view(), name="task-skip"),
     path("queue/", tasks.MyQueue.as_view(), name="my-queue"),
     path("revisions/<int:pk>/review/", tasks.RevisionReview.as_view(), name="revision-review"),
-    path("dashboard/", tasks.Dashboard.as_view(), name="dashboard"),
+    path("", include("annotation.api.dashboard")),  # the lead dashboard, and starting a round
 ]

@@ -48,6 +48,9 @@ class Round(models.Model):
     settings = models.JSONField(default=dict, blank=True, help_text="archs, size, steps, attention thresholds")
     error = models.TextField(blank=True)
     converged = models.BooleanField(null=True, blank=True, help_text="top case confirmed with no change")
+    metrics = models.JSONField(default=dict, blank=True,
+                               help_text="figures that read files (label bias, voxel shares), cached with their key; "
+                                         "annotation.services.metrics")
     created = models.DateTimeField(auto_now_add=True)
     finished = models.DateTimeField(null=True, blank=True)
 
@@ -70,6 +73,7 @@ class Prediction(models.Model):
     heatmap = models.FileField(max_length=500, blank=True, help_text="attention heatmap, max over organs (uint8)")
     files = models.JSONField(default=dict, blank=True)
     created = models.DateTimeField(auto_now_add=True)
+    updated = models.DateTimeField(auto_now=True, help_text="last (re)recorded: the files may have changed")
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["case", "round"], name="prediction_unique_case_round")]
@@ -94,6 +98,23 @@ class OrganAttention(models.Model):
             models.UniqueConstraint(fields=["case", "round", "organ"], name="attention_unique_case_round_organ")
         ]
         indexes = [models.Index(fields=["round", "case"])]
+
+
+class CaseMetrics(models.Model):
+    """One case's figures in a round that need its files (pseudo-label, soft predictions, latest revision).
+
+    key names what they were computed from (prediction and revision ids): an entry is recomputed only when its
+    key changes. data: see annotation.services.metrics.case_entry.
+    """
+
+    round = models.ForeignKey(Round, on_delete=models.CASCADE, related_name="case_metrics")
+    case = models.ForeignKey(Case, on_delete=models.CASCADE, related_name="metrics")
+    key = models.CharField(max_length=64)
+    data = models.JSONField(default=dict)
+    updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["round", "case"], name="case_metrics_unique_round_case")]
 
 
 class Job(models.Model):

@@ -26,6 +26,7 @@ class Task(models.Model):
     lease_holder = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                                      related_name="leased_tasks")
     lease_expires = models.DateTimeField(null=True, blank=True)
+    leased_at = models.DateTimeField(null=True, blank=True, help_text="when the current lease was taken")
     review_comment = models.TextField(blank=True, help_text="the lead's comment when a revision was rejected")
     created = models.DateTimeField(auto_now_add=True)
     updated = models.DateTimeField(auto_now=True)

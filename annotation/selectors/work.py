@@ -1,17 +1,13 @@
-"""Read paths of the annotation workflow: what a user may see, their queue, a task's details, the dashboard."""
+"""Read paths of the annotation workflow: what a user may see, their queue, a task's details.
+
+The lead dashboard's read paths are in selectors/dashboard.py and selectors/quality.py.
+"""
 
 from __future__ import annotations
 
-import statistics
-from collections import Counter, defaultdict
-from datetime import timedelta
+from django.db.models import Q, QuerySet
 
-from django.conf import settings
-from django.db.models import Count, Q, QuerySet, Sum
-from django.db.models.functions import TruncDate
-from django.utils import timezone
-
-from annotation.models import Case, OrganAttention, Prediction, Revision, RevisionTag, Task
+from annotation.models import Case, OrganAttention, Prediction, Revision, Task
 from annotation.roles import is_lead
 from annotation.selectors.cases import cases
 
@@ -61,46 +57,3 @@ def heatmap_name(case: Case, organ: str | None) -> str | None:
     if organ is None:
         return prediction.heatmap.name or None
     return (prediction.files.get("attention") or {}).get(organ)
-
-
-def dashboard() -> dict:
-    """Counts by status, annotator and organ; throughput per day; median minutes per case; time left."""
-    tasks = Task.objects.all()
-    by_status = {s: 0 for s in Task.Status.values}
-    by_status.update(dict(tasks.values_list("status").annotate(n=Count("id")).order_by()))
-    by_annotator: dict[str, Counter] = defaultdict(Counter)
-    for author, kind, n in Revision.objects.values_list("author__username", "kind").annotate(n=Count("id")):
-        by_annotator[author][kind] += n
-    leased = Task.objects.filter(status=Task.Status.LEASED).values_list("lease_holder__username").annotate(
-        n=Count("id"))
-    for holder, n in leased:
-        by_annotator[holder]["leased"] += n
-    organs = {}
-    for name, total, n in (OrganAttention.objects.values_list("organ__name")
-                           .annotate(total=Sum("size_ml"), n=Count("id")).order_by("organ__value")):
-        organs[name] = {"attention_ml": round(total or 0.0, 3), "cases": n, "revised_voxels": 0, "tags": 0}
-    for revision in Revision.objects.filter(kind=Revision.Kind.REVISION).only("changed_voxels"):
-        for name, n in revision.changed_voxels.items():
-            organs.setdefault(name, {"attention_ml": 0.0, "cases": 0, "revised_voxels": 0, "tags": 0})
-            organs[name]["revised_voxels"] += int(n)
-    for name, n in RevisionTag.objects.values_list("organ__name").annotate(n=Count("id")):
-        organs.setdefault(name, {"attention_ml": 0.0, "cases": 0, "revised_voxels": 0, "tags": 0})["tags"] = n
-    since = timezone.now() - timedelta(days=30)
-    per_day = [{"day": d.isoformat(), "revised": r, "confirmed": c} for d, r, c in (
-        Revision.objects.filter(created__gte=since).annotate(day=TruncDate("created")).values_list("day")
-        .annotate(r=Count("id", filter=Q(kind=Revision.Kind.REVISION)),
-                  c=Count("id", filter=Q(kind=Revision.Kind.CONFIRM))).order_by("day"))]
-    seconds = [s for s in Revision.objects.filter(seconds_spent__gt=0).values_list("seconds_spent", flat=True)]
-    median_minutes = statistics.median(seconds) / 60 if seconds else settings.ATLAS_MINUTES_PER_CASE
-    remaining = by_status[Task.Status.PENDING] + by_status[Task.Status.LEASED] + by_status[Task.Status.SKIPPED]
-    hours = remaining * median_minutes / 60
-    return {
-        "tasks_by_status": by_status,
-        "by_annotator": {name: dict(counts) for name, counts in sorted(by_annotator.items())},
-        "by_organ": organs,
-        "throughput_per_day": per_day,
-        "median_minutes_per_case": round(median_minutes, 2),
-        "remaining_tasks": remaining,
-        "time_left": {"hours": round(hours, 2), "working_days": round(hours / settings.ATLAS_HOURS_PER_DAY, 2),
-                      "hours_per_day": settings.ATLAS_HOURS_PER_DAY},
-    }

@@ -82,7 +82,8 @@ def lease_next(*, user, now: datetime | None = None) -> Task | None:
                     .select_for_update(skip_locked=True, of=("self",)).first())
             if task is not None:
                 task.status, task.lease_holder, task.lease_expires = Task.Status.LEASED, user, expires
-                task.save(update_fields=["status", "lease_holder", "lease_expires", "updated"])
+                task.leased_at = now
+                task.save(update_fields=["status", "lease_holder", "lease_expires", "leased_at", "updated"])
                 return task
     return None
 

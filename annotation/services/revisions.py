@@ -93,7 +93,7 @@ def _store(*, task: Task, user, data: np.ndarray, base_revision: int | None, kin
     case = task.case
     organs = dict(Organ.objects.filter(label_set=case.dataset.label_set_id).values_list("value", "name"))
     by_name = {name: value for value, name in organs.items()}
-    tag_rows = _tag_rows(tags, by_name)
+    tag_rows = _tag_rows(tags, by_name, label_set_id=case.dataset.label_set_id)
     changed, dice = organ_changes(data, _reference(task), organs)
     written: list[str] = []
     with tempfile.TemporaryDirectory(prefix="atlas-revision-") as tmp:
@@ -133,12 +133,14 @@ def _record_stopping(task: Task, *, unchanged: bool) -> None:
         Round.objects.filter(pk=task.round_id).update(converged=unchanged)
 
 
-def _tag_rows(tags: dict[str, list[str]], organ_values: dict[str, int]) -> list[tuple[int, ErrorTag]]:
+def _tag_rows(tags: dict[str, list[str]], organ_values: dict[str, int], *, label_set_id: int
+              ) -> list[tuple[int, ErrorTag]]:
     known = {t.code: t for t in ErrorTag.objects.all()}
     rows = []
     if not isinstance(tags, dict):
         raise UploadError("tags: expected an object {organ: [tag codes]}")
-    organ_ids = dict(Organ.objects.filter(name__in=list(tags)).values_list("name", "id")) if tags else {}
+    organ_ids = dict(Organ.objects.filter(label_set=label_set_id, name__in=list(tags)).values_list("name", "id")
+                     ) if tags else {}
     for organ, codes in tags.items():
         if organ not in organ_values:
             raise UploadError(f"tags: {organ!r} is not an organ of this case's label set")

@@ -153,8 +153,25 @@ def run_job(job_id: int, *, enqueue: Enqueue = _enqueue) -> str:
             status=Round.Status.FAILED, error=f"{job.key}: {exc}", finished=timezone.now())
         return Job.Status.FAILED
     _finish(job)
-    advance(round_id=job.round_id, enqueue=enqueue)
+    round = advance(round_id=job.round_id, enqueue=enqueue)
+    if job.kind == Job.Kind.RANK and round.status == Round.Status.ANNOTATING:
+        _update_metrics(round)
     return Job.Status.SUCCEEDED
+
+
+def _update_metrics(round: Round) -> None:
+    """Once a round is annotating (annotators can start): the cached file metrics of the round it closed, whose
+    revisions are all in now, and of this one. A failure here is logged; the round goes on."""
+    from annotation.services.metrics import update_round_metrics
+
+    previous = Round.objects.filter(number__lt=round.number).order_by("-number").first()
+    for each in (previous, round):
+        if each is None:
+            continue
+        try:
+            update_round_metrics(round_id=each.pk)
+        except Exception:
+            log.exception("round %s: metrics could not be updated", each.number)
 
 
 def _train(job: Job) -> None:

@@ -81,6 +81,10 @@ def test_round_zero_then_one(phantoms, tmp_path, settings):
     assert Prediction.objects.filter(round=round1).count() == 4
     assert Task.objects.filter(round=round1).count() == 4
     assert Task.objects.get(pk=task.pk).status == "revised"  # round 0's work is kept
+    # once round 1 is annotating, the file metrics of round 0 (with its revision) and round 1 are cached
+    round0.refresh_from_db()
+    assert round0.metrics["key"] and not round0.metrics["errors"]
+    assert Round.objects.get(pk=round1.pk).metrics["key"]
     assert ModelVersion.objects.count() == 4
 
 

@@ -339,7 +339,8 @@ def test_my_queue_and_dashboard(world):
     assert [row["case"] for row in a1.get("/api/queue/").json()] == ["big"]
     board = lead.get("/api/dashboard/").json()
     assert board["tasks_by_status"] == {"pending": 1, "leased": 1, "revised": 1, "confirmed": 0, "skipped": 0}
-    assert board["by_annotator"]["a1"] == {"revision": 1, "leased": 1}
+    assert board["by_annotator"]["a1"] == {"assigned": 0, "leased": 1, "revised": 1, "confirmed": 0, "skipped": 0,
+                                           "revised_all": 1, "confirmed_all": 0, "median_minutes": 10.0}
     assert board["by_organ"]["liver"]["attention_ml"] == pytest.approx(67.5)
     assert board["median_minutes_per_case"] == 10.0
     assert board["remaining_tasks"] == 2

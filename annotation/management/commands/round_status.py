@@ -1,22 +1,38 @@
-"""python manage.py round_status [ROUND]"""
+"""python manage.py round_status [ROUND] [--refresh-metrics]"""
 
 from django.core.management.base import BaseCommand, CommandError
 
 from annotation.models import Round
+from annotation.selectors.quality import convergence, round_quality
 from annotation.selectors.rounds import latest_round, round_summary
+from annotation.services.metrics import update_round_metrics
+
+
+def _pct(value) -> str:
+    return "-" if value is None else f"{100 * value:.1f}%"
+
+
+def _num(value, digits: int = 3) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
 
 
 class Command(BaseCommand):
-    help = "Show a round's state, jobs, models and tasks (the latest round by default)."
+    help = ("Show a round's state, jobs, models, tasks, metrics and whether the loop has converged (the latest "
+            "round by default).")
 
     def add_arguments(self, parser):
         parser.add_argument("round", nargs="?", type=int)
+        parser.add_argument("--refresh-metrics", action="store_true",
+                            help="first bring the metrics that read files (label bias, voxel shares) up to date")
 
     def handle(self, *args, **options):
         round = (Round.objects.filter(number=options["round"]).first() if options["round"] is not None
                  else latest_round())
         if round is None:
             raise CommandError("no such round" if options["round"] is not None else "no round yet: start_round")
+        if options["refresh_metrics"]:
+            update_round_metrics(round_id=round.pk)
+            round.refresh_from_db()
         s = round_summary(round)
         self.stdout.write(f"round {s['number']}: {s['status']} (label set {s['label_set']})")
         for kind, counts in sorted(s["jobs"].items()):
@@ -31,3 +47,42 @@ class Command(BaseCommand):
             self.stdout.write("  tasks: " + ", ".join(f"{k} {v}" for k, v in sorted(s["tasks"].items())))
         if s["error"]:
             self.stdout.write(f"  error: {s['error']}")
+        self.stdout.write(f"  converged: {convergence(round)}")
+        self._metrics(round_quality(round))
+
+    def _metrics(self, q: dict) -> None:
+        out = self.stdout.write
+        a = q["attention"]
+        if a["cases"]:
+            out(f"  attention (mL per case): {a['cases']} cases, total {a['total_ml']:.1f}, max {a['max_ml']:.1f}, "
+                f"90th percentile {a['p90_ml']:.1f}, median {a['median_ml']:.1f}, mean {a['mean_ml']:.1f}, "
+                f"{a['zero_cases']} with none")
+        dice = q["pseudo_label_dice"]
+        if dice["cases"]:
+            out(f"  pseudo-label Dice against the revisions ({dice['cases']} cases): mean {_num(dice['mean'])}")
+            out("    " + ", ".join(f"{organ} {_num(v['mean'])}" for organ, v in dice["organs"].items()))
+        for v in q["validation"]:
+            out(f"  validation Dice of {v['model']} on {len(v['cases'])} held-out revised cases: {_num(v['mean'])} "
+                f"(parent {_num(v['parent_mean'])})")
+        tags = q["error_tags"]
+        if tags["total"]:
+            out("  error tags: " + "; ".join(f"{organ}: " + ", ".join(f"{t} {n}" for t, n in per.items())
+                                             for organ, per in tags["organs"].items()))
+        state = q["metrics"]
+        if state["computed"] is None:
+            out("  file metrics (label bias, voxel shares): not computed yet; run with --refresh-metrics")
+            return
+        voxels = q["voxels"]
+        if voxels and voxels["labelled"]:
+            out(f"  voxels decided by the AI {_pct(voxels['ai_share'])}, changed by people "
+                f"{_pct(voxels['people_share'])} (of {voxels['labelled']} labelled voxels; of {voxels['cases']} cases "
+                f"{voxels['cases_revised']} revised, {voxels['cases_confirmed']} confirmed)")
+        bias = q["label_bias"]
+        if bias:
+            out(f"  label bias, mean Dice over organs ({bias['cases']} cases):")
+            width = max(len(s) for s in bias["sources"])
+            out("    " + " " * width + " " + " ".join(f"{s[:10]:>10}" for s in bias["sources"]))
+            for name, row in zip(bias["sources"], bias["mean"], strict=True):
+                out(f"    {name:<{width}} " + " ".join(f"{_num(v):>10}" for v in row))
+        stale = " (stale: revisions or predictions changed since; run with --refresh-metrics)" if state["stale"] else ""
+        out(f"  file metrics computed {state['computed']}{stale}")

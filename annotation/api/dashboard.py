@@ -1,0 +1,185 @@
+"""The lead dashboard's API: queues and progress, the ranked list, attention curves, quality per round, jobs, and
+starting a round (admins). Thin: selectors read, services write. Leads and admins only; starting a round: admins.
+"""
+
+from __future__ import annotations
+
+from django.urls import path
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers, status
+from rest_framework.exceptions import ValidationError
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from annotation.api.permissions import IsAdmin, IsLead
+from annotation.models import Round, Task
+from annotation.selectors import dashboard as boards
+from annotation.selectors import quality
+from annotation.selectors.rounds import round_summary
+from annotation.services import metrics
+from annotation.services.rounds import RoundError, start_round
+from ml_engine.networks import ARCHITECTURES, SIZES
+
+ROUND_PARAM = OpenApiParameter("round", int, description="round number (default: the latest annotating round)")
+
+
+class RoundQuery(serializers.Serializer):
+    round = serializers.IntegerField(required=False, min_value=0)
+
+
+class TasksQuery(RoundQuery):
+    offset = serializers.IntegerField(required=False, min_value=0, default=0)
+    limit = serializers.IntegerField(required=False, min_value=1, max_value=1000, default=100)
+    status = serializers.ChoiceField(required=False, choices=Task.Status.choices)
+
+
+class StartRoundSerializer(serializers.Serializer):
+    archs = serializers.ListField(child=serializers.ChoiceField(choices=ARCHITECTURES), min_length=1,
+                                  default=list(ARCHITECTURES))
+    size = serializers.ChoiceField(choices=SIZES, default="tiny")
+    epochs = serializers.IntegerField(required=False, allow_null=True, min_value=1)
+    steps = serializers.IntegerField(required=False, allow_null=True, min_value=1)
+    label_set = serializers.SlugField(required=False, default="abdomenatlas")
+    seed = serializers.IntegerField(required=False, default=0)
+    holdout = serializers.FloatField(required=False, min_value=0.0, max_value=0.9)
+
+    def validate(self, data):
+        if data.get("epochs") is not None and data.get("steps") is not None:
+            raise ValidationError({"steps": "give epochs or steps, not both"})
+        if len(set(data["archs"])) != len(data["archs"]):
+            raise ValidationError({"archs": "an architecture is named twice"})
+        return data
+
+
+def _query(serializer_class, request) -> dict:
+    body = serializer_class(data=request.query_params)
+    body.is_valid(raise_exception=True)
+    return body.validated_data
+
+
+def _round(number: int | None, *, default=boards.current_round) -> Round | None:
+    """The round with this number (400 naming the field when there is none), else the default."""
+    if number is None:
+        return default()
+    found = Round.objects.select_related("label_set").filter(number=number).first()
+    if found is None:
+        raise ValidationError({"round": f"there is no round {number}"})
+    return found
+
+
+class DashboardOverview(APIView):
+    """Queues of a round (tasks by status, annotator and organ; leases) and progress, pace and time left."""
+
+    permission_classes = [IsLead]
+
+    @extend_schema(parameters=[ROUND_PARAM], responses=OpenApiTypes.OBJECT)
+    def get(self, request):
+        return Response(boards.overview(_round(_query(RoundQuery, request).get("round"))))
+
+
+class DashboardTasks(APIView):
+    """A page of a round's ranked list, with ranks among all and among open tasks (for assignment by range)."""
+
+    permission_classes = [IsLead]
+
+    @extend_schema(parameters=[ROUND_PARAM, OpenApiParameter("offset", int), OpenApiParameter("limit", int),
+                               OpenApiParameter("status", str, enum=Task.Status.values)],
+                   responses=OpenApiTypes.OBJECT)
+    def get(self, request):
+        query = _query(TasksQuery, request)
+        round = _round(query.get("round"))
+        if round is None:
+            return Response({"round": None, "count": 0, "open": 0, "offset": 0, "limit": query["limit"],
+                             "results": []})
+        return Response(boards.ranked_tasks(round, offset=query["offset"], limit=query["limit"],
+                                            status=query.get("status")))
+
+
+class DashboardAttention(APIView):
+    """Attention size of every case, largest first, one series per round, revised / confirmed cases marked."""
+
+    permission_classes = [IsLead]
+
+    @extend_schema(responses=OpenApiTypes.OBJECT)
+    def get(self, request):
+        return Response({"rounds": quality.attention_curves()})
+
+
+class DashboardQuality(APIView):
+    """Per round: pseudo-label Dice against the revisions, model validation Dice, error tags, attention summary,
+    and the cached label-bias matrix and voxel shares (with whether they are stale)."""
+
+    permission_classes = [IsLead]
+
+    @extend_schema(parameters=[OpenApiParameter("round", int, description="one round (default: every round)")],
+                   responses=OpenApiTypes.OBJECT)
+    def get(self, request):
+        number = _query(RoundQuery, request).get("round")
+        if number is None:
+            return Response({"rounds": quality.quality()})
+        return Response({"rounds": [quality.round_quality(_round(number))]})
+
+
+class RefreshQuality(APIView):
+    """Bring a round's file-based metrics (label bias, voxel shares) up to date: reads only cases that changed."""
+
+    permission_classes = [IsLead]
+
+    @extend_schema(request=RoundQuery, responses=OpenApiTypes.OBJECT)
+    def post(self, request):
+        body = RoundQuery(data=request.data)
+        body.is_valid(raise_exception=True)
+        round = _round(body.validated_data.get("round"))
+        if round is None:
+            raise ValidationError({"round": "there is no round yet"})
+        metrics.update_round_metrics(round_id=round.pk)
+        round.refresh_from_db()
+        return Response(quality.round_quality(round))
+
+
+class DashboardJobs(APIView):
+    """Rounds and their step progress; one round's running (live progress), failed and recent jobs."""
+
+    permission_classes = [IsLead]
+
+    @extend_schema(parameters=[OpenApiParameter("round", int, description="round number (default: the latest)")],
+                   responses=OpenApiTypes.OBJECT)
+    def get(self, request):
+        round = _round(_query(RoundQuery, request).get("round"), default=lambda: None)
+        data = boards.jobs(round)
+        data["can_start"] = IsAdmin().has_permission(request, self)
+        return Response(data)
+
+
+class StartRound(APIView):
+    """Start the next round of the loop (admins): train or fine-tune, infer, rank. 409 while one is running."""
+
+    permission_classes = [IsAdmin]
+
+    @extend_schema(request=StartRoundSerializer, responses={201: OpenApiTypes.OBJECT, 400: None, 409: None})
+    def post(self, request):
+        body = StartRoundSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        options = dict(body.validated_data)
+        if options.get("holdout") is None:
+            options.pop("holdout", None)
+        try:
+            round = start_round(**options)
+        except RoundError as exc:
+            message = str(exc)
+            if message.startswith("label set"):
+                raise ValidationError({"label_set": message}) from exc
+            return Response({"detail": message}, status=status.HTTP_409_CONFLICT)
+        return Response(round_summary(round), status=status.HTTP_201_CREATED)
+
+
+urlpatterns = [
+    path("dashboard/", DashboardOverview.as_view(), name="dashboard"),
+    path("dashboard/tasks/", DashboardTasks.as_view(), name="dashboard-tasks"),
+    path("dashboard/attention/", DashboardAttention.as_view(), name="dashboard-attention"),
+    path("dashboard/quality/", DashboardQuality.as_view(), name="dashboard-quality"),
+    path("dashboard/quality/refresh/", RefreshQuality.as_view(), name="dashboard-quality-refresh"),
+    path("dashboard/jobs/", DashboardJobs.as_view(), name="dashboard-jobs"),
+    path("rounds/start/", StartRound.as_view(), name="round-start"),
+]
