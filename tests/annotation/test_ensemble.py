@@ -13,12 +13,12 @@ from django.core.management import CommandError, call_command
 from annotation import ml_adapter
 from annotation.models import OrganAttention, Prediction, Round, Task
 from annotation.services import ensemble, queue, revisions, rounds
-from annotation.services.imports import import_cases
 from annotation.services.users import create_user
 from annotation.storage import local_copy
 from ml_engine.io import load_nifti, write_nifti
 from ml_engine.metrics import dice
-from ml_engine.phantoms import ORGANS, make_phantom, write_phantom_case
+from ml_engine.phantoms import ORGANS, make_phantom
+from tests.annotation.loop import import_phantoms, inline
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -26,18 +26,9 @@ TOTALSEG = Path(__file__).resolve().parents[2] / "fixtures" / "label_maps" / "to
 TOTALSEG_VALUES = {organ: int(v) for v, organ in json.loads(TOTALSEG.read_text())["labels"].items()}
 
 
-def inline(job) -> None:
-    rounds.run_job(job.pk, enqueue=inline)
-
-
 @pytest.fixture
 def round0(tmp_path):
-    truth = {}
-    for i in range(4):
-        phantom = make_phantom(300 + i, shape=(32, 32, 32), spacing=(3.0, 3.0, 3.0), name=f"ex{i}")
-        write_phantom_case(phantom, tmp_path / "src", organs=ORGANS if i < 2 else ())
-        truth[phantom.name] = phantom
-    assert import_cases(tmp_path / "src", dataset="ens").ok
+    truth = import_phantoms(tmp_path / "src", first_seed=300, prefix="ex", dataset="ens")
     round = rounds.start_round(archs=["unet"], steps=2, enqueue=inline)
     round.refresh_from_db()
     assert round.status == Round.Status.ANNOTATING, round.error

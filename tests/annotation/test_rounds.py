@@ -15,27 +15,16 @@ from django.core.management import call_command
 
 from annotation.models import Case, Job, LabelSet, ModelVersion, OrganAttention, Prediction, Round, Task
 from annotation.services import queue, revisions, rounds
-from annotation.services.imports import import_cases
 from annotation.services.users import create_user
 from ml_engine.io import write_nifti
-from ml_engine.phantoms import ORGANS, make_phantom, write_phantom_case
+from tests.annotation.loop import import_phantoms, inline
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def inline(job: Job) -> None:
-    rounds.run_job(job.pk, enqueue=inline)
-
-
 @pytest.fixture
 def phantoms(tmp_path):
-    truth = {}
-    for i in range(4):
-        phantom = make_phantom(100 + i, shape=(32, 32, 32), spacing=(3.0, 3.0, 3.0), name=f"ph{i}")
-        write_phantom_case(phantom, tmp_path / "src", organs=ORGANS if i < 2 else ())
-        truth[phantom.name] = phantom
-    assert import_cases(tmp_path / "src", dataset="loop").ok
-    return truth
+    return import_phantoms(tmp_path / "src", first_seed=100, prefix="ph", dataset="loop")
 
 
 def test_round_zero_then_one(phantoms, tmp_path, settings):

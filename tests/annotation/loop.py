@@ -1,0 +1,26 @@
+"""Shared by the round tests: jobs run in this process, and a small imported dataset of phantoms."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from annotation.services import rounds
+from annotation.services.imports import import_cases
+from ml_engine.phantoms import ORGANS, Phantom, make_phantom, write_phantom_case
+
+
+def inline(job) -> None:
+    """An enqueue function that runs the job (and the jobs it queues) at once, here."""
+    rounds.run_job(job.pk, enqueue=inline)
+
+
+def import_phantoms(src: Path, *, first_seed: int, prefix: str, dataset: str, n: int = 4,
+                    labelled: int = 2) -> dict[str, Phantom]:
+    """Import n small phantoms (32^3 at 3 mm), the first `labelled` with every organ; returns name -> phantom."""
+    truth = {}
+    for i in range(n):
+        phantom = make_phantom(first_seed + i, shape=(32, 32, 32), spacing=(3.0, 3.0, 3.0), name=f"{prefix}{i}")
+        write_phantom_case(phantom, src, organs=ORGANS if i < labelled else ())
+        truth[phantom.name] = phantom
+    assert import_cases(src, dataset=dataset).ok
+    return truth
