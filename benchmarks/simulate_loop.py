@@ -1,19 +1,22 @@
 """The method itself: does revising the cases with the largest attention first give a better dataset than revising
 cases at random? (AbdomenAtlas-8K's claim, measured on phantoms.)
 
-    python benchmarks/simulate_loop.py [--cases 16] [--shifted 4] [--k 2] [--rounds 3] [--steps 30]
+    python benchmarks/simulate_loop.py [--cases 16] [--shifted 4] [--labelled 3] [--k 2] [--rounds 3] [--steps 30]
                                        [--archs unet nnunet] [--random-repeats 3] [--threads N]
 
 The dataset mixes phantoms like the shipped checkpoints' training data with phantoms from "another scanner" (finer,
 anisotropic spacing, an air cavity in the stomach and a swollen pancreas tail), where the models err, as real
-datasets mix hospitals. No case is labelled at the start; M0 is the shipped tiny checkpoints. Each round:
+datasets mix hospitals. A few home cases come with labels (`--labelled`; the truth, for both orderings); M0 is the
+shipped tiny checkpoints. Each round:
 
 1. the current models predict every case (the ensemble's pseudo-labels and attention, as the platform does);
 2. a simulated annotator revises k more cases, which then carry the truth: the k with the largest total attention
    (attention ordering) or k drawn at random (random ordering, repeated with different draws and averaged);
 3. the dataset's labels are the truth for revised cases and the pseudo-label elsewhere: print their mean Dice
    against the truth (mean over the nine organs, then over cases);
-4. each member is fine-tuned from its current checkpoint on every case revised so far, for the next round.
+4. each member is fine-tuned from its current checkpoint on every case revised so far together with the labelled
+   ones (as the platform does: without the original labels, fine-tuning on a few cases of the other scanner makes
+   the models forget the home cases), for the next round.
 
 Both orderings revise the same number of cases; only the choice differs. Prints a table per round and the mean
 Dice of the pseudo-labels of the cases left unrevised. Asserts nothing about time.
@@ -92,18 +95,20 @@ class Strategy:
     models: list[Checkpoint]
     rng: random.Random | None = None  # None: attention ordering
     revised: list[str] = field(default_factory=list)
+    labelled: list[str] = field(default_factory=list)
     rows: list[dict] = field(default_factory=list)
 
 
 def run_round(strategy: Strategy, predicted: Predicted, cases: list[Phantom], k: int) -> None:
-    left = [c.name for c in cases if c.name not in strategy.revised]
+    left = [c.name for c in cases if c.name not in strategy.revised and c.name not in strategy.labelled]
     if strategy.rng is None:
         chosen = sorted(left, key=lambda name: -predicted.attention[name])[:k]
     else:
         chosen = strategy.rng.sample(left, min(k, len(left)))
     strategy.revised += chosen
     unrevised = [predicted.dice[n] for n in left if n not in chosen]
-    dataset = [1.0 if c.name in strategy.revised else predicted.dice[c.name] for c in cases]
+    truth = set(strategy.revised) | set(strategy.labelled)
+    dataset = [1.0 if c.name in truth else predicted.dice[c.name] for c in cases]
     strategy.rows.append({"revised": len(strategy.revised), "chosen": chosen, "dataset": float(np.mean(dataset)),
                           "unrevised": float(np.mean(unrevised)) if unrevised else float("nan"),
                           "attention": float(sum(predicted.attention.values()))})
@@ -113,6 +118,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", type=int, default=16)
     parser.add_argument("--shifted", type=int, default=4, help="cases from the other scanner (default 4)")
+    parser.add_argument("--labelled", type=int, default=3, help="home cases labelled from the start (default 3)")
     parser.add_argument("--k", type=int, default=2, help="cases revised per round (default 2)")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--steps", type=int, default=30, help="fine-tuning steps per member and round")
@@ -121,23 +127,28 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--threads", type=int, default=None)
     args = parser.parse_args()
-    if not 0 <= args.shifted <= args.cases or args.k < 1 or args.rounds < 1 or args.random_repeats < 1:
-        parser.error("need 0 <= --shifted <= --cases, and --k, --rounds, --random-repeats at least 1")
+    if not (0 <= args.shifted <= args.cases and 0 <= args.labelled <= args.cases - args.shifted
+            and min(args.k, args.rounds, args.random_repeats) >= 1):
+        parser.error("need 0 <= --shifted <= --cases, 0 <= --labelled <= --cases - --shifted, "
+                     "and --k, --rounds, --random-repeats at least 1")
     if args.threads:
         torch.set_num_threads(args.threads)
     started = time.perf_counter()
     cases = make_dataset(args.cases, args.shifted, args.seed)
     m0 = [load_checkpoint(CHECKPOINTS / f"{arch}_tiny.pt", organs=ORGANS) for arch in args.archs]
-    strategies = [Strategy("attention", m0)] + [Strategy(f"random #{r + 1}", m0, random.Random(args.seed * 100 + r))
-                                                for r in range(args.random_repeats)]
-    print(f"{args.cases} phantoms ({args.shifted} from another scanner, with troubles), ensemble {args.archs}, "
+    labelled = [c.name for c in cases[:args.labelled]]
+    strategies = [Strategy("attention", m0, labelled=labelled)] + [
+        Strategy(f"random #{r + 1}", m0, random.Random(args.seed * 100 + r), labelled=labelled)
+        for r in range(args.random_repeats)]
+    print(f"{args.cases} phantoms ({args.shifted} from another scanner, with troubles; {args.labelled} labelled), "
+          f"ensemble {args.archs}, "
           f"k = {args.k} revised per round, {args.steps} fine-tuning steps per member and round", flush=True)
     first = predict(m0, cases)
     for round_number in range(1, args.rounds + 1):
         for strategy in strategies:
             predicted = first if round_number == 1 else predict(strategy.models, cases)
             run_round(strategy, predicted, cases, args.k)
-            revised = [c for c in cases if c.name in strategy.revised]
+            revised = [c for c in cases if c.name in strategy.revised or c.name in strategy.labelled]
             if round_number < args.rounds:
                 strategy.models = fine_tune(strategy.models, revised, args.steps, args.seed + round_number)
             row = strategy.rows[-1]
