@@ -1,9 +1,12 @@
-// Pages by URL hash: #/ (my queue), #/work (the workspace, on the task `next` gives), login when signed out.
-import { useCallback, useEffect, useState } from 'react'
+// Pages by URL hash: #/ (my queue), #/work (the workspace, on the task `next` gives), #/dashboard (leads and admins),
+// login when signed out. The dashboard (and its charting library) loads only when opened.
+import { lazy, Suspense, useCallback, useEffect, useState } from 'react'
 import { api, type Me } from './api'
 import { Login } from './pages/Login'
 import { Queue } from './pages/Queue'
 import { Workspace } from './pages/Workspace'
+
+const Dashboard = lazy(() => import('./pages/Dashboard'))
 
 function route(): string {
   return window.location.hash.replace(/^#/, '') || '/'
@@ -44,5 +47,20 @@ export function App() {
     )
   }
   if (path.startsWith('/work')) return <Workspace me={me} go={go} />
+  if (path.startsWith('/dashboard')) {
+    if (me.role !== 'lead' && me.role !== 'admin') {
+      return (
+        <div className="page forbidden" data-page="forbidden" role="alert">
+          <p>The dashboard is for leads and admins; {me.username} is an {me.role}.</p>
+          <button onClick={() => go('/')}>My queue</button>
+        </div>
+      )
+    }
+    return (
+      <Suspense fallback={<div className="page" data-page="loading">Loading the dashboard…</div>}>
+        <Dashboard me={me} go={go} logout={logout} />
+      </Suspense>
+    )
+  }
   return <Queue me={me} go={go} logout={logout} />
 }

@@ -21,6 +21,9 @@ export function Queue({ me, go, logout }: { me: Me; go: (to: string) => void; lo
       <header className="bar">
         <h1>Atlas · my queue</h1>
         <span className="spacer" />
+        {(me.role === 'lead' || me.role === 'admin') && (
+          <button onClick={() => go('/dashboard')} data-action="dashboard">Dashboard</button>
+        )}
         <span className="muted">{me.username} ({me.role})</span>
         <button onClick={logout}>Sign out</button>
       </header>

@@ -60,7 +60,8 @@ export function Workspace({ me, go }: { me: Me; go: (to: string) => void }) {
   const [labelOpacity, setLabelOpacity] = useState(0.6)
   const [hotspot, setHotspot] = useState(-1)
   const [crosshair, setCrosshair] = useState<number[]>([])
-  const [edits, setEdits] = useState({ dirty: false, undo: 0, redo: 0, strokeMs: 0, strokeVoxels: 0 })
+  const [edits, setEdits] = useState({ dirty: false, undo: 0, redo: 0, strokeMs: 0, strokeVoxels: 0, scanned: 0,
+    uploads: '' })
   const [dialog, setDialog] = useState<Dialog>(null)
   const [conflict, setConflict] = useState<number | null>(null)
   const [busy, setBusy] = useState(false)
@@ -98,14 +99,20 @@ export function Workspace({ me, go }: { me: Me; go: (to: string) => void }) {
       const viewer = await Viewer.create(canvasRef.current!)
       if (cancelled) return
       viewerRef.current = viewer
+      // tests and benchmarks reach the viewer when asked to (localStorage atlas.debug = 1)
+      if (localStorage.getItem('atlas.debug') === '1') {
+        (window as unknown as { atlasViewer?: Viewer }).atlasViewer = viewer
+      }
       setWebgl(viewer.webgl())
       viewer.onWindow = (width, level) => setWin({ width: Math.round(width), level: Math.round(level) })
       viewer.onCrosshair = (v) => setCrosshair(v)
       viewer.onEdit = () => setEdits({ dirty: viewer.dirty, undo: viewer.undoDepth[0], redo: viewer.undoDepth[1],
-        strokeMs: viewer.lastStrokeMs, strokeVoxels: viewer.lastStrokeVoxels })
+        strokeMs: viewer.lastStrokeMs, strokeVoxels: viewer.lastStrokeVoxels, scanned: viewer.lastStrokeScanned,
+        uploads: `${viewer.uploads.full}/${viewer.uploads.box}` })
       const times = await viewer.load(next.urls)
       if (cancelled) return
       setLoadMs(Math.round(times.totalMs))
+      viewer.onEdit()
       viewer.setLabelColours(rows)
       viewer.setLabelOpacity(0.6)
       viewer.setHeatmap(true, 0.5)
@@ -123,6 +130,7 @@ export function Workspace({ me, go }: { me: Me; go: (to: string) => void }) {
       cancelled = true
       viewerRef.current?.destroy()
       viewerRef.current = null
+      delete (window as unknown as { atlasViewer?: Viewer }).atlasViewer
     }
   }, [])
 
@@ -173,6 +181,7 @@ export function Workspace({ me, go }: { me: Me; go: (to: string) => void }) {
     setHotspot(i)
     setActive(h.value)
     viewerRef.current?.centreOnFileVoxel(h.centroid)
+    document.querySelector(`[data-hotspot-index='${i}']`)?.scrollIntoView({ block: 'nearest' })
   }, [hotspots])
 
   const seconds = () => (performance.now() - started.current) / 1000
@@ -377,7 +386,8 @@ export function Workspace({ me, go }: { me: Me; go: (to: string) => void }) {
       data-base-revision={baseRevision ?? ''} data-view={view} data-tool={tool} data-active={active}
       data-brush={brush} data-protect={protect ? 'on' : 'off'} data-dirty={edits.dirty ? 'yes' : 'no'}
       data-undo={edits.undo} data-redo={edits.redo} data-last-stroke-ms={edits.strokeMs.toFixed(1)}
-      data-stroke-voxels={edits.strokeVoxels} data-window={`${win.width}/${win.level}`}
+      data-stroke-voxels={edits.strokeVoxels} data-stroke-scanned={edits.scanned} data-drawing-uploads={edits.uploads}
+      data-window={`${win.width}/${win.level}`}
       data-crosshair={crosshair.join(',')} data-heatmap={heatOn ? 'on' : 'off'} data-hotspot={hotspot}
       data-conflict={conflict ?? ''}>
       <header className="bar">
@@ -490,7 +500,8 @@ export function Workspace({ me, go }: { me: Me; go: (to: string) => void }) {
               {hotspots.map((h, i) => (
                 <li key={i} className={i === hotspot ? 'active' : ''} onClick={() => gotoHotspot(i)}
                   data-hotspot-index={i} data-centroid={h.centroid.join(',')}>
-                  {organs.find((o) => o.name === h.organ)?.display_name ?? h.organ} · {h.ml.toFixed(1)} mL</li>
+                  {organs.find((o) => o.name === h.organ)?.display_name ?? h.organ} ·{' '}
+                  {h.ml >= 0.05 ? `${h.ml.toFixed(1)} mL` : `${h.voxels} voxels`}</li>
               ))}
             </ol>
           </section>

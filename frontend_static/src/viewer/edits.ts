@@ -1,8 +1,10 @@
 // Edit history for a label volume: our own undo and redo stacks (NiiVue keeps undo only, as whole-volume RLE
 // snapshots), and the overwrite policy applied to each stroke. Pure: no NiiVue, no DOM.
 //
-// Volumes are flat Uint8Arrays in the viewer's voxel order. `committed` is the label after the last accepted
-// stroke; the viewer paints into `live`; accept() compares the two and keeps only what the policy allows.
+// Volumes are flat Uint8Arrays in the viewer's voxel order (x fastest, then y, then z; dims [nx, ny, nz]).
+// `committed` is the label after the last accepted stroke; the viewer paints into `live`; accept() compares the two
+// and keeps only what the policy allows. A stroke touches one slice, so accept() takes the box the viewer painted
+// in and scans only that (a 512 x 512 x 300 volume is 78.6 M voxels; a stroke's box a few thousand).
 
 export type Tool = 'navigate' | 'brush' | 'eraser' | 'fill'
 
@@ -10,6 +12,53 @@ export interface Policy {
   tool: Tool
   active: number // the organ value the pen paints (and the only one the eraser removes)
   protectOthers: boolean // painting never overwrites another organ
+}
+
+/** An axis-aligned box of voxels, bounds inclusive: x0..x1, y0..y1, z0..z1. */
+export interface Box {
+  x0: number
+  x1: number
+  y0: number
+  y1: number
+  z0: number
+  z1: number
+}
+
+/** The smallest box holding both (either may be null). */
+export function unionBox(a: Box | null, b: Box | null): Box | null {
+  if (!a) return b
+  if (!b) return a
+  return { x0: Math.min(a.x0, b.x0), x1: Math.max(a.x1, b.x1), y0: Math.min(a.y0, b.y0), y1: Math.max(a.y1, b.y1),
+    z0: Math.min(a.z0, b.z0), z1: Math.max(a.z1, b.z1) }
+}
+
+/** The box clipped to a volume of `dims`, or null when nothing of it is inside. */
+export function clipBox(box: Box, dims: readonly number[]): Box | null {
+  const b = { x0: Math.max(0, box.x0), x1: Math.min(dims[0] - 1, box.x1), y0: Math.max(0, box.y0),
+    y1: Math.min(dims[1] - 1, box.y1), z0: Math.max(0, box.z0), z1: Math.min(dims[2] - 1, box.z1) }
+  return b.x0 <= b.x1 && b.y0 <= b.y1 && b.z0 <= b.z1 ? b : null
+}
+
+/** The box around flat voxel indices (null for none). */
+export function boxOfIndices(index: Uint32Array, dims: readonly number[]): Box | null {
+  if (index.length === 0) return null
+  const nx = dims[0]
+  const nxy = dims[0] * dims[1]
+  const box = { x0: Infinity, x1: -Infinity, y0: Infinity, y1: -Infinity, z0: Infinity, z1: -Infinity }
+  for (let k = 0; k < index.length; k++) {
+    const i = index[k]
+    const z = Math.floor(i / nxy)
+    const r = i - z * nxy
+    const y = Math.floor(r / nx)
+    const x = r - y * nx
+    if (x < box.x0) box.x0 = x
+    if (x > box.x1) box.x1 = x
+    if (y < box.y0) box.y0 = y
+    if (y > box.y1) box.y1 = y
+    if (z < box.z0) box.z0 = z
+    if (z > box.z1) box.z1 = z
+  }
+  return box
 }
 
 interface Step {
@@ -57,7 +106,13 @@ export class EditHistory {
   private redoStack: Step[] = []
   private rebased = false // holds local edits carried over from an older base
 
-  constructor(loaded: Uint8Array) {
+  readonly dims: readonly number[] // [nx, ny, nz]
+
+  constructor(loaded: Uint8Array, dims: readonly number[]) {
+    if (dims[0] * dims[1] * dims[2] !== loaded.length) {
+      throw new Error(`a label of ${loaded.length} voxels is not ${dims.join(' x ')}`)
+    }
+    this.dims = dims.slice(0, 3)
     this.original = loaded.slice()
     this.committed = loaded.slice()
   }
@@ -79,13 +134,14 @@ export class EditHistory {
     return [this.undoStack.length, this.redoStack.length]
   }
 
-  /** Accept the viewer's stroke in `live` under the policy; refused voxels are put back in `live`. */
-  accept(live: Uint8Array, policy: Policy): StrokeResult {
+  /**
+   * Accept the viewer's stroke in `live` under the policy; refused voxels are put back in `live`. With `box`, only
+   * voxels inside it are compared: the caller promises that `live` and the committed label agree outside it.
+   * Without, the whole volume is scanned.
+   */
+  accept(live: Uint8Array, policy: Policy, box?: Box | null): StrokeResult {
     const c = this.committed
     const n = c.length
-    const words = n >> 2
-    const c32 = new Uint32Array(c.buffer, c.byteOffset, words)
-    const l32 = new Uint32Array(live.buffer, live.byteOffset, words)
     const step = growable()
     let changed = 0
     let refused = 0
@@ -105,8 +161,21 @@ export class EditHistory {
         refused++
       }
     }
-    const aligned = c.byteOffset % 4 === 0 && live.byteOffset % 4 === 0
-    if (aligned) {
+    if (box) {
+      const [nx, ny] = this.dims
+      const inside = clipBox(box, this.dims)
+      if (inside) {
+        for (let z = inside.z0; z <= inside.z1; z++) {
+          for (let y = inside.y0; y <= inside.y1; y++) {
+            const row = (z * ny + y) * nx
+            for (let i = row + inside.x0; i <= row + inside.x1; i++) if (c[i] !== live[i]) visit(i)
+          }
+        }
+      }
+    } else if (c.byteOffset % 4 === 0 && live.byteOffset % 4 === 0) {
+      const words = n >> 2
+      const c32 = new Uint32Array(c.buffer, c.byteOffset, words)
+      const l32 = new Uint32Array(live.buffer, live.byteOffset, words)
       for (let w = 0; w < words; w++) {
         if (c32[w] !== l32[w]) {
           const i = w << 2
@@ -132,26 +201,28 @@ export class EditHistory {
     live.set(this.committed)
   }
 
-  undo(live: Uint8Array): boolean {
+  /** Undo the last accepted stroke in `live` too; returns the box it touched, or null when there was none. */
+  undo(live: Uint8Array): Box | null {
     const step = this.undoStack.pop()
-    if (!step) return false
+    if (!step) return null
     for (let k = 0; k < step.index.length; k++) {
       live[step.index[k]] = step.before[k]
       this.committed[step.index[k]] = step.before[k]
     }
     this.redoStack.push(step)
-    return true
+    return boxOfIndices(step.index, this.dims)
   }
 
-  redo(live: Uint8Array): boolean {
+  /** Redo the last undone stroke in `live` too; returns the box it touched, or null when there was none. */
+  redo(live: Uint8Array): Box | null {
     const step = this.redoStack.pop()
-    if (!step) return false
+    if (!step) return null
     for (let k = 0; k < step.index.length; k++) {
       live[step.index[k]] = step.after[k]
       this.committed[step.index[k]] = step.after[k]
     }
     this.undoStack.push(step)
-    return true
+    return boxOfIndices(step.index, this.dims)
   }
 
   /** Voxels that differ from the loaded label, and per organ value how many voxels it gained or lost. */
@@ -176,7 +247,7 @@ export class EditHistory {
    * original takes our value, every other voxel keeps the newer label's. Returns a fresh history on `latest`.
    */
   rebase(latest: Uint8Array): { history: EditHistory; kept: number } {
-    const history = new EditHistory(latest)
+    const history = new EditHistory(latest, this.dims)
     const o = this.original
     const c = this.committed
     let kept = 0

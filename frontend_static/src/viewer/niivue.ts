@@ -4,8 +4,25 @@
 // Layers: the CT is the background volume, the attention heatmap an overlay with the `hot` colour map, and the
 // label map NiiVue's drawing layer coloured with the label set's colours. NiiVue's own undo (a whole-volume RLE
 // snapshot per stroke) is switched off; EditHistory keeps undo and redo and applies the overwrite policy.
+//
+// Large volumes (512 x 512 x 300 = 78.6 M voxels): NiiVue 0.69 re-uploads the whole drawing texture on every mouse
+// move of a stroke, and re-blends every layer (plus a gradient texture for 3D rendering) whenever anything about a
+// volume changes. The adapter keeps that slice-local or once-only by wrapping a few NiiVue methods on the instance
+// (wrapNiivue()):
+// - the pen, the filled outline and our undo / redo record the box of voxels they touched; refreshDrawing uploads
+//   only that box (texSubImage3D) and EditHistory.accept scans only that box; anything else falls back to NiiVue's
+//   whole-volume upload and a whole-volume scan;
+// - the CT and the heatmap go onto the GPU in one volume update instead of one each; label colours update the
+//   colour table only (NiiVue's setDrawColormap re-blends every layer); a window preset re-blends the CT only, the
+//   heatmap's toggle and opacity the heatmap only;
+// - the gradient texture (read only by the 3D render, which this page never shows) is computed on a 1 x 1 x nz
+//   texture instead of in two full-size passes, and texture allocations skip NiiVue's zero-filled uploads (WebGL 2
+//   initialises texture storage to zero itself);
+// - the scene is redrawn once per mouse move (NiiVue redraws several times per move), and right-drag window / level
+//   re-blends the CT at most once a frame.
+// Performance marks ('atlas:load:*', 'atlas:stroke') and upload counters show the costs in the page.
 import { DRAG_MODE, NVImage, Niivue, SHOW_RENDER, SLICE_TYPE } from '@niivue/niivue'
-import { EditHistory, type Policy, type Tool } from './edits'
+import { type Box, EditHistory, type Policy, type Tool, clipBox, unionBox } from './edits'
 
 export type ViewName = 'axial' | 'coronal' | 'sagittal' | 'multiplanar'
 
@@ -23,14 +40,30 @@ export interface LabelColour {
 
 export interface LoadTimes {
   totalMs: number
-  fetchMs: number
+  fetchMs: number // fetch + gunzip + decode of the three files (NiiVue's NVImage.loadFromUrl)
+  volumesMs: number // CT and heatmap onto the GPU (one volume update)
+  labelMs: number // the label map as the drawing layer, and the edit history
+  gpuMs: number // waiting for the GPU to finish the above and paint the first frame
 }
+
+/** Drawing texture uploads since the page opened: whole volume, and only a touched box (with its voxels). */
+export interface UploadStats {
+  full: number
+  box: number
+  boxVoxels: number
+}
+
+const DT_RGBA32 = 2304
 
 const SLICE: Record<ViewName, SLICE_TYPE> = {
   axial: SLICE_TYPE.AXIAL,
   coronal: SLICE_TYPE.CORONAL,
   sagittal: SLICE_TYPE.SAGITTAL,
   multiplanar: SLICE_TYPE.MULTIPLANAR,
+}
+
+function boxVoxels(box: Box | null): number {
+  return box ? (box.x1 - box.x0 + 1) * (box.y1 - box.y0 + 1) * (box.z1 - box.z0 + 1) : 0
 }
 
 function rgb(hex: string): [number, number, number] {
@@ -58,6 +91,12 @@ export class Viewer {
   brushSize = 1
   lastStrokeMs = 0
   lastStrokeVoxels = 0
+  lastStrokeScanned = 0 // voxels EditHistory compared for the last stroke (the stroke's box; all when unknown)
+  readonly uploads: UploadStats = { full: 0, box: 0, boxVoxels: 0 }
+  draws = 0 // scene redraws since the page opened
+  private cleanups: (() => void)[] = []
+  private texBox: Box | null = null // drawing voxels changed since the last texture upload (null: unknown)
+  private strokeBox: Box | null = null // drawing voxels the pen touched since the last accepted stroke
   onEdit: () => void = () => {}
   onWindow: (width: number, level: number) => void = () => {}
   onCrosshair: (voxel: number[]) => void = () => {}
@@ -86,16 +125,7 @@ export class Viewer {
     })
     await nv.attachToCanvas(canvas)
     const viewer = new Viewer(canvas, nv)
-    // Our EditHistory replaces NiiVue's undo snapshots (each one RLE-encodes the whole volume).
-    ;(nv as unknown as { drawAddUndoBitmap: () => void }).drawAddUndoBitmap = () => {}
-    // NiiVue 0.69's pen line (new point A to previous point B) skips A itself, so a stroke's last voxel is lost
-    // on mouse-up; paint A as well.
-    const pen = nv as unknown as { drawPenLine: (a: number[], b: number[], value: number) => void }
-    const drawPenLine = pen.drawPenLine.bind(nv)
-    pen.drawPenLine = (a, b, value) => {
-      drawPenLine(a, b, value)
-      nv.drawPt(a[0], a[1], a[2], value)
-    }
+    viewer.wrapNiivue()
     nv.onDrawingChanged = (action: string) => {
       if (action === 'draw') viewer.acceptStroke()
     }
@@ -107,6 +137,286 @@ export class Viewer {
     return viewer
   }
 
+  /** Instance-level wrappers of NiiVue 0.69 internals (named in the header comment). */
+  private wrapNiivue(): void {
+    const nv = this.nv
+    const inner = nv as unknown as {
+      drawAddUndoBitmap: () => void
+      drawPt: (x: number, y: number, z: number, value: number, bitmap?: Uint8Array | null) => void
+      drawPenLine: (a: number[], b: number[], value: number) => void
+      drawPenFilled: () => void
+      drawPenFillPts: number[][]
+      drawPenAxCorSag: number
+      refreshDrawing: (isForceRedraw?: boolean, useClickToSegmentBitmap?: boolean) => void
+      rgbaTex: (tex: WebGLTexture | null, unit: number, dims: number[], isInit?: boolean) => WebGLTexture | null
+      r8Tex: (tex: WebGLTexture | null, unit: number, dims: number[], isInit?: boolean) => WebGLTexture | null
+    }
+    // Our EditHistory replaces NiiVue's undo snapshots (each one RLE-encodes the whole volume).
+    inner.drawAddUndoBitmap = () => {}
+    // The pen: record the box each point and line touched (pen size spreads in the slice's plane only).
+    const drawPt = inner.drawPt.bind(nv)
+    inner.drawPt = (x, y, z, value, bitmap = null) => {
+      drawPt(x, y, z, value, bitmap)
+      if (!bitmap || bitmap === nv.drawBitmap) this.touchPen([x, y, z], [x, y, z], inner.drawPenAxCorSag)
+    }
+    // NiiVue 0.69's pen line (new point A to previous point B) skips A itself, so a stroke's last voxel is lost
+    // on mouse-up; paint A as well.
+    const drawPenLine = inner.drawPenLine.bind(nv)
+    inner.drawPenLine = (a, b, value) => {
+      drawPenLine(a, b, value)
+      this.touchPen(a, b, inner.drawPenAxCorSag)
+      inner.drawPt(a[0], a[1], a[2], value)
+    }
+    // The filled outline fills inside the outline's box (padded by one voxel) on the outline's slice.
+    const drawPenFilled = inner.drawPenFilled.bind(nv)
+    inner.drawPenFilled = () => {
+      this.touchFill(inner.drawPenFillPts, inner.drawPenAxCorSag)
+      drawPenFilled()
+    }
+    // Upload only the touched box of the drawing texture when it is known, else the whole volume (NiiVue).
+    const refreshDrawing = inner.refreshDrawing.bind(nv)
+    inner.refreshDrawing = (isForceRedraw = true, useClickToSegmentBitmap = false) => {
+      const box = this.texBox
+      this.texBox = null
+      if (box && !useClickToSegmentBitmap && this.uploadBox(box)) {
+        if (isForceRedraw) nv.drawScene()
+        return
+      }
+      this.uploads.full++
+      refreshDrawing(isForceRedraw, useClickToSegmentBitmap)
+    }
+    // WebGL 2 zero-initialises texture storage, so NiiVue's zero-filled uploads (314 MB for an RGBA texture of
+    // 512 x 512 x 300) only cost time; and the gradient texture (units 6 and 8 at the volume's size, read only by
+    // the 3D render) is computed on a 1 x 1 x nz texture: its passes then shade one fragment a slice.
+    const gl = nv.gl
+    const isGradient = (unit: number, dims: number[]) => {
+      const back = nv.volumes[0]
+      return (unit === gl.TEXTURE6 || unit === gl.TEXTURE8) && back?.hdr?.datatypeCode !== DT_RGBA32 &&
+        dims.length > 3 && dims[1] * dims[2] * dims[3] > 8 && back?.hdr?.dims?.slice(1, 4).join() ===
+        dims.slice(1, 4).join()
+    }
+    const rgbaTex = inner.rgbaTex.bind(nv)
+    inner.rgbaTex = (tex, unit, dims) => rgbaTex(tex, unit, isGradient(unit, dims) ? [dims[0], 1, 1, dims[3]] : dims,
+      false)
+    const r8Tex = inner.r8Tex.bind(nv)
+    inner.r8Tex = (tex, unit, dims) => r8Tex(tex, unit, dims, false)
+    // One redraw per mouse move: NiiVue draws the whole scene several times while it handles one move (each a full
+    // frame: 100 to 250 ms in software WebGL, whatever the volume's size). Draws asked for during a move are held
+    // back and done once after the canvas's own listeners (document, bubble phase; a timer in case the event stops
+    // propagating).
+    const host = nv as unknown as { drawScene: () => string | void }
+    const drawScene = host.drawScene.bind(nv)
+    let holding = false
+    let held = false
+    host.drawScene = () => {
+      if (!holding) {
+        this.draws++
+        return drawScene()
+      }
+      held = true
+    }
+    const release = () => {
+      holding = false
+      if (held) {
+        held = false
+        this.draws++
+        drawScene()
+      }
+    }
+    const hold = () => {
+      holding = true
+      window.setTimeout(release, 0)
+    }
+    // Right-drag window / level: NiiVue re-blends the CT (refreshLayers) on every mouse move, and never reports the
+    // new window (its onIntensityChange is for its other contrast modes). Its handler still sets the window on every
+    // move; the re-blend happens at most once a frame, and the window is reported.
+    const layers = nv as unknown as {
+      refreshLayers: (volume: NVImage, layer: number) => void
+      windowingHandler: (x: number, y: number, volIdx?: number) => void
+    }
+    const refreshLayers = layers.refreshLayers.bind(nv)
+    const windowingHandler = layers.windowingHandler.bind(nv)
+    let windowing = false
+    let reblend = false
+    let frame = 0
+    layers.refreshLayers = (volume, layer) => {
+      if (windowing && layer === 0) reblend = true
+      else refreshLayers(volume, layer)
+    }
+    layers.windowingHandler = (x, y, volIdx = 0) => {
+      windowing = true
+      try {
+        windowingHandler(x, y, volIdx)
+      } finally {
+        windowing = false
+      }
+      if (reblend && !frame) {
+        frame = window.requestAnimationFrame(() => {
+          frame = 0
+          reblend = false
+          if (nv.volumes[0]) refreshLayers(nv.volumes[0], 0)
+          host.drawScene()
+        })
+      }
+      const w = this.window()
+      this.onWindow(w.width, w.level)
+    }
+    const doc = this.canvas.ownerDocument
+    doc.addEventListener('mousemove', hold, { capture: true })
+    doc.addEventListener('mousemove', release)
+    this.cleanups.push(() => {
+      doc.removeEventListener('mousemove', hold, { capture: true })
+      doc.removeEventListener('mousemove', release)
+    })
+  }
+
+  /** The drawing's dims [nx, ny, nz] (RAS order, as NiiVue holds the bitmap). */
+  private drawDims(): number[] {
+    const d = this.nv.back?.dims
+    return d ? [d[1], d[2], d[3]] : [0, 0, 0]
+  }
+
+  private touch(box: Box | null): void {
+    this.texBox = unionBox(this.texBox, box)
+    this.strokeBox = unionBox(this.strokeBox, box)
+  }
+
+  /** A pen line from a to b (or a point): voxels clamped into the volume, as NiiVue's pen does, spread by the pen. */
+  private touchPen(a: number[], b: number[], axCorSag: number): void {
+    const dims = this.drawDims()
+    const c = (v: number, axis: number) => Math.min(Math.max(Math.round(v), 0), dims[axis] - 1)
+    const half = Math.floor((this.nv.opts.penSize ?? 1) / 2)
+    // in-plane axes: axial x, y; coronal x, z; sagittal y, z (NiiVue draws only the centre for other views)
+    const spread = [axCorSag === 0 || axCorSag === 1, axCorSag === 0 || axCorSag === 2, axCorSag === 1 ||
+      axCorSag === 2].map((on) => (on ? half : 0))
+    const lo = [0, 1, 2].map((k) => Math.min(c(a[k], k), c(b[k], k)) - spread[k])
+    const hi = [0, 1, 2].map((k) => Math.max(c(a[k], k), c(b[k], k)) + spread[k])
+    this.touch(clipBox({ x0: lo[0], x1: hi[0], y0: lo[1], y1: hi[1], z0: lo[2], z1: hi[2] }, dims))
+  }
+
+  /** NiiVue's filled outline writes only inside the outline's in-plane box, padded by one, on its first slice. */
+  private touchFill(points: number[][], axCorSag: number): void {
+    if (points.length < 2) return
+    const dims = this.drawDims()
+    const [h, v] = axCorSag === 1 ? [0, 2] : axCorSag === 2 ? [1, 2] : [0, 1]
+    const off = 3 - h - v
+    const lo = [0, 0, 0]
+    const hi = [0, 0, 0]
+    lo[h] = Math.min(...points.map((p) => p[h])) - 1
+    hi[h] = Math.max(...points.map((p) => p[h])) + 1
+    lo[v] = Math.min(...points.map((p) => p[v])) - 1
+    hi[v] = Math.max(...points.map((p) => p[v])) + 1
+    lo[off] = hi[off] = points[0][off]
+    this.touch(clipBox({ x0: lo[0], x1: hi[0], y0: lo[1], y1: hi[1], z0: lo[2], z1: hi[2] }, dims))
+  }
+
+  /** Upload one box of the drawing bitmap into the drawing texture. False when it cannot (caller uploads all). */
+  private uploadBox(box: Box): boolean {
+    const nv = this.nv
+    const bmp = nv.drawBitmap
+    const tex = nv.drawTexture
+    const [nx, ny, nz] = this.drawDims()
+    if (!bmp || !tex || nv.opts.is2DSliceShader || bmp.length !== nx * ny * nz) return false
+    const b = clipBox(box, [nx, ny, nz])
+    if (!b) return true
+    const w = b.x1 - b.x0 + 1
+    const h = b.y1 - b.y0 + 1
+    const d = b.z1 - b.z0 + 1
+    let data: Uint8Array
+    if (w === nx && h === ny) {
+      data = bmp.subarray(b.z0 * nx * ny, (b.z1 + 1) * nx * ny)
+    } else {
+      data = new Uint8Array(w * h * d)
+      let o = 0
+      for (let z = b.z0; z <= b.z1; z++) {
+        for (let y = b.y0; y <= b.y1; y++) {
+          const row = (z * ny + y) * nx
+          data.set(bmp.subarray(row + b.x0, row + b.x1 + 1), o)
+          o += w
+        }
+      }
+    }
+    const gl = nv.gl
+    gl.activeTexture(gl.TEXTURE7)
+    gl.bindTexture(gl.TEXTURE_3D, tex)
+    gl.pixelStorei(gl.UNPACK_ALIGNMENT, 1)
+    gl.texSubImage3D(gl.TEXTURE_3D, 0, b.x0, b.y0, b.z0, w, h, d, gl.RED, gl.UNSIGNED_BYTE, data)
+    this.uploads.box++
+    this.uploads.boxVoxels += w * h * d
+    return true
+  }
+
+  /** Run fn with NiiVue's volume updates held back, then do one if fn asked for any. */
+  private oneVolumeUpdate(fn: () => void, update = true): void {
+    const nv = this.nv as unknown as Record<string, unknown>
+    let asked = false
+    nv.updateGLVolume = () => {
+      asked = true
+    }
+    try {
+      fn()
+    } finally {
+      delete nv.updateGLVolume // back to the prototype's
+    }
+    if (asked && update) this.nv.updateGLVolume()
+  }
+
+  /** Milliseconds for one redraw of the scene, GPU included (benchmarks). */
+  timeRedraw(): number {
+    const t0 = performance.now()
+    this.nv.drawScene()
+    this.syncGpu()
+    return performance.now() - t0
+  }
+
+  /** Wait until the GPU has done all work queued so far (Chrome's gl.finish() is only a flush; readPixels waits). */
+  private syncGpu(): void {
+    const gl = this.nv.gl
+    gl.readPixels(0, 0, 1, 1, gl.RGBA, gl.UNSIGNED_BYTE, new Uint8Array(4))
+  }
+
+  /** One z layer of a 3D texture read back through a framebuffer, as RGBA bytes (nx * ny * 4). */
+  private readLayer(texture: WebGLTexture, z: number): Uint8Array {
+    const gl = this.nv.gl
+    const [nx, ny] = this.drawDims()
+    const fb = gl.createFramebuffer()
+    const previous = gl.getParameter(gl.FRAMEBUFFER_BINDING)
+    gl.bindFramebuffer(gl.FRAMEBUFFER, fb)
+    gl.framebufferTextureLayer(gl.FRAMEBUFFER, gl.COLOR_ATTACHMENT0, texture, 0, z)
+    const rgba = new Uint8Array(nx * ny * 4)
+    gl.readPixels(0, 0, nx, ny, gl.RGBA, gl.UNSIGNED_BYTE, rgba)
+    gl.bindFramebuffer(gl.FRAMEBUFFER, previous)
+    gl.deleteFramebuffer(fb)
+    return rgba
+  }
+
+  /**
+   * Voxels where the drawing texture on the GPU differs from the drawing bitmap (tests: box uploads must keep the
+   * two equal). Reads the whole texture back; meant for small volumes.
+   */
+  drawingTextureMismatches(): number {
+    const bmp = this.nv.drawBitmap
+    const tex = this.nv.drawTexture
+    const [nx, ny, nz] = this.drawDims()
+    if (!bmp || !tex) return -1
+    let mismatches = 0
+    for (let z = 0; z < nz; z++) {
+      const rgba = this.readLayer(tex, z)
+      for (let i = 0; i < nx * ny; i++) if (rgba[i * 4] !== bmp[z * nx * ny + i]) mismatches++
+    }
+    return mismatches
+  }
+
+  /** The CT's colour at a voxel (RAS indices) as blended on the GPU, [r, g, b, a] (tests: the window applies). */
+  backgroundColour(voxel: number[]): number[] {
+    const tex = (this.nv as unknown as { volumeTexture: WebGLTexture | null }).volumeTexture
+    const [nx] = this.drawDims()
+    if (!tex) return []
+    const rgba = this.readLayer(tex, voxel[2])
+    const i = (voxel[0] + voxel[1] * nx) * 4
+    return Array.from(rgba.subarray(i, i + 4))
+  }
+
   /** 'webgl2' when NiiVue renders through a WebGL2 context, else 'none'. */
   webgl(): string {
     const gl = (this.nv as unknown as { _gl: unknown })._gl
@@ -115,6 +425,7 @@ export class Viewer {
 
   async load(urls: { ct: string; label: string; attention: string }): Promise<LoadTimes> {
     const t0 = performance.now()
+    performance.mark('atlas:load')
     const [ct, heat, label] = await Promise.all([
       NVImage.loadFromUrl({ url: urls.ct, name: 'ct.nii.gz' }),
       NVImage.loadFromUrl({ url: urls.attention, name: 'attention.nii.gz', colormap: 'hot', opacity: 0.5,
@@ -122,27 +433,44 @@ export class Viewer {
       NVImage.loadFromUrl({ url: urls.label, name: 'label.nii.gz' }).catch(() => null),
     ])
     const t1 = performance.now()
+    performance.measure('atlas:load:fetch', { start: t0, end: t1 })
     ct.cal_min = WINDOW_PRESETS.abdomen.level - WINDOW_PRESETS.abdomen.width / 2
     ct.cal_max = WINDOW_PRESETS.abdomen.level + WINDOW_PRESETS.abdomen.width / 2
-    this.nv.addVolume(ct)
     if (heat) {
       heat.cal_min = 1
       heat.cal_max = 255
       heat.opacity = this.heatVisible ? this.heatOpacity : 0
       this.heat = heat
       this.heatApplied = true
-      this.nv.addVolume(heat)
     }
+    // one volume update for both layers (NiiVue's addVolume does one each, re-blending every layer every time)
+    this.oneVolumeUpdate(() => {
+      this.nv.addVolume(ct)
+      if (heat) this.nv.addVolume(heat)
+    })
+    const t2 = performance.now()
+    performance.measure('atlas:load:volumes', { start: t1, end: t2 })
+    this.texBox = null
     if (label) {
       if (!this.nv.loadDrawing(label)) throw new Error('the label map does not match the CT grid')
     } else {
       this.nv.createEmptyDrawing()
     }
-    this.history = new EditHistory(this.bitmap())
+    this.strokeBox = null
+    this.history = new EditHistory(this.bitmap(), this.drawDims())
+    const t3 = performance.now()
+    performance.measure('atlas:load:label', { start: t2, end: t3 })
     this.onWindow(WINDOW_PRESETS.abdomen.width, WINDOW_PRESETS.abdomen.level)
     this.nv.setSliceType(SLICE[this.view])
     this.applyTool()
-    return { totalMs: performance.now() - t0, fetchMs: t1 - t0 }
+    // The GPU works through the layers' blending after the calls above return: wait for it, so that "loaded" means
+    // the first frame is painted (in software WebGL this is most of the load).
+    this.nv.drawScene()
+    this.syncGpu()
+    const t4 = performance.now()
+    performance.measure('atlas:load:gpu', { start: t3, end: t4 })
+    performance.measure('atlas:load', { start: t0, end: t4 })
+    return { totalMs: t4 - t0, fetchMs: t1 - t0, volumesMs: t2 - t1, labelMs: t3 - t2, gpuMs: t4 - t3 }
   }
 
   /** Replace the label with the server's newer one and re-apply the local edits on top. Returns voxels kept. */
@@ -150,9 +478,12 @@ export class Viewer {
     if (!this.history) return 0
     const label = await NVImage.loadFromUrl({ url: labelUrl, name: 'label.nii.gz' })
     const old = this.history
+    this.texBox = null
     if (!this.nv.loadDrawing(label)) throw new Error('the newer label map does not match the CT grid')
+    this.strokeBox = null
     const { history, kept } = old.rebase(this.bitmap())
     this.history = history
+    this.texBox = null // the whole volume
     this.nv.refreshDrawing(true)
     this.onEdit()
     return kept
@@ -167,10 +498,18 @@ export class Viewer {
   private acceptStroke(): void {
     if (!this.history) return
     const t0 = performance.now()
-    const result = this.history.accept(this.bitmap(), this.policy)
-    if (result.refused > 0) this.nv.refreshDrawing(true)
-    this.lastStrokeMs = performance.now() - t0
+    const box = this.strokeBox // null: the pen went a way we do not track, so scan the whole volume
+    this.strokeBox = null
+    const result = this.history.accept(this.bitmap(), this.policy, box)
+    if (result.refused > 0) {
+      this.texBox = box
+      this.nv.refreshDrawing(true)
+    }
+    const t1 = performance.now()
+    performance.measure('atlas:stroke', { start: t0, end: t1 })
+    this.lastStrokeMs = t1 - t0
     this.lastStrokeVoxels = result.changed
+    this.lastStrokeScanned = box ? boxVoxels(clipBox(box, this.drawDims())) : this.bitmap().length
     this.onEdit()
   }
 
@@ -203,7 +542,7 @@ export class Viewer {
     if (v.cal_min === level - width / 2 && v.cal_max === level + width / 2) return
     v.cal_min = level - width / 2
     v.cal_max = level + width / 2
-    this.nv.updateGLVolume()
+    this.refreshLayer(0)
     this.onWindow(width, level)
   }
 
@@ -226,8 +565,11 @@ export class Viewer {
       A.push(value === 0 || (c && !c.visible) ? 0 : 255)
       I.push(value)
     }
-    this.nv.setDrawColormap({ R, G, B, A, I } as unknown as string)
-    this.nv.refreshDrawing(true)
+    // NiiVue's setDrawColormap re-blends every layer (updateGLVolume); the drawing's colours are only the last row
+    // of the colour-map texture, which refreshColormaps rebuilds.
+    this.oneVolumeUpdate(() => this.nv.setDrawColormap({ R, G, B, A, I } as unknown as string), false)
+    this.nv.refreshColormaps()
+    this.nv.drawScene()
   }
 
   setLabelOpacity(opacity: number): void {
@@ -246,7 +588,16 @@ export class Viewer {
     this.heatVisible = visible
     this.heatOpacity = opacity
     if (!this.heat) return
-    this.nv.setOpacity(1, this.heatVisible ? this.heatOpacity : 0)
+    this.heat.opacity = this.heatVisible ? this.heatOpacity : 0
+    this.refreshLayer(1)
+  }
+
+  /** Re-blend one layer (0: the CT, 1: the heatmap) and redraw: NiiVue's updateGLVolume re-blends them all. */
+  private refreshLayer(index: number): void {
+    const volume = this.nv.volumes[index]
+    if (!volume) return
+    this.nv.refreshLayers(volume, index)
+    this.nv.drawScene()
   }
 
   setTool(tool: Tool, active: number, brushSize: number, protectOthers: boolean): void {
@@ -271,14 +622,18 @@ export class Viewer {
   }
 
   undo(): boolean {
-    if (!this.history?.undo(this.bitmap())) return false
+    const box = this.history?.undo(this.bitmap())
+    if (!box) return false
+    this.texBox = box
     this.nv.refreshDrawing(true)
     this.onEdit()
     return true
   }
 
   redo(): boolean {
-    if (!this.history?.redo(this.bitmap())) return false
+    const box = this.history?.redo(this.bitmap())
+    if (!box) return false
+    this.texBox = box
     this.nv.refreshDrawing(true)
     this.onEdit()
     return true
@@ -344,6 +699,7 @@ export class Viewer {
 
   destroy(): void {
     this.history = null
+    for (const cleanup of this.cleanups.splice(0)) cleanup()
     const gl = (this.nv as unknown as { _gl: WebGL2RenderingContext | null })._gl
     gl?.getExtension('WEBGL_lose_context')?.loseContext()
   }
