@@ -9,7 +9,8 @@ Sizes:
 
 `TRAINING_DEFAULTS[(arch, size)]` holds the patch size, target spacing, batch size and learning rate that go
 with each network; they were chosen so that every `tiny` architecture learns the phantoms on 2 CPU cores
-(docs/benchmarks.md records what it cost).
+(docs/benchmarks.md records what it cost): small patches (32^3 at 3 mm) and many steps learned more per CPU second
+than large patches and few steps, most of all for Swin UNETR.
 """
 
 from __future__ import annotations
@@ -41,9 +42,9 @@ _TINY_SPACING = (3.0, 3.0, 3.0)
 _BASE_SPACING = (1.5, 1.5, 1.5)
 
 TRAINING_DEFAULTS: dict[tuple[str, str], TrainingDefaults] = {
-    ("unet", "tiny"): TrainingDefaults((48, 48, 48), _TINY_SPACING, 2, 3e-3, 1200),
-    ("nnunet", "tiny"): TrainingDefaults((48, 48, 48), _TINY_SPACING, 2, 3e-3, 600),
-    ("swin_unetr", "tiny"): TrainingDefaults((64, 64, 32), _TINY_SPACING, 2, 2e-3, 800),
+    ("unet", "tiny"): TrainingDefaults((32, 32, 32), _TINY_SPACING, 2, 3e-3, 1500),
+    ("nnunet", "tiny"): TrainingDefaults((32, 32, 32), _TINY_SPACING, 2, 3e-3, 800),
+    ("swin_unetr", "tiny"): TrainingDefaults((32, 32, 32), _TINY_SPACING, 2, 4e-3, 1500),
     ("unet", "base"): TrainingDefaults((96, 96, 96), _BASE_SPACING, 2, 1e-3, 40000),
     ("nnunet", "base"): TrainingDefaults((128, 128, 128), _BASE_SPACING, 2, 1e-2, 40000),
     ("swin_unetr", "base"): TrainingDefaults((96, 96, 96), _BASE_SPACING, 2, 1e-4, 40000),
@@ -128,7 +129,7 @@ def build_network(arch: str, n_organs: int, size: str = "tiny", *, patch: Sequen
     from monai.networks.nets import SwinUNETR
 
     if size == "tiny":
-        # group norm: the 64 x 64 x 32 patch leaves 2 x 2 x 1 voxels at the bottleneck, too few for instance norm
+        # group norm: the 32^3 training patch leaves 1 voxel at the bottleneck, where instance norm is undefined
         return SwinUNETR(in_channels=1, out_channels=n_organs, feature_size=12, depths=(1, 1, 1, 1),
                          num_heads=(3, 6, 12, 24), window_size=4, use_v2=True, spatial_dims=3,
                          norm_name=("group", {"num_groups": 4}))
