@@ -111,29 +111,38 @@ def workspace(page, name: str) -> str:
     return page.get_attribute("[data-page=workspace]", f"data-{name}")
 
 
-class ScreenMap:
-    """Screen pixels <-> viewer voxels of the displayed axial slice, measured with the page's own hover readout."""
+class ViewMap:
+    """Screen pixels <-> voxels of the displayed slice in any 2D view, measured with the page's hover readout: which
+    voxel axis runs along screen x (`h`) and along screen y (`v`), the slice's fixed axis, and voxel boundaries."""
 
     def __init__(self, page):
         self.page = page
         box = page.locator(".viewer canvas").bounding_box()
         cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
         d = min(box["width"], box["height"]) * 0.3
-        (x0, y0, z0), (x1, _, _), (_, y2, _) = (self.hover(cx - d, cy), self.hover(cx + d, cy), self.hover(cx, cy + d))
-        self.z = z0
-        self.sx = (x1 - x0) / (2 * d)  # voxels per pixel along screen x (sign: direction)
-        self.sy = (y2 - y0) / d
-        # exact voxel boundaries: walk from the centre until the readout changes
-        self.px_edge, self.x_boundary = self._edge(cx, cy, axis=0)
-        self.py_edge, self.y_boundary = self._edge(cx, cy, axis=1)
+        centre, right, down = self.hover(cx, cy), self.hover(cx + d, cy), self.hover(cx, cy + d)
+        moved_h = [k for k in range(3) if right[k] != centre[k]]
+        moved_v = [k for k in range(3) if down[k] != centre[k]]
+        assert len(moved_h) == 1 and len(moved_v) == 1 and moved_h != moved_v, (centre, right, down)
+        self.h, self.v = moved_h[0], moved_v[0]
+        self.fixed = 3 - self.h - self.v
+        self.slice = centre[self.fixed]
+        # scale and offset from two exact voxel boundaries 2d pixels apart, along each screen axis
+        (ph0, bh0), (ph1, bh1) = self._edge(cx - d, cy, 0), self._edge(cx + d, cy, 0)
+        (pv0, bv0), (pv1, bv1) = self._edge(cx, cy - d, 1), self._edge(cx, cy + d, 1)
+        self.sh = (bh1 - bh0) / (ph1 - ph0)  # voxels per pixel along screen x (sign: direction)
+        self.sv = (bv1 - bv0) / (pv1 - pv0)
+        self.px_edge, self.h_boundary, self.py_edge, self.v_boundary = ph0, bh0, pv0, bv0
 
-    def _edge(self, x: float, y: float, axis: int) -> tuple[float, float]:
+    def _edge(self, x: float, y: float, screen_axis: int) -> tuple[float, float]:
+        """From (x, y), walk along a screen axis to the next voxel boundary: its pixel position and voxel value."""
+        axis = self.h if screen_axis == 0 else self.v
         start = self.hover(x, y)[axis]
         for step in range(1, 400):
-            px = (x + step, y) if axis == 0 else (x, y + step)
+            px = (x + step, y) if screen_axis == 0 else (x, y + step)
             now = self.hover(*px)[axis]
             if now != start:
-                return px[axis] - 0.5, (start + now) / 2
+                return px[screen_axis] - 0.5, (start + now) / 2
         raise AssertionError("no voxel boundary found")
 
     def hover(self, x: float, y: float) -> tuple[int, int, int]:
@@ -142,18 +151,38 @@ class ScreenMap:
         assert value, f"no voxel under the mouse at {x:.0f},{y:.0f}"
         return tuple(int(v) for v in value.split(","))
 
-    def screen(self, vx: float, vy: float) -> tuple[float, float]:
-        return (self.px_edge + (vx - self.x_boundary) / self.sx, self.py_edge + (vy - self.y_boundary) / self.sy)
+    def voxel(self, a: int, b: int) -> tuple[int, int, int]:
+        """The voxel at in-plane coordinates (a along screen x, b along screen y) of the displayed slice."""
+        v = [0, 0, 0]
+        v[self.h], v[self.v], v[self.fixed] = a, b, self.slice
+        return tuple(v)
+
+    def screen(self, a: float, b: float) -> tuple[float, float]:
+        return (self.px_edge + (a - self.h_boundary) / self.sh, self.py_edge + (b - self.v_boundary) / self.sv)
+
+    def path(self, points: list[tuple[int, int]], steps: int = 12) -> None:
+        """Press at the first in-plane point, drag through the others in order, release."""
+        screens = [self.screen(*p) for p in points]
+        for p, s in zip(points, screens, strict=True):
+            assert self.hover(*s) == self.voxel(*p), f"the screen map missed voxel {self.voxel(*p)}"
+        self.page.mouse.move(*screens[0])
+        self.page.mouse.down()
+        for s in screens[1:]:
+            self.page.mouse.move(*s, steps=steps)
+        self.page.mouse.up()
+
+
+class ScreenMap(ViewMap):
+    """The axial view's map: voxel x along screen x, y along screen y; z is the displayed slice."""
+
+    @property
+    def z(self) -> int:
+        assert (self.h, self.v) == (0, 1), "ScreenMap expects the axial view"
+        return self.slice
 
     def stroke(self, start: tuple[int, int], end: tuple[int, int], steps: int = 12) -> None:
         """Drag from the centre of voxel `start` to voxel `end` (x, y) on the displayed slice."""
-        a, b = self.screen(*start), self.screen(*end)
-        assert self.hover(*a)[:2] == start, "the screen map missed the start voxel"
-        assert self.hover(*b)[:2] == end, "the screen map missed the end voxel"
-        self.page.mouse.move(*a)
-        self.page.mouse.down()
-        self.page.mouse.move(*b, steps=steps)
-        self.page.mouse.up()
+        self.path([start, end], steps=steps)
 
 
 def revision_data(revision) -> np.ndarray:

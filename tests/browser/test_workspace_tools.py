@@ -15,73 +15,12 @@ import pytest
 from django.core.files.storage import default_storage
 
 from annotation.models import Revision, Task
-from tests.browser.conftest import ScreenMap, open_next_case, revision_data, sign_in, workspace
+from tests.browser.conftest import ScreenMap, ViewMap, open_next_case, revision_data, sign_in, workspace
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 LIVER, SPLEEN = 5, 1
 AXES = "xyz"
-
-
-class ViewMap:
-    """Screen pixels <-> voxels of the displayed slice in any 2D view, measured with the page's hover readout: which
-    voxel axis runs along screen x (`h`) and along screen y (`v`), the slice's fixed axis, and voxel boundaries."""
-
-    def __init__(self, page):
-        self.page = page
-        box = page.locator(".viewer canvas").bounding_box()
-        cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
-        d = min(box["width"], box["height"]) * 0.3
-        centre, right, down = self.hover(cx, cy), self.hover(cx + d, cy), self.hover(cx, cy + d)
-        moved_h = [k for k in range(3) if right[k] != centre[k]]
-        moved_v = [k for k in range(3) if down[k] != centre[k]]
-        assert len(moved_h) == 1 and len(moved_v) == 1 and moved_h != moved_v, (centre, right, down)
-        self.h, self.v = moved_h[0], moved_v[0]
-        self.fixed = 3 - self.h - self.v
-        self.slice = centre[self.fixed]
-        # scale and offset from two exact voxel boundaries 2d pixels apart, along each screen axis
-        (ph0, bh0), (ph1, bh1) = self._edge(cx - d, cy, 0), self._edge(cx + d, cy, 0)
-        (pv0, bv0), (pv1, bv1) = self._edge(cx, cy - d, 1), self._edge(cx, cy + d, 1)
-        self.sh = (bh1 - bh0) / (ph1 - ph0)  # voxels per pixel along screen x (sign: direction)
-        self.sv = (bv1 - bv0) / (pv1 - pv0)
-        self.px_edge, self.h_boundary, self.py_edge, self.v_boundary = ph0, bh0, pv0, bv0
-
-    def _edge(self, x: float, y: float, screen_axis: int) -> tuple[float, float]:
-        """From (x, y), walk along a screen axis to the next voxel boundary: its pixel position and voxel value."""
-        axis = self.h if screen_axis == 0 else self.v
-        start = self.hover(x, y)[axis]
-        for step in range(1, 400):
-            px = (x + step, y) if screen_axis == 0 else (x, y + step)
-            now = self.hover(*px)[axis]
-            if now != start:
-                return px[screen_axis] - 0.5, (start + now) / 2
-        raise AssertionError("no voxel boundary found")
-
-    def hover(self, x: float, y: float) -> tuple[int, int, int]:
-        self.page.mouse.move(x, y)
-        value = self.page.get_attribute("[data-hover-voxel]", "data-hover-voxel")
-        assert value, f"no voxel under the mouse at {x:.0f},{y:.0f}"
-        return tuple(int(v) for v in value.split(","))
-
-    def voxel(self, a: int, b: int) -> tuple[int, int, int]:
-        """The voxel at in-plane coordinates (a along screen x, b along screen y) of the displayed slice."""
-        v = [0, 0, 0]
-        v[self.h], v[self.v], v[self.fixed] = a, b, self.slice
-        return tuple(v)
-
-    def screen(self, a: float, b: float) -> tuple[float, float]:
-        return (self.px_edge + (a - self.h_boundary) / self.sh, self.py_edge + (b - self.v_boundary) / self.sv)
-
-    def path(self, points: list[tuple[int, int]], steps: int = 12) -> None:
-        """Press at the first in-plane point, drag through the others in order, release."""
-        screens = [self.screen(*p) for p in points]
-        for p, s in zip(points, screens, strict=True):
-            assert self.hover(*s) == self.voxel(*p), f"the screen map missed voxel {self.voxel(*p)}"
-        self.page.mouse.move(*screens[0])
-        self.page.mouse.down()
-        for s in screens[1:]:
-            self.page.mouse.move(*s, steps=steps)
-        self.page.mouse.up()
 
 
 def _open(page, live_server, debug: bool = False) -> Task:
