@@ -14,11 +14,11 @@ import numpy as np
 from django.conf import settings
 from django.core.files.storage import default_storage
 
-from annotation.models import Case, LabelSet, ModelVersion, Prediction, Review, Revision
+from annotation.models import Case, ModelVersion, Prediction, Review, Revision
 from annotation.services.predictions import OrganAttentionInput
-from annotation.storage import local_copy, store_file
+from annotation.storage import local_copy, read_volume, read_voxels, store_file
 from ml_engine.attention import AttentionSettings, case_attention
-from ml_engine.io import load_nifti, write_nifti
+from ml_engine.io import write_nifti
 from ml_engine.metrics import dice
 from ml_engine.networks import defaults_for
 from ml_engine.predict import Predictor, average_soft
@@ -27,15 +27,9 @@ from ml_engine.train import Checkpoint, TrainConfig, load_checkpoint, make_train
 SHIPPED_CHECKPOINTS = Path(settings.BASE_DIR) / "ml_engine" / "checkpoints"
 
 
-def organ_names(label_set: LabelSet) -> tuple[str, ...]:
-    """The label set's organs in value order: the networks' output channels."""
-    return tuple(label_set.organs.order_by("value").values_list("name", flat=True))
-
-
 def load_case_volume(case: Case) -> tuple[np.ndarray, np.ndarray]:
     """The case's CT (x, y, z) and affine (4, 4), read from storage."""
-    with local_copy(case.ct_file.name) as path:
-        volume = load_nifti(path)
+    volume = read_volume(case.ct_file.name)
     return np.asarray(volume.data), volume.affine
 
 
@@ -48,13 +42,11 @@ def best_label(case: Case, organs: Sequence[str]) -> tuple[np.ndarray, list[str]
     revision = (Revision.objects.filter(case=case).exclude(review__decision=Review.Decision.REJECTED)
                 .order_by("-number").first())
     if revision is not None:
-        with local_copy(revision.label_file.name) as path:
-            return np.asarray(load_nifti(path).data), list(organs)
+        return read_voxels(revision.label_file.name), list(organs)
     source = case.source_labels.order_by("-id").first()
     if source is not None:
         covered = set(source.organs.values_list("name", flat=True))
-        with local_copy(source.label_file.name) as path:
-            return np.asarray(load_nifti(path).data), [o for o in organs if o in covered]
+        return read_voxels(source.label_file.name), [o for o in organs if o in covered]
     return None
 
 
@@ -179,10 +171,6 @@ class InferenceFiles:
     organs: list[OrganAttentionInput] = field(default_factory=list)
 
 
-def organ_values(label_set: LabelSet) -> dict[str, int]:
-    return dict(label_set.organs.values_list("name", "value"))
-
-
 def external_label_name(case: Case, model: str) -> str:
     """Storage name of an external tool's label map for a case, converted to the label set's values."""
     return f"{Path(case.ct_file.name).parent.as_posix()}/external/{model}/label.nii.gz"
@@ -196,9 +184,7 @@ def external_soft(case: Case, version: ModelVersion) -> dict[str, np.ndarray]:
     name = external_label_name(case, version.name)
     if not default_storage.exists(name):
         return {}
-    with local_copy(name) as path:
-        label = np.asarray(load_nifti(path).data)
-    return votes_from_label(label, organ_values(case.dataset.label_set), version.metadata.get("organs"))
+    return votes_from_label(read_voxels(name), case.dataset.label_set.organ_values(), version.metadata.get("organs"))
 
 
 def votes_from_label(label: np.ndarray, values: dict[str, int], covered: Sequence[str] | None
@@ -219,7 +205,7 @@ def infer_case(*, case: Case, versions: Sequence[ModelVersion], workdir: Path,
     networks = [v for v in versions if v.arch != ModelVersion.Arch.EXTERNAL]
     externals = {v.name: soft for v in versions if v.arch == ModelVersion.Arch.EXTERNAL
                  if (soft := external_soft(case, v))}
-    organs = organ_names(case.dataset.label_set)
+    organs = case.dataset.label_set.organ_names()
     if networks:
         result = predictor_for(networks).predict(ct, affine)
         members = ((out.organ, out.soft) for out in result.iter_organs(extra=externals))
@@ -238,8 +224,7 @@ def stored_members(prediction: Prediction, *, organs: Sequence[str], exclude: st
         maps = {}
         for member, per_organ in soft_pred.items():
             if member != exclude and organ in per_organ:
-                with local_copy(per_organ[organ]) as path:
-                    maps[member] = np.asarray(load_nifti(path).data).astype(np.uint8, copy=False)
+                maps[member] = read_voxels(per_organ[organ]).astype(np.uint8, copy=False)
         yield organ, maps
 
 

@@ -8,10 +8,11 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 from django.core.files import File
 from django.core.files.storage import FileSystemStorage, default_storage
 
-from ml_engine.io import atomic_path
+from ml_engine.io import Volume, atomic_path, load_nifti
 
 
 def store_file(name: str, local_path: Path) -> str:
@@ -62,3 +63,14 @@ def local_copy(name: str) -> Iterator[Path]:
         shutil.copyfileobj(src, tmp, 1 << 22)
         tmp.flush()
         yield Path(tmp.name)
+
+
+def read_volume(name: str) -> Volume:
+    """A stored NIfTI file, read (through a local copy when the storage is remote)."""
+    with local_copy(name) as path:
+        return load_nifti(path)
+
+
+def read_voxels(name: str) -> np.ndarray:
+    """A stored NIfTI file's voxels (x, y, z)."""
+    return np.asarray(read_volume(name).data)

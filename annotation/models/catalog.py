@@ -16,6 +16,13 @@ class LabelSet(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    def organ_names(self) -> tuple[str, ...]:
+        """The organs' names in value order: the networks' output channels."""
+        return tuple(self.organs.order_by("value").values_list("name", flat=True))
+
+    def organ_values(self) -> dict[str, int]:
+        return dict(self.organs.values_list("name", "value"))
+
 
 class Organ(models.Model):
     """One structure of a label set: its voxel value in label maps, a canonical name and a colour."""

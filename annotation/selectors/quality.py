@@ -44,7 +44,7 @@ def _r(value: float, digits: int = 6) -> float:
     return round(float(value), digits)
 
 
-def _mean(values: list[float]) -> float | None:
+def mean_or_none(values: list[float]) -> float | None:
     return _r(statistics.fmean(values)) if values else None
 
 
@@ -92,9 +92,9 @@ def pseudo_label_dice(round: Round, organs: list[str]) -> dict:
             if value is not None:
                 values[organ].append(float(value))
     names = [o for o in organs if o in values] + sorted(set(values) - set(organs))
-    per_organ = {o: {"mean": _mean(values[o]), "min": _r(min(values[o])), "n": len(values[o])} for o in names}
+    per_organ = {o: {"mean": mean_or_none(values[o]), "min": _r(min(values[o])), "n": len(values[o])} for o in names}
     means = [v["mean"] for v in per_organ.values() if v["mean"] is not None]
-    return {"cases": len(latest), "organs": per_organ, "mean": _mean(means)}
+    return {"cases": len(latest), "organs": per_organ, "mean": mean_or_none(means)}
 
 
 def validation(round: Round) -> list[dict]:
@@ -119,19 +119,15 @@ def error_tags(round: Round) -> dict:
             .annotate(n=Count("id")).order_by("organ__value", "tag__id"))
     for organ, tag, n in rows:
         counts[organ][tag] = n
-    order = organ_names(round)
+    order = list(round.label_set.organ_names())
     names = [o for o in order if o in counts] + sorted(set(counts) - set(order))
     return {"tags": list(ErrorTag.objects.order_by("id").values_list("code", flat=True)),
             "organs": {o: counts[o] for o in names}, "total": sum(n for per in counts.values() for n in per.values())}
 
 
-def organ_names(round: Round) -> list[str]:
-    return list(round.label_set.organs.order_by("value").values_list("name", flat=True))
-
-
 def round_quality(round: Round) -> dict:
     """Everything the dashboard and round_status show about one round's quality."""
-    organs = organ_names(round)
+    organs = list(round.label_set.organ_names())
     cached = dict(round.metrics or {})
     key = metrics_key(round)
     return {

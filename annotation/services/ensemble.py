@@ -2,7 +2,8 @@
 predictions (TotalSegmentator, an nnU-Net run) as a member of the ensemble.
 
 Both write a case's prediction through record_prediction (all or nothing per case) and then re-rank the round's
-queue; leases in progress and revisions are untouched.
+queue; leases in progress and revisions are untouched. ml_adapter (torch, MONAI) is imported where it is used, so that
+importing this module stays light.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from annotation.models import Case, ModelVersion, Prediction, Round
 from annotation.services.imports.labels import LabelMap, LabelMapError, OrganIndex, convert_multilabel
 from annotation.services.predictions import record_prediction
 from annotation.services.queue import rebuild_tasks
-from annotation.storage import store_file
+from annotation.services.rounds import cases_to_infer
+from annotation.storage import read_volume, store_file
 from ml_engine.io import ImageError, load_nifti, write_nifti
 from ml_engine.networks import ARCHITECTURES
 
@@ -70,8 +72,6 @@ class RefreshReport:
 def refresh_predictions(*, round: Round, case_names: Sequence[str] | None = None,
                         progress: Progress | None = None) -> RefreshReport:
     """Infer again, with the round's current members, the named cases (default: every case not final); re-rank."""
-    from annotation.services.rounds import cases_to_infer
-
     cases = cases_to_infer(round)
     if case_names:
         found = {c.name: c for c in cases.filter(name__in=case_names)}
@@ -148,8 +148,6 @@ def import_predictions(*, model: str, src: str | Path, label_map: str | Path | N
     files = _prediction_files(src)
     if not files:
         raise EnsembleError(f"{src}: no .nii.gz or .nii label maps (expected CASE.nii.gz or CASE/<one file>)")
-    from annotation.services.rounds import cases_to_infer
-
     cases = {c.name: c for c in cases_to_infer(round).select_related("dataset__label_set")}
     report = ExternalReport(round=round.number, model=model)
     report.without_prediction = sorted(set(cases) - set(files))
@@ -159,8 +157,7 @@ def import_predictions(*, model: str, src: str | Path, label_map: str | Path | N
                                   "metadata": {"organs": covered, "source": str(src.resolve()),
                                                "label_map": str(label_map) if label_map else None}})
         round.members.add(version)
-    todo = [(name, path) for name, path in files.items()]
-    for i, (name, path) in enumerate(todo):
+    for i, (name, path) in enumerate(files.items()):
         case = cases.get(name)
         if case is None:
             report.errors.append(f"{path}: no case named {name!r} to predict in round {round.number}")
@@ -171,7 +168,7 @@ def import_predictions(*, model: str, src: str | Path, label_map: str | Path | N
             except (ImageError, LabelMapError) as exc:
                 report.errors.append(str(exc))
         if progress is not None:
-            progress(i + 1, len(todo), name)
+            progress(i + 1, len(files), name)
     report.tasks = rebuild_tasks(round=round)
     return report
 
@@ -180,12 +177,10 @@ def _import_one(case: Case, round: Round, version: ModelVersion, path: Path, org
                 mapping: LabelMap | None) -> None:
     """Check and translate one label map, average it into the case's ensemble, record both; all or nothing."""
     from annotation import ml_adapter
-    from annotation.storage import local_copy
 
-    with local_copy(case.ct_file.name) as ct_path:
-        ct = load_nifti(ct_path)
+    ct = read_volume(case.ct_file.name)
     label, _ = convert_multilabel(load_nifti(path), ct, path, organs=organs, label_map=mapping)
-    names = ml_adapter.organ_names(round.label_set)
+    names = round.label_set.organ_names()
     votes = ml_adapter.votes_from_label(label, organs.values, version.metadata.get("organs"))
     prediction = Prediction.objects.filter(case=case, round=round).first()
     if prediction is None:

@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from annotation.models import Case, LabelSet, Prediction, Review, Revision
-from annotation.storage import local_copy
-from ml_engine.io import load_nifti, write_nifti
+from annotation.storage import local_copy, read_volume
+from ml_engine.io import write_nifti
 
 FORMATS = ("abdomenatlas", "nnunetv2")
 
@@ -107,8 +107,7 @@ def _write_case(root: Path, name: str, case: Case, label_name: str, organs: list
     ct_path.parent.mkdir(parents=True, exist_ok=True)
     with local_copy(case.ct_file.name) as src:
         shutil.copyfile(src, ct_path)
-    with local_copy(label_name) as src:
-        volume = load_nifti(src)
+    volume = read_volume(label_name)
     data = np.asarray(volume.data, dtype=np.uint8)
     write_nifti(label_path, data, volume.affine, header=volume.header, dtype=np.uint8)
     if format == "abdomenatlas":

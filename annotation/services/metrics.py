@@ -14,7 +14,6 @@ where at least one of the two masks is non-empty.
 from __future__ import annotations
 
 import logging
-import statistics
 from collections import defaultdict
 from collections.abc import Callable
 
@@ -23,9 +22,10 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from annotation.models import CaseMetrics, Prediction, Revision, Round
-from annotation.selectors.quality import latest_revisions, metrics_key
-from annotation.storage import local_copy
-from ml_engine.io import ImageError, load_nifti
+from annotation.selectors.quality import latest_revisions, mean_or_none, metrics_key
+from annotation.storage import read_voxels
+from ml_engine.io import ImageError
+from ml_engine.metrics import dice
 
 log = logging.getLogger(__name__)
 
@@ -33,18 +33,11 @@ ENSEMBLE, ANNOTATORS = "ensemble", "annotators"
 Progress = Callable[[float, str], None]
 
 
-def _read(name: str) -> np.ndarray:
-    """A stored NIfTI volume's voxels (x, y, z)."""
-    with local_copy(name) as path:
-        return np.asarray(load_nifti(path).data)
-
-
 def pair_dice(a: np.ndarray, b: np.ndarray) -> float | None:
     """Dice of two bool masks (x, y, z) of one shape; None when both are empty (the pair says nothing)."""
-    total = int(np.count_nonzero(a)) + int(np.count_nonzero(b))
-    if total == 0:
+    if not (a.any() or b.any()):
         return None
-    return round(2.0 * int(np.count_nonzero(a & b)) / total, 6)
+    return round(dice(a, b), 6)
 
 
 def case_key(prediction: Prediction, revision: Revision | None) -> str:
@@ -59,11 +52,11 @@ def case_entry(prediction: Prediction, revision: Revision | None, organs: dict[i
     changed: voxels whose label differs between the revision and the pseudo-label; labelled: voxels that are an
     organ in either; sources and bias {organ: {"a|b": Dice}} between each pair of sources.
     """
-    pseudo = _read(prediction.pseudo_label.name)
+    pseudo = read_voxels(prediction.pseudo_label.name)
     entry: dict = {"voxels": int(pseudo.size), "pseudo_foreground": int(np.count_nonzero(pseudo))}
     if revision is None:
         return entry
-    label = _read(revision.label_file.name)
+    label = read_voxels(revision.label_file.name)
     if label.shape != pseudo.shape:
         raise ImageError(revision.label_file.name, f"shape {label.shape} differs from the pseudo-label's "
                                                    f"{pseudo.shape}")
@@ -75,7 +68,7 @@ def case_entry(prediction: Prediction, revision: Revision | None, organs: dict[i
     sources = [*archs, ENSEMBLE, ANNOTATORS]
     bias: dict[str, dict[str, float]] = {}
     for value, organ in sorted(organs.items()):
-        masks = {arch: _read(soft[arch][organ]) > 127 for arch in archs if soft[arch].get(organ)}
+        masks = {arch: read_voxels(soft[arch][organ]) > 127 for arch in archs if soft[arch].get(organ)}
         masks[ENSEMBLE], masks[ANNOTATORS] = pseudo == value, label == value
         pairs = {}
         for i, a in enumerate(sources):
@@ -96,10 +89,6 @@ def _matrix(sources: list[str], values: dict[str, float | None]) -> list[list[fl
             if i != j:
                 matrix[i][j] = values.get(f"{a}|{b}", values.get(f"{b}|{a}"))
     return matrix
-
-
-def _mean(values: list[float]) -> float | None:
-    return round(statistics.fmean(values), 6) if values else None
 
 
 def aggregate(entries: list[dict], organs: list[str]) -> dict:
@@ -124,7 +113,7 @@ def aggregate(entries: list[dict], organs: list[str]) -> dict:
         for organ, pairs in e["bias"].items():
             for pair, value in pairs.items():
                 per_pair[organ][pair].append(value)
-    organ_means = {organ: {pair: _mean(v) for pair, v in pairs.items()} for organ, pairs in per_pair.items()}
+    organ_means = {organ: {pair: mean_or_none(v) for pair, v in pairs.items()} for organ, pairs in per_pair.items()}
     overall: dict[str, list[float]] = defaultdict(list)
     for pairs in organ_means.values():
         for pair, value in pairs.items():
@@ -133,7 +122,7 @@ def aggregate(entries: list[dict], organs: list[str]) -> dict:
     names = [o for o in organs if o in organ_means] + sorted(set(organ_means) - set(organs))
     label_bias = {
         "sources": sources, "cases": len(reviewed),
-        "mean": _matrix(sources, {pair: _mean(v) for pair, v in overall.items()}),
+        "mean": _matrix(sources, {pair: mean_or_none(v) for pair, v in overall.items()}),
         "organs": {organ: _matrix(sources, organ_means[organ]) for organ in names},
         "organ_cases": {organ: max((len(v) for v in per_pair[organ].values()), default=0) for organ in names},
     } if reviewed else None

@@ -17,7 +17,7 @@ from django.db import transaction
 from annotation.models import Case, ErrorTag, Organ, Prediction, Review, Revision, RevisionTag, Round, Task
 from annotation.services.imports.labels import integer_labels, present_values
 from annotation.services.queue import check_lease
-from annotation.storage import delete_files, local_copy, store_file
+from annotation.storage import delete_files, read_voxels, store_file
 from ml_engine.io import ImageError, check_gzip_whole, load_nifti, same_geometry, sha256_file, write_nifti
 
 
@@ -84,8 +84,7 @@ def _reference(task: Task) -> np.ndarray | None:
     prediction = Prediction.objects.filter(case=task.case_id, round=task.round_id).first()
     if prediction is None or not prediction.pseudo_label:
         return None
-    with local_copy(prediction.pseudo_label.name) as path:
-        return np.asarray(load_nifti(path).data)
+    return read_voxels(prediction.pseudo_label.name)
 
 
 def _store(*, task: Task, user, data: np.ndarray, base_revision: int | None, kind: str, seconds_spent: float,
@@ -174,8 +173,7 @@ def confirm(*, task_id: int, user, base_revision: int | None, seconds_spent: flo
     check_lease(task, user, now=now)
     parent = Revision.objects.filter(pk=base_revision).first() if base_revision else None
     if parent is not None:
-        with local_copy(parent.label_file.name) as path:
-            data = np.asarray(load_nifti(path).data, dtype=np.uint8)
+        data = np.asarray(read_voxels(parent.label_file.name), dtype=np.uint8)
     else:
         data = _reference(task)
         if data is None:

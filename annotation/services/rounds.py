@@ -185,7 +185,7 @@ def _train(job: Job) -> None:
     storage_name = f"models/{name}.pt"
     holdout = holdout_cases(round)
     meta = ml_adapter.train_architecture(
-        arch=job.arch, size=size, organs=ml_adapter.organ_names(round.label_set),
+        arch=job.arch, size=size, organs=round.label_set.organ_names(),
         cases=round_cases(round).exclude(pk__in=[c.pk for c in holdout]), holdout=holdout, parent=parent,
         steps=round.settings.get("steps"), epochs=round.settings.get("epochs"),
         seed=int(round.settings.get("seed", 0)), storage_name=storage_name, progress=_progress(job))

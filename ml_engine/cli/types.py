@@ -6,11 +6,11 @@ import argparse
 import math
 
 
-def _whole_number(text: str, minimum: int, complaint: str) -> int:
+def _whole_number(text: str, minimum: int, complaint: str, *, expected: str = "expected a whole number") -> int:
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"{expected}, got {text!r}") from None
     if value < minimum:
         raise argparse.ArgumentTypeError(f"{complaint}, got {value}")
     return value
@@ -27,13 +27,8 @@ def _non_negative_int(text: str) -> int:
 def _shape_side(text: str) -> int:
     from ml_engine.phantoms import MIN_SIDE
 
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"shape sides are whole numbers of voxels, got {text!r}") from None
-    if value < MIN_SIDE:
-        raise argparse.ArgumentTypeError(f"every shape side must be at least {MIN_SIDE} voxels, got {value}")
-    return value
+    return _whole_number(text, MIN_SIDE, f"every shape side must be at least {MIN_SIDE} voxels",
+                         expected="shape sides are whole numbers of voxels")
 
 
 def _positive_number(text: str, what: str) -> float:

@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 from django.core.management import CommandError, call_command
 
-from annotation import ml_adapter
 from annotation.models import OrganAttention, Prediction, Round, Task
 from annotation.services import ensemble, queue, revisions, rounds
 from annotation.services.users import create_user
@@ -165,4 +164,4 @@ def test_fine_tuning_validates_on_held_out_revised_cases(round0, tmp_path):
     assert held == [c.name for c in rounds.holdout_cases(round1)]  # the same split for every architecture
     with pytest.raises(rounds.RoundError, match="--holdout"):
         rounds.start_round(archs=["unet"], holdout=1.0, enqueue=inline)
-    assert ml_adapter.organ_names(round1.label_set) == tuple(ORGANS)
+    assert round1.label_set.organ_names() == tuple(ORGANS)

@@ -149,8 +149,8 @@ def test_file_metrics_are_cached_and_refreshed_incrementally(rounds, tmp_path, m
     round1 = rounds.rounds[1]
     lead = rounds.client("lead")
     reads = []
-    original = metrics._read
-    monkeypatch.setattr(metrics, "_read", lambda name: reads.append(name) or original(name))
+    original = metrics.read_voxels
+    monkeypatch.setattr(metrics, "read_voxels", lambda name: reads.append(name) or original(name))
     for _ in range(3):
         assert lead.get("/api/dashboard/quality/").status_code == 200
     assert reads == []  # GETs never read files

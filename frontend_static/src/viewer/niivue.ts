@@ -23,6 +23,7 @@
 // Performance marks ('atlas:load:*', 'atlas:stroke') and upload counters show the costs in the page.
 import { DRAG_MODE, NVImage, Niivue, SHOW_RENDER, SLICE_TYPE } from '@niivue/niivue'
 import { type Box, EditHistory, type Policy, type Tool, clipBox, unionBox } from './edits'
+import { fillBox, penBox, readLayer, syncGpu, uploadBox } from './textures'
 
 export type ViewName = 'axial' | 'coronal' | 'sagittal' | 'multiplanar'
 
@@ -281,33 +282,13 @@ export class Viewer {
     this.strokeBox = unionBox(this.strokeBox, box)
   }
 
-  /** A pen line from a to b (or a point): voxels clamped into the volume, as NiiVue's pen does, spread by the pen. */
+  /** The pen's box: a line from a to b (or a point), spread by the pen in the slice's plane. */
   private touchPen(a: number[], b: number[], axCorSag: number): void {
-    const dims = this.drawDims()
-    const c = (v: number, axis: number) => Math.min(Math.max(Math.round(v), 0), dims[axis] - 1)
-    const half = Math.floor((this.nv.opts.penSize ?? 1) / 2)
-    // in-plane axes: axial x, y; coronal x, z; sagittal y, z (NiiVue draws only the centre for other views)
-    const spread = [axCorSag === 0 || axCorSag === 1, axCorSag === 0 || axCorSag === 2, axCorSag === 1 ||
-      axCorSag === 2].map((on) => (on ? half : 0))
-    const lo = [0, 1, 2].map((k) => Math.min(c(a[k], k), c(b[k], k)) - spread[k])
-    const hi = [0, 1, 2].map((k) => Math.max(c(a[k], k), c(b[k], k)) + spread[k])
-    this.touch(clipBox({ x0: lo[0], x1: hi[0], y0: lo[1], y1: hi[1], z0: lo[2], z1: hi[2] }, dims))
+    this.touch(penBox(a, b, axCorSag, this.nv.opts.penSize ?? 1, this.drawDims()))
   }
 
-  /** NiiVue's filled outline writes only inside the outline's in-plane box, padded by one, on its first slice. */
   private touchFill(points: number[][], axCorSag: number): void {
-    if (points.length < 2) return
-    const dims = this.drawDims()
-    const [h, v] = axCorSag === 1 ? [0, 2] : axCorSag === 2 ? [1, 2] : [0, 1]
-    const off = 3 - h - v
-    const lo = [0, 0, 0]
-    const hi = [0, 0, 0]
-    lo[h] = Math.min(...points.map((p) => p[h])) - 1
-    hi[h] = Math.max(...points.map((p) => p[h])) + 1
-    lo[v] = Math.min(...points.map((p) => p[v])) - 1
-    hi[v] = Math.max(...points.map((p) => p[v])) + 1
-    lo[off] = hi[off] = points[0][off]
-    this.touch(clipBox({ x0: lo[0], x1: hi[0], y0: lo[1], y1: hi[1], z0: lo[2], z1: hi[2] }, dims))
+    this.touch(fillBox(points, axCorSag, this.drawDims()))
   }
 
   /** Upload one box of the drawing bitmap into the drawing texture. False when it cannot (caller uploads all). */
@@ -315,34 +296,13 @@ export class Viewer {
     const nv = this.nv
     const bmp = nv.drawBitmap
     const tex = nv.drawTexture
-    const [nx, ny, nz] = this.drawDims()
-    if (!bmp || !tex || nv.opts.is2DSliceShader || bmp.length !== nx * ny * nz) return false
-    const b = clipBox(box, [nx, ny, nz])
-    if (!b) return true
-    const w = b.x1 - b.x0 + 1
-    const h = b.y1 - b.y0 + 1
-    const d = b.z1 - b.z0 + 1
-    let data: Uint8Array
-    if (w === nx && h === ny) {
-      data = bmp.subarray(b.z0 * nx * ny, (b.z1 + 1) * nx * ny)
-    } else {
-      data = new Uint8Array(w * h * d)
-      let o = 0
-      for (let z = b.z0; z <= b.z1; z++) {
-        for (let y = b.y0; y <= b.y1; y++) {
-          const row = (z * ny + y) * nx
-          data.set(bmp.subarray(row + b.x0, row + b.x1 + 1), o)
-          o += w
-        }
-      }
+    const dims = this.drawDims()
+    if (!bmp || !tex || nv.opts.is2DSliceShader || bmp.length !== dims[0] * dims[1] * dims[2]) return false
+    const voxels = uploadBox(nv.gl, tex, bmp, dims, box)
+    if (voxels) {
+      this.uploads.box++
+      this.uploads.boxVoxels += voxels
     }
-    const gl = nv.gl
-    gl.activeTexture(gl.TEXTURE7)
-    gl.bindTexture(gl.TEXTURE_3D, tex)
-    gl.pixelStorei(gl.UNPACK_ALIGNMENT, 1)
-    gl.texSubImage3D(gl.TEXTURE_3D, 0, b.x0, b.y0, b.z0, w, h, d, gl.RED, gl.UNSIGNED_BYTE, data)
-    this.uploads.box++
-    this.uploads.boxVoxels += w * h * d
     return true
   }
 
@@ -369,25 +329,13 @@ export class Viewer {
     return performance.now() - t0
   }
 
-  /** Wait until the GPU has done all work queued so far (Chrome's gl.finish() is only a flush; readPixels waits). */
   private syncGpu(): void {
-    const gl = this.nv.gl
-    gl.readPixels(0, 0, 1, 1, gl.RGBA, gl.UNSIGNED_BYTE, new Uint8Array(4))
+    syncGpu(this.nv.gl)
   }
 
-  /** One z layer of a 3D texture read back through a framebuffer, as RGBA bytes (nx * ny * 4). */
   private readLayer(texture: WebGLTexture, z: number): Uint8Array {
-    const gl = this.nv.gl
     const [nx, ny] = this.drawDims()
-    const fb = gl.createFramebuffer()
-    const previous = gl.getParameter(gl.FRAMEBUFFER_BINDING)
-    gl.bindFramebuffer(gl.FRAMEBUFFER, fb)
-    gl.framebufferTextureLayer(gl.FRAMEBUFFER, gl.COLOR_ATTACHMENT0, texture, 0, z)
-    const rgba = new Uint8Array(nx * ny * 4)
-    gl.readPixels(0, 0, nx, ny, gl.RGBA, gl.UNSIGNED_BYTE, rgba)
-    gl.bindFramebuffer(gl.FRAMEBUFFER, previous)
-    gl.deleteFramebuffer(fb)
-    return rgba
+    return readLayer(this.nv.gl, texture, z, nx, ny)
   }
 
   /**
