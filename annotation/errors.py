@@ -7,6 +7,9 @@ Management commands catch ``DomainError`` and print it.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
+from django.core.management.base import CommandError
 from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -26,8 +29,14 @@ class DomainError(Exception):
     def __str__(self) -> str:
         return f"{self.field}: {self.message}" if self.field else self.message
 
+    def as_option(self) -> str:
+        """The message as a management command says it: the field as its option (label_set -> --label-set)."""
+        return f"--{self.field.replace('_', '-')}: {self.message}" if self.field else self.message
+
     def body(self) -> dict:
-        return {"detail": str(self), **({"field": self.field} if self.field else {}), **self.extra}
+        """{"detail": the message, "field": its name, FIELD: [message]} (the last as DRF's field errors), extras."""
+        named = {"field": self.field, self.field: [self.message]} if self.field else {}
+        return {"detail": str(self), **named, **self.extra}
 
 
 class Invalid(DomainError):
@@ -50,6 +59,15 @@ class Conflict(DomainError):
     """The request is valid but the state has moved on (409): a stale base, a round already running."""
 
     status_code = status.HTTP_409_CONFLICT
+
+
+@contextmanager
+def command_errors():
+    """In a management command: a refusal becomes a CommandError (one line on stderr, exit 1)."""
+    try:
+        yield
+    except DomainError as exc:
+        raise CommandError(exc.as_option()) from exc
 
 
 def exception_handler(exc, context):

@@ -14,8 +14,9 @@ import numpy as np
 from django.conf import settings
 from django.core.files.storage import default_storage
 
-from annotation.models import Case, ModelVersion, Prediction, Review, Revision
-from annotation.services.predictions import OrganAttentionInput
+from annotation.errors import Invalid
+from annotation.models import Case, ModelVersion, Prediction
+from annotation.selectors.labels import LabelRef
 from annotation.storage import local_copy, read_volume, read_voxels, store_file
 from ml_engine.attention import AttentionSettings, case_attention
 from ml_engine.io import write_nifti
@@ -33,33 +34,24 @@ def load_case_volume(case: Case) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(volume.data), volume.affine
 
 
-def best_label(case: Case, organs: Sequence[str]) -> tuple[np.ndarray, list[str]] | None:
-    """The best labels a case has for training: (x, y, z) uint8 label map and the organs it covers.
+def read_label(ref: LabelRef, organs: Sequence[str]) -> tuple[np.ndarray, list[str]]:
+    """A stored label (selectors.labels.LabelRef) as (x, y, z) uint8 and the organs of `organs` it covers."""
+    covered = list(organs) if ref.organs is None else [o for o in organs if o in ref.organs]
+    return read_voxels(ref.name), covered
 
-    The latest revision that no lead rejected covers every organ; else the imported source label covers its
-    organs; else None (unlabelled).
+
+def training_cases(labelled: Sequence[tuple[Case, LabelRef]], *, organs: Sequence[str], values: dict[str, int],
+                   arch: str, size: str):
+    """Preprocessed TrainCases (ml_engine.train.make_train_case) for (case, label to train on) pairs.
+
+    values: organ -> its value in the label maps (the label set's).
     """
-    revision = (Revision.objects.filter(case=case).exclude(review__decision=Review.Decision.REJECTED)
-                .order_by("-number").first())
-    if revision is not None:
-        return read_voxels(revision.label_file.name), list(organs)
-    source = case.source_labels.order_by("-id").first()
-    if source is not None:
-        covered = set(source.organs.values_list("name", flat=True))
-        return read_voxels(source.label_file.name), [o for o in organs if o in covered]
-    return None
-
-
-def training_cases(cases: Sequence[Case], *, organs: Sequence[str], arch: str, size: str):
-    """Preprocessed TrainCases for the labelled ones among cases (ml_engine.train.make_train_case)."""
-    values = {name: i + 1 for i, name in enumerate(organs)}
     spec = defaults_for(arch, size)
     prepared = []
-    for case in cases:
-        label = best_label(case, organs)
-        if label is None or not label[1]:
+    for case, ref in labelled:
+        data, covered = read_label(ref, organs)
+        if not covered:
             continue
-        data, covered = label
         ct, affine = load_case_volume(case)
         masks = {organ: data == values[organ] for organ in covered}
         prepared.append(make_train_case(case.name, ct, affine, masks, organs, spec.spacing))
@@ -76,18 +68,18 @@ def load_model(version: ModelVersion) -> Checkpoint:
         return load_checkpoint(path)
 
 
-def train_architecture(*, arch: str, size: str, organs: Sequence[str], cases: Sequence[Case],
-                       parent: ModelVersion | None, steps: int | None, epochs: int | None, seed: int,
-                       storage_name: str, progress: Callable[[float, str], None],
-                       holdout: Sequence[Case] = ()) -> dict:
+def train_architecture(*, arch: str, size: str, organs: Sequence[str], values: dict[str, int],
+                       cases: Sequence[tuple[Case, LabelRef]], parent: ModelVersion | None, steps: int | None,
+                       epochs: int | None, seed: int, storage_name: str, progress: Callable[[float, str], None],
+                       holdout: Sequence[tuple[Case, LabelRef]] = ()) -> dict:
     """Train (round 0: from the shipped checkpoint when there is one) or fine-tune (from parent) one architecture.
 
     Stores the checkpoint under storage_name; returns its metadata (parent, cases, metrics, and with a holdout of
     revised cases left out of training, the validation Dice of the new model and of its parent on them).
     """
-    train_cases = training_cases(cases, organs=organs, arch=arch, size=size)
+    train_cases = training_cases(cases, organs=organs, values=values, arch=arch, size=size)
     if not train_cases:
-        raise ValueError("no labelled case to train on: import labels or revise some cases first")
+        raise Invalid("no labelled case to train on: import labels or revise some cases first")
     init, parent_name = None, None
     if parent is not None:
         init, parent_name = load_model(parent), parent.name
@@ -107,28 +99,25 @@ def train_architecture(*, arch: str, size: str, organs: Sequence[str], cases: Se
             "metrics": dict(checkpoint.metrics)}
     if holdout:
         progress(share, f"validating on {len(holdout)} held-out revised cases")
-        meta["validation"] = validate(checkpoint, init, holdout, organs=organs)
+        meta["validation"] = validate(checkpoint, init, holdout, organs=organs, values=values)
     with tempfile.TemporaryDirectory(prefix="atlas-ckpt-") as tmp:
         local = save_checkpoint(Path(tmp) / "model.pt", checkpoint)
         store_file(storage_name, local)
     return meta
 
 
-def validate(model: Checkpoint, parent: Checkpoint | None, cases: Sequence[Case], *, organs: Sequence[str]) -> dict:
-    """Per-organ Dice, averaged over cases, of model (and of its parent) against the cases' best labels.
+def validate(model: Checkpoint, parent: Checkpoint | None, cases: Sequence[tuple[Case, LabelRef]], *,
+             organs: Sequence[str], values: dict[str, int]) -> dict:
+    """Per-organ Dice, averaged over cases, of model (and of its parent) against the cases' labels to train on.
 
     Returns {"cases", "dice", "mean", "parent_dice", "parent_mean"} (parent_* None without a parent).
     """
-    values = {organ: i + 1 for i, organ in enumerate(organs)}
     scores: dict[str, dict[str, list[float]]] = {"model": {o: [] for o in organs}, "parent": {o: [] for o in organs}}
     members = {"model": Predictor([model])} | ({"parent": Predictor([parent])} if parent is not None else {})
     names = []
-    for case in cases:
-        label = best_label(case, organs)
-        if label is None:
-            continue
+    for case, ref in cases:
         names.append(case.name)
-        truth, covered = label
+        truth, covered = read_label(ref, organs)
         ct, affine = load_case_volume(case)
         for key, predictor in members.items():
             _, masks = predictor.predict_masks(ct, affine)
@@ -158,6 +147,16 @@ def predictor_for(versions: Sequence[ModelVersion]) -> Predictor:
         _PREDICTORS.clear()  # one ensemble in memory at a time
         _PREDICTORS[key] = Predictor([load_model(v) for v in sorted(versions, key=lambda v: v.pk)])
     return _PREDICTORS[key]
+
+
+@dataclass
+class OrganAttentionInput:
+    """One organ's attention to record: its size and hotspots (largest first, the stored hotspot format)."""
+
+    organ: str
+    size_ml: float
+    voxels: int
+    hotspots: list[dict] = field(default_factory=list)
 
 
 @dataclass
@@ -253,7 +252,7 @@ def write_ensemble(members: Iterable[tuple[str, dict[str, np.ndarray]]], *, orga
         label[update] = values[organ]
         best[update] = mean[update]
     if not probs:
-        raise ValueError("no ensemble member predicts any organ of this case")
+        raise Invalid("no ensemble member predicts any organ of this case")
     write_nifti(files.pseudo_label, label, affine, dtype=np.uint8)
     spacing = tuple(float(v) for v in np.linalg.norm(affine[:3, :3], axis=0))
     attention = case_attention(probs, spacing=spacing, settings=attention_settings)

@@ -4,7 +4,7 @@ from celery import shared_task
 from django.conf import settings
 
 from annotation.models import Job
-from annotation.services import rounds
+from annotation.services import jobs
 from annotation.services.imports import import_cases
 
 
@@ -18,12 +18,13 @@ def import_cases_task(src: str, dataset: str, label_set: str = "abdomenatlas", l
 
 @shared_task(name="annotation.run_job", acks_late=True, reject_on_worker_lost=True)
 def run_job_task(job_id: int) -> str:
-    """Run one round job (train / infer / rank); a finished job is not run again."""
-    return rounds.run_job(job_id)
+    """Run one job (train / infer / rank / metrics); a finished job is not run again."""
+    return jobs.run_job(job_id)
 
 
 def enqueue_job(job: Job) -> None:
-    """Send a job to its queue: training and inference to `gpu` when GPU workers exist, else `default`."""
-    heavy = job.kind in (Job.Kind.TRAIN, Job.Kind.INFER)
+    """Send a job to its queue (the default ATLAS_JOB_ENQUEUE): heavy kinds (training, inference) to `gpu` when
+    GPU workers exist, every other to `default`."""
+    heavy = jobs.KINDS[job.kind].heavy
     queue = settings.ATLAS_GPU_QUEUE if heavy and settings.ATLAS_GPU_WORKERS else settings.CELERY_TASK_DEFAULT_QUEUE
     run_job_task.apply_async(args=[job.pk], queue=queue)

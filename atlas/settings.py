@@ -218,3 +218,5 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 8 * 1024**2  # larger uploads stream to a temporar
 # Rounds: training and inference go to the GPU queue when GPU workers exist (ATLAS_GPU_WORKERS=1).
 ATLAS_GPU_WORKERS = env_bool("ATLAS_GPU_WORKERS", False)
 ATLAS_GPU_QUEUE = os.environ.get("ATLAS_GPU_QUEUE", "gpu")
+# How a job reaches a worker (annotation.services.dispatch): a dotted path to a function of one Job.
+ATLAS_JOB_ENQUEUE = os.environ.get("ATLAS_JOB_ENQUEUE", "annotation.tasks.enqueue_job")

@@ -50,9 +50,10 @@ def build_case(var: Path, shape: tuple[int, int, int], predict: bool = False) ->
     django.setup()
     from django.core.management import call_command
 
+    from annotation.ml_adapter import OrganAttentionInput
     from annotation.models import Case, LabelSet, Round
     from annotation.services.imports import import_cases
-    from annotation.services.predictions import OrganAttentionInput, record_prediction
+    from annotation.services.predictions import record_prediction
     from annotation.services.queue import rebuild_tasks
     from annotation.services.users import create_user
     from ml_engine.phantoms import make_phantom

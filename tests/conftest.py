@@ -14,10 +14,13 @@ CT_EXAMPLE = REPO.parent / "shared" / "data" / "ct_example"
 
 @pytest.fixture(autouse=True)
 def _media_root(request, tmp_path):
-    """Each test that touches Django gets its own media folder."""
+    """Each test that touches Django gets its own media folder, and runs the jobs it queues in this process as soon
+    as the transaction that queued them commits (tests marked integration send them to a real worker)."""
     if "settings" in request.fixturenames or "db" in request.fixturenames or _uses_django(request):
         settings = request.getfixturevalue("settings")
         settings.MEDIA_ROOT = tmp_path / "media"
+        if request.node.get_closest_marker("integration") is None:
+            settings.ATLAS_JOB_ENQUEUE = "tests.annotation.loop.inline"
     yield
 
 

@@ -16,10 +16,9 @@ from annotation.api.permissions import IsAdmin, IsLead
 from annotation.models import Round, Task
 from annotation.selectors import dashboard as boards
 from annotation.selectors import quality
-from annotation.selectors.rounds import round_summary
+from annotation.selectors.rounds import round_summary, shown_round
 from annotation.services import metrics
-from annotation.services.rounds import RoundError, start_round
-from ml_engine.networks import ARCHITECTURES, SIZES
+from annotation.services.rounds import ARCHITECTURES, SIZES, start_round
 
 ROUND_PARAM = OpenApiParameter("round", int, description="round number (default: the latest annotating round)")
 
@@ -58,7 +57,7 @@ def _query(serializer_class, request) -> dict:
     return body.validated_data
 
 
-def _round(number: int | None, *, default=boards.current_round) -> Round | None:
+def _round(number: int | None, *, default=shown_round) -> Round | None:
     """The round with this number (400 naming the field when there is none), else the default."""
     if number is None:
         return default()
@@ -122,7 +121,8 @@ class DashboardQuality(APIView):
 
 
 class RefreshQuality(APIView):
-    """Bring a round's file-based metrics (label bias, voxel shares) up to date: reads only cases that changed."""
+    """Queue a job that brings a round's file-based metrics (label bias, voxel shares) up to date (202); it reads
+    only the cases that changed. The quality endpoint shows the result, and `metrics.stale` until it lands."""
 
     permission_classes = [IsLead]
 
@@ -133,9 +133,8 @@ class RefreshQuality(APIView):
         round = _round(body.validated_data.get("round"))
         if round is None:
             raise ValidationError({"round": "there is no round yet"})
-        metrics.update_round_metrics(round_id=round.pk)
-        round.refresh_from_db()
-        return Response(quality.round_quality(round))
+        job = metrics.request_update(round=round)
+        return Response({"round": round.number, "job": job.key, "status": job.status}, status=status.HTTP_202_ACCEPTED)
 
 
 class DashboardJobs(APIView):
@@ -164,13 +163,7 @@ class StartRound(APIView):
         options = dict(body.validated_data)
         if options.get("holdout") is None:
             options.pop("holdout", None)
-        try:
-            round = start_round(**options)
-        except RoundError as exc:
-            message = str(exc)
-            if message.startswith("label set"):
-                raise ValidationError({"label_set": message}) from exc
-            return Response({"detail": message}, status=status.HTTP_409_CONFLICT)
+        round = start_round(**options)
         return Response(round_summary(round), status=status.HTTP_201_CREATED)
 
 

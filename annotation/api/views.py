@@ -10,7 +10,7 @@ from annotation.api.files import storage_file_response
 from annotation.api.permissions import HasRole
 from annotation.api.serializers import CaseSerializer, LabelSetSerializer
 from annotation.selectors import cases as case_selectors
-from annotation.selectors.work import heatmap_name, latest_label_name, visible_cases
+from annotation.selectors.work import heatmap_name, label_name, visible_cases
 
 
 class LabelSetList(generics.ListAPIView):
@@ -65,7 +65,7 @@ class CaseLabel(_CaseFile):
     filename = "label.nii.gz"
 
     def storage_name(self, case, request):
-        return latest_label_name(case)
+        return label_name(case)
 
 
 class CaseAttention(_CaseFile):

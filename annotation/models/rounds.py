@@ -41,6 +41,9 @@ class Round(models.Model):
         FAILED = "failed"
         CANCELLED = "cancelled"
 
+    # a round in one of these is still being built by jobs; at most one round at a time
+    ACTIVE = (Status.TRAINING, Status.INFERRING, Status.RANKING)
+
     number = models.PositiveIntegerField(unique=True)
     label_set = models.ForeignKey("annotation.LabelSet", on_delete=models.PROTECT, related_name="rounds")
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.TRAINING)
@@ -118,15 +121,17 @@ class CaseMetrics(models.Model):
 
 
 class Job(models.Model):
-    """One unit of background work (train an architecture, infer a case, rank), with its progress.
+    """One unit of background work (train an architecture, infer a case, rank, refresh metrics), with its progress.
 
     key is deterministic (round, kind, case or architecture), so a task delivered twice finds its job done.
+    annotation.services.jobs maps each kind to its handler.
     """
 
     class Kind(models.TextChoices):
         TRAIN = "train"
         INFER = "infer"
         RANK = "rank"
+        METRICS = "metrics"
 
     class Status(models.TextChoices):
         QUEUED = "queued"

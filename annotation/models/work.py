@@ -17,6 +17,9 @@ class Task(models.Model):
         CONFIRMED = "confirmed"
         SKIPPED = "skipped"
 
+    # a task in one of these can be leased by `next`
+    OPEN = (Status.PENDING, Status.SKIPPED)
+
     case = models.ForeignKey(Case, on_delete=models.CASCADE, related_name="tasks")
     round = models.ForeignKey(Round, on_delete=models.CASCADE, related_name="tasks")
     priority = models.FloatField(help_text="total attention size in mL")

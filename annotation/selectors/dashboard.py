@@ -17,22 +17,14 @@ from django.utils import timezone
 
 from annotation.models import Job, OrganAttention, Revision, RevisionTag, Round, Skip, Task
 from annotation.roles import ANNOTATOR
-from annotation.selectors.rounds import round_summary
+from annotation.selectors.rounds import round_summary, shown_round
 
-OPEN = (Task.Status.PENDING, Task.Status.SKIPPED)
 REMAINING = (Task.Status.PENDING, Task.Status.LEASED, Task.Status.SKIPPED)
-ACTIVE = (Round.Status.TRAINING, Round.Status.INFERRING, Round.Status.RANKING)
 
 
 def _r(value: float, digits: int = 2) -> float:
     """builtins.round: the functions here call their Round argument `round`."""
     return round(float(value), digits)
-
-
-def current_round() -> Round | None:
-    """The round the queues show: the latest one that is annotating, else the latest one."""
-    return (Round.objects.filter(status=Round.Status.ANNOTATING).order_by("-number").first()
-            or Round.objects.order_by("-number").first())
 
 
 def annotator_names() -> list[str]:
@@ -136,7 +128,7 @@ def overview(round: Round | None = None, *, now: datetime | None = None) -> dict
     """Queues of a round (tasks by status, annotator and organ; leases) and progress over every round (cases
     revised and confirmed per day and per annotator, median minutes per case, time left at that pace)."""
     now = now or timezone.now()
-    round = round or current_round()
+    round = round or shown_round()
     by_status = {s: 0 for s in Task.Status.values}
     by_status.update(dict(Task.objects.filter(round=round).values_list("status").annotate(n=Count("id")).order_by()))
     per_day, per_day_by_annotator = _per_day(now - timedelta(days=30))
@@ -171,7 +163,7 @@ def ranked_tasks(round: Round, *, offset: int = 0, limit: int = 100, status: str
     ranks, open_ranks, n_open = {}, {}, 0
     for i, (pk, task_status) in enumerate(order):
         ranks[pk] = i + 1
-        if task_status in OPEN:
+        if task_status in Task.OPEN:
             n_open += 1
             open_ranks[pk] = n_open
     ids = [pk for pk, s in order if status is None or s == status]
@@ -208,7 +200,7 @@ def jobs(round: Round | None = None, *, recent: int = 20) -> dict:
                                         .order_by()):
         steps[round_id][kind] = {"total": total, "succeeded": done}
     result = {
-        "active": Round.objects.filter(status__in=ACTIVE).exists(),
+        "active": Round.objects.filter(status__in=Round.ACTIVE).exists(),
         "rounds": [{"number": r.number, "status": r.status, "converged": r.converged, "error": r.error,
                     "label_set": r.label_set.name, "settings": r.settings,
                     "created": r.created.isoformat(), "finished": r.finished.isoformat() if r.finished else None,

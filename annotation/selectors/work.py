@@ -7,9 +7,10 @@ from __future__ import annotations
 
 from django.db.models import Q, QuerySet
 
-from annotation.models import Case, OrganAttention, Prediction, Revision, Task
+from annotation.models import Case, OrganAttention, Prediction, Task
 from annotation.roles import is_lead
 from annotation.selectors.cases import cases
+from annotation.selectors.labels import label_to_edit
 
 
 def visible_cases(user) -> QuerySet[Case]:
@@ -24,8 +25,7 @@ def visible_cases(user) -> QuerySet[Case]:
 def my_queue(user) -> QuerySet[Task]:
     """The user's tasks: leased to them or assigned to them and still open, in priority order."""
     return (Task.objects.select_related("case", "round")
-            .filter(Q(lease_holder=user) | Q(assignee=user, status__in=[Task.Status.PENDING, Task.Status.SKIPPED,
-                                                                          Task.Status.LEASED]))
+            .filter(Q(lease_holder=user) | Q(assignee=user, status__in=[*Task.OPEN, Task.Status.LEASED]))
             .order_by("-priority", "id"))
 
 
@@ -38,16 +38,10 @@ def task_organs(task: Task) -> list[dict]:
             for r in rows]
 
 
-def latest_label_name(case: Case) -> str | None:
-    """Storage name of the case's current label: latest revision, else latest pseudo-label, else source label."""
-    revision = Revision.objects.filter(case=case).order_by("-number").first()
-    if revision is not None:
-        return revision.label_file.name
-    prediction = Prediction.objects.filter(case=case).order_by("-round__number").first()
-    if prediction is not None:
-        return prediction.pseudo_label.name
-    source = case.source_labels.order_by("-id").first()
-    return source.label_file.name if source is not None else None
+def label_name(case: Case) -> str | None:
+    """Storage name of the label the workspace opens (selectors.labels.label_to_edit)."""
+    ref = label_to_edit(case)
+    return ref.name if ref is not None else None
 
 
 def heatmap_name(case: Case, organ: str | None) -> str | None:

@@ -2,8 +2,7 @@
 predictions (TotalSegmentator, an nnU-Net run) as a member of the ensemble.
 
 Both write a case's prediction through record_prediction (all or nothing per case) and then re-rank the round's
-queue; leases in progress and revisions are untouched. ml_adapter (torch, MONAI) is imported where it is used, so that
-importing this module stays light.
+queue; leases in progress and revisions are untouched.
 """
 
 from __future__ import annotations
@@ -17,11 +16,13 @@ from pathlib import Path
 import numpy as np
 from django.db import transaction
 
+from annotation import ml_adapter
+from annotation.errors import Invalid
 from annotation.models import Case, ModelVersion, Prediction, Round
+from annotation.selectors.rounds import annotating_round, cases_to_infer
 from annotation.services.imports.labels import LabelMap, LabelMapError, OrganIndex, convert_multilabel
 from annotation.services.predictions import record_prediction
 from annotation.services.queue import rebuild_tasks
-from annotation.services.rounds import cases_to_infer
 from annotation.storage import read_volume, store_file
 from ml_engine.io import ImageError, load_nifti, write_nifti
 from ml_engine.networks import ARCHITECTURES
@@ -31,27 +32,8 @@ _MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _SUFFIXES = (".nii.gz", ".nii")
 
 
-class EnsembleError(ValueError):
-    """A request that cannot be carried out as a whole; str() says why."""
-
-
-def current_round(number: int | None = None) -> Round:
-    """The round to work on: the given number, else the latest round; it must be annotating."""
-    round = (Round.objects.filter(number=number).first() if number is not None
-             else Round.objects.order_by("-number").first())
-    if round is None:
-        raise EnsembleError(f"round {number} does not exist" if number is not None
-                            else "no round yet: run start_round first")
-    if round.status != Round.Status.ANNOTATING:
-        raise EnsembleError(f"round {round.number} is {round.status}; predictions can be changed only in a round "
-                            "that is annotating")
-    return round
-
-
 def predict_case(case: Case, round: Round) -> Prediction:
     """Run the round's ensemble on one case and record the prediction (replacing an earlier one)."""
-    from annotation import ml_adapter
-
     with tempfile.TemporaryDirectory(prefix="atlas-infer-") as tmp:
         files = ml_adapter.infer_case(case=case, versions=list(round.members.all()), workdir=Path(tmp))
         return _record(case, round, files)
@@ -77,12 +59,12 @@ def refresh_predictions(*, round: Round, case_names: Sequence[str] | None = None
         found = {c.name: c for c in cases.filter(name__in=case_names)}
         missing = [n for n in case_names if n not in found]
         if missing:
-            raise EnsembleError(f"--cases: no case to infer named {', '.join(missing)} in round {round.number} "
-                                "(unknown, another label set, or final)")
+            raise Invalid(f"no case to infer named {', '.join(missing)} in round {round.number} "
+                          "(unknown, another label set, or final)", field="cases")
         cases = [found[n] for n in dict.fromkeys(case_names)]
     cases = list(cases)
     if not round.members.exists():
-        raise EnsembleError(f"round {round.number} has no models")
+        raise Invalid(f"round {round.number} has no models")
     report = RefreshReport(round=round.number)
     for i, case in enumerate(cases):
         predict_case(case, round)
@@ -131,23 +113,23 @@ def import_predictions(*, model: str, src: str | Path, label_map: str | Path | N
     """
     src = Path(src)
     if not _MODEL_NAME.match(model) or model in ARCHITECTURES:
-        raise EnsembleError(f"--model: {model!r} must be 1-64 letters, digits, '.', '_' or '-', and not one of "
-                            f"the trained architectures ({', '.join(ARCHITECTURES)})")
+        raise Invalid(f"{model!r} must be 1-64 letters, digits, '.', '_' or '-', and not one of the trained "
+                      f"architectures ({', '.join(ARCHITECTURES)})", field="model")
     if not src.is_dir():
-        raise EnsembleError(f"{src}: not a folder")
-    round = current_round(round_number)
+        raise Invalid(f"{src}: not a folder")
+    round = annotating_round(round_number)
     organs = OrganIndex.from_label_set(round.label_set)
     try:
         mapping = LabelMap.load(label_map, organs) if label_map is not None else None
     except LabelMapError as exc:
-        raise EnsembleError(str(exc)) from exc
+        raise Invalid(str(exc)) from exc
     covered = sorted(mapping.organs_covered(organs) if mapping else organs.values, key=organs.values.get)
     existing = ModelVersion.objects.filter(name=model).first()
     if existing is not None and existing.arch != ModelVersion.Arch.EXTERNAL:
-        raise EnsembleError(f"--model: {model!r} is the name of a trained model ({existing.arch})")
+        raise Invalid(f"{model!r} is the name of a trained model ({existing.arch})", field="model")
     files = _prediction_files(src)
     if not files:
-        raise EnsembleError(f"{src}: no .nii.gz or .nii label maps (expected CASE.nii.gz or CASE/<one file>)")
+        raise Invalid(f"{src}: no .nii.gz or .nii label maps (expected CASE.nii.gz or CASE/<one file>)")
     cases = {c.name: c for c in cases_to_infer(round).select_related("dataset__label_set")}
     report = ExternalReport(round=round.number, model=model)
     report.without_prediction = sorted(set(cases) - set(files))
@@ -176,8 +158,6 @@ def import_predictions(*, model: str, src: str | Path, label_map: str | Path | N
 def _import_one(case: Case, round: Round, version: ModelVersion, path: Path, organs: OrganIndex,
                 mapping: LabelMap | None) -> None:
     """Check and translate one label map, average it into the case's ensemble, record both; all or nothing."""
-    from annotation import ml_adapter
-
     ct = read_volume(case.ct_file.name)
     label, _ = convert_multilabel(load_nifti(path), ct, path, organs=organs, label_map=mapping)
     names = round.label_set.organ_names()

@@ -1,4 +1,4 @@
-"""Exporting the finished dataset: final label = latest accepted revision, else the latest pseudo-label.
+"""Exporting the finished dataset, each case with its final label (selectors.labels.final_label).
 
 Layouts: AbdomenAtlas (CASE/ct.nii.gz, CASE/combined_labels.nii.gz, CASE/segmentations/<organ>.nii.gz) or an
 nnU-Net v2 raw dataset (dataset.json, imagesTr/CASE_0000.nii.gz, labelsTr/CASE.nii.gz) that nnU-Net trains on
@@ -17,48 +17,35 @@ from pathlib import Path
 
 import numpy as np
 
-from annotation.models import Case, LabelSet, Prediction, Review, Revision
+from annotation.errors import Invalid
+from annotation.models import Case, LabelSet
+from annotation.selectors.labels import final_label
 from annotation.storage import local_copy, read_volume
 from ml_engine.io import write_nifti
 
 FORMATS = ("abdomenatlas", "nnunetv2")
 
 
-class ExportError(ValueError):
-    """The export cannot be done; str() says why."""
-
-
 @dataclass
 class ExportReport:
     exported: list[str] = field(default_factory=list)
     from_revision: int = 0
+    from_imported: int = 0
     from_pseudo_label: int = 0
-    skipped: list[str] = field(default_factory=list)  # cases with neither an accepted revision nor a prediction
-
-
-def final_label_name(case: Case) -> tuple[str, str] | None:
-    """(storage name, source) of a case's final label: "revision" or "pseudo_label"; None when it has neither."""
-    revision = (Revision.objects.filter(case=case, review__decision=Review.Decision.ACCEPTED)
-                .order_by("-number").first())
-    if revision is not None:
-        return revision.label_file.name, "revision"
-    prediction = Prediction.objects.filter(case=case).order_by("-round__number").first()
-    if prediction is not None:
-        return prediction.pseudo_label.name, "pseudo_label"
-    return None
+    skipped: list[str] = field(default_factory=list)  # cases with no final label yet
 
 
 def export_dataset(out: str | Path, *, format: str, label_set: str = "abdomenatlas", datasets: list[str] | None = None,
                    progress: Callable[[int, int, str], None] | None = None) -> ExportReport:
     """Write every case of label_set (optionally only some datasets) with its final label to out."""
     if format not in FORMATS:
-        raise ExportError(f"--format: {format!r} is not one of {', '.join(FORMATS)}")
+        raise Invalid(f"{format!r} is not one of {', '.join(FORMATS)}", field="format")
     labels = LabelSet.objects.filter(name=label_set).first()
     if labels is None:
-        raise ExportError(f"label set {label_set!r} does not exist")
+        raise Invalid(f"label set {label_set!r} does not exist", field="label_set")
     out = Path(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise ExportError(f"{out}: exists and is not an empty folder")
+        raise Invalid(f"{out}: exists and is not an empty folder")
     organs = list(labels.organs.order_by("value").values_list("value", "name"))
     cases = Case.objects.filter(dataset__label_set=labels).select_related("dataset").order_by("dataset__name", "name")
     if datasets:
@@ -71,16 +58,13 @@ def export_dataset(out: str | Path, *, format: str, label_set: str = "abdomenatl
     try:
         for done, case in enumerate(cases, start=1):
             name = f"{case.dataset.name}_{case.name}" if several else case.name
-            final = final_label_name(case)
+            final = final_label(case)
             if final is None:
                 report.skipped.append(name)
             else:
-                _write_case(staging, name, case, final[0], organs, format)
+                _write_case(staging, name, case, final.name, organs, format)
                 report.exported.append(name)
-                if final[1] == "revision":
-                    report.from_revision += 1
-                else:
-                    report.from_pseudo_label += 1
+                setattr(report, f"from_{final.source}", getattr(report, f"from_{final.source}") + 1)
             if progress is not None:
                 progress(done, len(cases), name)
         if format == "nnunetv2":

@@ -21,8 +21,9 @@ import numpy as np
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from annotation.models import CaseMetrics, Prediction, Revision, Round
+from annotation.models import CaseMetrics, Job, Prediction, Revision, Round
 from annotation.selectors.quality import latest_revisions, mean_or_none, metrics_key
+from annotation.services.dispatch import enqueue
 from annotation.storage import read_voxels
 from ml_engine.io import ImageError
 from ml_engine.metrics import dice
@@ -135,6 +136,22 @@ def _save_entry(round: Round, case_id: int, key: str, data: dict) -> None:
             CaseMetrics.objects.update_or_create(round=round, case_id=case_id, defaults={"key": key, "data": data})
     except IntegrityError:  # a concurrent update created the row first: ours is as good
         CaseMetrics.objects.filter(round=round, case_id=case_id).update(key=key, data=data)
+
+
+def request_update(*, round: Round) -> Job:
+    """Queue a METRICS job that brings the round's cached figures up to date (services.jobs runs it).
+
+    When one is queued already and has not started, that one is returned: requests in a burst run once.
+    """
+    with transaction.atomic():
+        Round.objects.select_for_update().filter(pk=round.pk).first()  # one request at a time per round
+        waiting = round.jobs.filter(kind=Job.Kind.METRICS, status=Job.Status.QUEUED).first()
+        if waiting is not None:
+            return waiting
+        n = round.jobs.filter(kind=Job.Kind.METRICS).count()
+        job = Job.objects.create(key=f"round{round.number}:metrics:{n + 1}", kind=Job.Kind.METRICS, round=round)
+        enqueue([job])
+    return job
 
 
 def update_round_metrics(*, round_id: int, progress: Progress | None = None) -> dict:

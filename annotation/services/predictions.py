@@ -3,21 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from django.db import transaction
 
 from annotation.models import Case, Organ, OrganAttention, Prediction, Round
 from annotation.storage import delete_files, store_file
 
-
-@dataclass
-class OrganAttentionInput:
-    organ: str
-    size_ml: float
-    voxels: int
-    hotspots: list[dict] = field(default_factory=list)
+if TYPE_CHECKING:  # the adapter (torch) is not needed to record files
+    from annotation.ml_adapter import OrganAttentionInput
 
 
 def round_folder(case: Case, round: Round) -> str:

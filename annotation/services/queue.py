@@ -12,8 +12,6 @@ from django.utils import timezone
 
 from annotation.models import OrganAttention, Round, Skip, Task
 
-OPEN = (Task.Status.PENDING, Task.Status.SKIPPED)
-
 
 class QueueError(Exception):
     """A queue operation the user may not do: the task is not leased to them."""
@@ -75,7 +73,7 @@ def lease_next(*, user, now: datetime | None = None) -> Task | None:
             held.lease_expires = expires
             held.save(update_fields=["lease_expires", "updated"])
             return held
-        open_tasks = (Task.objects.filter(round__status=Round.Status.ANNOTATING, status__in=OPEN)
+        open_tasks = (Task.objects.filter(round__status=Round.Status.ANNOTATING, status__in=Task.OPEN)
                       .exclude(id__in=Skip.objects.filter(user=user).values("task_id")))
         for candidates in (open_tasks.filter(assignee=user), open_tasks.filter(assignee__isnull=True)):
             task = (candidates.order_by("-priority", "id")
@@ -141,6 +139,6 @@ def assign(*, annotator, task_ids: Sequence[int] | None = None, rank_from: int |
         round = round or Round.objects.filter(status=Round.Status.ANNOTATING).order_by("-number").first()
         if round is None:
             raise ValueError("no round is annotating")
-        ranked = Task.objects.filter(round=round, status__in=OPEN).order_by("-priority", "id")
+        ranked = Task.objects.filter(round=round, status__in=Task.OPEN).order_by("-priority", "id")
         tasks = Task.objects.filter(pk__in=list(ranked.values_list("pk", flat=True)[rank_from - 1:rank_to]))
     return tasks.update(assignee=annotator)

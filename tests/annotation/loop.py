@@ -4,14 +4,22 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from annotation.services import rounds
+from annotation.services import jobs
 from annotation.services.imports import import_cases
 from ml_engine.phantoms import ORGANS, Phantom, make_phantom, write_phantom_case
 
 
 def inline(job) -> None:
-    """An enqueue function that runs the job (and the jobs it queues) at once, here."""
-    rounds.run_job(job.pk, enqueue=inline)
+    """The tests' ATLAS_JOB_ENQUEUE (tests/conftest.py): run the job (and the jobs it queues) at once, here."""
+    jobs.run_job(job.pk)
+
+
+QUEUED: list = []
+
+
+def collect(job) -> None:
+    """An ATLAS_JOB_ENQUEUE for tests that look at what was queued without running it."""
+    QUEUED.append(job)
 
 
 def import_phantoms(src: Path, *, first_seed: int, prefix: str, dataset: str, n: int = 4,

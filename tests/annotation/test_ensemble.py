@@ -10,14 +10,16 @@ import numpy as np
 import pytest
 from django.core.management import CommandError, call_command
 
+from annotation.errors import Invalid
 from annotation.models import OrganAttention, Prediction, Round, Task
+from annotation.selectors.rounds import holdout_cases
 from annotation.services import ensemble, queue, revisions, rounds
 from annotation.services.users import create_user
 from annotation.storage import local_copy
 from ml_engine.io import load_nifti, write_nifti
 from ml_engine.metrics import dice
 from ml_engine.phantoms import ORGANS, make_phantom
-from tests.annotation.loop import import_phantoms, inline
+from tests.annotation.loop import import_phantoms
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -28,7 +30,7 @@ TOTALSEG_VALUES = {organ: int(v) for v, organ in json.loads(TOTALSEG.read_text()
 @pytest.fixture
 def round0(tmp_path):
     truth = import_phantoms(tmp_path / "src", first_seed=300, prefix="ex", dataset="ens")
-    round = rounds.start_round(archs=["unet"], steps=2, enqueue=inline)
+    round = rounds.start_round(archs=["unet"], steps=2)
     round.refresh_from_db()
     assert round.status == Round.Status.ANNOTATING, round.error
     return round, truth
@@ -115,7 +117,7 @@ def test_import_predictions_joins_the_ensemble(round0, tmp_path):
     assert Task.objects.filter(round=round).count() == 4
 
     # the member stays in the ensemble of later rounds, with its stored votes
-    round1 = rounds.start_round(archs=["unet"], steps=1, enqueue=inline)
+    round1 = rounds.start_round(archs=["unet"], steps=1)
     round1.refresh_from_db()
     assert round1.status == Round.Status.ANNOTATING, round1.error
     assert set(round1.members.values_list("name", flat=True)) == {"round1-unet-tiny", "totalseg"}
@@ -125,18 +127,18 @@ def test_import_predictions_joins_the_ensemble(round0, tmp_path):
 
 def test_import_predictions_refusals(round0, tmp_path):
     round, _ = round0
-    with pytest.raises(ensemble.EnsembleError, match="not one of the trained architectures"):
+    with pytest.raises(Invalid, match="not one of the trained architectures"):
         ensemble.import_predictions(model="unet", src=tmp_path)
-    with pytest.raises(ensemble.EnsembleError, match="name of a trained model"):
+    with pytest.raises(Invalid, match="name of a trained model"):
         ensemble.import_predictions(model="round0-unet-tiny", src=tmp_path)
-    with pytest.raises(ensemble.EnsembleError, match="not a folder"):
+    with pytest.raises(Invalid, match="not a folder"):
         ensemble.import_predictions(model="tool", src=tmp_path / "missing")
     (tmp_path / "empty").mkdir()
-    with pytest.raises(ensemble.EnsembleError, match="no .nii.gz or .nii label maps"):
+    with pytest.raises(Invalid, match="no .nii.gz or .nii label maps"):
         ensemble.import_predictions(model="tool", src=tmp_path / "empty")
     bad_map = tmp_path / "map.json"
     bad_map.write_text('{"1": "lungs"}')
-    with pytest.raises(ensemble.EnsembleError, match="map.json: key '1' maps to 'lungs'"):
+    with pytest.raises(Invalid, match="map.json: key '1' maps to 'lungs'"):
         ensemble.import_predictions(model="tool", src=tmp_path, label_map=bad_map)
     Round.objects.filter(pk=round.pk).update(status=Round.Status.CLOSED)
     with pytest.raises(CommandError, match="round 0 is closed"):
@@ -152,7 +154,7 @@ def test_fine_tuning_validates_on_held_out_revised_cases(round0, tmp_path):
         upload = write_nifti(tmp_path / f"{task.case.name}.nii.gz", truth[task.case.name].labels,
                              np.asarray(task.case.affine), dtype=np.uint8)
         revisions.submit_revision(task_id=task.pk, user=annotator, upload=upload, base_revision=None)
-    round1 = rounds.start_round(archs=["unet"], steps=2, holdout=0.5, enqueue=inline)
+    round1 = rounds.start_round(archs=["unet"], steps=2, holdout=0.5)
     round1.refresh_from_db()
     assert round1.status == Round.Status.ANNOTATING, round1.error
     meta = round1.members.get().metadata
@@ -161,7 +163,7 @@ def test_fine_tuning_validates_on_held_out_revised_cases(round0, tmp_path):
     assert len(meta["training_cases"]) == 2
     assert set(meta["validation"]["dice"]) == set(ORGANS) and set(meta["validation"]["parent_dice"]) == set(ORGANS)
     assert 0.0 <= meta["validation"]["mean"] <= 1.0 and 0.0 <= meta["validation"]["parent_mean"] <= 1.0
-    assert held == [c.name for c in rounds.holdout_cases(round1)]  # the same split for every architecture
-    with pytest.raises(rounds.RoundError, match="--holdout"):
-        rounds.start_round(archs=["unet"], holdout=1.0, enqueue=inline)
+    assert held == [c.name for c in holdout_cases(round1)]  # the same split for every architecture
+    with pytest.raises(Invalid, match="below 1"):
+        rounds.start_round(archs=["unet"], holdout=1.0)
     assert round1.label_set.organ_names() == tuple(ORGANS)

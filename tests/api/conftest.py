@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 from rest_framework.test import APIClient
 
+from annotation.ml_adapter import OrganAttentionInput
 from annotation.models import Case, LabelSet, Round, Task
 from annotation.services.imports import import_cases
-from annotation.services.predictions import OrganAttentionInput, record_prediction
+from annotation.services.predictions import record_prediction
 from annotation.services.queue import rebuild_tasks
 from annotation.services.users import create_user
 from tests.conftest import affine_for, make_ct, make_labels, save_nifti

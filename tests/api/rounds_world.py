@@ -17,11 +17,12 @@ import numpy as np
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from annotation.ml_adapter import OrganAttentionInput
 from annotation.models import Case, Job, LabelSet, ModelVersion, Revision, Round, Task
 from annotation.services import queue, revisions
 from annotation.services.imports import import_cases
 from annotation.services.metrics import update_round_metrics
-from annotation.services.predictions import OrganAttentionInput, record_prediction
+from annotation.services.predictions import record_prediction
 from annotation.services.users import create_user
 from tests.api.conftest import PASSWORD
 from tests.conftest import affine_for, make_ct, make_labels, save_nifti

@@ -143,7 +143,8 @@ def test_quality_per_round(rounds):
     assert [r["round"] for r in one] == [1]
 
 
-def test_file_metrics_are_cached_and_refreshed_incrementally(rounds, tmp_path, monkeypatch):
+def test_file_metrics_are_cached_and_refreshed_incrementally(rounds, tmp_path, monkeypatch,
+                                                            django_capture_on_commit_callbacks):
     from annotation.services import metrics
 
     round1 = rounds.rounds[1]
@@ -158,11 +159,20 @@ def test_file_metrics_are_cached_and_refreshed_incrementally(rounds, tmp_path, m
     assert reads == []  # nothing changed: nothing read
     _revise(rounds.users["a1"], tmp_path, affine_for(), grow_liver, tags={}, seconds=100)  # c1, which a1 holds
     assert lead.get("/api/dashboard/quality/?round=1").json()["rounds"][0]["metrics"]["stale"] is True
-    refreshed = lead.post("/api/dashboard/quality/refresh/", {"round": 1}, format="json")
-    assert refreshed.status_code == 200 and refreshed.json()["metrics"]["stale"] is False
+    with django_capture_on_commit_callbacks(execute=False) as queued:
+        accepted = lead.post("/api/dashboard/quality/refresh/", {"round": 1}, format="json")
+        again = lead.post("/api/dashboard/quality/refresh/", {"round": 1}, format="json")
+    # the request only queues a METRICS job (no file is read in the request); a second request joins the first
+    assert accepted.status_code == 202 and reads == []
+    assert accepted.json() == again.json() == {"round": 1, "job": "round1:metrics:1", "status": "queued"}
+    for callback in queued:
+        callback()
+    assert Job.objects.get(key="round1:metrics:1").status == Job.Status.SUCCEEDED
+    refreshed = lead.get("/api/dashboard/quality/?round=1").json()["rounds"][0]
+    assert refreshed["metrics"]["stale"] is False
     # one case changed: its pseudo-label, revision and 3 archs x 2 organs soft predictions were read, nothing else
     assert len(reads) == 2 + 6
-    assert refreshed.json()["voxels"]["cases_revised"] == 2
+    assert refreshed["voxels"]["cases_revised"] == 2
     assert CaseMetrics.objects.filter(round=round1).count() == 4
     # inferring a case again (run_inference, a resumed round) replaces its prediction: that case is read again
     prediction = Prediction.objects.get(round=round1, case=rounds.cases["c3"])

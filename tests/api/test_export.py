@@ -33,8 +33,8 @@ def test_export_nnunetv2_round_trips(world, tmp_path):
     out = io.StringIO()
     call_command("export_dataset", str(tmp_path / "Dataset001_Atlas"), "--format", "nnunetv2", "--verbosity", "0",
                  stdout=out)
-    assert "exported 3 cases" in out.getvalue() and "1 with an accepted revision, 2 with the pseudo-label" in \
-        out.getvalue()
+    assert "exported 3 cases" in out.getvalue()
+    assert "1 with an accepted revision, 0 with the imported label, 2 with the pseudo-label" in out.getvalue()
     root = tmp_path / "Dataset001_Atlas"
     meta = json.loads((root / "dataset.json").read_text())
     assert meta["labels"]["background"] == 0 and meta["labels"]["pancreas"] == 9 and meta["numTraining"] == 3

@@ -1,14 +1,15 @@
 """python manage.py export_dataset OUT --format abdomenatlas|nnunetv2 [--label-set S] [--dataset D ...]"""
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand
 from tqdm import tqdm
 
-from annotation.services.export import FORMATS, ExportError, export_dataset
+from annotation.errors import command_errors
+from annotation.services.export import FORMATS, export_dataset
 
 
 class Command(BaseCommand):
-    help = ("Write the finished dataset (final label = latest accepted revision, else the ensemble's pseudo-label) "
-            "in the AbdomenAtlas layout or as an nnU-Net v2 raw dataset.")
+    help = ("Write the finished dataset (final label = latest accepted revision, else an imported label of every "
+            "organ, else the ensemble's pseudo-label) in the AbdomenAtlas layout or as an nnU-Net v2 raw dataset.")
 
     def add_arguments(self, parser):
         parser.add_argument("out", help="a new or empty folder")
@@ -22,14 +23,12 @@ class Command(BaseCommand):
                 bar.total = total
                 bar.update(done - bar.n)
 
-            try:
+            with command_errors():
                 report = export_dataset(options["out"], format=options["format"], label_set=options["label_set"],
                                         datasets=options["dataset"], progress=progress)
-            except ExportError as exc:
-                raise CommandError(str(exc)) from exc
         self.stdout.write(f"exported {len(report.exported)} cases to {options['out']} ({options['format']}): "
-                          f"{report.from_revision} with an accepted revision, {report.from_pseudo_label} with the "
-                          f"pseudo-label")
+                          f"{report.from_revision} with an accepted revision, {report.from_imported} with the imported "
+                          f"label, {report.from_pseudo_label} with the pseudo-label")
         if report.skipped:
             self.stdout.write(f"skipped {len(report.skipped)} cases with neither a revision nor a prediction: "
                               f"{', '.join(report.skipped[:10])}{' ...' if len(report.skipped) > 10 else ''}")

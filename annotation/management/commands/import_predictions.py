@@ -3,7 +3,8 @@
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
-from annotation.services.ensemble import EnsembleError, import_predictions
+from annotation.errors import command_errors
+from annotation.services.ensemble import import_predictions
 
 
 class Command(BaseCommand):
@@ -24,12 +25,10 @@ class Command(BaseCommand):
                 bar.set_postfix_str(name, refresh=False)
                 bar.update(done - bar.n)
 
-            try:
+            with command_errors():
                 report = import_predictions(model=options["model"], src=options["src"],
                                             label_map=options["label_map"], round_number=options["round"],
                                             progress=progress)
-            except EnsembleError as exc:
-                raise CommandError(str(exc)) from exc
         for line in report.errors:
             self.stderr.write(f"error: {line}")
         self.stdout.write(f"round {report.round}: {report.model} added as an ensemble member for "

@@ -2,8 +2,9 @@
 
 from django.core.management.base import BaseCommand, CommandError
 
+from annotation.errors import command_errors
 from annotation.models import Round
-from annotation.services.rounds import RoundError, resume_round
+from annotation.services.rounds import resume_round
 
 
 class Command(BaseCommand):
@@ -19,8 +20,6 @@ class Command(BaseCommand):
             round = Round.objects.filter(number=options["round"]).first()
             if round is None:
                 raise CommandError(f"no round {options['round']}")
-        try:
+        with command_errors():
             round, queued = resume_round(round=round)
-        except RoundError as exc:
-            raise CommandError(str(exc)) from exc
         self.stdout.write(f"round {round.number}: {queued} jobs queued again ({round.status})")

@@ -1,9 +1,11 @@
 """python manage.py run_inference [--cases NAME ...] [--round N]"""
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand
 from tqdm import tqdm
 
-from annotation.services.ensemble import EnsembleError, current_round, refresh_predictions
+from annotation.errors import command_errors
+from annotation.selectors.rounds import annotating_round
+from annotation.services.ensemble import refresh_predictions
 
 
 class Command(BaseCommand):
@@ -15,8 +17,8 @@ class Command(BaseCommand):
         parser.add_argument("--round", type=int, help="round number (default: the latest; it must be annotating)")
 
     def handle(self, *args, **options):
-        try:
-            round = current_round(options["round"])
+        with command_errors():
+            round = annotating_round(options["round"])
             with tqdm(unit="case", desc=f"round {round.number} inference",
                       disable=options["verbosity"] == 0) as bar:
                 def progress(done: int, total: int, name: str) -> None:
@@ -25,8 +27,6 @@ class Command(BaseCommand):
                     bar.update(done - bar.n)
 
                 report = refresh_predictions(round=round, case_names=options["cases"], progress=progress)
-        except EnsembleError as exc:
-            raise CommandError(str(exc)) from exc
         models = ", ".join(round.members.order_by("name").values_list("name", flat=True))
         self.stdout.write(f"round {report.round}: {len(report.inferred)} cases inferred with {models}; "
                           f"queue re-ranked ({report.tasks} tasks)")

@@ -5,10 +5,10 @@ import time
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
+from annotation.errors import command_errors
 from annotation.models import Job, Round
 from annotation.selectors.rounds import round_summary
-from annotation.services.rounds import DEFAULT_HOLDOUT, RoundError, start_round
-from ml_engine.networks import ARCHITECTURES, SIZES
+from annotation.services.rounds import ARCHITECTURES, DEFAULT_HOLDOUT, SIZES, start_round
 
 
 class Command(BaseCommand):
@@ -36,12 +36,10 @@ class Command(BaseCommand):
         if options["if_none"] and (last := Round.objects.order_by("-number").first()) is not None:
             self.stdout.write(f"round {last.number} exists ({last.status}): no round started")
             return
-        try:
+        with command_errors():
             round = start_round(archs=options["archs"], size=options["size"], epochs=options["epochs"],
                                 steps=options["steps"], label_set=options["label_set"], seed=options["seed"],
                                 holdout=options["holdout"])
-        except RoundError as exc:
-            raise CommandError(str(exc)) from exc
         self.stdout.write(f"round {round.number} started: training {', '.join(options['archs'])} "
                           f"({options['size']})")
         if not options["wait"]:

@@ -1,0 +1,93 @@
+"""Which label counts: the one place that decides, for every reader of labels.
+
+A case can have an imported source label (partial or whole), a pseudo-label per round, and a chain of revisions,
+each of which a lead may have accepted or rejected. Three policies, each pinned by tests/annotation/test_labels.py:
+
+- **the label to edit** (the workspace, `label.nii.gz`, "confirm"): the latest revision no lead rejected, else an
+  imported label that covers every organ, else the latest pseudo-label, else a partial imported label.
+- **the label to train on** (fine-tuning, validation): the latest revision no lead rejected (every organ), else the
+  imported label (the organs it covers). Never a pseudo-label: the models learn from people and imported truth.
+- **the final label** (export, and what makes a case final): the latest revision a lead accepted, else an imported
+  label that covers every organ, else the latest pseudo-label.
+
+A case is **final** when a lead accepted one of its revisions: rounds no longer infer it. Revisions that **count**
+(the people's label in quality figures) are those no lead rejected.
+
+Selectors return storage names (and the organs covered), never voxels: callers read files through storage.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.db.models import QuerySet
+
+from annotation.models import Case, Prediction, Review, Revision, SourceLabel
+
+
+@dataclass(frozen=True)
+class LabelRef:
+    """A stored label map: its storage name, where it comes from, and the organs it covers (None: every organ)."""
+
+    name: str
+    source: str  # "revision", "imported", "pseudo_label"
+    organs: tuple[str, ...] | None = None
+    revision: Revision | None = None
+
+
+def counted_revisions() -> QuerySet[Revision]:
+    """Revisions that count as people's labels: those no lead rejected."""
+    return Revision.objects.exclude(review__decision=Review.Decision.REJECTED)
+
+
+def accepted_revisions() -> QuerySet[Revision]:
+    return Revision.objects.filter(review__decision=Review.Decision.ACCEPTED)
+
+
+def final_cases(cases: QuerySet[Case]) -> QuerySet[Case]:
+    """The cases among these that are final (a lead accepted a revision)."""
+    return cases.filter(pk__in=accepted_revisions().values("case_id"))
+
+
+def open_cases(cases: QuerySet[Case]) -> QuerySet[Case]:
+    """The cases among these that are not final: rounds infer them."""
+    return cases.exclude(pk__in=accepted_revisions().values("case_id"))
+
+
+def _revision(queryset: QuerySet[Revision], case: Case) -> LabelRef | None:
+    revision = queryset.filter(case=case).order_by("-number").first()
+    return None if revision is None else LabelRef(revision.label_file.name, "revision", revision=revision)
+
+
+def _imported(case: Case, *, whole: bool) -> LabelRef | None:
+    """The latest imported label; with whole=True only when it covers every organ of the case's label set."""
+    source = SourceLabel.objects.filter(case=case).order_by("-id").first()
+    if source is None:
+        return None
+    covered = set(source.organs.values_list("name", flat=True))
+    organs = tuple(o for o in case.dataset.label_set.organ_names() if o in covered)
+    every = len(organs) == len(case.dataset.label_set.organ_names())
+    if whole and not every:
+        return None
+    return LabelRef(source.label_file.name, "imported", None if every else organs)
+
+
+def _pseudo_label(case: Case) -> LabelRef | None:
+    prediction = Prediction.objects.filter(case=case).order_by("-round__number").first()
+    return None if prediction is None else LabelRef(prediction.pseudo_label.name, "pseudo_label")
+
+
+def label_to_edit(case: Case) -> LabelRef | None:
+    """What an annotator opens and corrects (see the module's policies)."""
+    return (_revision(counted_revisions(), case) or _imported(case, whole=True) or _pseudo_label(case)
+            or _imported(case, whole=False))
+
+
+def label_to_train_on(case: Case) -> LabelRef | None:
+    """What the models learn from for this case, with the organs it covers; None: unlabelled."""
+    return _revision(counted_revisions(), case) or _imported(case, whole=False)
+
+
+def final_label(case: Case) -> LabelRef | None:
+    """What the finished dataset holds for this case; None: nothing to export yet."""
+    return _revision(accepted_revisions(), case) or _imported(case, whole=True) or _pseudo_label(case)
