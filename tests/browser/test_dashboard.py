@@ -4,14 +4,13 @@ Every chart and table is checked against what the API returns: tables through th
 charts through the series they draw (data-series) and the marks Recharts rendered. Annotators are refused; a lead
 assigns from the page; the jobs panel follows a running job live; an admin starts a round.
 
-ATLAS_DASHBOARD_SCREENSHOT=PATH saves a screenshot of the dashboard there (docs/dashboard.png was made so).
+scripts/dashboard_screenshot.py saves a picture of the same database's dashboard (docs/dashboard.png).
 """
 
 from __future__ import annotations
 
 import csv
 import io
-import os
 
 import pytest
 
@@ -283,15 +282,3 @@ def test_an_admin_starts_a_round_from_the_page(rounds, page, live_server, monkey
     page.wait_for_selector("[data-jobs-state=ready][data-active=true]")
     assert page.is_disabled("[data-action=start-round]")  # one round at a time
     assert not page.errors
-
-
-def test_screenshot(rounds, page, live_server):
-    """Saves the dashboard's picture when ATLAS_DASHBOARD_SCREENSHOT names a file (for docs/ and the README)."""
-    target = os.environ.get("ATLAS_DASHBOARD_SCREENSHOT")
-    if not target:
-        pytest.skip("set ATLAS_DASHBOARD_SCREENSHOT=PATH to save a screenshot of the dashboard")
-    Job.objects.filter(key="round1:rank").update(status=Job.Status.RUNNING, progress=0.6, message="ranking")
-    page.set_viewport_size({"width": 1440, "height": 900})
-    open_dashboard(page, live_server.url)
-    page.wait_for_timeout(500)
-    page.screenshot(path=target, full_page=True)
