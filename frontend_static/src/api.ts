@@ -310,7 +310,8 @@ export const dashboardApi = {
     request<{ assigned: number }>('POST', '/api/tasks/assign/', body),
   attention: () => request<{ rounds: AttentionCurve[] }>('GET', '/api/dashboard/attention/'),
   quality: () => request<{ rounds: RoundQuality[] }>('GET', '/api/dashboard/quality/'),
-  refreshQuality: (round: number) => request<RoundQuality>('POST', '/api/dashboard/quality/refresh/', { round }),
+  refreshQuality: (round: number) =>
+    request<{ round: number; job: string; status: string }>('POST', '/api/dashboard/quality/refresh/', { round }),
   jobs: () => request<JobsBoard>('GET', '/api/dashboard/jobs/'),
   startRound: (body: StartRoundBody) => request<{ number: number; status: string }>('POST', '/api/rounds/start/', body),
 }

@@ -282,3 +282,20 @@ def test_an_admin_starts_a_round_from_the_page(rounds, page, live_server, monkey
     page.wait_for_selector("[data-jobs-state=ready][data-active=true]")
     assert page.is_disabled("[data-action=start-round]")  # one round at a time
     assert not page.errors
+
+
+def test_refresh_queues_a_metrics_job_and_shows_its_result(rounds, page, live_server, tmp_path):
+    from tests.api.rounds_world import _revise, grow_liver
+    from tests.conftest import affine_for
+
+    _revise(rounds.users["a1"], tmp_path, affine_for(), grow_liver, tags={}, seconds=100)  # round 1 goes stale
+    open_dashboard(page, live_server.url)
+    page.select_option("[data-control=quality-round]", "1")
+    page.wait_for_selector("[data-selected-round='1'] [data-metrics-stale=true]")
+    page.click("[data-action=refresh-metrics]")
+    page.wait_for_selector("[data-selected-round='1'] [data-metrics-stale=false]", timeout=30_000)
+    job = Job.objects.get(kind=Job.Kind.METRICS, round=rounds.rounds[1])
+    assert job.status == Job.Status.SUCCEEDED and job.key == "round1:metrics:1"
+    quality = api_get(rounds, "/api/dashboard/quality/?round=1")["rounds"][0]
+    assert quality["metrics"]["stale"] is False and quality["voxels"]["cases_revised"] == 2
+    assert not page.errors

@@ -239,7 +239,14 @@ export function Quality({ rounds, reload }: { rounds: RoundQuality[]; reload: ()
     setBusy(true)
     setError('')
     try {
+      const before = q.metrics.computed
       await dashboardApi.refreshQuality(q.round)
+      // the refresh runs as a job on a worker: wait for its result (at most two minutes), then show it
+      for (let i = 0; i < 120; i++) {
+        const now = (await dashboardApi.quality()).rounds.find((r) => r.round === q.round)
+        if (now && now.metrics.computed !== before) break
+        await new Promise((resolve) => window.setTimeout(resolve, 1000))
+      }
       reload()
     } catch (e) {
       setError(errorText(e))
