@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | 
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: venv test lint demo serve worker clean frontend chromium
+.PHONY: venv test lint demo serve worker clean frontend chromium schema quick
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -23,12 +23,22 @@ lint: venv
 test: venv lint chromium
 	$(PY) -m pytest
 
+# A quick subset while developing (no training, no browser, no worker process): under a minute on 2 cores.
+quick: venv
+	$(PY) -m pytest -q -m "not slow and not browser and not integration"
+
 # The browser tests drive Debian's Chromium (never Playwright's download). Installed when missing and apt-get is
 # there (as root, or with sudo); otherwise the browser tests skip and say why (ATLAS_REQUIRE_BROWSER=1 fails them).
 chromium:
 	@test -x /usr/bin/chromium || ! command -v apt-get >/dev/null || \
 	  { SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); $$SUDO apt-get update -qq && \
 	    $$SUDO apt-get install -y -qq chromium >/dev/null; } || echo "chromium could not be installed"
+
+# The API's OpenAPI schema, which the frontend's types are generated from (frontend_static/src/api-schema.ts), then
+# the bundle: run after changing a serializer or an endpoint (tests/api/test_schema.py says when).
+schema: venv
+	$(PY) manage.py spectacular --file frontend_static/openapi.yml
+	$(MAKE) frontend
 
 # Rebuild the annotator workspace bundle (frontend_static/dist, committed) with the machine's Node and npm.
 frontend:

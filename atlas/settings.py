@@ -167,6 +167,13 @@ SPECTACULAR_SETTINGS = {
     "TITLE": "Atlas API",
     "DESCRIPTION": "Human-in-the-loop annotation of abdominal CT.",
     "VERSION": "0.1.0",
+    # one name per choice set, so that the generated TypeScript types (frontend_static/src/api-schema.ts) are stable
+    "ENUM_NAME_OVERRIDES": {
+        "TaskStatusEnum": "annotation.models.Task.Status",
+        "RoundStatusEnum": "annotation.models.Round.Status",
+        "JobStatusEnum": "annotation.models.Job.Status",
+        "JobKindEnum": "annotation.models.Job.Kind",
+    },
 }
 
 # Celery: embedded default is kombu's filesystem transport, so a real worker runs with no server.

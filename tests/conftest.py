@@ -12,6 +12,14 @@ REPO = Path(__file__).resolve().parent.parent
 CT_EXAMPLE = REPO.parent / "shared" / "data" / "ct_example"
 
 
+def pytest_collection_modifyitems(config, items):
+    """Tests under tests/browser/ and tests/integration/ carry their folder's marker (`make quick` leaves them out)."""
+    for item in items:
+        parts = Path(str(item.fspath)).relative_to(REPO).parts
+        if len(parts) > 1 and parts[1] in ("browser", "integration"):
+            item.add_marker(parts[1])
+
+
 @pytest.fixture(autouse=True)
 def _media_root(request, tmp_path):
     """Each test that touches Django gets its own media folder, and runs the jobs it queues in this process as soon
@@ -19,6 +27,8 @@ def _media_root(request, tmp_path):
     if "settings" in request.fixturenames or "db" in request.fixturenames or _uses_django(request):
         settings = request.getfixturevalue("settings")
         settings.MEDIA_ROOT = tmp_path / "media"
+        # a fast hash for the many test users (production keeps Django's PBKDF2); 4 users cost 2 s a test otherwise
+        settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
         if request.node.get_closest_marker("integration") is None:
             settings.ATLAS_JOB_ENQUEUE = "tests.annotation.loop.inline"
     yield

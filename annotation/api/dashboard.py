@@ -5,13 +5,13 @@ starting a round (admins). Thin: selectors read, services write. Leads and admin
 from __future__ import annotations
 
 from django.urls import path
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from annotation.api import dashboard_serializers as out
 from annotation.api.permissions import IsAdmin, IsLead
 from annotation.models import Round, Task
 from annotation.selectors import dashboard as boards
@@ -72,9 +72,9 @@ class DashboardOverview(APIView):
 
     permission_classes = [IsLead]
 
-    @extend_schema(parameters=[ROUND_PARAM], responses=OpenApiTypes.OBJECT)
+    @extend_schema(parameters=[ROUND_PARAM], responses=out.Overview)
     def get(self, request):
-        return Response(boards.overview(_round(_query(RoundQuery, request).get("round"))))
+        return Response(out.render(out.Overview, boards.overview(_round(_query(RoundQuery, request).get("round")))))
 
 
 class DashboardTasks(APIView):
@@ -84,15 +84,15 @@ class DashboardTasks(APIView):
 
     @extend_schema(parameters=[ROUND_PARAM, OpenApiParameter("offset", int), OpenApiParameter("limit", int),
                                OpenApiParameter("status", str, enum=Task.Status.values)],
-                   responses=OpenApiTypes.OBJECT)
+                   responses=out.RankedPage)
     def get(self, request):
         query = _query(TasksQuery, request)
         round = _round(query.get("round"))
         if round is None:
             return Response({"round": None, "count": 0, "open": 0, "offset": 0, "limit": query["limit"],
                              "results": []})
-        return Response(boards.ranked_tasks(round, offset=query["offset"], limit=query["limit"],
-                                            status=query.get("status")))
+        return Response(out.render(out.RankedPage, boards.ranked_tasks(
+            round, offset=query["offset"], limit=query["limit"], status=query.get("status"))))
 
 
 class DashboardAttention(APIView):
@@ -100,9 +100,9 @@ class DashboardAttention(APIView):
 
     permission_classes = [IsLead]
 
-    @extend_schema(responses=OpenApiTypes.OBJECT)
+    @extend_schema(responses=out.AttentionCurves)
     def get(self, request):
-        return Response({"rounds": quality.attention_curves()})
+        return Response(out.render(out.AttentionCurves, {"rounds": quality.attention_curves()}))
 
 
 class DashboardQuality(APIView):
@@ -112,12 +112,11 @@ class DashboardQuality(APIView):
     permission_classes = [IsLead]
 
     @extend_schema(parameters=[OpenApiParameter("round", int, description="one round (default: every round)")],
-                   responses=OpenApiTypes.OBJECT)
+                   responses=out.Qualities)
     def get(self, request):
         number = _query(RoundQuery, request).get("round")
-        if number is None:
-            return Response({"rounds": quality.quality()})
-        return Response({"rounds": [quality.round_quality(_round(number))]})
+        rounds = quality.quality() if number is None else [quality.round_quality(_round(number))]
+        return Response(out.render(out.Qualities, {"rounds": rounds}))
 
 
 class RefreshQuality(APIView):
@@ -126,7 +125,7 @@ class RefreshQuality(APIView):
 
     permission_classes = [IsLead]
 
-    @extend_schema(request=RoundQuery, responses=OpenApiTypes.OBJECT)
+    @extend_schema(request=RoundQuery, responses={202: out.RefreshAccepted})
     def post(self, request):
         body = RoundQuery(data=request.data)
         body.is_valid(raise_exception=True)
@@ -134,7 +133,8 @@ class RefreshQuality(APIView):
         if round is None:
             raise ValidationError({"round": "there is no round yet"})
         job = metrics.request_update(round=round)
-        return Response({"round": round.number, "job": job.key, "status": job.status}, status=status.HTTP_202_ACCEPTED)
+        return Response(out.render(out.RefreshAccepted, {"round": round.number, "job": job.key, "status": job.status}),
+                        status=status.HTTP_202_ACCEPTED)
 
 
 class DashboardJobs(APIView):
@@ -143,12 +143,12 @@ class DashboardJobs(APIView):
     permission_classes = [IsLead]
 
     @extend_schema(parameters=[OpenApiParameter("round", int, description="round number (default: the latest)")],
-                   responses=OpenApiTypes.OBJECT)
+                   responses=out.JobsBoard)
     def get(self, request):
         round = _round(_query(RoundQuery, request).get("round"), default=lambda: None)
         data = boards.jobs(round)
         data["can_start"] = IsAdmin().has_permission(request, self)
-        return Response(data)
+        return Response(out.render(out.JobsBoard, data))
 
 
 class StartRound(APIView):
@@ -156,7 +156,7 @@ class StartRound(APIView):
 
     permission_classes = [IsAdmin]
 
-    @extend_schema(request=StartRoundSerializer, responses={201: OpenApiTypes.OBJECT, 400: None, 409: None})
+    @extend_schema(request=StartRoundSerializer, responses={201: out.RoundSummary, 400: None, 409: None})
     def post(self, request):
         body = StartRoundSerializer(data=request.data)
         body.is_valid(raise_exception=True)
@@ -164,7 +164,7 @@ class StartRound(APIView):
         if options.get("holdout") is None:
             options.pop("holdout", None)
         round = start_round(**options)
-        return Response(round_summary(round), status=status.HTTP_201_CREATED)
+        return Response(out.render(out.RoundSummary, round_summary(round)), status=status.HTTP_201_CREATED)
 
 
 urlpatterns = [

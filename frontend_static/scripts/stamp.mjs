@@ -8,8 +8,8 @@ import { dirname, join, relative } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..')
-const INPUTS = ['src', 'index.html', 'package.json', 'package-lock.json', 'tsconfig.json', 'vite.config.ts',
-  'scripts/stamp.mjs']
+const INPUTS = ['src', 'index.html', 'openapi.yml', 'package.json', 'package-lock.json', 'tsconfig.json',
+  'vite.config.ts', 'scripts/stamp.mjs']
 
 function walk(path) {
   if (statSync(path).isDirectory()) return readdirSync(path).flatMap((name) => walk(join(path, name)))

@@ -1,4 +1,5 @@
 // The only module that talks to the server: the Atlas REST API with the session cookie and the CSRF header.
+import type { components } from './api-schema'
 
 export interface Me {
   authenticated: boolean
@@ -130,177 +131,27 @@ export const api = {
 
 // --- the lead dashboard (GET /api/dashboard/..., POST /api/tasks/assign/, POST /api/rounds/start/) ---------------
 
-export interface AnnotatorRow {
-  assigned: number
-  leased: number
-  revised: number
-  confirmed: number
-  skipped: number
-  revised_all: number
-  confirmed_all: number
-  median_minutes: number | null
-}
-
-export interface OrganRow {
-  attention_ml: number
-  cases: number
-  revised_cases: number
-  revised_voxels: number
-  tags: number
-}
-
-export interface Lease {
-  task: number
-  case: string
-  priority: number
-  holder: string
-  leased_at: string | null
-  expires: string | null
-  held_minutes: number | null
-  expired: boolean
-}
-
-export interface Pace {
-  minutes_per_case: number
-  hours: number
-  working_days: number
-  hours_per_day: number
-}
-
-export interface Overview {
-  round: { number: number; status: string; converged: boolean | null } | null
-  tasks_by_status: Record<string, number>
-  by_annotator: Record<string, AnnotatorRow>
-  by_organ: Record<string, OrganRow>
-  leases: Lease[]
-  annotators: string[]
-  throughput_per_day: { day: string; revised: number; confirmed: number }[]
-  per_day_by_annotator: { day: string; annotator: string; revised: number; confirmed: number }[]
-  median_minutes_per_case: number
-  pace: 'measured' | 'default'
-  timed_revisions: number
-  remaining_tasks: number
-  time_left: Pace
-  time_left_at_default_pace: Pace
-}
-
-export interface RankedTask {
-  id: number
-  rank: number
-  open_rank: number | null
-  case: string
-  case_id: number
-  priority: number
-  status: string
-  assignee: string | null
-  lease_holder: string | null
-  lease_expires: string | null
-}
-
-export interface RankedPage {
-  round: number | null
-  count: number
-  open: number
-  offset: number
-  limit: number
-  results: RankedTask[]
-}
-
-export interface CurvePoint {
-  rank: number
-  case_id: number
-  case: string
-  size_ml: number
-  revised: boolean
-  confirmed: boolean
-}
-
-export interface AttentionCurve {
-  round: number
-  status: string
-  converged: boolean | null
-  cases: CurvePoint[]
-}
-
-export type Matrix = (number | null)[][]
-
-export interface Validation {
-  arch: string
-  model: string
-  parent: string | null
-  cases: string[]
-  mean: number | null
-  parent_mean: number | null
-  dice: Record<string, number | null>
-  parent_dice: Record<string, number | null>
-}
-
-export interface RoundQuality {
-  round: number
-  status: string
-  converged: boolean | null
-  created: string
-  finished: string | null
-  organs: string[]
-  attention: { cases: number; total_ml: number; mean_ml: number | null; median_ml: number | null;
-    p90_ml: number | null; max_ml: number | null; zero_cases: number }
-  tasks: Record<string, number>
-  pseudo_label_dice: { cases: number; mean: number | null;
-    organs: Record<string, { mean: number | null; min: number; n: number }> }
-  validation: Validation[]
-  error_tags: { tags: string[]; organs: Record<string, Record<string, number>>; total: number }
-  label_bias: { sources: string[]; cases: number; mean: Matrix; organs: Record<string, Matrix>;
-    organ_cases: Record<string, number> } | null
-  voxels: { total: number; labelled: number; changed_by_people: number; decided_by_ai: number;
-    ai_share: number | null; people_share: number | null; people_share_of_all: number | null; cases: number;
-    cases_revised: number; cases_confirmed: number } | null
-  metrics: { computed: string | null; key: string | null; current_key: string; stale: boolean }
-}
-
-export interface JobRow {
-  id: number
-  key: string
-  kind: string
-  arch: string
-  case: string | null
-  status: string
-  progress: number
-  message: string
-  error: string
-  attempts: number
-  started: string | null
-  finished: string | null
-}
-
-export interface RoundState {
-  number: number
-  status: string
-  converged: boolean | null
-  error: string
-  label_set: string
-  settings: Record<string, unknown>
-  created: string
-  finished: string | null
-  steps: Record<string, { total: number; succeeded: number }>
-}
-
-export interface JobsBoard {
-  active: boolean
-  can_start: boolean
-  rounds: RoundState[]
-  round: { number: number; status: string; error: string; converged: boolean | null; models: string[] } | null
-  running: JobRow[]
-  failed: JobRow[]
-  recent: JobRow[]
-  queued?: number
-}
-
-export interface StartRoundBody {
-  archs: string[]
-  size: string
-  steps?: number | null
-  epochs?: number | null
-}
+// Their types are generated from the server's OpenAPI schema (openapi.yml -> api-schema.ts, `make schema`), so that a
+// change of a response on one side breaks the build on the other.
+type Schemas = components['schemas']
+export type AnnotatorRow = Schemas['AnnotatorRow']
+export type OrganRow = Schemas['OrganRow']
+export type Lease = Schemas['Lease']
+export type Pace = Schemas['Pace']
+export type Overview = Schemas['Overview']
+export type RankedTask = Schemas['RankedTask']
+export type RankedPage = Schemas['RankedPage']
+export type CurvePoint = Schemas['CurvePoint']
+export type AttentionCurve = Schemas['AttentionCurve']
+export type Validation = Schemas['Validation']
+export type RoundQuality = Schemas['RoundQuality']
+export type JobRow = Schemas['JobRow']
+export type RoundState = Schemas['RoundState']
+export type JobsBoard = Schemas['JobsBoard']
+export type RoundSummary = Schemas['RoundSummary']
+export type RefreshAccepted = Schemas['RefreshAccepted']
+export type Matrix = Schemas['LabelBias']['mean']
+export type StartRoundBody = Pick<Schemas['StartRound'], 'archs' | 'size' | 'steps' | 'epochs'>
 
 export const dashboardApi = {
   overview: (round?: number) => request<Overview>('GET', `/api/dashboard/${round === undefined ? '' : `?round=${round}`}`),
@@ -310,8 +161,7 @@ export const dashboardApi = {
     request<{ assigned: number }>('POST', '/api/tasks/assign/', body),
   attention: () => request<{ rounds: AttentionCurve[] }>('GET', '/api/dashboard/attention/'),
   quality: () => request<{ rounds: RoundQuality[] }>('GET', '/api/dashboard/quality/'),
-  refreshQuality: (round: number) =>
-    request<{ round: number; job: string; status: string }>('POST', '/api/dashboard/quality/refresh/', { round }),
+  refreshQuality: (round: number) => request<RefreshAccepted>('POST', '/api/dashboard/quality/refresh/', { round }),
   jobs: () => request<JobsBoard>('GET', '/api/dashboard/jobs/'),
-  startRound: (body: StartRoundBody) => request<{ number: number; status: string }>('POST', '/api/rounds/start/', body),
+  startRound: (body: StartRoundBody) => request<RoundSummary>('POST', '/api/rounds/start/', body),
 }

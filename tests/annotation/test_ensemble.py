@@ -21,7 +21,7 @@ from ml_engine.metrics import dice
 from ml_engine.phantoms import ORGANS, make_phantom
 from tests.annotation.loop import import_phantoms
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
 TOTALSEG = Path(__file__).resolve().parents[2] / "fixtures" / "label_maps" / "totalsegmentator.json"
 TOTALSEG_VALUES = {organ: int(v) for v, organ in json.loads(TOTALSEG.read_text())["labels"].items()}

@@ -420,6 +420,7 @@ def test_failure_while_writing_leaves_nothing(tmp_path, settings, monkeypatch):
     assert media_files(settings) == set()
 
 
+@pytest.mark.slow
 def test_command_exit_status_in_a_real_process(tmp_path):
     """manage.py exits non-zero with the one-line message when a file is bad."""
     bad = tmp_path / "bad.nii.gz"

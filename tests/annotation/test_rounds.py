@@ -99,6 +99,7 @@ def _metrics_of_both_rounds_are_cached(round0: Round, round1: Round) -> None:
         ("round0:metrics:1", "succeeded"), ("round0:metrics:2", "succeeded"), ("round1:metrics:1", "succeeded")}
 
 
+@pytest.mark.slow
 def test_round_zero_then_one(phantoms, tmp_path, settings):
     round0 = rounds.start_round(archs=["unet", "nnunet"], steps=2)
     round0.refresh_from_db()

@@ -12,7 +12,7 @@ from django.core.management import call_command
 from annotation.models import Case, Dataset
 from annotation.services.demo import PARTIAL
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.slow]
 
 
 def run(*args) -> str:

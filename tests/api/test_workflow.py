@@ -348,6 +348,7 @@ def test_my_queue_and_dashboard(world):
     assert board["throughput_per_day"][-1]["revised"] == 1
 
 
+@pytest.mark.slow
 def test_schema_validates():
     result = subprocess.run([sys.executable, "manage.py", "spectacular", "--validate", "--fail-on-warn",
                              "--file", os.devnull], cwd=REPO, capture_output=True, text=True, encoding="utf-8")

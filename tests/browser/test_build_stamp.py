@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 
 FRONTEND = Path(__file__).resolve().parents[2] / "frontend_static"
-INPUTS = ["src", "index.html", "package.json", "package-lock.json", "tsconfig.json", "vite.config.ts",
+INPUTS = ["src", "index.html", "openapi.yml", "package.json", "package-lock.json", "tsconfig.json", "vite.config.ts",
           "scripts/stamp.mjs"]
 
 

@@ -243,6 +243,7 @@ def test_evaluate_refuses_mismatched_grids(tmp_path, capsys):
     assert "no such file or folder" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_python_dash_m_shows_progress_and_stays_free_of_the_web_stack(cases):
     root, made = cases
     result = subprocess.run([sys.executable, "-m", "ml_engine", "attention", str(made[1][0])], cwd=REPO,

@@ -15,6 +15,8 @@ from ml_engine.networks import (
     size_divisor,
 )
 
+pytestmark = pytest.mark.slow  # builds and trains every architecture
+
 
 @pytest.mark.parametrize("arch", ARCHITECTURES)
 def test_tiny_shapes(arch):

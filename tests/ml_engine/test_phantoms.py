@@ -229,6 +229,7 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
                           encoding="utf-8", timeout=120)
 
 
+@pytest.mark.slow
 def test_cli_writes_the_abdomenatlas_layout(tmp_path):
     out = tmp_path / "phantoms"
     result = run_cli("phantoms", str(out), "--n", "2", "--seed", "3", "--shape", "32", "32", "24",
@@ -244,6 +245,7 @@ def test_cli_writes_the_abdomenatlas_layout(tmp_path):
         assert np.allclose(liver.affine, ct.affine) and np.asarray(liver.dataobj).sum() > 0
 
 
+@pytest.mark.slow
 def test_cli_partial_and_unlabelled(tmp_path):
     result = run_cli("phantoms", str(tmp_path / "p"), "--n", "1", "--seed", "1", "--shape", "32", "32", "32",
                      "--organs", "liver", "spleen", "--troubles", "stomach_air_cavity")
@@ -264,6 +266,7 @@ def test_cli_partial_and_unlabelled(tmp_path):
     (["--n", "1", "--seed", "1", "--spacing", "1", "-1", "1"], "--spacing"),
     (["--n", "1", "--seed", "1", "--troubles", "flu"], "flu"),
 ])
+@pytest.mark.slow
 def test_cli_refuses_bad_input(tmp_path, args, message):
     result = run_cli("phantoms", str(tmp_path / "bad"), *args)
     assert result.returncode != 0
@@ -271,12 +274,14 @@ def test_cli_refuses_bad_input(tmp_path, args, message):
     assert not (tmp_path / "bad").exists()
 
 
+@pytest.mark.slow
 def test_unknown_organ_message_lists_valid_organs(tmp_path):
     result = run_cli("phantoms", str(tmp_path / "bad"), "--n", "1", "--seed", "1", "--organs", "heart")
     assert result.returncode == 2
     assert "heart" in result.stderr and "pancreas" in result.stderr and "kidney_left" in result.stderr
 
 
+@pytest.mark.slow
 def test_ml_engine_stays_free_of_the_web_stack():
     code = ("import sys, ml_engine.phantoms, ml_engine.__main__; "
             "bad = [m for m in sys.modules if m.split('.')[0] in "

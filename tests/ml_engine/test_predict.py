@@ -21,6 +21,8 @@ from ml_engine.predict import (
 )
 from ml_engine.train import Checkpoint, load_checkpoint, save_checkpoint
 
+pytestmark = pytest.mark.slow  # runs the ensemble
+
 SHIPPED = Path(__file__).resolve().parents[2] / "ml_engine" / "checkpoints"
 SPACING = (4.5, 4.5, 4.5)
 

@@ -21,6 +21,8 @@ from ml_engine.train import (
     train,
 )
 
+pytestmark = pytest.mark.slow  # trains networks
+
 SHAPE = (32, 32, 32)
 SPACING = (4.5, 4.5, 4.5)  # the phantom's anatomy fills the field of view; 32^3 at 4.5 mm
 PATCH = (32, 32, 32)

@@ -1,10 +1,13 @@
 // Jobs: the rounds' state, running jobs with live progress, failures with their message, recent jobs; admins start
 // the next round here (POST /api/rounds/start/).
 import { useCallback, useEffect, useState } from 'react'
-import { dashboardApi, type JobRow, type JobsBoard, type RoundState } from '../api'
+import { dashboardApi, type JobRow, type JobsBoard, type RoundState, type StartRoundBody } from '../api'
 import { DataTable, errorText, type Column } from './DataTable'
 
-const ARCHS = ['swin_unetr', 'nnunet', 'unet']
+type Arch = StartRoundBody['archs'][number]
+type Size = StartRoundBody['size']
+const ARCHS: Arch[] = ['swin_unetr', 'nnunet', 'unet']
+const SIZES: Size[] = ['tiny', 'base']
 const POLL_MS = 3000
 
 const time = (iso: string | null) => (iso ? new Date(iso).toLocaleString() : '–')
@@ -49,8 +52,8 @@ const failedColumns: Column<JobRow>[] = [
 ]
 
 function StartRound({ onStarted, disabled }: { onStarted: () => void; disabled: boolean }) {
-  const [archs, setArchs] = useState<string[]>(ARCHS)
-  const [size, setSize] = useState('tiny')
+  const [archs, setArchs] = useState<Arch[]>(ARCHS)
+  const [size, setSize] = useState<Size>('tiny')
   const [steps, setSteps] = useState('')
   const [message, setMessage] = useState('')
   const [error, setError] = useState('')
@@ -74,9 +77,8 @@ function StartRound({ onStarted, disabled }: { onStarted: () => void; disabled: 
             onChange={(e) => setArchs(e.target.checked ? [...archs, a] : archs.filter((x) => x !== a))} /> {a}
         </label>
       ))}
-      <select value={size} onChange={(e) => setSize(e.target.value)} name="size">
-        <option value="tiny">tiny</option>
-        <option value="base">base</option>
+      <select value={size} onChange={(e) => setSize(SIZES.find((x) => x === e.target.value) ?? 'tiny')} name="size">
+        {SIZES.map((x) => <option key={x} value={x}>{x}</option>)}
       </select>
       <input type="number" min={1} placeholder="steps (default)" value={steps} className="short wide"
         onChange={(e) => setSteps(e.target.value)} name="steps" aria-label="training steps" />
