@@ -1,10 +1,12 @@
 """The domain models, one module per area; import them from here."""
 
 from annotation.models.catalog import Case, Dataset, LabelSet, Organ, SourceLabel
+from annotation.models.quality import LabelCheck, QualityFlag, ReviewLease
 from annotation.models.rounds import CaseMetrics, Job, ModelVersion, OrganAttention, Prediction, Round
 from annotation.models.work import ErrorTag, Review, Revision, RevisionTag, Skip, Task
 
 __all__ = [
-    "Case", "CaseMetrics", "Dataset", "ErrorTag", "Job", "LabelSet", "ModelVersion", "Organ", "OrganAttention",
-    "Prediction", "Review", "Revision", "RevisionTag", "Round", "Skip", "SourceLabel", "Task",
+    "Case", "CaseMetrics", "Dataset", "ErrorTag", "Job", "LabelCheck", "LabelSet", "ModelVersion", "Organ",
+    "OrganAttention", "Prediction", "QualityFlag", "Review", "ReviewLease", "Revision", "RevisionTag", "Round", "Skip",
+    "SourceLabel", "Task",
 ]

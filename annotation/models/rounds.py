@@ -121,7 +121,8 @@ class CaseMetrics(models.Model):
 
 
 class Job(models.Model):
-    """One unit of background work (train an architecture, infer a case, rank, refresh metrics), with its progress.
+    """One unit of background work (train an architecture, infer a case, rank, refresh metrics, check labels), with its
+    progress.
 
     key is deterministic (round, kind, case or architecture), so a task delivered twice finds its job done.
     annotation.services.jobs maps each kind to its handler.
@@ -132,6 +133,7 @@ class Job(models.Model):
         INFER = "infer"
         RANK = "rank"
         METRICS = "metrics"
+        QC = "qc"
 
     class Status(models.TextChoices):
         QUEUED = "queued"
@@ -145,6 +147,9 @@ class Job(models.Model):
     round = models.ForeignKey(Round, on_delete=models.CASCADE, related_name="jobs")
     case = models.ForeignKey(Case, null=True, blank=True, on_delete=models.CASCADE, related_name="jobs")
     arch = models.CharField(max_length=32, blank=True)
+    revision = models.ForeignKey("annotation.Revision", null=True, blank=True, on_delete=models.CASCADE,
+                                 related_name="jobs", help_text="QC: the revision to check (none: the round's "
+                                                                "pseudo-labels)")
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
     progress = models.FloatField(default=0.0)
     message = models.CharField(max_length=500, blank=True)

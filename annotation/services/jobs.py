@@ -2,8 +2,9 @@
 
 One registry maps each job kind to its handler. Round steps (train, infer, rank) run only while their round is
 being built; when one fails the round fails, and when one succeeds the round's state machine moves on
-(services.rounds.advance). Other kinds (metrics) run whenever they are delivered. A job that succeeded, was cancelled
-or is running is never started again, so a task delivered twice does nothing the second time.
+(services.rounds.advance). Other kinds (metrics, quality checks) run whenever they are delivered. A job that
+succeeded, was cancelled or is running is never started again, so a task delivered twice does nothing the second
+time.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from annotation.models import Job, Round
-from annotation.services import ensemble, metrics, queue, rounds, training
+from annotation.services import ensemble, metrics, quality_checks, queue, rounds, training
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +40,7 @@ KINDS: dict[str, JobKind] = {
     Job.Kind.RANK: JobKind(lambda job, progress: queue.rebuild_tasks(round=job.round), round_step=True),
     Job.Kind.METRICS: JobKind(lambda job, progress: metrics.update_round_metrics(round_id=job.round_id,
                                                                                 progress=progress)),
+    Job.Kind.QC: JobKind(quality_checks.run_job),
 }
 
 

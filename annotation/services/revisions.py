@@ -15,6 +15,7 @@ from django.conf import settings
 from django.db import transaction
 
 from annotation.models import Case, ErrorTag, Organ, Prediction, Review, Revision, RevisionTag, Round, Task
+from annotation.services import quality_checks
 from annotation.services.imports.labels import integer_labels, present_values
 from annotation.services.queue import check_lease
 from annotation.storage import delete_files, read_voxels, store_file
@@ -119,6 +120,7 @@ def _store(*, task: Task, user, data: np.ndarray, base_revision: int | None, kin
                 locked.lease_holder, locked.lease_expires = None, None
                 locked.save(update_fields=["status", "lease_holder", "lease_expires", "updated"])
                 _record_stopping(locked, unchanged=not any(changed.values()))
+                quality_checks.request_revision_check(revision)
         except BaseException:
             delete_files(written)
             raise

@@ -17,7 +17,7 @@ from django.utils import timezone
 from annotation.errors import Conflict, Invalid, NotFound
 from annotation.models import Job, LabelSet, ModelVersion, Round
 from annotation.selectors.rounds import DEFAULT_HOLDOUT, cases_to_infer, latest_round, previous_round
-from annotation.services import metrics
+from annotation.services import metrics, quality_checks
 from annotation.services.dispatch import enqueue
 from ml_engine.networks import ARCHITECTURES, SIZES
 
@@ -83,7 +83,8 @@ def advance(*, round_id: int) -> Round:
     """Move the round on while every job of its current step has succeeded; queue the next step's jobs.
 
     training -> inferring (one job per case not final), inferring -> ranking (one job), ranking -> annotating (the
-    cached file metrics of this round and of the one it closed are refreshed by METRICS jobs).
+    cached file metrics of this round and of the one it closed are refreshed by METRICS jobs, and a QC job checks its
+    pseudo-labels).
     """
     new_jobs: list[Job] = []
 
@@ -113,6 +114,7 @@ def advance(*, round_id: int) -> Round:
             for each in (previous_round(round), round):
                 if each is not None:
                     metrics.request_update(round=each)
+            quality_checks.request_prediction_checks(round)
         round.save(update_fields=["status"])
         enqueue(new_jobs)
     return round

@@ -15,7 +15,7 @@ import pytest
 from django.core.management import call_command
 
 from annotation.errors import Conflict, Invalid
-from annotation.models import Case, Job, LabelSet, ModelVersion, OrganAttention, Prediction, Round, Task
+from annotation.models import Case, Job, LabelCheck, LabelSet, ModelVersion, OrganAttention, Prediction, Round, Task
 from annotation.services import jobs, queue, revisions, rounds
 from annotation.services.users import create_user
 from ml_engine.io import write_nifti
@@ -49,6 +49,8 @@ def _round_zero_is_built(round0: Round, media: Path) -> None:
     assert Prediction.objects.filter(round=round0).count() == 4
     assert OrganAttention.objects.filter(round=round0).count() == 4 * 9
     steps = Job.objects.filter(round=round0, kind__in=STEPS)
+    checked = Job.objects.get(round=round0, kind=Job.Kind.QC)
+    assert checked.status == Job.Status.SUCCEEDED and LabelCheck.objects.filter(round=round0).count() == 4
     assert steps.count() == 2 + 4 + 1 and set(steps.values_list("status", flat=True)) == {"succeeded"}
     assert set(steps.values_list("attempts", flat=True)) == {1}
     prediction = Prediction.objects.filter(round=round0).first()
@@ -168,7 +170,8 @@ def test_advance_moves_one_step_only_when_every_job_of_it_succeeded(phantoms, qu
     _succeed(round0, Job.Kind.RANK)
     queued.clear()
     assert rounds.advance(round_id=round0.pk).status == Round.Status.ANNOTATING
-    assert [j.key for j in queued] == ["round0:metrics:1"]  # no earlier round: only this one's metrics
+    # no earlier round: only this one's metrics, and the checks of its pseudo-labels
+    assert [j.key for j in queued] == ["round0:metrics:1", "round0:qc:predictions:1"]
 
 
 def test_a_failed_step_fails_the_round_and_resume_takes_it_up(phantoms, queued):

@@ -1,0 +1,74 @@
+"""Read paths of review: revisions waiting for a lead's verdict, in a chosen order, and quality flags."""
+
+from __future__ import annotations
+
+from django.db.models import Count, F, Q, QuerySet
+from django.utils import timezone
+
+from annotation.models import QualityFlag, Revision
+
+ORDERS = {
+    "voxels": "revised voxels, most first",
+    "flags": "quality flags, most first",
+    "attention": "the case's attention, largest first",
+    "age": "oldest first",
+}
+
+
+def waiting_for_review(*, order: str = "voxels", annotator: str | None = None, organ: str | None = None,
+                       free_for=None) -> list[Revision]:
+    """Revisions no lead has reviewed yet (revisions and confirmations; the newest of each case), in `order`.
+
+    annotator: only theirs; organ: only those that changed it or were flagged on it; free_for: leave out those
+    another lead holds a live review lease on (that user's own lease counts as free).
+    """
+    now = timezone.now()
+    qs = (Revision.objects.filter(review__isnull=True).exclude(case__revisions__number__gt=F("number"))
+          .select_related("case", "author", "task", "review_lease__holder")
+          .annotate(flag_count=Count("label_check__flags", distinct=True)))
+    if annotator:
+        qs = qs.filter(author__username=annotator)
+    if free_for is not None:
+        qs = qs.exclude(Q(review_lease__expires__gt=now) & ~Q(review_lease__holder=free_for))
+    rows = list(qs.order_by("created", "id"))
+    if organ:
+        flagged = set(QualityFlag.objects.filter(organ__name=organ, label_check__revision__in=[r.pk for r in rows])
+                      .values_list("label_check__revision_id", flat=True))
+        rows = [r for r in rows if int((r.changed_voxels or {}).get(organ, 0)) or r.pk in flagged]
+    key = {"voxels": lambda r: -revised_voxels(r, organ), "flags": lambda r: -r.flag_count,
+           "attention": lambda r: -r.task.priority, "age": lambda r: 0}[order]
+    return sorted(rows, key=key)  # stable: oldest first among equals
+
+
+def revised_voxels(revision: Revision, organ: str | None = None) -> int:
+    """Voxels the revision changed against the pseudo-label (of one organ, or of all)."""
+    changed = revision.changed_voxels or {}
+    return int(changed.get(organ, 0)) if organ else sum(int(v) for v in changed.values())
+
+
+def flags(*, round: int | None = None, kind: str | None = None, organ: str | None = None, case: str | None = None,
+          source: str | None = None) -> QuerySet[QualityFlag]:
+    """Quality flags, filtered: round number, check kind, organ name, case name, source (revision / pseudo_label)."""
+    qs = QualityFlag.objects.select_related("organ", "label_check__case", "label_check__round",
+                                            "label_check__revision").order_by("label_check__case__name", "id")
+    if round is not None:
+        qs = qs.filter(label_check__round__number=round)
+    if kind:
+        qs = qs.filter(kind=kind)
+    if organ:
+        qs = qs.filter(organ__name=organ)
+    if case:
+        qs = qs.filter(label_check__case__name=case)
+    if source == "revision":
+        qs = qs.filter(label_check__revision__isnull=False)
+    elif source == "pseudo_label":
+        qs = qs.filter(label_check__prediction__isnull=False)
+    return qs
+
+
+def flag_row(flag: QualityFlag) -> dict:
+    check = flag.label_check
+    return {"id": flag.pk, "case": check.case.name, "case_id": check.case_id, "round": check.round.number,
+            "source": "revision" if check.revision_id else "pseudo_label",
+            "revision": check.revision_id, "revision_number": check.revision.number if check.revision_id else None,
+            "organ": flag.organ.name, "kind": flag.kind, "reason": flag.reason, "detail": flag.detail}

@@ -1,0 +1,145 @@
+"""Review for leads: quality checks as revisions land, the review queue, "next to review" leases, flags as CSV."""
+
+from __future__ import annotations
+
+import csv
+import io
+import threading
+
+import numpy as np
+import pytest
+from django.db import connection
+from rest_framework.test import APIClient
+
+from annotation.api.review import _csv_cell
+from annotation.models import Job, LabelCheck, ReviewLease
+from annotation.services import queue, revisions
+from annotation.services.users import create_user
+from tests.api.conftest import build_world
+from tests.conftest import save_nifti
+
+SPLEEN, LIVER = 1, 5
+
+
+def _revise(world, user: str, change) -> int:
+    task = queue.lease_next(user=world.users[user])
+    data = change(world.pseudo.copy())
+    upload = save_nifti(world.tmp / f"{user}-{task.pk}.nii.gz", data.astype(np.uint8), np.asarray(task.case.affine))
+    return revisions.submit_revision(task_id=task.pk, user=world.users[user], upload=upload, base_revision=None).pk
+
+
+def erase_spleen(label):
+    label[label == SPLEEN] = 0
+    return label
+
+
+def liver_as_spleen(label):
+    label[label == LIVER] = SPLEEN
+    return label
+
+
+def small_edit(label):
+    label[5, 6, 5] = LIVER if label[5, 6, 5] != LIVER else 0
+    return label
+
+
+@pytest.fixture
+def reviewed(world, django_capture_on_commit_callbacks):
+    """a1 erases the spleen of big (top), a2 labels the liver of mid as spleen, a1 touches one voxel of small."""
+    with django_capture_on_commit_callbacks(execute=True):
+        ids = {"big": _revise(world, "a1", erase_spleen), "mid": _revise(world, "a2", liver_as_spleen),
+               "small": _revise(world, "a1", small_edit)}
+    return ids
+
+
+@pytest.mark.django_db
+def test_a_landing_revision_is_checked_and_its_flags_listed(world, reviewed):
+    job = Job.objects.get(revision_id=reviewed["big"])
+    assert job.kind == Job.Kind.QC and job.status == Job.Status.SUCCEEDED
+    check = LabelCheck.objects.get(revision_id=reviewed["big"])
+    assert check.volumes["spleen"] == 0.0
+    lead = world.client("lead")
+    erased = lead.get("/api/quality/flags/", {"kind": "erased"}).json()
+    assert [(r["case"], r["organ"], r["source"], r["revision"]) for r in erased] == [
+        ("big", "spleen", "revision", reviewed["big"]), ("mid", "liver", "revision", reviewed["mid"])]
+    assert "were erased" in erased[0]["reason"]
+    assert lead.get("/api/quality/flags/", {"kind": "erased", "case": "small"}).json() == []
+    response = lead.get("/api/quality/flags/", {"kind": "erased", "export": "csv"})
+    assert response.status_code == 200 and response["Content-Type"].startswith("text/csv")
+    rows = list(csv.reader(io.StringIO(response.content.decode())))
+    assert rows[0] == ["case", "round", "source", "revision_number", "organ", "kind", "reason"]
+    assert rows[1][:6] == ["big", "0", "revision", "1", "spleen", "erased"]
+    assert lead.get("/api/quality/flags/", {"kind": "nope"}).status_code == 400
+    assert world.client("a1").get("/api/quality/flags/").status_code == 403
+
+
+def test_csv_cells_never_start_a_formula():
+    assert [_csv_cell(v) for v in ("=1+1", "+x", "-2", "@SUM", "liver", None, 3)] == [
+        "'=1+1", "'+x", "'-2", "'@SUM", "liver", "", "3"]
+
+
+@pytest.mark.django_db
+def test_the_review_queue_in_each_order(world, reviewed):
+    lead = world.client("lead")
+
+    def order(**query):
+        return [r["case"] for r in lead.get("/api/review/queue/", query).json()]
+
+    assert order(order="voxels") == ["mid", "big", "small"]  # 1080 changed voxels, 540, 1
+    assert order(order="age") == ["big", "mid", "small"]
+    assert order(order="attention") == ["big", "mid", "small"]  # 50, 30, 10 mL
+    assert order(order="flags")[-1] == "small"  # big and mid each erased an organ
+    assert order(annotator="a2") == ["mid"]
+    assert order(organ="pancreas") == []  # nobody changed it and no check flagged it
+    assert order(organ="liver", order="age") == ["big", "mid", "small"]  # mid, small changed it; big's is flagged
+    assert {f["organ"] for f in lead.get("/api/quality/flags/", {"case": "big"}).json()} >= {"liver", "spleen"}
+    assert lead.get("/api/review/queue/", {"order": "sideways"}).status_code == 400
+    revisions.review(revision_id=reviewed["mid"], reviewer=world.users["lead"], decision="accepted")
+    assert order(order="age") == ["big", "small"]  # reviewed: out of the queue
+
+
+@pytest.mark.django_db
+def test_next_to_review_leases_a_revision_to_one_lead(world, reviewed):
+    lead, boss = world.client("lead"), world.client("boss")
+    first = lead.post("/api/review/next/", {"order": "voxels"}, format="json").json()
+    assert first["case"] == "mid" and first["reviewer"] == "lead"
+    second = boss.post("/api/review/next/", {"order": "voxels"}, format="json").json()
+    assert second["case"] == "big"  # mid is leased to the lead
+    assert lead.post("/api/review/next/", {"order": "age"}, format="json").json()["id"] == first["id"]  # held
+    assert [r["reviewer"] for r in lead.get("/api/review/queue/", {"order": "age"}).json()] == ["boss", "lead", None]
+    revisions.review(revision_id=first["id"], reviewer=world.users["lead"], decision="accepted")
+    assert lead.post("/api/review/next/", {}, format="json").json()["case"] == "small"
+    assert world.client("a1").post("/api/review/next/", {}, format="json").status_code == 403
+
+
+@pytest.mark.django_db(transaction=True)
+def test_leads_racing_for_next_to_review_never_share_a_revision(tmp_path, settings):
+    world = build_world(tmp_path, {f"case{i:02d}": float(100 - i) for i in range(8)})
+    for i in range(8):
+        _revise(world, "a1" if i % 2 else "a2", small_edit)
+    leads = [create_user(username=f"lead{i}", role="lead", password="pw-123456789") for i in range(6)]
+    barrier = threading.Barrier(len(leads))
+    got: dict[str, int] = {}
+    errors: list[BaseException] = []
+
+    def ask(user):
+        try:
+            api = APIClient()
+            api.force_authenticate(user)
+            barrier.wait()
+            response = api.post("/api/review/next/", {"order": "age"}, format="json")
+            assert response.status_code == 200, response.content
+            got[user.username] = response.json()["id"]
+        except BaseException as exc:  # noqa: BLE001 - collected and asserted below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=ask, args=(user,)) for user in leads]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert len(got) == 6 and len(set(got.values())) == 6, got
+    assert ReviewLease.objects.count() == 6
