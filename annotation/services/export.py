@@ -7,6 +7,7 @@ as it is. The export is built beside OUT and renamed onto it at the end: OUT app
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import shutil
@@ -24,6 +25,7 @@ from annotation.storage import local_copy, read_volume
 from ml_engine.io import write_nifti
 
 FORMATS = ("abdomenatlas", "nnunetv2")
+RULES = {"revision": "accepted revision", "imported": "imported", "pseudo_label": "pseudo-label"}
 
 
 @dataclass
@@ -36,8 +38,14 @@ class ExportReport:
 
 
 def export_dataset(out: str | Path, *, format: str, label_set: str = "abdomenatlas", datasets: list[str] | None = None,
-                   progress: Callable[[int, int, str], None] | None = None) -> ExportReport:
-    """Write every case of label_set (optionally only some datasets) with its final label to out."""
+                   accepted_only: bool = False, progress: Callable[[int, int, str], None] | None = None
+                   ) -> ExportReport:
+    """Write every case of label_set (optionally only some datasets) with its final label to out, and `sources.csv`:
+    per case, the rule that chose its label (accepted revision, imported, pseudo-label) and the revision's number.
+
+    accepted_only: only labels that people made or checked (an accepted revision or an imported label); the others
+    are skipped.
+    """
     if format not in FORMATS:
         raise Invalid(f"{format!r} is not one of {', '.join(FORMATS)}", field="format")
     labels = LabelSet.objects.filter(name=label_set).first()
@@ -53,20 +61,26 @@ def export_dataset(out: str | Path, *, format: str, label_set: str = "abdomenatl
     cases = list(cases)
     several = len({c.dataset_id for c in cases}) > 1
     report = ExportReport()
+    sources: list[list] = []
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
         for done, case in enumerate(cases, start=1):
             name = f"{case.dataset.name}_{case.name}" if several else case.name
             final = final_label(case)
-            if final is None:
+            if final is None or (accepted_only and final.source == "pseudo_label"):
                 report.skipped.append(name)
             else:
                 _write_case(staging, name, case, final.name, organs, format)
                 report.exported.append(name)
                 setattr(report, f"from_{final.source}", getattr(report, f"from_{final.source}") + 1)
+                sources.append([name, RULES[final.source], final.revision.number if final.revision else ""])
             if progress is not None:
                 progress(done, len(cases), name)
+        with open(staging / "sources.csv", "w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["case", "label", "revision"])
+            writer.writerows(sources)
         if format == "nnunetv2":
             meta = {"name": label_set, "description": "exported by Atlas", "channel_names": {"0": "CT"},
                     "labels": {"background": 0, **{organ: value for value, organ in organs}},

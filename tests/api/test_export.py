@@ -38,6 +38,9 @@ def test_export_nnunetv2_round_trips(world, tmp_path):
     root = tmp_path / "Dataset001_Atlas"
     meta = json.loads((root / "dataset.json").read_text())
     assert meta["labels"]["background"] == 0 and meta["labels"]["pancreas"] == 9 and meta["numTraining"] == 3
+    sources = (root / "sources.csv").read_text().splitlines()
+    assert sources[0] == "case,label,revision" and f"{revised},accepted revision,1" in sources
+    assert "small,pseudo-label," in sources
     assert sorted(p.name for p in (root / "imagesTr").iterdir()) == ["big_0000.nii.gz", "mid_0000.nii.gz",
                                                                       "small_0000.nii.gz"]
     assert np.array_equal(np.asarray(nib.load(root / "labelsTr" / f"{revised}.nii.gz").dataobj), edited)
@@ -68,3 +71,12 @@ def test_export_refuses_a_non_empty_folder(world, tmp_path):
     with pytest.raises(CommandError, match="exists and is not an empty folder"):
         call_command("export_dataset", str(tmp_path / "busy"), "--format", "nnunetv2", stdout=io.StringIO())
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".busy")] == []
+
+
+def test_export_accepted_only(world, tmp_path):
+    revised, edited = revise_top_case(world)
+    out = io.StringIO()
+    call_command("export_dataset", str(tmp_path / "only"), "--format", "abdomenatlas", "--accepted-only",
+                 "--verbosity", "0", stdout=out)
+    assert "exported 1 cases" in out.getvalue() and "skipped 2 cases" in out.getvalue()
+    assert sorted(p.name for p in (tmp_path / "only").iterdir()) == [revised, "sources.csv"]

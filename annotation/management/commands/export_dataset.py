@@ -16,6 +16,8 @@ class Command(BaseCommand):
         parser.add_argument("--format", required=True, choices=FORMATS)
         parser.add_argument("--label-set", default="abdomenatlas")
         parser.add_argument("--dataset", nargs="+", help="only these datasets")
+        parser.add_argument("--accepted-only", action="store_true",
+                            help="only cases whose label a lead accepted or that were imported with every organ")
 
     def handle(self, *args, **options):
         with tqdm(unit="case", desc="export", disable=options["verbosity"] == 0) as bar:
@@ -25,10 +27,12 @@ class Command(BaseCommand):
 
             with command_errors():
                 report = export_dataset(options["out"], format=options["format"], label_set=options["label_set"],
-                                        datasets=options["dataset"], progress=progress)
+                                        datasets=options["dataset"], accepted_only=options["accepted_only"],
+                                        progress=progress)
         self.stdout.write(f"exported {len(report.exported)} cases to {options['out']} ({options['format']}): "
                           f"{report.from_revision} with an accepted revision, {report.from_imported} with the imported "
                           f"label, {report.from_pseudo_label} with the pseudo-label")
         if report.skipped:
-            self.stdout.write(f"skipped {len(report.skipped)} cases with neither a revision nor a prediction: "
+            self.stdout.write(f"skipped {len(report.skipped)} cases without a final label"
+                              f"{' that people made or checked' if options['accepted_only'] else ''}: "
                               f"{', '.join(report.skipped[:10])}{' ...' if len(report.skipped) > 10 else ''}")
