@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytest
+from django.db import connection
 from rest_framework.test import APIClient
 
 from annotation.ml_adapter import OrganAttentionInput
@@ -70,6 +72,37 @@ def build_world(tmp_path: Path, sizes: dict[str, float]) -> World:
 
     users["nobody"] = User.objects.create_user("nobody", password=PASSWORD)
     return World(round=round0, cases=cases, pseudo=pseudo, users=users, tmp=tmp_path)
+
+
+def at_once(users, url: str, body: dict | None = None) -> dict[str, int]:
+    """Every user POSTs url at the same moment (one thread each, released by a barrier); username -> the id each got.
+
+    Fails on any error or non-200 answer.
+    """
+    barrier = threading.Barrier(len(users))
+    got: dict[str, int] = {}
+    errors: list[BaseException] = []
+
+    def ask(user):
+        try:
+            api = APIClient()
+            api.force_authenticate(user)
+            barrier.wait()
+            response = api.post(url, body or {}, format="json")
+            assert response.status_code == 200, response.content
+            got[user.username] = response.json()["id"]
+        except BaseException as exc:  # noqa: BLE001 - collected and asserted below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=ask, args=(user,)) for user in users]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert errors == []
+    return got
 
 
 @pytest.fixture

@@ -4,18 +4,15 @@ from __future__ import annotations
 
 import csv
 import io
-import threading
 
 import numpy as np
 import pytest
-from django.db import connection
-from rest_framework.test import APIClient
 
 from annotation.api.review import _csv_cell
 from annotation.models import Job, LabelCheck, ReviewLease
 from annotation.services import queue, revisions
 from annotation.services.users import create_user
-from tests.api.conftest import build_world
+from tests.api.conftest import at_once, build_world
 from tests.conftest import save_nifti
 
 SPLEEN, LIVER = 1, 5
@@ -118,28 +115,6 @@ def test_leads_racing_for_next_to_review_never_share_a_revision(tmp_path, settin
     for i in range(8):
         _revise(world, "a1" if i % 2 else "a2", small_edit)
     leads = [create_user(username=f"lead{i}", role="lead", password="pw-123456789") for i in range(6)]
-    barrier = threading.Barrier(len(leads))
-    got: dict[str, int] = {}
-    errors: list[BaseException] = []
-
-    def ask(user):
-        try:
-            api = APIClient()
-            api.force_authenticate(user)
-            barrier.wait()
-            response = api.post("/api/review/next/", {"order": "age"}, format="json")
-            assert response.status_code == 200, response.content
-            got[user.username] = response.json()["id"]
-        except BaseException as exc:  # noqa: BLE001 - collected and asserted below
-            errors.append(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=ask, args=(user,)) for user in leads]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert errors == []
+    got = at_once(leads, "/api/review/next/", {"order": "age"})
     assert len(got) == 6 and len(set(got.values())) == 6, got
     assert ReviewLease.objects.count() == 6
