@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+MAX_MEMBERS = 256  # a uint16 sum of uint8 predictions, and its rounding, stay below 2^16
+
 
 @dataclass
 class OrganOutput:
@@ -38,7 +40,7 @@ class EnsembleAverage:
       highest exact mean probability; an exact tie goes to the organ with the smaller value (the earlier one in the
       label set's order), whatever order the organs are added in.
     The exact mean is total / n in float32: both are integers below 2^24 and division is correctly rounded, so equal
-    fractions compare equal and different ones (n < 258 members) stay apart.
+    fractions compare equal and different ones stay apart (with n <= 256 they differ by 1 / n^2 at least).
     """
 
     def __init__(self, shape: Sequence[int], values: Mapping[str, int]):
@@ -48,8 +50,8 @@ class EnsembleAverage:
 
     def add(self, organ: str, soft: Mapping[str, np.ndarray]) -> OrganOutput:
         """Average one organ's members, update the pseudo-label, return the organ's mean and mask."""
-        if not soft:
-            raise ValueError(f"{organ}: no member predicts it")
+        if not 0 < len(soft) <= MAX_MEMBERS:
+            raise ValueError(f"{organ}: {len(soft)} members predict it; 1 to {MAX_MEMBERS} can be averaged")
         if not 0 < self.values[organ] < 256:
             raise ValueError(f"{organ}: value {self.values[organ]} does not fit a uint8 label map")
         total = np.zeros(self.label.shape, dtype=np.uint16)
@@ -59,8 +61,8 @@ class EnsembleAverage:
                                  f"{array.shape}")
             total += array
         n = len(soft)
-        mask = total.astype(np.uint32) * 2 > 255 * n
-        mean = ((total.astype(np.uint32) + n // 2) // n).astype(np.uint8)
+        mask = total > (255 * n) // 2  # total * 2 > 255 * n, for integers, without overflowing uint16
+        mean = ((total + np.uint16(n // 2)) // np.uint16(n)).astype(np.uint8)
         inside = np.flatnonzero(mask)  # the comparison runs on this organ's voxels only
         exact = total.ravel()[inside].astype(np.float32) / np.float32(n)
         best, current = self._best.ravel()[inside], self.label.ravel()[inside]

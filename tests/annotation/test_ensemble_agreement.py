@@ -105,3 +105,18 @@ def test_cli_and_round_agree_with_a_partial_external_member(phantom, tmp_path):
     assert _overlaps(out) > 0
     round_label = _round_inference(case, tmp_path, external=tool)
     np.testing.assert_array_equal(cli, round_label)
+
+
+def test_write_ensemble_writes_the_label_sets_values(tmp_path):
+    """The round's writer takes the label set's values (word: liver 1, spleen 2), not positions in a list."""
+    from ml_engine.labels import label_set
+
+    word = label_set("word")
+    shape = (8, 8, 8)
+    liver, spleen = np.zeros(shape, np.uint8), np.zeros(shape, np.uint8)
+    liver[:4], spleen[4:] = 255, 255
+    members = [("spleen", {"a": spleen, "b": spleen}), ("liver", {"a": liver})]
+    files = ml_adapter.write_ensemble(members, values=word.values, shape=shape, affine=np.eye(4), workdir=tmp_path)
+    label = np.asarray(load_nifti(files.pseudo_label).data)
+    assert set(np.unique(label[:4])) == {word.values["liver"]} and set(np.unique(label[4:])) == {word.values["spleen"]}
+    assert set(files.soft_pred) == {"a", "b"} and set(files.soft_pred["b"]) == {"spleen"}

@@ -66,7 +66,7 @@ def test_background_and_single_organs():
 
 def test_refusals():
     average = EnsembleAverage((1, 1, 2), VALUES)
-    with pytest.raises(ValueError, match="liver: no member"):
+    with pytest.raises(ValueError, match="liver: 0 members predict it"):
         average.add("liver", {})
     with pytest.raises(ValueError, match="expected uint8"):
         average.add("liver", {"m": np.zeros((1, 1, 3), np.uint8)})
