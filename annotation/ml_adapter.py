@@ -227,7 +227,7 @@ def write_ensemble(members: Iterable[tuple[str, dict[str, np.ndarray]]], *, valu
                    attention_settings: AttentionSettings | None = None) -> InferenceFiles:
     """Write members' soft predictions, their combination and its attention under workdir.
 
-    members: (organ, {member: (x, y, z) uint8 p x 255}) in label-set order; an organ no member votes on is left out.
+    members: (organ, {member: (x, y, z) uint8 p x 255}), in any order; an organ no member votes on is left out.
     values: the label set's {organ: voxel value}. The members combine by ml_engine.ensemble.EnsembleAverage, the
     engine's one rule (the `infer` CLI's too), into the pseudo-label.
     """
