@@ -70,7 +70,10 @@ class OrganIndex:
 
     def organ_of(self, value: int) -> str:
         """The organ whose voxel value is value (KeyError otherwise)."""
-        return next(organ for organ, v in self.values.items() if v == value)
+        for organ, v in self.values.items():
+            if v == value:
+                return organ
+        raise KeyError(value)
 
 
 def read_label_sets(path: Path = LABEL_SETS_FILE) -> list[dict]:

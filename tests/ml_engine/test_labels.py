@@ -41,6 +41,9 @@ def test_aliases_resolve_to_canonical_organs():
     assert ABDOMENATLAS.resolve("kidney-l") == "kidney_left"
     assert ABDOMENATLAS.resolve("LIVER") == "liver"
     assert ABDOMENATLAS.resolve("appendix") is None
+    assert ABDOMENATLAS.organ_of(8) == "postcava"
+    with pytest.raises(KeyError):
+        ABDOMENATLAS.organ_of(10)
 
 
 def test_the_shipped_totalsegmentator_map_by_name_and_by_file():

@@ -123,6 +123,13 @@ def test_cli_errors_name_the_file(ct_example, models, tmp_path, capsys):
     assert main(["external", "--seg", str(ct_example / "seg_model_a.nii.gz"), "--name", "x",
                  "--label-map", str(tmp_path / "nope.json"), "--out", str(tmp_path / "o")]) == 1
     assert "nope.json" in capsys.readouterr().err
+    liver_only = tmp_path / "liver_only.json"
+    liver_only.write_text('{"labels": {"5": "liver"}}')  # "unmapped": "error" by default
+    assert main(["external", "--seg", str(ct_example / "seg_model_a.nii.gz"), "--name", "x",
+                 "--label-map", str(liver_only), "--out", str(tmp_path / "o")]) == 1
+    err = capsys.readouterr().err
+    assert "seg_model_a.nii.gz: label values 1, 2, 3" in err and "are not in" in err and "liver_only.json" in err
+    assert not (tmp_path / "o").exists()
 
 
 def test_cli_train_and_fine_tune_on_partial_labels(tmp_path, capsys):
