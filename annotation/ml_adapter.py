@@ -19,10 +19,11 @@ from annotation.models import Case, ModelVersion, Prediction
 from annotation.selectors.labels import LabelRef
 from annotation.storage import local_copy, read_volume, read_voxels, store_file
 from ml_engine.attention import AttentionSettings, case_attention
+from ml_engine.ensemble import EnsembleAverage, member_votes
 from ml_engine.io import write_nifti
 from ml_engine.metrics import dice
 from ml_engine.networks import defaults_for
-from ml_engine.predict import Predictor, average_soft
+from ml_engine.predict import Predictor
 from ml_engine.train import Checkpoint, TrainConfig, load_checkpoint, make_train_case, save_checkpoint, train
 
 SHIPPED_CHECKPOINTS = Path(settings.BASE_DIR) / "ml_engine" / "checkpoints"
@@ -183,14 +184,8 @@ def external_soft(case: Case, version: ModelVersion) -> dict[str, np.ndarray]:
     name = external_label_name(case, version.name)
     if not default_storage.exists(name):
         return {}
-    return votes_from_label(read_voxels(name), case.dataset.label_set.organ_values(), version.metadata.get("organs"))
-
-
-def votes_from_label(label: np.ndarray, values: dict[str, int], covered: Sequence[str] | None
-                     ) -> dict[str, np.ndarray]:
-    """A hard label map in the label set's values -> {organ: uint8 0 or 255} for the covered organs (default all)."""
-    return {organ: (label == values[organ]).astype(np.uint8) * np.uint8(255)
-            for organ in (covered or values) if organ in values}
+    values = case.dataset.label_set.organ_values()
+    return member_votes(read_voxels(name), values, [o for o in version.metadata.get("organs") or values if o in values])
 
 
 def infer_case(*, case: Case, versions: Sequence[ModelVersion], workdir: Path,
@@ -204,14 +199,13 @@ def infer_case(*, case: Case, versions: Sequence[ModelVersion], workdir: Path,
     networks = [v for v in versions if v.arch != ModelVersion.Arch.EXTERNAL]
     externals = {v.name: soft for v in versions if v.arch == ModelVersion.Arch.EXTERNAL
                  if (soft := external_soft(case, v))}
-    organs = case.dataset.label_set.organ_names()
+    label_set = case.dataset.label_set
     if networks:
-        result = predictor_for(networks).predict(ct, affine)
-        members = ((out.organ, out.soft) for out in result.iter_organs(extra=externals))
+        members = predictor_for(networks).predict(ct, affine).iter_members(extra=externals)
     else:
         members = ((organ, {name: soft[organ] for name, soft in externals.items() if organ in soft})
-                   for organ in organs)
-    return write_ensemble(members, organs=organs, shape=ct.shape, affine=affine, workdir=workdir,
+                   for organ in label_set.organ_names())
+    return write_ensemble(members, values=label_set.organ_values(), shape=ct.shape, affine=affine, workdir=workdir,
                           attention_settings=attention_settings)
 
 
@@ -227,33 +221,29 @@ def stored_members(prediction: Prediction, *, organs: Sequence[str], exclude: st
         yield organ, maps
 
 
-def write_ensemble(members: Iterable[tuple[str, dict[str, np.ndarray]]], *, organs: Sequence[str],
+def write_ensemble(members: Iterable[tuple[str, dict[str, np.ndarray]]], *, values: dict[str, int],
                    shape: Sequence[int], affine: np.ndarray, workdir: Path,
                    attention_settings: AttentionSettings | None = None) -> InferenceFiles:
-    """Average members' votes organ by organ, and write soft predictions, pseudo-label and attention under workdir.
+    """Write members' soft predictions, their combination and its attention under workdir.
 
-    members: (organ, {member: (x, y, z) uint8 p x 255}). Each organ is averaged over the members that vote on it;
-    the pseudo-label is mean > 0.5, overlaps going to the highest mean probability.
+    members: (organ, {member: (x, y, z) uint8 p x 255}), in any order; an organ no member votes on is left out.
+    values: the label set's {organ: voxel value}. The members combine by ml_engine.ensemble.EnsembleAverage, the
+    engine's one rule (the `infer` CLI's too), into the pseudo-label.
     """
-    values = {organ: i + 1 for i, organ in enumerate(organs)}
     files = InferenceFiles(pseudo_label=workdir / "pseudo_label.nii.gz", heatmap=workdir / "attention.nii.gz")
-    label = np.zeros(tuple(shape), dtype=np.uint8)
-    best = np.zeros(tuple(shape), dtype=np.uint8)
+    average = EnsembleAverage(shape, values)
     probs: dict[str, list[np.ndarray]] = {}
     for organ, soft in members:
         if not soft:
             continue
-        probs[organ] = list(soft.values())
         for member, array in soft.items():
             path = workdir / "backbones" / member / f"{organ}.nii.gz"
             files.soft_pred.setdefault(member, {})[organ] = write_nifti(path, array, affine, dtype=np.uint8)
-        mean, mask, _ = average_soft(probs[organ])
-        update = mask & (mean > best)
-        label[update] = values[organ]
-        best[update] = mean[update]
+        average.add(organ, soft)
+        probs[organ] = list(soft.values())
     if not probs:
         raise Invalid("no ensemble member predicts any organ of this case")
-    write_nifti(files.pseudo_label, label, affine, dtype=np.uint8)
+    write_nifti(files.pseudo_label, average.label, affine, dtype=np.uint8)
     spacing = tuple(float(v) for v in np.linalg.norm(affine[:3, :3], axis=0))
     attention = case_attention(probs, spacing=spacing, settings=attention_settings)
     heatmap = np.zeros(tuple(shape), dtype=np.uint8)

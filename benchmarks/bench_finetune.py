@@ -42,7 +42,7 @@ def scores(checkpoints, cases) -> dict[str, float]:
     for case in cases:
         result = Predictor(checkpoints).predict(case.ct, case.affine)
         for organ in result.iter_organs():
-            truth = case.labels == organ.index
+            truth = case.labels == organ.value
             for member, soft in organ.soft.items():
                 out.setdefault(member, []).append(dice(soft > 127, truth))
             out.setdefault("ensemble", []).append(dice(organ.mask, truth))

@@ -53,7 +53,7 @@ def evaluate(predictor: Predictor, cases: list) -> dict[str, dict[str, list[floa
     for case in cases:
         result = predictor.predict(case.ct, case.affine)
         for out in result.iter_organs():
-            truth = case.labels == out.index
+            truth = case.labels == out.value
             for member, soft in out.soft.items():
                 scores.setdefault(member, {}).setdefault(out.organ, []).append(dice(soft > 127, truth))
             scores.setdefault("ensemble", {}).setdefault(out.organ, []).append(dice(out.mask, truth))

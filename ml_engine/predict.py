@@ -5,10 +5,9 @@ body crop, its spacing and window); on CUDA under float16 autocast, on CPU other
 quantised to uint8 (p x 255) at once, on the small network grid, so that memory holds members x organs x the
 network grid in uint8, never members x organs x the full CT in float32.
 
-`EnsembleResult.iter_organs()` then streams organ by organ back to the CT grid: for each organ the members' soft
-predictions (uint8, p x 255, (x, y, z) on the CT grid), their mean and the mask mean > 0.5; while streaming it
-builds the multi-label pseudo-label (overlaps resolved by the highest mean probability). External hard label maps
-from other tools join the ensemble as members with probability 0 or 255 (`external_soft_preds`).
+`EnsembleResult.iter_members()` then streams organ by organ back to the CT grid: for each organ the members' soft
+predictions (uint8, p x 255, (x, y, z) on the CT grid); `iter_organs()` combines them as it streams, by
+ml_engine.ensemble.EnsembleAverage (the one rule: per-organ mean and mask, and the multi-label pseudo-label).
 """
 
 from __future__ import annotations
@@ -20,21 +19,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from ml_engine.ensemble import EnsembleAverage, OrganOutput
 from ml_engine.preprocess import GridSpec, prepare_image, restore_uint8
 from ml_engine.train import Checkpoint, pick_device
 
 ProgressFn = Callable[[str, int, int], None]  # (stage, done, total)
-
-
-@dataclass
-class OrganOutput:
-    """One organ on the CT grid (x, y, z): soft {member: uint8 p x 255}, mean uint8 p x 255, mask bool (mean > 0.5)."""
-
-    organ: str
-    index: int
-    soft: dict[str, np.ndarray]
-    mean: np.ndarray
-    mask: np.ndarray
 
 
 @dataclass
@@ -53,90 +42,32 @@ class EnsembleResult:
     seconds: dict[str, float] = field(default_factory=dict)
     pseudo_label: np.ndarray | None = None
 
-    def iter_organs(self, extra: Mapping[str, Mapping[str, np.ndarray]] | None = None) -> Iterator[OrganOutput]:
-        """Organ by organ on the CT grid; sets self.pseudo_label once exhausted.
+    def iter_members(self, extra: Mapping[str, Mapping[str, np.ndarray]] | None = None
+                     ) -> Iterator[tuple[str, dict[str, np.ndarray]]]:
+        """Organ by organ on the CT grid: (organ, {member: (x, y, z) uint8 p x 255}), not yet combined.
 
-        extra: {member: {organ: (x, y, z) uint8 p x 255}} of further members (external predictions) to average in.
+        extra: {member: {organ: (x, y, z) uint8 p x 255}} of further members (external predictions) for the organs
+        they cover.
         """
-        label = np.zeros(self.original_shape, dtype=np.uint8)
-        best = np.zeros(self.original_shape, dtype=np.uint16)
         for c, organ in enumerate(self.organs):
             soft = {name: restore_uint8(prob[c], spec)
                     for name, spec, prob in zip(self.members, self.specs, self.probabilities, strict=True)}
             for name, maps in (extra or {}).items():
                 if organ in maps:
                     soft[name] = maps[organ]
-            mean, mask, total = average_soft(list(soft.values()))
-            update = mask & (total > best)
-            label[update] = c + 1
-            best[update] = total[update]
-            del total, update
-            yield OrganOutput(organ=organ, index=c + 1, soft=soft, mean=mean, mask=mask)
-        self.pseudo_label = label
+            yield organ, soft
 
+    def iter_organs(self, extra: Mapping[str, Mapping[str, np.ndarray]] | None = None,
+                    values: Mapping[str, int] | None = None) -> Iterator[OrganOutput]:
+        """iter_members combined by EnsembleAverage; sets self.pseudo_label once exhausted.
 
-def average_soft(soft: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Mean of uint8 soft predictions (each (x, y, z), p x 255).
-
-    Returns (mean uint8 rounded, mask bool where the exact mean probability > 0.5, sum uint16 for tie-breaking
-    between organs, comparable because every organ has the same member count).
-    """
-    if not soft:
-        raise ValueError("no soft predictions to average")
-    total = np.zeros(soft[0].shape, dtype=np.uint16)
-    for s in soft:
-        total += s
-    n = len(soft)
-    mask = total.astype(np.uint32) * 2 > 255 * n
-    mean = ((total.astype(np.uint32) + n // 2) // n).astype(np.uint8)
-    return mean, mask, total
-
-
-def external_soft_preds(label_map: np.ndarray, labels: Mapping[str, int | Sequence[int]],
-                        organs: Sequence[str]) -> dict[str, np.ndarray]:
-    """Hard multi-label map (x, y, z) of another tool -> {organ: (x, y, z) uint8 0 or 255} for the organs listed.
-
-    labels: {organ: value or values} (e.g. ml_engine.labels.TOTALSEGMENTATOR_LABELS). An organ absent from labels
-    is left out; an organ listed but absent from the map gets an all-zero prediction (the tool says: not there).
-    """
-    if label_map.ndim != 3:
-        raise ValueError(f"expected a 3D label map, got shape {label_map.shape}")
-    if label_map.dtype.kind == "f":
-        label_map = np.rint(label_map).astype(np.int64)
-    out = {}
-    for organ in organs:
-        if organ not in labels:
-            continue
-        values = labels[organ]
-        values = [values] if isinstance(values, int | np.integer) else list(values)
-        out[organ] = np.isin(label_map, values).astype(np.uint8) * np.uint8(255)
-    return out
-
-
-def pseudo_label_from_soft(soft: Mapping[str, Mapping[str, np.ndarray]], organs: Sequence[str]
-                           ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """Average already written members {member: {organ: uint8 (x, y, z)}} -> (pseudo-label uint8, {organ: mask}).
-
-    Each organ is averaged over the members that have it; overlaps go to the highest mean probability.
-    """
-    label = None
-    best = None
-    masks = {}
-    for c, organ in enumerate(organs):
-        maps = [m[organ] for m in soft.values() if organ in m]
-        if not maps:
-            continue
-        mean, mask, _ = average_soft(maps)
-        if label is None:
-            label = np.zeros(mean.shape, dtype=np.uint8)
-            best = np.zeros(mean.shape, dtype=np.uint8)
-        update = mask & (mean > best)
-        label[update] = c + 1
-        best[update] = mean[update]
-        masks[organ] = mask
-    if label is None:
-        raise ValueError("no member predicts any of the organs")
-    return label, masks
+        values: {organ: voxel value} of the pseudo-label; default 1, 2, ... in the checkpoints' organ order (the
+        shipped checkpoints list the abdomenatlas organs in value order, so that is the abdomenatlas label set).
+        """
+        average = EnsembleAverage(self.original_shape, values or {o: c + 1 for c, o in enumerate(self.organs)})
+        for organ, soft in self.iter_members(extra):
+            yield average.add(organ, soft)
+        self.pseudo_label = average.label
 
 
 class Predictor:

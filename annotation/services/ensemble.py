@@ -24,6 +24,7 @@ from annotation.services.imports.labels import LabelMap, LabelMapError, OrganInd
 from annotation.services.predictions import record_prediction
 from annotation.services.queue import rebuild_tasks
 from annotation.storage import read_volume, store_file
+from ml_engine.ensemble import member_votes
 from ml_engine.io import ImageError, load_nifti, write_nifti
 from ml_engine.networks import ARCHITECTURES
 
@@ -160,8 +161,8 @@ def _import_one(case: Case, round: Round, version: ModelVersion, path: Path, org
     """Check and translate one label map, average it into the case's ensemble, record both; all or nothing."""
     ct = read_volume(case.ct_file.name)
     label, _ = convert_multilabel(load_nifti(path), ct, path, organs=organs, label_map=mapping)
-    names = round.label_set.organ_names()
-    votes = ml_adapter.votes_from_label(label, organs.values, version.metadata.get("organs"))
+    names = organs.organs
+    votes = member_votes(label, organs.values, version.metadata.get("organs") or names)
     prediction = Prediction.objects.filter(case=case, round=round).first()
     if prediction is None:
         members = ((organ, {version.name: votes[organ]} if organ in votes else {}) for organ in names)
@@ -169,7 +170,7 @@ def _import_one(case: Case, round: Round, version: ModelVersion, path: Path, org
         members = ((organ, soft | ({version.name: votes[organ]} if organ in votes else {}))
                    for organ, soft in ml_adapter.stored_members(prediction, organs=names, exclude=version.name))
     with tempfile.TemporaryDirectory(prefix="atlas-external-") as tmp:
-        files = ml_adapter.write_ensemble(members, organs=names, shape=ct.shape, affine=ct.affine,
+        files = ml_adapter.write_ensemble(members, values=organs.values, shape=ct.shape, affine=ct.affine,
                                           workdir=Path(tmp) / "out")
         local = write_nifti(Path(tmp) / "label.nii.gz", label, ct.affine, dtype=np.uint8)
         with transaction.atomic():

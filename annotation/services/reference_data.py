@@ -1,5 +1,7 @@
 """Reference data shipped in fixtures/: label sets, the error taxonomy and the role groups.
 
+The label sets are read through ml_engine.labels, the engine's label vocabulary, from the same file the engine uses.
+
 Data migrations load them (passing their historical models); `sync_reference_data` loads them again where a
 database was emptied (transactional tests flush every table).
 """
@@ -7,17 +9,10 @@ database was emptied (transactional tests flush every table).
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
-from django.conf import settings
 from django.db import transaction
 
-FIXTURES = Path(settings.BASE_DIR) / "fixtures"
-FIXTURE = FIXTURES / "label_sets.json"
-
-
-def read_fixture(path: Path = FIXTURE) -> list[dict]:
-    return json.loads(path.read_text())
+from ml_engine.labels import FIXTURES, read_label_sets
 
 
 def sync_label_sets(*, label_set_model=None, organ_model=None, data: list[dict] | None = None) -> int:
@@ -29,7 +24,7 @@ def sync_label_sets(*, label_set_model=None, organ_model=None, data: list[dict] 
         from annotation.models import LabelSet, Organ
 
         label_set_model, organ_model = LabelSet, Organ
-    data = read_fixture() if data is None else data
+    data = read_label_sets() if data is None else data
     with transaction.atomic():
         for entry in data:
             label_set, _ = label_set_model.objects.update_or_create(

@@ -22,10 +22,9 @@ import numpy as np
 from scipy import ndimage
 
 from ml_engine.attention.core import bounding_box, check_spacing
+from ml_engine.labels import ORGANS
 
 SIMULATED_ERRORS: tuple[str, ...] = ("stomach_cavity_missed", "boundary_shift", "liver_bite")
-ABDOMENATLAS_ORGANS: tuple[str, ...] = ("spleen", "kidney_right", "kidney_left", "gallbladder", "liver", "stomach",
-                                        "aorta", "postcava", "pancreas")
 _ERROR_ORGAN = {"stomach_cavity_missed": "stomach", "boundary_shift": "spleen", "liver_bite": "liver"}
 # Per model (cycled when there are more than three): the probability each model gives inside an injected error.
 _CAVITY_P = (0.12, 0.2, 0.6)
@@ -102,7 +101,7 @@ def simulate_organ(truth: np.ndarray, *, spacing: Sequence[float], models: int =
     return maps, injected
 
 
-def simulate_ensemble(labels: np.ndarray, *, spacing: Sequence[float], organs: Sequence[str] = ABDOMENATLAS_ORGANS,
+def simulate_ensemble(labels: np.ndarray, *, spacing: Sequence[float], organs: Sequence[str] = ORGANS,
                       models: int = 3, seed: int = 0, errors: Sequence[str] = SIMULATED_ERRORS,
                       **options: float) -> SimulatedEnsemble:
     """Simulate M models' probabilities for every organ of a label map (x, y, z), values 1..n in organs' order.

@@ -97,7 +97,8 @@ def build_parser() -> argparse.ArgumentParser:
     external.add_argument("--seg", type=Path, required=True, help="multi-label segmentation (.nii.gz)")
     external.add_argument("--name", required=True, help="member name, e.g. totalsegmentator")
     external.add_argument("--label-map", default="totalsegmentator",
-                          help="totalsegmentator, abdomenatlas, or a JSON file {organ: value or [values]}")
+                          help="totalsegmentator (default), abdomenatlas, or a JSON label map file "
+                               "({\"labels\": {value: organ}, \"unmapped\": \"background\"})")
     external.add_argument("--out", type=Path, required=True, metavar="CASE_DIR", help="case folder to write into")
     external.add_argument("--ct", type=Path, default=None, help="the case's CT: the map must share its grid")
     external.set_defaults(handler=cmd_external)
@@ -145,8 +146,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--pred", type=Path, required=True, metavar="P", help="predicted segmentation")
     evaluate.add_argument("--ref", type=Path, required=True, metavar="R", help="reference segmentation")
     evaluate.add_argument("--label-map", default=None, metavar="MAP",
-                          help="for both multi-label maps: abdomenatlas (default), totalsegmentator, or a JSON file "
-                               "({organ: value or [values]} or {\"labels\": {value: organ}})")
+                          help="for both multi-label maps: abdomenatlas (default), totalsegmentator, or a JSON label "
+                               "map file ({\"labels\": {value: organ}, \"unmapped\": \"background\"})")
     evaluate.add_argument("--pred-label-map", default=None, metavar="MAP", help="label map of P only")
     evaluate.add_argument("--ref-label-map", default=None, metavar="MAP", help="label map of R only")
     evaluate.add_argument("--organs", nargs="+", default=None, metavar="ORGAN", help="evaluate only these organs")

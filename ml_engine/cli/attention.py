@@ -54,7 +54,7 @@ def _attention_case(case: Path, settings, *, max_hotspots: int) -> dict:
         write_json,
         write_nifti,
     )
-    from ml_engine.phantoms import ORGANS
+    from ml_engine.labels import ORGANS
 
     if not case.is_dir():
         raise ImageError(case, "no such case folder")

@@ -7,50 +7,16 @@ import math
 import sys
 from pathlib import Path
 
-_ORGAN_ALIASES = {"inferior_vena_cava": "postcava", "ivc": "postcava", "right_kidney": "kidney_right",
-                  "left_kidney": "kidney_left"}
 
-
-def _label_map(spec: str | None) -> dict[str, list[int]]:
-    """{organ: [values]} from a built-in name or a JSON file ({organ: value(s)} or {"labels": {value: organ}})."""
-    import json
-
-    from ml_engine.io import ImageError
-    from ml_engine.labels import LABEL_MAPS
-
-    spec = spec or "abdomenatlas"
-    if spec in LABEL_MAPS:
-        return {organ: [value] for organ, value in LABEL_MAPS[spec].items()}
-    path = Path(spec)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise ImageError(path, f"not a readable JSON label map ({type(exc).__name__}: {exc})") from exc
-    out: dict[str, list[int]] = {}
-    try:
-        if isinstance(data, dict) and isinstance(data.get("labels"), dict):
-            for value, organ in data["labels"].items():
-                if organ is not None:
-                    out.setdefault(_ORGAN_ALIASES.get(str(organ), str(organ)), []).append(int(value))
-        elif isinstance(data, dict):
-            for organ, values in data.items():
-                values = values if isinstance(values, list) else [values]
-                out.setdefault(_ORGAN_ALIASES.get(str(organ), str(organ)), []).extend(int(v) for v in values)
-        else:
-            raise ValueError("expected a JSON object")
-    except (TypeError, ValueError) as exc:
-        raise ImageError(path, f"not a label map: {exc}") from exc
-    if not out or any(v < 1 for values in out.values() for v in values):
-        raise ImageError(path, "a label map needs organs with label values >= 1")
-    return out
-
-
-def _read_segmentation(path: Path, label_map: dict[str, list[int]]) -> tuple[dict, object]:
-    """{organ: (x, y, z) bool} and the geometry Volume of a multi-label map or a folder of <organ>.nii.gz masks."""
+def _read_segmentation(path: Path, spec: str | None) -> tuple[dict, object]:
+    """{organ: (x, y, z) bool} and the geometry Volume of a multi-label map (values through the label map spec, default
+    abdomenatlas) or of a folder of <organ>.nii.gz masks (names or aliases of the abdomenatlas organs, or others)."""
     import numpy as np
 
     from ml_engine.io import ImageError, is_nifti, load_nifti, nifti_stem, same_geometry
+    from ml_engine.labels import ABDOMENATLAS, LabelMap, LabelMapError, translate
 
+    mapping = LabelMap.load(spec or ABDOMENATLAS.name, ABDOMENATLAS)
     if path.is_dir():
         files = sorted(p for p in path.iterdir() if p.is_file() and is_nifti(p))
         if not files:
@@ -64,13 +30,17 @@ def _read_segmentation(path: Path, label_map: dict[str, list[int]]) -> tuple[dic
                 raise ImageError(file, f"grid {volume.shape} or affine differs from {files[0].name}'s")
             data = np.asarray(volume.data)
             name = nifti_stem(file)
-            masks[_ORGAN_ALIASES.get(name, name)] = data > 0.5 if data.dtype.kind == "f" else data > 0
+            masks[ABDOMENATLAS.resolve(name) or name] = data > 0.5 if data.dtype.kind == "f" else data > 0
         return masks, first
     if not path.exists():
         raise ImageError(path, "no such file or folder")
     volume = load_nifti(path, allow_float=False)
-    data = np.asarray(volume.data)
-    return {organ: np.isin(data, values) for organ, values in label_map.items()}, volume
+    try:
+        label, _ = translate(np.asarray(volume.data), ABDOMENATLAS, mapping)
+    except LabelMapError as exc:
+        raise ImageError(path, str(exc)) from exc
+    covered = mapping.organs_covered(ABDOMENATLAS)
+    return {organ: label == value for organ, value in ABDOMENATLAS.values.items() if organ in covered}, volume
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -80,8 +50,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from ml_engine.io import ImageError, load_nifti, same_geometry, write_json
+    from ml_engine.labels import ORGANS
     from ml_engine.metrics import attention_detection, evaluate_masks, mean_detection, tolerance_for
-    from ml_engine.phantoms import ORGANS
 
     try:
         tolerances = {}
@@ -90,10 +60,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             if not sep or not math.isfinite(float(value)) or float(value) < 0:
                 raise ValueError(f"--tolerance expects ORGAN=MM with MM >= 0, got {item!r}")
             tolerances[organ] = float(value)
-        pred_map = _label_map(args.pred_label_map or args.label_map)
-        ref_map = _label_map(args.ref_label_map or args.label_map)
-        pred, pred_volume = _read_segmentation(args.pred, pred_map)
-        ref, ref_volume = _read_segmentation(args.ref, ref_map)
+        pred, pred_volume = _read_segmentation(args.pred, args.pred_label_map or args.label_map)
+        ref, ref_volume = _read_segmentation(args.ref, args.ref_label_map or args.label_map)
         if pred_volume.shape != ref_volume.shape or not same_geometry(pred_volume.affine, ref_volume.affine):
             raise ImageError(args.pred, f"grid {pred_volume.shape} or affine differs from {args.ref}'s "
                                         f"{ref_volume.shape}")

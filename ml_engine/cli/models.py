@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -14,8 +13,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from ml_engine.io import CheckpointError, ImageError, find_atlas_cases, load_atlas_case
+    from ml_engine.labels import ORGANS
     from ml_engine.networks import defaults_for
-    from ml_engine.phantoms import ORGANS
     from ml_engine.train import FINE_TUNE_STEPS, TrainConfig, load_checkpoint, make_train_case, save_checkpoint, train
 
     try:
@@ -80,6 +79,7 @@ def cmd_infer(args: argparse.Namespace) -> int:
         soft_pred_path,
         write_nifti,
     )
+    from ml_engine.labels import ABDOMENATLAS
     from ml_engine.predict import Predictor
     from ml_engine.train import load_checkpoint
 
@@ -89,6 +89,8 @@ def cmd_infer(args: argparse.Namespace) -> int:
             if ckpt.organs != checkpoints[0].organs:
                 raise CheckpointError(path, f"organs {', '.join(ckpt.organs)} differ from {args.models[0]}'s "
                                             f"{', '.join(checkpoints[0].organs)}")
+            if unknown := [o for o in ckpt.organs if o not in ABDOMENATLAS.values]:
+                raise CheckpointError(path, f"organs {', '.join(unknown)} are not in the abdomenatlas label set")
         ct = load_nifti(args.ct)
         predictor = Predictor(checkpoints, device=args.device, overlap=args.overlap)
         with tqdm(total=len(checkpoints) + len(predictor.organs), desc="infer", unit="step", file=sys.stderr) as bar:
@@ -96,7 +98,7 @@ def cmd_infer(args: argparse.Namespace) -> int:
                 bar.update(done - bar.n)
 
             result = predictor.predict(ct.data, ct.affine, progress=progress)
-            for out in result.iter_organs():
+            for out in result.iter_organs(values=ABDOMENATLAS.values):
                 for member, soft in out.soft.items():
                     write_nifti(soft_pred_path(args.out, member, out.organ), soft, ct.affine, ct.header, np.uint8)
                 write_nifti(average_mask_path(args.out, out.organ), out.mask, ct.affine, ct.header, np.uint8)
@@ -111,10 +113,9 @@ def cmd_infer(args: argparse.Namespace) -> int:
 
 def cmd_external(args: argparse.Namespace) -> int:
     """Write another tool's label map as a member (0 / 255 per organ); recompute the case's average over members."""
-    import json
-
     import numpy as np
 
+    from ml_engine.ensemble import EnsembleAverage, member_votes
     from ml_engine.io import (
         ImageError,
         average_mask_path,
@@ -125,21 +126,10 @@ def cmd_external(args: argparse.Namespace) -> int:
         soft_pred_path,
         write_nifti,
     )
-    from ml_engine.labels import LABEL_MAPS
-    from ml_engine.phantoms import ORGANS
-    from ml_engine.predict import external_soft_preds, pseudo_label_from_soft
+    from ml_engine.labels import ABDOMENATLAS, LabelMap, LabelMapError, translate
 
     try:
-        if args.label_map in LABEL_MAPS:
-            labels = LABEL_MAPS[args.label_map]
-        else:
-            path = Path(args.label_map)
-            try:
-                labels = json.loads(path.read_text())
-            except (OSError, ValueError) as exc:
-                raise ImageError(path, f"not a readable JSON label map ({exc})") from exc
-            if not isinstance(labels, dict) or any(o not in ORGANS for o in labels):
-                raise ImageError(path, f"expected {{organ: value}} with organs among {', '.join(ORGANS)}")
+        mapping = LabelMap.load(args.label_map, ABDOMENATLAS)
         if not args.name or "/" in args.name or args.name.startswith("."):
             raise ValueError(f"bad member name {args.name!r}")
         seg = load_nifti(args.seg, allow_float=False)
@@ -147,7 +137,12 @@ def cmd_external(args: argparse.Namespace) -> int:
             ct = load_nifti(args.ct)
             if ct.shape != seg.shape or not same_geometry(ct.affine, seg.affine):
                 raise ImageError(args.seg, f"grid {seg.shape} differs from the CT's {ct.shape} or its affine")
-        soft = external_soft_preds(np.asarray(seg.data), labels, ORGANS)
+        try:
+            label, _ = translate(np.asarray(seg.data), ABDOMENATLAS, mapping)
+        except LabelMapError as exc:
+            raise ImageError(args.seg, str(exc)) from exc
+        covered = [o for o in ABDOMENATLAS.organs if o in mapping.organs_covered(ABDOMENATLAS)]
+        soft = member_votes(label, ABDOMENATLAS.values, covered)
         for organ, data in soft.items():
             write_nifti(soft_pred_path(args.out, args.name, organ), data, seg.affine, seg.header, np.uint8)
         members = {}
@@ -158,16 +153,15 @@ def cmd_external(args: argparse.Namespace) -> int:
                 if volume.shape != seg.shape:
                     raise ImageError(path, f"shape {volume.shape} differs from {args.seg}'s {seg.shape}")
                 members[member][organ] = np.asarray(volume.data, dtype=np.uint8)
-        organs = [o for o in ORGANS if any(o in m for m in members.values())]
-        label, masks = pseudo_label_from_soft(members, organs)
-        for organ, mask in masks.items():
-            write_nifti(average_mask_path(args.out, organ), mask, seg.affine, seg.header, np.uint8)
-        write_nifti(pseudo_label_path(args.out), label, seg.affine, seg.header, np.uint8)
+        average = EnsembleAverage(seg.shape, ABDOMENATLAS.values)
+        for organ in ABDOMENATLAS.organs:
+            if maps := {member: per_organ[organ] for member, per_organ in members.items() if organ in per_organ}:
+                out = average.add(organ, maps)
+                write_nifti(average_mask_path(args.out, organ), out.mask, seg.affine, seg.header, np.uint8)
+        write_nifti(pseudo_label_path(args.out), average.label, seg.affine, seg.header, np.uint8)
     except (ImageError, OSError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     print(f"wrote {args.name}: {len(soft)} organs; average over {len(members)} members ({', '.join(members)}) "
           f"in {args.out}")
     return 0
-
-

@@ -51,7 +51,7 @@ def _learning_rate(text: str) -> float:
 
 
 def _organ(text: str) -> str:
-    from ml_engine.phantoms import ORGANS
+    from ml_engine.labels import ORGANS
 
     if text not in ORGANS:
         raise argparse.ArgumentTypeError(f"unknown organ {text!r} (valid organs: {', '.join(ORGANS)})")

@@ -31,9 +31,9 @@ import nibabel as nib
 import numpy as np
 
 from ml_engine.io import write_nifti
+from ml_engine.labels import ORGANS
 from ml_engine.phantoms.anatomy import (
     _LABEL,
-    ORGANS,
     _body,
     _Canvas,
     _clutter,

@@ -12,22 +12,12 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import ndimage
 
-ORGANS: tuple[str, ...] = (
-    "spleen",
-    "kidney_right",
-    "kidney_left",
-    "gallbladder",
-    "liver",
-    "stomach",
-    "aorta",
-    "postcava",
-    "pancreas",
-)
+from ml_engine.labels import ABDOMENATLAS  # the phantoms carry the abdomenatlas label set
 
 # Labels are claimed in this order: an organ takes only voxels that no organ before it has taken.
 _PRIORITY = ("aorta", "postcava", "kidney_right", "kidney_left", "gallbladder", "spleen", "pancreas", "stomach",
              "liver")
-_LABEL = {name: index + 1 for index, name in enumerate(ORGANS)}
+_LABEL = ABDOMENATLAS.values
 _AIR_HU = -1000.0
 _HU_RANGE = (-1024.0, 3071.0)
 Box = tuple[slice, slice, slice]

@@ -10,15 +10,11 @@ import pytest
 import torch
 
 from ml_engine.__main__ import main
-from ml_engine.labels import TOTALSEGMENTATOR_LABELS
+from ml_engine.ensemble import member_votes
+from ml_engine.labels import ABDOMENATLAS, LabelMap, translate
 from ml_engine.networks import ARCHITECTURES, build_network
 from ml_engine.phantoms import ORGANS, generate_dataset
-from ml_engine.predict import (
-    Predictor,
-    average_soft,
-    external_soft_preds,
-    pseudo_label_from_soft,
-)
+from ml_engine.predict import Predictor
 from ml_engine.train import Checkpoint, load_checkpoint, save_checkpoint
 
 pytestmark = pytest.mark.slow  # runs the ensemble
@@ -68,27 +64,16 @@ def test_predictor_refuses_mixed_organ_lists():
         Predictor([_checkpoint("unet"), _checkpoint("unet", organs=("liver",))])
 
 
-def test_average_and_overlap_resolution():
-    a = np.array([[[200, 100, 0]]], dtype=np.uint8)
-    b = np.array([[[100, 100, 255]]], dtype=np.uint8)
-    mean, mask, total = average_soft([a, b])
-    assert mean.tolist() == [[[150, 100, 128]]] and mask.tolist() == [[[True, False, False]]]
-    assert total.dtype == np.uint16
-    # two organs claim the same voxel: the higher mean wins
-    soft = {"m1": {"liver": np.full((1, 1, 2), 200, np.uint8), "spleen": np.array([[[255, 0]]], np.uint8)},
-            "m2": {"liver": np.full((1, 1, 2), 200, np.uint8), "spleen": np.array([[[255, 0]]], np.uint8)}}
-    label, masks = pseudo_label_from_soft(soft, ["spleen", "liver"])
-    assert label.tolist() == [[[1, 2]]]
-    assert masks["liver"].all() and masks["spleen"].tolist() == [[[True, False]]]
-
-
 def test_external_predictions_from_real_segmentations(ct_example):
     seg = np.asarray(nib.load(str(ct_example / "seg_model_a.nii.gz")).dataobj)
-    soft = external_soft_preds(seg, TOTALSEGMENTATOR_LABELS, ORGANS)
-    assert set(soft) == set(ORGANS)
-    for organ, value in TOTALSEGMENTATOR_LABELS.items():
+    totalseg = LabelMap.load("totalsegmentator", ABDOMENATLAS)
+    label, present = translate(seg, ABDOMENATLAS, totalseg)
+    assert present == set(ORGANS)
+    soft = member_votes(label, ABDOMENATLAS.values, ORGANS)
+    for foreign, value in totalseg.values.items():
+        organ = ABDOMENATLAS.organ_of(value)
         assert set(np.unique(soft[organ])) <= {0, 255}
-        np.testing.assert_array_equal(soft[organ] == 255, seg == value)
+        np.testing.assert_array_equal(soft[organ] == 255, seg == foreign)
     assert (soft["postcava"] == 255).sum() == (seg == 63).sum() > 0
 
 
@@ -140,6 +125,13 @@ def test_cli_errors_name_the_file(ct_example, models, tmp_path, capsys):
     assert main(["external", "--seg", str(ct_example / "seg_model_a.nii.gz"), "--name", "x",
                  "--label-map", str(tmp_path / "nope.json"), "--out", str(tmp_path / "o")]) == 1
     assert "nope.json" in capsys.readouterr().err
+    liver_only = tmp_path / "liver_only.json"
+    liver_only.write_text('{"labels": {"5": "liver"}}')  # "unmapped": "error" by default
+    assert main(["external", "--seg", str(ct_example / "seg_model_a.nii.gz"), "--name", "x",
+                 "--label-map", str(liver_only), "--out", str(tmp_path / "o")]) == 1
+    err = capsys.readouterr().err
+    assert "seg_model_a.nii.gz: label values 1, 2, 3" in err and "are not in" in err and "liver_only.json" in err
+    assert not (tmp_path / "o").exists()
 
 
 def test_cli_train_and_fine_tune_on_partial_labels(tmp_path, capsys):

@@ -5,9 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ml_engine.labels import ABDOMENATLAS_LABELS as VALUES
+from ml_engine.labels import ABDOMENATLAS
 from ml_engine.phantoms import make_phantom
 from ml_engine.quality import DEFAULT_VOLUME_ML, check_label, robust_range, side_of
+
+VALUES = ABDOMENATLAS.values
 
 
 @pytest.fixture(scope="module")
