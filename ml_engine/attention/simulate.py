@@ -75,8 +75,8 @@ def simulate_organ(truth: np.ndarray, *, spacing: Sequence[float], models: int =
     lateral = None
     if "boundary_shift" in active:
         centre = np.argwhere(inside).mean(axis=0)
-        # The spleen lies on the patient's left: its lateral side is towards larger x (RAS+).
-        lateral = np.broadcast_to((np.arange(inside.shape[0]) > centre[0]).reshape(-1, 1, 1), inside.shape)
+        # The spleen lies on the patient's left: its lateral side is towards smaller x (RAS+ voxel order).
+        lateral = np.broadcast_to((np.arange(inside.shape[0]) < centre[0]).reshape(-1, 1, 1), inside.shape)
     cavity = _cavity(inside, spacing) if "stomach_cavity_missed" in active else None
     bite = _bite(inside, spacing, bite_mm) if "liver_bite" in active else None
 
@@ -161,11 +161,11 @@ def _cavity(inside: np.ndarray, spacing: tuple[float, float, float]) -> np.ndarr
 
 
 def _bite(inside: np.ndarray, spacing: tuple[float, float, float], radius_mm: float) -> np.ndarray | None:
-    """A ball of radius_mm centred on the organ's lateral-most voxel (smallest x: the patient's right), inside it."""
+    """A ball of radius_mm centred on the organ's lateral-most voxel (largest x: the patient's right), inside it."""
     points = np.argwhere(inside)
     if points.size == 0:
         return None
-    edge = points[np.argmin(points[:, 0] + 1e-3 * np.abs(points[:, 1] - points[:, 1].mean()))]
+    edge = points[np.argmax(points[:, 0] - 1e-3 * np.abs(points[:, 1] - points[:, 1].mean()))]
     grids = [(np.arange(n) - c) * s for n, c, s in zip(inside.shape, edge, spacing, strict=True)]
     distance2 = grids[0].reshape(-1, 1, 1) ** 2 + grids[1].reshape(1, -1, 1) ** 2 + grids[2].reshape(1, 1, -1) ** 2
     return inside & (distance2 <= radius_mm**2)

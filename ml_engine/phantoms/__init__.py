@@ -1,14 +1,15 @@
 """Deterministic synthetic abdominal CT with organ labels, for the demo and for tests.
 
-A phantom is an axial abdominal CT volume in NIfTI voxel order (x, y, z) with a RAS+ affine
-(+x patient left, +y anterior, +z superior), its multi-label map in the `abdomenatlas` label set
+A phantom is an axial abdominal CT volume in NIfTI voxel order (x, y, z) with a diagonal RAS+ affine
+(+x toward the patient's right, +y anterior, +z superior: the liver at larger x than the spleen, as in
+../shared/data/ct_example), its multi-label map in the `abdomenatlas` label set
 (values 1..9 in the order of ORGANS) and the names of the "troubles" it carries: deliberate features
 that make real models fail the way the AbdomenAtlas paper describes (an air cavity inside the stomach,
 a swollen pancreas tail).
 
 The anatomy is defined in normalised body coordinates and rasterised on the voxel grid:
 
-    u = (x - body centre x) / body half-width    (-1 patient right .. +1 patient left)
+    u = (body centre x - x) / body half-width    (-1 patient right .. +1 patient left: against RAS x)
     v = (y - body centre y) / body half-depth    (-1 posterior .. +1 anterior)
     w = z / (field of view in z / 2)             (-1 inferior .. +1 superior)
 
@@ -18,6 +19,9 @@ smoothly deformed ellipsoids (sums of random low-frequency sinusoids), tubes and
 where they are in a supine patient, with unlabelled neighbours that look alike (iliac arteries below the
 aortic bifurcation, splenic vein behind the pancreas, bowel, psoas, spine, ribs) so that a model has to
 use position and shape as well as intensity. Overlaps are resolved by a fixed priority (_PRIORITY).
+The volume is rasterised in LAS voxel order, where u grows with the first index, and then flipped along x
+into the RAS+ order of the affine (anatomy._Frame.to_ras); tests/ml_engine/test_sides.py holds the organs'
+sides against the real CT's.
 """
 
 from __future__ import annotations
@@ -153,9 +157,9 @@ def make_phantom(seed: int, *, shape: Sequence[int] = DEFAULT_SHAPE, spacing: Se
     _body(canvas, anatomy_rng, intensities.hu)
     _organs(canvas, shapes, intensities.hu, chosen, trouble_rng, detail_rng)
     _clutter(canvas, shapes, intensities.hu, detail_rng)
-    labels = canvas.labels
-    ct_float = canvas.ct
-    canvas.ct = canvas.free = None  # type: ignore[assignment]
+    labels = np.ascontiguousarray(frame.to_ras(canvas.labels))
+    ct_float = frame.to_ras(canvas.ct)
+    canvas.ct = canvas.free = canvas.labels = None  # type: ignore[assignment]
     ct = _finish(ct_float, noise_rng, intensities.noise_sd, intensities.blur_sd)
     return Phantom(ct=ct, labels=labels, affine=frame.affine, name=name, troubles=chosen)
 

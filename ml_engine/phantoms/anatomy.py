@@ -28,7 +28,13 @@ Box = tuple[slice, slice, slice]
 
 
 class _Frame:
-    """The voxel grid and the normalised body coordinates (u, v, w) of its voxel centres (1D float32 each)."""
+    """The voxel grid and the normalised body coordinates (u, v, w) of its voxel centres (1D float32 each).
+
+    u grows towards the patient's left, v anteriorly, w superiorly, and so do the canvas indices: the canvas is
+    built in LAS voxel order (its first axis runs from the patient's right to the left, as LPS x does), with
+    centre[0] measured along that axis. to_ras() turns a canvas array into the RAS+ voxel order of `affine`: the
+    grid is centred on x = 0, so flipping the first axis mirrors x exactly and the affine stays the same.
+    """
 
     def __init__(self, shape: tuple[int, int, int], spacing: np.ndarray, half: np.ndarray, centre: np.ndarray):
         self.shape = shape
@@ -42,9 +48,15 @@ class _Frame:
 
     @property
     def affine(self) -> np.ndarray:
+        """(4, 4) voxel-to-RAS+ affine of the arrays to_ras() returns (not of the canvas)."""
         affine = np.diag([*self.spacing, 1.0]).astype(np.float64)
         affine[:3, 3] = self.origin
         return affine
+
+    @staticmethod
+    def to_ras(canvas_array: np.ndarray) -> np.ndarray:
+        """A canvas array (x, y, z) in LAS order as a view in RAS+ order: the first axis reversed."""
+        return canvas_array[::-1]
 
     def box(self, lo: Sequence[float], hi: Sequence[float]) -> Box | None:
         """Voxel slices covering the normalised box [lo, hi] (u, v, w), clipped to the grid; None if empty."""

@@ -97,16 +97,16 @@ def test_organ_positions_in_ras_world(default_phantoms):
     for phantom in default_phantoms:
         c = {organ: centroid_world(phantom, organ) for organ in ORGANS}
         half_width = phantom.shape[0] * phantom.spacing[0] / 2
-        assert c["liver"][0] < 0 < c["spleen"][0]  # liver on the patient's right: smaller x in RAS
-        assert c["kidney_right"][0] < 0 < c["kidney_left"][0]
-        assert c["postcava"][0] < c["aorta"][0]
+        assert c["liver"][0] > 0 > c["spleen"][0]  # liver on the patient's right: larger x in RAS+
+        assert c["kidney_right"][0] > 0 > c["kidney_left"][0]
+        assert c["postcava"][0] > c["aorta"][0]
         assert abs(c["aorta"][0]) < 0.15 * half_width  # near the midline
         assert c["kidney_right"][2] < c["kidney_left"][2]  # right kidney lower
         for kidney in ("kidney_right", "kidney_left"):
             assert c[kidney][1] < c["pancreas"][1]  # posterior = smaller y
         assert c["gallbladder"][1] > c["aorta"][1]
         assert c["liver"][2] > c["pancreas"][2] > c["kidney_right"][2]
-        assert c["stomach"][0] > 0 and c["stomach"][2] > c["pancreas"][2]
+        assert c["stomach"][0] < 0 and c["stomach"][2] > c["pancreas"][2]
 
 
 def test_labels_do_not_depend_on_spacing_only_scale():
@@ -125,7 +125,7 @@ def test_small_and_anisotropic_volumes_hold_every_organ(shape, spacing):
     for organ in ORGANS:
         assert phantom.organ_mask(organ).sum() >= 10, organ
     c = {organ: centroid_world(phantom, organ) for organ in ("liver", "spleen")}
-    assert c["liver"][0] < c["spleen"][0]
+    assert c["liver"][0] > c["spleen"][0]
 
 
 def test_stomach_air_cavity_is_labelled_stomach():
@@ -144,8 +144,8 @@ def test_enlarged_pancreas_tail_is_bigger_and_darker():
     swollen = make_phantom(21, troubles=["enlarged_pancreas_tail"])
     x = np.arange(plain.shape[0]).reshape(-1, 1, 1) * plain.spacing[0] + plain.affine[0, 3]
     head_x = centroid_world(plain, "pancreas")[0]
-    tail_plain = plain.organ_mask("pancreas") & (x > head_x)
-    tail_swollen = swollen.organ_mask("pancreas") & (x > head_x)
+    tail_plain = plain.organ_mask("pancreas") & (x < head_x)  # the tail lies on the patient's left: smaller x
+    tail_swollen = swollen.organ_mask("pancreas") & (x < head_x)
     assert tail_swollen.sum() > 1.5 * tail_plain.sum()
     # Tumour-like and hypodense: compare voxels at least 2 voxels deep, away from partial volume with fat.
     tail_core = tail_swollen & (ndimage.distance_transform_edt(swollen.organ_mask("pancreas")) >= 2)
