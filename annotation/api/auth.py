@@ -2,8 +2,8 @@
 
 Both sign-in endpoints go through one gate before any password is hashed:
 
-- failed sign-ins are counted per client IP and per username in a fixed window; past the limit the request is
-  refused with 429 and Retry-After, the right password included (``ATLAS_SIGNIN_FAILURES_PER_IP``,
+- failed sign-ins are counted per client IP and per username, in a window that the first failure opens; past the
+  limit the request is refused with 429 and Retry-After, the right password included (``ATLAS_SIGNIN_FAILURES_PER_IP``,
   ``ATLAS_SIGNIN_FAILURES_PER_USER``, ``ATLAS_SIGNIN_WINDOW_SECONDS``);
 - at most ``ATLAS_SIGNIN_CONCURRENCY`` passwords are hashed at once (per cache: every process sharing a Redis cache,
   else per process); one more is refused at once with 429 and ``Retry-After: 1``, so that anonymous clients
@@ -44,11 +44,8 @@ def client_ip(request) -> str:
     return request.META.get("REMOTE_ADDR", "")[:64]
 
 
-def _window() -> tuple[int, int]:
-    """(the current window's index, seconds until it ends)."""
-    span = max(1, int(settings.ATLAS_SIGNIN_WINDOW_SECONDS))
-    now = time.time()
-    return int(now // span), max(1, int(span - now % span) + 1)
+def _span() -> int:
+    return max(1, int(settings.ATLAS_SIGNIN_WINDOW_SECONDS))
 
 
 def _digest(username: str) -> str:
@@ -56,9 +53,26 @@ def _digest(username: str) -> str:
 
 
 def _failure_keys(ip: str, username: str) -> list[tuple[str, int]]:
-    index, _ = _window()
-    return [(f"atlas:signin:fail:ip:{index}:{ip}", settings.ATLAS_SIGNIN_FAILURES_PER_IP),
-            (f"atlas:signin:fail:user:{index}:{_digest(username)}", settings.ATLAS_SIGNIN_FAILURES_PER_USER)]
+    """The counters a failed sign-in adds to, with their limits: one per client IP, one per username."""
+    return [(f"atlas:signin:fail:ip:{ip}", settings.ATLAS_SIGNIN_FAILURES_PER_IP),
+            (f"atlas:signin:fail:user:{_digest(username)}", settings.ATLAS_SIGNIN_FAILURES_PER_USER)]
+
+
+def _retry_after(key: str) -> int:
+    """Seconds until the window of key (opened by its first failure) closes."""
+    opened = cache.get(f"{key}:opened") or time.time()
+    return max(1, int(_span() - (time.time() - opened)) + 1)
+
+
+def _count_failure(key: str) -> None:
+    """One more failure in key's window; the first failure opens a window of ATLAS_SIGNIN_WINDOW_SECONDS."""
+    span = _span()
+    if cache.add(f"{key}:opened", time.time(), timeout=span):
+        cache.set(key, 0, timeout=span)
+    try:
+        cache.incr(key)
+    except ValueError:  # the window closed in between
+        cache.add(key, 1, timeout=span)
 
 
 def _refuse(message: str, wait: int):
@@ -92,19 +106,14 @@ def sign_in(request):
     body.is_valid(raise_exception=True)
     username, password = body.validated_data["username"], body.validated_data["password"]
     keys = _failure_keys(client_ip(request), username)
-    _, wait = _window()
     for key, limit in keys:
         if (cache.get(key) or 0) >= limit:
-            _refuse("too many failed sign-ins", wait)
+            _refuse("too many failed sign-ins", _retry_after(key))
     with _hashing_slot():
         user = authenticate(request, username=username, password=password)
     if user is None:
         for key, _limit in keys:
-            cache.add(key, 0, timeout=wait + 1)
-            try:
-                cache.incr(key)
-            except ValueError:
-                cache.add(key, 1, timeout=wait + 1)
+            _count_failure(key)
         raise Invalid("username or password is wrong")
     return user
 
