@@ -173,6 +173,8 @@ if S3_BUCKET:
             "region_name": os.environ.get("ATLAS_S3_REGION") or None,
             "file_overwrite": False,
             "default_acl": None,
+            # "path" for servers reached by IP or without wildcard DNS (MinIO, moto); default: boto3's choice
+            "addressing_style": os.environ.get("ATLAS_S3_ADDRESSING_STYLE") or None,
         },
     }
 else:
