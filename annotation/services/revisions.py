@@ -177,6 +177,9 @@ def submit_revision(*, task_id: int, user, upload: Path, base_revision: int | No
     _check_turn(task, user, base_revision, now=now)
     _check_base(task.case, base_revision)
     _seconds(seconds_spent)
+    label_set_id = task.case.dataset.label_set_id
+    _tag_rows(tags or {}, dict(Organ.objects.filter(label_set=label_set_id).values_list("name", "value")),
+              label_set_id=label_set_id)  # the cheap checks first, then the file
     data = check_label_upload(upload, task.case)
     return _store(task=task, user=user, data=data, base_revision=base_revision, kind=Revision.Kind.REVISION,
                   seconds_spent=seconds_spent, tags=tags or {}, now=now)
