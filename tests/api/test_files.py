@@ -95,7 +95,9 @@ def test_reconcile_media_lists_and_removes_orphans_but_never_a_named_file(world,
     source.write_bytes(b"x" * 100)
     orphan = store_file(f"{Path(case.ct_file.name).parent.as_posix()}/revisions/7.nii.gz", source)
     young = store_file("work/big/revisions/8.nii.gz", source)
+    external = store_file("work/big/external/totalseg/label.nii.gz", source)  # named by convention, not by a row
     _age(media / orphan, hours=3)
+    _age(media / external, hours=3)
     named = [case.ct_file.name, *(p.pseudo_label.name for p in case.predictions.all())]
     for name in named:
         _age(media / name, hours=3)
@@ -104,13 +106,14 @@ def test_reconcile_media_lists_and_removes_orphans_but_never_a_named_file(world,
 
     report = reconcile_media()
     assert report.orphans == [orphan] and report.young == [young] and report.removed == []
+    assert report.kept == [external]
     assert ("annotation.Case", missing.pk, "ct_file", missing.ct_file.name) in report.missing
     assert (media / orphan).exists()  # listing only
 
     call_command("reconcile_media", "--delete")
     out = capsys.readouterr().out
     assert f"removed: {orphan}" in out and f"missing: annotation.Case {missing.pk} ct_file" in out
-    assert not (media / orphan).exists() and (media / young).exists()
+    assert not (media / orphan).exists() and (media / young).exists() and (media / external).exists()
     assert all((media / name).exists() for name in named)  # named files are never removed
     assert reconcile_media(delete=True, grace=timedelta(0), now=timezone.now()).removed == [young]
     assert all((media / name).exists() for name in named)

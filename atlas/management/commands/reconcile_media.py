@@ -21,9 +21,12 @@ class Command(BaseCommand):
         report = reconcile_media(delete=delete, grace=timedelta(minutes=grace_minutes))
         for name in report.orphans:
             self.stdout.write(f"{'removed' if name in report.removed else 'orphan'}: {name}")
+        for name in report.kept:
+            self.stdout.write(f"no row names it, outside the layouts reconcile_media removes (kept): {name}")
         for name in report.young:
             self.stdout.write(f"orphan, younger than the grace period (kept): {name}")
         for label, pk, field, name in report.missing:
             self.stdout.write(f"missing: {label} {pk} {field}: {name}")
         self.stdout.write(f"{len(report.orphans)} orphan files ({len(report.removed)} removed), "
-                          f"{len(report.young)} recent, {len(report.missing)} rows without their file")
+                          f"{len(report.young)} recent, {len(report.kept)} kept, "
+                          f"{len(report.missing)} rows without their file")
