@@ -169,7 +169,7 @@ class TaskAssign(APIView):
         if data["annotator"] is not None:
             annotator = User.objects.filter(username=data["annotator"]).first()
             if annotator is None or role_of(annotator) != ANNOTATOR:
-                return _error(f"annotator: {data['annotator']!r} is not an annotator", status.HTTP_400_BAD_REQUEST)
+                raise Invalid(f"{data['annotator']!r} is not an annotator", field="annotator")
         n = queue.assign(annotator=annotator, task_ids=data.get("task_ids"), rank_from=data.get("rank_from"),
                          rank_to=data.get("rank_to"))
         return Response({"assigned": n})
