@@ -233,7 +233,11 @@ def _write(prepared: _Prepared, dataset: Dataset) -> bool:
     source = prepared.source
     if Case.objects.filter(dataset=dataset, checksum=prepared.checksum).exists():
         return False
-    if Case.objects.filter(dataset=dataset, name=source.name).exists():
+    # One read for the name, with its checksum: another import of the same file may commit between two reads.
+    taken = Case.objects.filter(dataset=dataset, name=source.name).values_list("checksum", flat=True).first()
+    if taken is not None:
+        if taken == prepared.checksum:
+            return False
         raise _name_taken(source, dataset)
     folder = f"{dataset.name}/{source.name}"
     written: list[str] = []
@@ -259,7 +263,10 @@ def _write(prepared: _Prepared, dataset: Dataset) -> bool:
         delete_files(written)
         if Case.objects.filter(dataset=dataset, checksum=prepared.checksum).exists():
             return False  # another import of the same file won the race
-        if Case.objects.filter(dataset=dataset, name=source.name).exists():
+        taken = Case.objects.filter(dataset=dataset, name=source.name).values_list("checksum", flat=True).first()
+        if taken is not None:
+            if taken == prepared.checksum:
+                return False
             raise _name_taken(source, dataset) from None
         raise
     except BaseException:
