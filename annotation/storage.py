@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+from django.conf import settings
 from django.core.files import File
 from django.core.files.storage import FileSystemStorage, default_storage
 
@@ -59,7 +61,7 @@ def local_copy(name: str) -> Iterator[Path]:
         yield Path(storage.path(name))
         return
     suffix = ".nii.gz" if name.endswith(".nii.gz") else Path(name).suffix
-    with tempfile.NamedTemporaryFile(suffix=suffix) as tmp, storage.open(name, "rb") as src:
+    with tempfile.NamedTemporaryFile(suffix=suffix, dir=_own_scratch()) as tmp, storage.open(name, "rb") as src:
         shutil.copyfileobj(src, tmp, 1 << 22)
         tmp.flush()
         yield Path(tmp.name)
@@ -74,3 +76,56 @@ def read_volume(name: str) -> Volume:
 def read_voxels(name: str) -> np.ndarray:
     """A stored NIfTI file's voxels (x, y, z)."""
     return np.asarray(read_volume(name).data)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Scratch space: temporary files live under ATLAS_SCRATCH_DIR (var/tmp), never in the system /tmp, one folder per
+# process (named by its pid), so that a process starting can remove what dead ones left behind.
+
+
+def _own_scratch() -> Path:
+    """This process's scratch folder (0700), created on first use."""
+    root = Path(settings.ATLAS_SCRATCH_DIR)
+    folder = root / f"pid{os.getpid()}"
+    if not folder.is_dir():
+        root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        folder.mkdir(exist_ok=True, mode=0o700)
+    return folder
+
+
+@contextlib.contextmanager
+def scratch_dir(kind: str) -> Iterator[Path]:
+    """A temporary folder under this process's scratch folder, removed on exit (crash: by clean_scratch)."""
+    with tempfile.TemporaryDirectory(prefix=f"{kind}-", dir=_own_scratch()) as tmp:
+        yield Path(tmp)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def clean_scratch() -> list[Path]:
+    """Remove the scratch folders of processes that are gone (a crash mid-upload leaves its files there).
+
+    The folders of live processes (this one, another worker, the web server) are kept. Returns what was removed.
+    """
+    root = Path(settings.ATLAS_SCRATCH_DIR)
+    removed = []
+    if not root.is_dir():
+        return removed
+    for entry in root.iterdir():
+        pid = entry.name[3:] if entry.name.startswith("pid") else ""
+        if pid.isdigit() and _alive(int(pid)):
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
+        removed.append(entry)
+    return removed

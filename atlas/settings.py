@@ -7,10 +7,17 @@
 - ATLAS_S3_BUCKET (+ ATLAS_S3_ENDPOINT_URL, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY): S3-compatible media;
   default local files under var/media/ (ATLAS_MEDIA_ROOT).
 - SECRET_KEY, DEBUG, ALLOWED_HOSTS.
+- Security: ATLAS_SECURE_COOKIES, ATLAS_HSTS_SECONDS, ATLAS_BEHIND_HTTPS_PROXY, ATLAS_TRUST_X_FORWARDED_FOR,
+  ATLAS_TOKEN_TTL_HOURS, ATLAS_SIGNIN_* (see docs/deployment.md, "Security").
+- ATLAS_CACHE_URL: the cache that sign-in counters share (redis://...); default per process memory.
+- ATLAS_SCRATCH_DIR: temporary files (uploads, imports), default var/tmp/.
+- ATLAS_SQLITE_BUSY_TIMEOUT: seconds SQLite waits for a lock before the request gets 503.
 """
 
 import os
 import secrets
+import tempfile
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -33,18 +40,30 @@ def env_list(name: str, default: list[str]) -> list[str]:
     return [item.strip() for item in value.split(",") if item.strip()]
 
 
+def private_file(path: Path) -> Path:
+    """Make sure path is readable by its owner only (0600): created so if absent, tightened if it was wider."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+    if path.stat().st_mode & 0o077:
+        os.chmod(path, 0o600)
+    return path
+
+
 def _secret_key() -> str:
-    """SECRET_KEY from the environment, else a random key kept in var/ (never in the repository)."""
+    """SECRET_KEY from the environment, else a random key kept in var/ (0600, never in the repository)."""
     key = os.environ.get("SECRET_KEY")
     if key:
         return key
     path = VAR_DIR / "secret_key"
     if path.exists():
+        private_file(path)
         return path.read_text().strip()
     VAR_DIR.mkdir(parents=True, exist_ok=True)
     key = secrets.token_urlsafe(50)
     tmp = path.with_suffix(f".tmp{os.getpid()}")
-    tmp.write_text(key)
+    fd = os.open(tmp, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)  # never readable by others, not even briefly
+    with os.fdopen(fd, "w") as handle:
+        handle.write(key)
     os.replace(tmp, path)
     return key
 
@@ -62,12 +81,17 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
-    "rest_framework.authtoken",
+    "knox",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "atlas.apps.AtlasConfig",
     "annotation",
 ]
 
 MIDDLEWARE = [
+    # Outermost, so that its headers (CSP, X-Frame-Options) reach WhiteNoise's responses too; it also answers a
+    # locked SQLite database with 503 and Retry-After.
+    "atlas.security.SecurityHeadersMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -102,9 +126,17 @@ DATABASES = {
         conn_max_age=int(os.environ.get("DATABASE_CONN_MAX_AGE", "0")),
     )
 }
+ATLAS_SQLITE_BUSY_TIMEOUT = float(os.environ.get("ATLAS_SQLITE_BUSY_TIMEOUT", "10"))
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    # A real worker process shares the file with the web process: wait for locks instead of failing.
-    DATABASES["default"]["OPTIONS"] = {"timeout": 30, "transaction_mode": "IMMEDIATE"}
+    # A real worker process shares the file with the web process. WAL: readers never wait for a writer, and a
+    # writer waits up to the busy timeout for another; past it the request gets 503 with Retry-After.
+    DATABASES["default"]["OPTIONS"] = {
+        "timeout": ATLAS_SQLITE_BUSY_TIMEOUT, "transaction_mode": "IMMEDIATE",
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    }
+    if DATABASES["default"]["NAME"] not in ("", ":memory:") and not str(DATABASES["default"]["NAME"]).startswith(
+            "file:"):
+        private_file(Path(DATABASES["default"]["NAME"]))  # the database holds password hashes: 0600
     # A file (not memory), so that a real worker process can share it; one per test run, so runs side by side
     # do not share one.
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / f"test-{os.getpid()}.sqlite3")}
@@ -141,6 +173,8 @@ if S3_BUCKET:
             "region_name": os.environ.get("ATLAS_S3_REGION") or None,
             "file_overwrite": False,
             "default_acl": None,
+            # "path" for servers reached by IP or without wildcard DNS (MinIO, moto); default: boto3's choice
+            "addressing_style": os.environ.get("ATLAS_S3_ADDRESSING_STYLE") or None,
         },
     }
 else:
@@ -155,12 +189,12 @@ STORAGES = {
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.SessionAuthentication",
-        "rest_framework.authentication.TokenAuthentication",
+        "knox.auth.TokenAuthentication",  # hashed (SHA-512), expiring tokens; "Authorization: Token <key>"
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "annotation.errors.exception_handler",
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "DEFAULT_PAGINATION_CLASS": "atlas.security.BoundedLimitOffsetPagination",
     "PAGE_SIZE": 100,
 }
 SPECTACULAR_SETTINGS = {
@@ -174,7 +208,56 @@ SPECTACULAR_SETTINGS = {
         "JobStatusEnum": "annotation.models.Job.Status",
         "JobKindEnum": "annotation.models.Job.Kind",
     },
+    # Swagger UI from the pinned drf-spectacular-sidecar package, served locally: no CDN, no unpinned script.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
+
+# Sign-in and tokens (annotation/api/auth.py).
+REST_KNOX = {
+    "TOKEN_TTL": timedelta(hours=float(os.environ.get("ATLAS_TOKEN_TTL_HOURS", "12"))),
+    "AUTH_HEADER_PREFIX": "Token",
+}
+ATLAS_SIGNIN_FAILURES_PER_IP = int(os.environ.get("ATLAS_SIGNIN_FAILURES_PER_IP", "20"))
+ATLAS_SIGNIN_FAILURES_PER_USER = int(os.environ.get("ATLAS_SIGNIN_FAILURES_PER_USER", "5"))
+ATLAS_SIGNIN_WINDOW_SECONDS = int(os.environ.get("ATLAS_SIGNIN_WINDOW_SECONDS", "300"))
+ATLAS_SIGNIN_CONCURRENCY = int(os.environ.get("ATLAS_SIGNIN_CONCURRENCY", "2"))
+ATLAS_TRUST_X_FORWARDED_FOR = env_bool("ATLAS_TRUST_X_FORWARDED_FOR", False)
+ATLAS_CACHE_URL = os.environ.get("ATLAS_CACHE_URL", "")
+if ATLAS_CACHE_URL.startswith(("redis://", "rediss://")):
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": ATLAS_CACHE_URL,
+                          "KEY_PREFIX": "atlas"}}
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+# Headers (atlas/security.py). The CSP lets the workspace run: its bundle, NiiVue's WebGL, blobs and data URLs it
+# makes, and WebAssembly (blosc); nothing inline but styles, nothing from another origin.
+ATLAS_CSP = os.environ.get("ATLAS_CSP", "; ".join([
+    "default-src 'self'",
+    "script-src 'self' 'wasm-unsafe-eval'",
+    "style-src 'self' 'unsafe-inline'",
+    "img-src 'self' data: blob:",
+    "font-src 'self' data:",
+    "connect-src 'self' blob: data:",
+    "worker-src 'self' blob:",
+    "object-src 'none'",
+    "base-uri 'self'",
+    "form-action 'self'",
+    "frame-ancestors 'none'",
+]))
+X_FRAME_OPTIONS = "DENY"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+# Behind HTTPS only (docs/deployment.md, "Security"): secure cookies, HSTS, and the proxy's X-Forwarded-Proto.
+ATLAS_SECURE_COOKIES = env_bool("ATLAS_SECURE_COOKIES", False)
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = ATLAS_SECURE_COOKIES
+SESSION_COOKIE_HTTPONLY = True
+SECURE_HSTS_SECONDS = int(os.environ.get("ATLAS_HSTS_SECONDS", "0"))
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("ATLAS_HSTS_INCLUDE_SUBDOMAINS", False)
+if env_bool("ATLAS_BEHIND_HTTPS_PROXY", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_SSL_REDIRECT = env_bool("ATLAS_SSL_REDIRECT", False)
 
 # Celery: embedded default is kombu's filesystem transport, so a real worker runs with no server.
 BROKER_DIR = Path(os.environ.get("ATLAS_BROKER_DIR", VAR_DIR / "broker"))
@@ -220,7 +303,15 @@ ATLAS_LEASE_MINUTES = float(os.environ.get("ATLAS_LEASE_MINUTES", "30"))
 ATLAS_MAX_UPLOAD_BYTES = int(os.environ.get("ATLAS_MAX_UPLOAD_BYTES", str(512 * 1024**2)))
 ATLAS_MINUTES_PER_CASE = float(os.environ.get("ATLAS_MINUTES_PER_CASE", "15"))  # the paper's estimate
 ATLAS_HOURS_PER_DAY = float(os.environ.get("ATLAS_HOURS_PER_DAY", "8"))
-FILE_UPLOAD_MAX_MEMORY_SIZE = 8 * 1024**2  # larger uploads stream to a temporary file
+FILE_UPLOAD_MAX_MEMORY_SIZE = 8 * 1024**2  # larger uploads stream to a temporary file, under ATLAS_SCRATCH_DIR
+# Temporary files (uploads, imports, remote media copies): one folder per process under var/tmp/, removed once
+# its process is gone (annotation.storage.clean_scratch, at web and worker start).
+ATLAS_SCRATCH_DIR = Path(os.environ.get("ATLAS_SCRATCH_DIR", VAR_DIR / "tmp"))
+FILE_UPLOAD_TEMP_DIR = str(ATLAS_SCRATCH_DIR / f"pid{os.getpid()}")
+Path(FILE_UPLOAD_TEMP_DIR).mkdir(parents=True, exist_ok=True, mode=0o700)
+# Every tempfile of this process (Django's upload spooling, the services' staging folders, a worker's inference
+# scratch) goes there too, not to the system /tmp; forked pool processes share their parent's folder.
+tempfile.tempdir = FILE_UPLOAD_TEMP_DIR
 
 # Rounds: training and inference go to the GPU queue when GPU workers exist (ATLAS_GPU_WORKERS=1).
 ATLAS_GPU_WORKERS = env_bool("ATLAS_GPU_WORKERS", False)

@@ -79,56 +79,136 @@ def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
-def load_nifti(path: str | os.PathLike, *, max_bytes: int | None = None, allow_float: bool = True) -> Volume:
-    """Read a NIfTI file whole and check that it is a usable 3D volume.
+def load_nifti(path: str | os.PathLike, *, max_bytes: int | None = None, allow_float: bool = True,
+               expect_shape: tuple[int, ...] | list[int] | None = None) -> Volume:
+    """Read a NIfTI file and check that it is a usable 3D volume, deciding from its header before any voxel is read.
 
-    Raises ImageError naming the file for: a missing file, a file that is not NIfTI, a truncated or
-    corrupt .gz, a volume that is not 3D (trailing singleton dimensions are dropped), one larger than
-    max_bytes uncompressed, and NaN or infinite voxels.
+    The header is read first; the file is refused, without reading a voxel, when it is not 3D (trailing singleton
+    dimensions are dropped), when its shape differs from expect_shape, when its voxels would take more than
+    max_bytes once read (scaling to floats counted), or, with allow_float=False, when its type is not an integer
+    type or its scale factors would turn the voxels into floats. The data are then read once, inflating a .gz
+    no further than the header allows: a file shorter than that is truncated, one longer (trailing data, such as
+    a long compressed tail of zeros) is refused after one byte of the excess. NaN or infinite voxels are refused.
+    ImageError names the file and the problem.
     """
     path = Path(path)
     if not path.is_file():
         raise ImageError(path, "no such file")
+    gz = path.name.lower().endswith(".gz")
+    if gz:
+        with open(path, "rb") as handle:
+            if handle.read(2) != b"\x1f\x8b":
+                raise ImageError(path, "not a gzip file, though its name ends in .gz")
     try:
-        image = nib.load(str(path))
+        image = nib.load(str(path))  # reads the header only: the voxels stay on disk behind image.dataobj
     except (nib.filebasedimages.ImageFileError, OSError, EOFError, zlib.error, ValueError) as exc:
+        if gz and (problem := _gzip_head_problem(path)):
+            raise ImageError(path, f"truncated or corrupt gzip stream ({problem})") from exc
         raise ImageError(path, f"not a readable NIfTI image ({_short(exc)})") from exc
     if not isinstance(image, nib.Nifti1Image | nib.Nifti2Image):
         raise ImageError(path, f"not a NIfTI image (read as {type(image).__name__})")
-    shape = image.shape
+    shape = tuple(int(s) for s in image.shape)
     while len(shape) > 3 and shape[-1] == 1:
         shape = shape[:-1]
     if len(shape) != 3:
         raise ImageError(path, f"expected a 3D volume, found shape {tuple(image.shape)}")
     if min(shape) < 2:
         raise ImageError(path, f"expected a 3D volume, found a single slice of shape {tuple(shape)}")
-    nbytes = int(np.prod(shape)) * image.get_data_dtype().itemsize
+    if expect_shape is not None and shape != tuple(int(s) for s in expect_shape):
+        raise ImageError(path, f"shape {shape} differs from the CT's {tuple(int(s) for s in expect_shape)}")
+    dtype = image.header.get_data_dtype()
+    if dtype.kind not in "iubf" or dtype.itemsize > 8:
+        raise ImageError(path, f"unsupported voxel type {dtype}")
+    # nibabel moves the scale factors from the image's header into its data proxy ((1, 0) when there are none)
+    slope, inter = float(image.dataobj.slope), float(image.dataobj.inter)
+    scaled = (slope, inter) != (1.0, 0.0)
+    if not allow_float:
+        if dtype.kind == "f":
+            raise ImageError(path, f"expected integer voxels, found {dtype}")
+        if scaled:
+            raise ImageError(path, f"expected integer voxels, found scale factors (slope {slope}, intercept "
+                                   f"{inter}) that turn them into floats")
+    count = int(np.prod(shape, dtype=object))
+    raw_bytes = count * dtype.itemsize
+    nbytes = count * max(dtype.itemsize, 8 if scaled else 0)
     if max_bytes is not None and nbytes > max_bytes:
         raise ImageError(path, f"volume of {nbytes} bytes exceeds the limit of {max_bytes} bytes")
-    try:
-        data = np.asanyarray(image.dataobj).reshape(shape)
-    except (OSError, EOFError, zlib.error, gzip.BadGzipFile, ValueError) as exc:
-        raise ImageError(path, f"truncated or corrupt data ({_short(exc)})") from exc
+    offset = int(image.dataobj.offset)
+    raw = _read_voxel_bytes(path, gz=gz, offset=offset, nbytes=raw_bytes)
+    data = np.frombuffer(raw, dtype=dtype, count=count).reshape(shape, order="F")
+    if not dtype.isnative:
+        data = data.astype(dtype.newbyteorder("="))
+    if scaled:
+        data = nib.volumeutils.apply_read_scaling(data, np.asanyarray(slope), np.asanyarray(inter))
     if data.dtype.kind == "f":
         if not allow_float:
             raise ImageError(path, f"expected integer voxels, found {data.dtype}")
         bad = int(np.count_nonzero(~np.isfinite(data)))
         if bad:
             raise ImageError(path, f"{bad} voxels are NaN or infinite")
-    elif data.dtype.kind not in "iub":
-        raise ImageError(path, f"unsupported voxel type {data.dtype}")
     affine = np.asarray(image.affine, dtype=np.float64)
     if not np.all(np.isfinite(affine)) or abs(np.linalg.det(affine[:3, :3])) < 1e-9:
         raise ImageError(path, "the affine is singular or not finite")
     return Volume(data=data, affine=affine, header=image.header)
 
 
-def check_gzip_whole(path: str | os.PathLike) -> None:
-    """Read a .gz file to its end so that a truncated or corrupt stream is caught. Raises ImageError."""
+def _read_voxel_bytes(path: Path, *, gz: bool, offset: int, nbytes: int) -> bytearray:
+    """The nbytes of voxel data after offset, inflating a .gz no further; refuse a shorter or a longer file.
+
+    Returns a writable buffer (np.frombuffer over it gives a writable array). Raises ImageError.
+    """
+    buffer = bytearray(nbytes)
+    view = memoryview(buffer)
+    try:
+        with (gzip.open(path, "rb") if gz else open(path, "rb")) as handle:
+            _skip(handle, offset)
+            got = 0
+            while got < nbytes:
+                n = handle.readinto(view[got:])
+                if not n:
+                    raise ImageError(path, f"truncated or corrupt data (the header promises {nbytes} bytes of "
+                                           f"voxels, the file holds {got})")
+                got += n
+            if handle.read(1):  # a .gz also checks its CRC and length here, at the end of the stream
+                raise ImageError(path, f"trailing data after the {nbytes} bytes of voxels its header describes")
+    except ImageError:
+        raise
+    except (OSError, EOFError, zlib.error, gzip.BadGzipFile, ValueError) as exc:
+        raise ImageError(path, f"truncated or corrupt data ({_short(exc)})") from exc
+    return buffer
+
+
+def _gzip_head_problem(path: Path, limit: int = 1 << 20) -> str | None:
+    """Why the first `limit` inflated bytes of a .gz cannot be read (a stream cut short, corrupt), else None."""
     try:
         with gzip.open(path, "rb") as handle:
-            while handle.read(1 << 22):
-                pass
+            handle.read(limit)
+    except (OSError, EOFError, zlib.error) as exc:
+        return _short(exc)
+    return None
+
+
+def _skip(handle, n: int) -> None:
+    """Read and drop n bytes (the header and extensions before the voxels)."""
+    while n > 0:
+        block = handle.read(min(n, 1 << 16))
+        if not block:
+            raise EOFError("the file ends before its voxel data")
+        n -= len(block)
+
+
+def check_gzip_whole(path: str | os.PathLike, *, max_bytes: int | None = None) -> None:
+    """Read a .gz file to its end so that a truncated or corrupt stream is caught. Raises ImageError.
+
+    With max_bytes, inflation stops there and a larger stream is refused.
+    """
+    total = 0
+    try:
+        with gzip.open(path, "rb") as handle:
+            while block := handle.read(1 << 22):
+                total += len(block)
+                if max_bytes is not None and total > max_bytes:
+                    raise ImageError(path, f"inflates to more than the limit of {max_bytes} bytes")
     except gzip.BadGzipFile as exc:
         if "Not a gzipped file" in str(exc):
             raise ImageError(path, "not a gzip file, though its name ends in .gz") from exc

@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-from django.contrib.auth import login, logout
+from django.contrib.auth import login
 from django.shortcuts import get_object_or_404
 from django.urls import path
 from django.utils.decorators import method_decorator
 from django.views.decorators.csrf import csrf_protect, ensure_csrf_cookie
 from drf_spectacular.utils import extend_schema, inline_serializer
-from rest_framework import serializers, status
-from rest_framework.permissions import AllowAny, IsAuthenticated
+from rest_framework import serializers
+from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from annotation.api import auth
 from annotation.api.permissions import HasRole
 from annotation.api.serializers import LabelSetSerializer, TokenRequestSerializer
-from annotation.api.tasks import authenticate_body
 from annotation.models import ErrorTag
 from annotation.roles import role_of
 from annotation.selectors.work import visible_cases
@@ -24,7 +24,7 @@ _Me = inline_serializer("Me", {"authenticated": serializers.BooleanField(), "use
                                "role": serializers.CharField(allow_null=True)})
 
 
-def _me(user) -> dict:
+def me_body(user) -> dict:
     if not user.is_authenticated:
         return {"authenticated": False, "username": "", "role": None}
     return {"authenticated": True, "username": user.get_username(), "role": role_of(user)}
@@ -38,32 +38,24 @@ class Me(APIView):
 
     @extend_schema(responses=_Me)
     def get(self, request):
-        return Response(_me(request.user))
+        return Response(me_body(request.user))
 
 
 @method_decorator(csrf_protect, name="dispatch")
 class SessionLogin(APIView):
-    """Sign in with a session cookie (the browser's way; scripts use /api/auth/token/). Needs X-CSRFToken."""
+    """Sign in with a session cookie (the browser's way; scripts use /api/auth/token/). Needs X-CSRFToken.
+
+    The same gate as the token sign-in: 429 with Retry-After past the failure limits or when too many run at once.
+    """
 
     permission_classes = [AllowAny]
     authentication_classes = []
 
-    @extend_schema(request=TokenRequestSerializer, responses={200: _Me, 400: None})
+    @extend_schema(request=TokenRequestSerializer, responses={200: _Me, 400: None, 429: None})
     def post(self, request):
-        user = authenticate_body(request)
-        if user is None:
-            return Response({"detail": "username or password is wrong"}, status=status.HTTP_400_BAD_REQUEST)
+        user = auth.sign_in(request)
         login(request, user)
-        return Response(_me(user))
-
-
-class SessionLogout(APIView):
-    permission_classes = [IsAuthenticated]
-
-    @extend_schema(request=None, responses={204: None})
-    def post(self, request):
-        logout(request)
-        return Response(status=status.HTTP_204_NO_CONTENT)
+        return Response(me_body(user))
 
 
 class ErrorTagSerializer(serializers.ModelSerializer):
@@ -96,7 +88,8 @@ class CaseLabelSet(APIView):
 urlpatterns = [
     path("me/", Me.as_view(), name="me"),
     path("auth/login/", SessionLogin.as_view(), name="session-login"),
-    path("auth/logout/", SessionLogout.as_view(), name="session-logout"),
+    path("auth/logout/", auth.SignOut.as_view(), name="session-logout"),
+    path("auth/logout-all/", auth.SignOutEverywhere.as_view(), name="logout-all"),
     path("error-tags/", ErrorTagList.as_view(), name="error-tag-list"),
     path("cases/<int:pk>/label-set/", CaseLabelSet.as_view(), name="case-label-set"),
 ]

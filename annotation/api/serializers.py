@@ -2,7 +2,7 @@ from rest_framework import serializers
 
 from annotation.models import Case, LabelSet, Organ, Review, Revision, Task
 from annotation.selectors.work import task_organs
-from annotation.services.revisions import latest_revision
+from annotation.services.revisions import MAX_SECONDS_SPENT, latest_revision
 
 
 class OrganSerializer(serializers.ModelSerializer):
@@ -92,16 +92,27 @@ class RevisionSerializer(serializers.ModelSerializer):
                                             "reviewer": review.reviewer.username}
 
 
+MAX_ID = 2**63 - 1  # database ids are 64-bit: larger numbers are refused here, not by the database (a 500)
+
+
+def _id(**kwargs) -> serializers.IntegerField:
+    return serializers.IntegerField(min_value=1, max_value=MAX_ID, **kwargs)
+
+
+def _seconds() -> serializers.FloatField:
+    return serializers.FloatField(required=False, default=0.0, min_value=0.0, max_value=MAX_SECONDS_SPENT)
+
+
 class RevisionUploadSerializer(serializers.Serializer):
     file = serializers.FileField()
-    base_revision = serializers.IntegerField(required=False, allow_null=True)
+    base_revision = _id(required=False, allow_null=True)
     tags = serializers.JSONField(required=False, help_text='{"liver": ["ambiguous_boundary"]}')
-    seconds_spent = serializers.FloatField(required=False, default=0.0, min_value=0.0)
+    seconds_spent = _seconds()
 
 
 class ConfirmSerializer(serializers.Serializer):
-    base_revision = serializers.IntegerField(required=False, allow_null=True)
-    seconds_spent = serializers.FloatField(required=False, default=0.0, min_value=0.0)
+    base_revision = _id(required=False, allow_null=True)
+    seconds_spent = _seconds()
 
 
 class SkipSerializer(serializers.Serializer):
@@ -110,16 +121,16 @@ class SkipSerializer(serializers.Serializer):
 
 class ReviewSerializer(serializers.Serializer):
     decision = serializers.ChoiceField(choices=Review.Decision.choices)
-    comment = serializers.CharField(required=False, allow_blank=True, default="")
+    comment = serializers.CharField(required=False, allow_blank=True, default="", max_length=5000)
 
 
 class AssignSerializer(serializers.Serializer):
     annotator = serializers.CharField(allow_null=True, help_text="username; null unassigns")
-    task_ids = serializers.ListField(child=serializers.IntegerField(), required=False)
-    rank_from = serializers.IntegerField(required=False, min_value=1)
-    rank_to = serializers.IntegerField(required=False, min_value=1)
+    task_ids = serializers.ListField(child=_id(), required=False, max_length=100_000)
+    rank_from = serializers.IntegerField(required=False, min_value=1, max_value=2**31 - 1)
+    rank_to = serializers.IntegerField(required=False, min_value=1, max_value=2**31 - 1)
 
 
 class TokenRequestSerializer(serializers.Serializer):
-    username = serializers.CharField()
-    password = serializers.CharField(style={"input_type": "password"}, trim_whitespace=False)
+    username = serializers.CharField(max_length=150)
+    password = serializers.CharField(style={"input_type": "password"}, trim_whitespace=False, max_length=4096)

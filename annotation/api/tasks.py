@@ -4,19 +4,13 @@ from __future__ import annotations
 
 import json
 import shutil
-import tempfile
-from pathlib import Path
 
 from django.conf import settings
-from django.contrib.auth import authenticate
 from django.contrib.auth.models import User
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status
-from rest_framework.authtoken.models import Token
-from rest_framework.exceptions import ValidationError
 from rest_framework.parsers import FormParser, MultiPartParser
-from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -30,57 +24,17 @@ from annotation.api.serializers import (
     RevisionUploadSerializer,
     SkipSerializer,
     TaskSerializer,
-    TokenRequestSerializer,
 )
+from annotation.errors import Invalid
 from annotation.models import Revision, Task
 from annotation.roles import ANNOTATOR, role_of
 from annotation.selectors.work import my_queue
 from annotation.services import queue, revisions
-
-
-def authenticate_body(request):
-    """The user named by a JSON / form body {username, password}, or None when they do not match (400 if absent)."""
-    body = TokenRequestSerializer(data=request.data)
-    body.is_valid(raise_exception=True)
-    return authenticate(request, username=body.validated_data["username"], password=body.validated_data["password"])
+from annotation.storage import scratch_dir
 
 
 def _error(message: str, code: int, **extra) -> Response:
     return Response({"detail": message, **extra}, status=code)
-
-
-def _queue_error(exc: queue.QueueError) -> Response:
-    code = status.HTTP_409_CONFLICT if isinstance(exc, queue.LeaseExpired) else status.HTTP_403_FORBIDDEN
-    return _error(str(exc), code)
-
-
-def _revision_response(store) -> Response:
-    """Run a service call that stores a revision; map its refusals to 403 / 409 (lease), 400, 409 (stale base)."""
-    try:
-        revision = store()
-    except queue.QueueError as exc:
-        return _queue_error(exc)
-    except revisions.UploadError as exc:
-        return _error(str(exc), status.HTTP_400_BAD_REQUEST)
-    except revisions.RevisionConflict as exc:
-        return _error(str(exc), status.HTTP_409_CONFLICT, latest_revision=exc.latest.pk)
-    return Response(RevisionSerializer(revision).data, status=status.HTTP_201_CREATED)
-
-
-class TokenLogin(APIView):
-    """Exchange a username and password for an API token."""
-
-    permission_classes = [AllowAny]
-    authentication_classes = []
-
-    @extend_schema(request=TokenRequestSerializer,
-                   responses=inline_serializer("Token", {"token": serializers.CharField()}))
-    def post(self, request):
-        user = authenticate_body(request)
-        if user is None:
-            return _error("username or password is wrong", status.HTTP_400_BAD_REQUEST)
-        token, _ = Token.objects.get_or_create(user=user)
-        return Response({"token": token.key})
 
 
 class TaskNext(APIView):
@@ -101,11 +55,7 @@ class TaskHeartbeat(APIView):
 
     @extend_schema(request=None, responses=TaskSerializer)
     def post(self, request, pk: int):
-        get_object_or_404(Task, pk=pk)
-        try:
-            task = queue.heartbeat(task_id=pk, user=request.user)
-        except queue.QueueError as exc:
-            return _queue_error(exc)
+        task = queue.heartbeat(task_id=pk, user=request.user)
         return Response(QueueTaskSerializer(task).data)
 
 
@@ -131,13 +81,14 @@ class TaskRevisions(APIView):
         if suffix is None:
             return _error(f"file: {upload.name!r} is not NIfTI (.nii or .nii.gz)", status.HTTP_400_BAD_REQUEST)
         tags = _tags(body.validated_data.get("tags"))
-        with tempfile.TemporaryDirectory(prefix="atlas-upload-") as tmp:
-            path = Path(tmp) / f"upload{suffix}"
+        with scratch_dir("upload") as tmp:
+            path = tmp / f"upload{suffix}"
             with open(path, "wb") as handle:
                 shutil.copyfileobj(upload, handle, 1 << 20)
-            return _revision_response(lambda: revisions.submit_revision(
+            revision = revisions.submit_revision(
                 task_id=pk, user=request.user, upload=path, base_revision=body.validated_data.get("base_revision"),
-                tags=tags, seconds_spent=body.validated_data.get("seconds_spent", 0.0)))
+                tags=tags, seconds_spent=body.validated_data.get("seconds_spent", 0.0))
+        return Response(RevisionSerializer(revision).data, status=status.HTTP_201_CREATED)
 
 
 def _tags(raw) -> dict:
@@ -147,9 +98,9 @@ def _tags(raw) -> dict:
         try:
             raw = json.loads(raw)
         except json.JSONDecodeError as exc:
-            raise ValidationError({"tags": f"not valid JSON ({exc})"}) from exc
+            raise Invalid(f"not valid JSON ({exc})", field="tags") from exc
     if not isinstance(raw, dict):
-        raise ValidationError({"tags": "expected an object {organ: [tag codes]}"})
+        raise Invalid("expected an object {organ: [tag codes]}", field="tags")
     return raw
 
 
@@ -163,9 +114,10 @@ class TaskConfirm(APIView):
         get_object_or_404(Task, pk=pk)
         body = ConfirmSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        return _revision_response(lambda: revisions.confirm(
-            task_id=pk, user=request.user, base_revision=body.validated_data.get("base_revision"),
-            seconds_spent=body.validated_data["seconds_spent"]))
+        revision = revisions.confirm(task_id=pk, user=request.user,
+                                     base_revision=body.validated_data.get("base_revision"),
+                                     seconds_spent=body.validated_data["seconds_spent"])
+        return Response(RevisionSerializer(revision).data, status=status.HTTP_201_CREATED)
 
 
 class TaskSkip(APIView):
@@ -176,12 +128,7 @@ class TaskSkip(APIView):
         get_object_or_404(Task, pk=pk)
         body = SkipSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        try:
-            task = queue.skip(task_id=pk, user=request.user, reason=body.validated_data["reason"])
-        except queue.QueueError as exc:
-            return _queue_error(exc)
-        except ValueError as exc:
-            return _error(f"reason: {exc}", status.HTTP_400_BAD_REQUEST)
+        task = queue.skip(task_id=pk, user=request.user, reason=body.validated_data["reason"])
         return Response(QueueTaskSerializer(task).data)
 
 
@@ -203,10 +150,7 @@ class RevisionReview(APIView):
         get_object_or_404(Revision, pk=pk)
         body = ReviewSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        try:
-            revisions.review(revision_id=pk, reviewer=request.user, **body.validated_data)
-        except ValueError as exc:
-            return _error(str(exc), status.HTTP_400_BAD_REQUEST)
+        revisions.review(revision_id=pk, reviewer=request.user, **body.validated_data)
         return Response(RevisionSerializer(Revision.objects.get(pk=pk)).data)
 
 
@@ -225,10 +169,7 @@ class TaskAssign(APIView):
         if data["annotator"] is not None:
             annotator = User.objects.filter(username=data["annotator"]).first()
             if annotator is None or role_of(annotator) != ANNOTATOR:
-                return _error(f"annotator: {data['annotator']!r} is not an annotator", status.HTTP_400_BAD_REQUEST)
-        try:
-            n = queue.assign(annotator=annotator, task_ids=data.get("task_ids"), rank_from=data.get("rank_from"),
-                             rank_to=data.get("rank_to"))
-        except ValueError as exc:
-            return _error(str(exc), status.HTTP_400_BAD_REQUEST)
+                raise Invalid(f"{data['annotator']!r} is not an annotator", field="annotator")
+        n = queue.assign(annotator=annotator, task_ids=data.get("task_ids"), rank_from=data.get("rank_from"),
+                         rank_to=data.get("rank_to"))
         return Response({"assigned": n})

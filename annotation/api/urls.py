@@ -1,9 +1,9 @@
 from django.urls import include, path
 
-from annotation.api import tasks, views
+from annotation.api import auth, tasks, views
 
 urlpatterns = [
-    path("auth/token/", tasks.TokenLogin.as_view(), name="token"),
+    path("auth/token/", auth.TokenLogin.as_view(), name="token"),
     path("", include("annotation.api.me")),  # session sign-in, me, error tags: the browser workspace
     path("label-sets/", views.LabelSetList.as_view(), name="label-set-list"),
     path("cases/", views.CaseList.as_view(), name="case-list"),

@@ -10,15 +10,25 @@ from django.db import transaction
 from django.db.models import Sum
 from django.utils import timezone
 
+from annotation.errors import Conflict, Forbidden, Invalid, NotFound
 from annotation.models import OrganAttention, Round, Skip, Task
 
 
-class QueueError(Exception):
-    """A queue operation the user may not do: the task is not leased to them."""
+class QueueError(Forbidden):
+    """A queue operation the user may not do: the task is not leased to them (403)."""
 
 
-class LeaseExpired(QueueError):
-    """The user's lease ran out; they may ask for the next task again."""
+class LeaseExpired(QueueError, Conflict):
+    """The user's lease ran out; they may ask for the next task again (409)."""
+
+    status_code = Conflict.status_code
+
+
+def _task_for_update(task_id: int) -> Task:
+    task = Task.objects.select_for_update().filter(pk=task_id).first()
+    if task is None:
+        raise NotFound(f"no task with id {task_id}")
+    return task
 
 
 def lease_duration() -> timedelta:
@@ -99,7 +109,7 @@ def check_lease(task: Task, user, *, now: datetime | None = None) -> None:
 def heartbeat(*, task_id: int, user, now: datetime | None = None) -> Task:
     """Renew the user's lease on a task."""
     now = now or timezone.now()
-    task = Task.objects.select_for_update().get(pk=task_id)
+    task = _task_for_update(task_id)
     check_lease(task, user, now=now)
     task.lease_expires = now + lease_duration()
     task.save(update_fields=["lease_expires", "updated"])
@@ -111,8 +121,8 @@ def skip(*, task_id: int, user, reason: str, now: datetime | None = None) -> Tas
     """Give a leased task back with a reason; it will not be offered to this user again this round."""
     reason = reason.strip()
     if not reason:
-        raise ValueError("a skip needs a reason")
-    task = Task.objects.select_for_update().get(pk=task_id)
+        raise Invalid("a skip needs a reason", field="reason")
+    task = _task_for_update(task_id)
     check_lease(task, user, now=now)
     Skip.objects.create(task=task, user=user, reason=reason)
     task.status, task.lease_holder, task.lease_expires = Task.Status.SKIPPED, None, None
@@ -132,13 +142,14 @@ def assign(*, annotator, task_ids: Sequence[int] | None = None, rank_from: int |
         tasks = Task.objects.filter(pk__in=task_ids)
         missing = set(task_ids) - set(tasks.values_list("pk", flat=True))
         if missing:
-            raise ValueError(f"no task with id {', '.join(map(str, sorted(missing)))}")
+            raise Invalid(f"no task with id {', '.join(map(str, sorted(missing)[:20]))}", field="task_ids")
     else:
         if rank_from is None or rank_to is None or rank_from < 1 or rank_to < rank_from:
-            raise ValueError("give task ids, or rank_from and rank_to with 1 <= rank_from <= rank_to")
+            raise Invalid("give task ids, or rank_from and rank_to with 1 <= rank_from <= rank_to",
+                          field="rank_from")
         round = round or Round.objects.filter(status=Round.Status.ANNOTATING).order_by("-number").first()
         if round is None:
-            raise ValueError("no round is annotating")
+            raise Conflict("no round is annotating")
         ranked = Task.objects.filter(round=round, status__in=Task.OPEN).order_by("-priority", "id")
         tasks = Task.objects.filter(pk__in=list(ranked.values_list("pk", flat=True)[rank_from - 1:rank_to]))
     return tasks.update(assignee=annotator)

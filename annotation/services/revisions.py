@@ -6,7 +6,7 @@ from (None: the pseudo-label), and if another landed since, RevisionConflict and
 
 from __future__ import annotations
 
-import tempfile
+import math
 from datetime import datetime
 from pathlib import Path
 
@@ -14,24 +14,28 @@ import numpy as np
 from django.conf import settings
 from django.db import transaction
 
+from annotation.errors import Conflict, Forbidden, Invalid, NotFound
 from annotation.models import Case, ErrorTag, Organ, Prediction, Review, Revision, RevisionTag, Round, Task
 from annotation.services import quality_checks
 from annotation.services.imports.labels import integer_labels, present_values
 from annotation.services.queue import check_lease
-from annotation.storage import delete_files, read_voxels, store_file
-from ml_engine.io import ImageError, check_gzip_whole, load_nifti, same_geometry, sha256_file, write_nifti
+from annotation.storage import delete_files, read_voxels, scratch_dir, store_file
+from ml_engine.io import ImageError, load_nifti, same_geometry, sha256_file, write_nifti
+
+MAX_SECONDS_SPENT = 7 * 24 * 3600.0  # a week on one case: more is a client's mistake, not a measurement
 
 
-class UploadError(ValueError):
-    """An upload that cannot be a revision; str() names the field and the problem."""
+class UploadError(Invalid):
+    """An upload that cannot be a revision (400); str() names the field and the problem."""
 
 
-class RevisionConflict(Exception):
-    """Another revision landed after the one the upload started from."""
+class RevisionConflict(Conflict):
+    """Another revision landed after the one the upload started from (409, with latest_revision: its id)."""
 
     def __init__(self, latest: Revision):
         self.latest = latest
-        super().__init__(f"revision {latest.number} (id {latest.pk}) landed after the one this edit started from")
+        super().__init__(f"revision {latest.number} (id {latest.pk}) landed after the one this edit started from",
+                         latest_revision=latest.pk)
 
 
 def latest_revision(case: Case) -> Revision | None:
@@ -41,25 +45,29 @@ def latest_revision(case: Case) -> Revision | None:
 def check_label_upload(path: Path, case: Case) -> np.ndarray:
     """Read an uploaded label map and check it against its case: (x, y, z) uint8 in the label set's values."""
     try:
-        if path.name.endswith(".gz"):
-            check_gzip_whole(path)
-        volume = load_nifti(path, max_bytes=settings.ATLAS_MAX_VOLUME_BYTES)
+        # The header decides before any voxel is read: the case's shape, an integer type, no scaling to floats.
+        # The voxels are then read once, inflating no further than that shape allows; trailing data is refused.
+        # So a revision costs at most the case's voxel count times the header type's size, whatever the file says.
+        volume = load_nifti(path, expect_shape=case.shape, allow_float=False,
+                            max_bytes=min(settings.ATLAS_MAX_VOLUME_BYTES, _voxels(case) * 8))
     except ImageError as exc:
-        raise UploadError(f"file: {exc.problem.replace(str(path), 'the upload')}") from exc
-    if list(volume.shape) != list(case.shape):
-        raise UploadError(f"file: shape {tuple(volume.shape)} differs from the CT's {tuple(case.shape)}")
+        raise UploadError(exc.problem.replace(str(path), "the upload"), field="file") from exc
     if not same_geometry(volume.affine, np.asarray(case.affine)):
-        raise UploadError("file: affine differs from the CT's")
+        raise UploadError("affine differs from the CT's", field="file")
     try:
         data = integer_labels(volume, path)
     except ImageError as exc:
-        raise UploadError(f"file: {exc.problem}") from exc
+        raise UploadError(exc.problem, field="file") from exc
     allowed = set(Organ.objects.filter(label_set=case.dataset.label_set_id).values_list("value", flat=True))
     foreign = [int(v) for v in present_values(data) if int(v) not in allowed]
     if foreign:
-        raise UploadError(f"file: label values {', '.join(map(str, foreign[:8]))} are not in the label set "
-                          f"{case.dataset.label_set.name}")
+        raise UploadError(f"label values {', '.join(map(str, foreign[:8]))} are not in the label set "
+                          f"{case.dataset.label_set.name}", field="file")
     return data.astype(np.uint8)
+
+
+def _voxels(case: Case) -> int:
+    return int(np.prod([int(n) for n in case.shape], dtype=object))
 
 
 def organ_changes(new: np.ndarray, reference: np.ndarray | None, organs: dict[int, str]
@@ -96,24 +104,27 @@ def _store(*, task: Task, user, data: np.ndarray, base_revision: int | None, kin
     tag_rows = _tag_rows(tags, by_name, label_set_id=case.dataset.label_set_id)
     changed, dice = organ_changes(data, _reference(task), organs)
     written: list[str] = []
-    with tempfile.TemporaryDirectory(prefix="atlas-revision-") as tmp:
+    with scratch_dir("revision") as tmp:
         staged = write_nifti(Path(tmp) / "label.nii.gz", data, np.asarray(case.affine), dtype=np.uint8)
         checksum = sha256_file(staged)
         try:
             with transaction.atomic():
                 Case.objects.select_for_update().filter(pk=case.pk).first()  # one writer per case at a time
                 locked = Task.objects.select_for_update().get(pk=task.pk)
-                check_lease(locked, user, now=now)
                 latest = latest_revision(case)
+                # The base first: when two edits of one base race, the loser's lease was ended by the winner's
+                # revision, and what it must hear is 409 with the revision to reload, not "not leased to you".
+                # Only a user who held the lease when the request began gets here (checked before the upload).
                 if (latest.pk if latest else None) != base_revision:
                     raise RevisionConflict(latest)
+                check_lease(locked, user, now=now)
                 number = (latest.number if latest else 0) + 1
                 name = f"{Path(case.ct_file.name).parent.as_posix()}/revisions/{number}.nii.gz"
                 written.append(store_file(name, staged))
                 revision = Revision.objects.create(
                     task=locked, case=case, number=number, parent=latest, author=user, kind=kind,
                     label_file=name, checksum=checksum, changed_voxels=changed, dice=dice,
-                    seconds_spent=max(0.0, float(seconds_spent)))
+                    seconds_spent=_seconds(seconds_spent))
                 RevisionTag.objects.bulk_create([RevisionTag(revision=revision, organ_id=organ_id, tag=tag)
                                                  for organ_id, tag in tag_rows])
                 locked.status = Task.Status.CONFIRMED if kind == Revision.Kind.CONFIRM else Task.Status.REVISED
@@ -127,8 +138,11 @@ def _store(*, task: Task, user, data: np.ndarray, base_revision: int | None, kin
     return revision
 
 
-def _record_stopping(task: Task, *, unchanged: bool) -> None:
-    """The paper's stopping rule: the loop has converged when the round's top-priority case needs no revision."""
+def _record_stopping(task: Task, *, unchanged: bool | None) -> None:
+    """The paper's stopping rule: the loop has converged when the round's top-priority case needs no revision.
+
+    unchanged None: the top case's outcome was withdrawn (its revision rejected), so nothing is known yet.
+    """
     top = Task.objects.filter(round=task.round_id).order_by("-priority", "id").values_list("pk", flat=True).first()
     if top == task.pk:
         Round.objects.filter(pk=task.round_id).update(converged=unchanged)
@@ -139,17 +153,17 @@ def _tag_rows(tags: dict[str, list[str]], organ_values: dict[str, int], *, label
     known = {t.code: t for t in ErrorTag.objects.all()}
     rows = []
     if not isinstance(tags, dict):
-        raise UploadError("tags: expected an object {organ: [tag codes]}")
+        raise UploadError("expected an object {organ: [tag codes]}", field="tags")
     organ_ids = dict(Organ.objects.filter(label_set=label_set_id, name__in=list(tags)).values_list("name", "id")
                      ) if tags else {}
     for organ, codes in tags.items():
         if organ not in organ_values:
-            raise UploadError(f"tags: {organ!r} is not an organ of this case's label set")
-        if not isinstance(codes, list):
-            raise UploadError(f"tags: {organ}: expected a list of tag codes")
+            raise UploadError(f"{organ!r} is not an organ of this case's label set", field="tags")
+        if not isinstance(codes, list) or not all(isinstance(code, str) for code in codes):
+            raise UploadError(f"{organ}: expected a list of tag codes (strings)", field="tags")
         for code in codes:
             if code not in known:
-                raise UploadError(f"tags: {code!r} is not an error tag ({', '.join(known)})")
+                raise UploadError(f"{code!r} is not an error tag ({', '.join(known)})", field="tags")
             rows.append((organ_ids[organ], known[code]))
     return rows
 
@@ -161,8 +175,13 @@ def submit_revision(*, task_id: int, user, upload: Path, base_revision: int | No
 
     Raises UploadError (bad file or tags: nothing stored), QueueError (no live lease), RevisionConflict.
     """
-    task = Task.objects.select_related("case__dataset__label_set").get(pk=task_id)
-    check_lease(task, user, now=now)
+    task = _task(task_id)
+    _check_turn(task, user, base_revision, now=now)
+    _check_base(task.case, base_revision)
+    _seconds(seconds_spent)
+    label_set_id = task.case.dataset.label_set_id
+    _tag_rows(tags or {}, dict(Organ.objects.filter(label_set=label_set_id).values_list("name", "value")),
+              label_set_id=label_set_id)  # the cheap checks first, then the file
     data = check_label_upload(upload, task.case)
     return _store(task=task, user=user, data=data, base_revision=base_revision, kind=Revision.Kind.REVISION,
                   seconds_spent=seconds_spent, tags=tags or {}, now=now)
@@ -171,34 +190,84 @@ def submit_revision(*, task_id: int, user, upload: Path, base_revision: int | No
 def confirm(*, task_id: int, user, base_revision: int | None, seconds_spent: float = 0.0,
             now: datetime | None = None) -> Revision:
     """Record "no change needed": a revision equal to its parent (or to the pseudo-label)."""
-    task = Task.objects.select_related("case__dataset__label_set").get(pk=task_id)
-    check_lease(task, user, now=now)
-    parent = Revision.objects.filter(pk=base_revision).first() if base_revision else None
+    task = _task(task_id)
+    _check_turn(task, user, base_revision, now=now)
+    parent = _check_base(task.case, base_revision)
+    _seconds(seconds_spent)
     if parent is not None:
         data = np.asarray(read_voxels(parent.label_file.name), dtype=np.uint8)
     else:
         data = _reference(task)
         if data is None:
-            raise UploadError("base_revision: this case has no pseudo-label to confirm; upload a revision instead")
+            raise UploadError("this case has no pseudo-label to confirm; upload a revision instead",
+                              field="base_revision")
         data = data.astype(np.uint8)
     return _store(task=task, user=user, data=data, base_revision=base_revision, kind=Revision.Kind.CONFIRM,
                   seconds_spent=seconds_spent, tags={}, now=now)
 
 
+def _task(task_id: int) -> Task:
+    task = Task.objects.select_related("case__dataset__label_set").filter(pk=task_id).first()
+    if task is None:
+        raise NotFound(f"no task with id {task_id}")
+    return task
+
+
+def _check_turn(task: Task, user, base_revision: int | None, *, now: datetime | None) -> None:
+    """The user may store a revision of task: they hold its lease (QueueError, 403; LeaseExpired, 409).
+
+    Except that when their own revision of this task landed after the base they name (a double submit, two tabs,
+    a retry racing the first try), the answer is RevisionConflict (409, with the revision to reload): the lease
+    ended because of that revision, and the page's reload-and-keep-edits flow is what helps them.
+    """
+    latest = latest_revision(task.case)
+    if (latest is not None and latest.pk != base_revision and latest.task_id == task.pk
+            and latest.author_id == user.pk and task.lease_holder_id != user.pk):
+        raise RevisionConflict(latest)
+    check_lease(task, user, now=now)
+
+
+def _check_base(case: Case, base_revision: int | None) -> Revision | None:
+    """The revision an edit started from, which must be one of this case's (None: the pseudo-label)."""
+    if base_revision is None:
+        return None
+    parent = Revision.objects.filter(pk=base_revision, case=case).first() if 0 < base_revision < 2**63 else None
+    if parent is None:
+        raise UploadError(f"{base_revision} is no revision of case {case.name}", field="base_revision")
+    return parent
+
+
+def _seconds(value: float) -> float:
+    seconds = float(value)
+    if not math.isfinite(seconds) or not 0.0 <= seconds <= MAX_SECONDS_SPENT:
+        raise UploadError(f"expected a number of seconds from 0 to {MAX_SECONDS_SPENT:.0f}", field="seconds_spent")
+    return seconds
+
+
 @transaction.atomic
 def review(*, revision_id: int, reviewer, decision: str, comment: str = "") -> Review:
-    """A lead accepts or rejects a revision; a rejection sends the task back to the queue with the comment."""
+    """A lead accepts or rejects a revision; a rejection sends the task back to the queue with the comment.
+
+    Nobody reviews their own revision. Rejecting the latest revision of a round's top case undoes what it said
+    about convergence (the round's top case has no outcome again until it is revised or confirmed anew).
+    """
     if decision not in Review.Decision.values:
-        raise ValueError(f"decision: expected one of {', '.join(Review.Decision.values)}")
-    revision = Revision.objects.select_for_update().select_related("task").get(pk=revision_id)
+        raise Invalid(f"expected one of {', '.join(Review.Decision.values)}", field="decision")
+    revision = Revision.objects.select_for_update().select_related("task").filter(pk=revision_id).first()
+    if revision is None:
+        raise NotFound(f"no revision with id {revision_id}")
+    if revision.author_id == reviewer.pk:
+        raise Forbidden("you may not review your own revision")
     if Review.objects.filter(revision=revision).exists():
-        raise ValueError(f"revision {revision_id} was already reviewed")
+        raise Invalid(f"revision {revision_id} was already reviewed")
     if decision == Review.Decision.REJECTED and not comment.strip():
-        raise ValueError("comment: a rejection needs a comment for the annotator")
+        raise Invalid("a rejection needs a comment for the annotator", field="comment")
     result = Review.objects.create(revision=revision, reviewer=reviewer, decision=decision, comment=comment)
     if decision == Review.Decision.REJECTED:
         task = Task.objects.select_for_update().get(pk=revision.task_id)
         task.status, task.review_comment = Task.Status.PENDING, comment
         task.lease_holder = task.lease_expires = None
         task.save(update_fields=["status", "review_comment", "lease_holder", "lease_expires", "updated"])
+        if latest_revision(revision.case) == revision:
+            _record_stopping(task, unchanged=None)
     return result

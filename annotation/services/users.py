@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.contrib.auth.models import Group, User
 from django.db import transaction
 
+from annotation.errors import Conflict, Invalid
 from annotation.roles import ROLES
 
 
@@ -12,7 +13,9 @@ from annotation.roles import ROLES
 def create_user(*, username: str, role: str, password: str, email: str = "") -> User:
     """Create a user in one role. An admin is also a Django superuser (the admin site)."""
     if role not in ROLES:
-        raise ValueError(f"role {role!r} is not one of {', '.join(ROLES)}")
+        raise Invalid(f"{role!r} is not one of {', '.join(ROLES)}", field="role")
+    if User.objects.filter(username=username).exists():
+        raise Conflict(f"a user named {username!r} exists already", field="username")
     user = User.objects.create_user(username=username, password=password, email=email,
                                     is_staff=role == "admin", is_superuser=role == "admin")
     user.groups.add(Group.objects.get(name=role))

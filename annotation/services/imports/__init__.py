@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,11 +27,10 @@ from annotation.services.imports.labels import (
     convert_multilabel,
 )
 from annotation.services.imports.sources import CaseSource, SourceError, check_is_image, discover
-from annotation.storage import delete_files, store_file
+from annotation.storage import delete_files, scratch_dir, store_file
 from ml_engine.io import (
     ImageError,
     Volume,
-    check_gzip_whole,
     copy_as_nifti_gz,
     load_dicom_series,
     load_nifti,
@@ -100,8 +98,7 @@ def import_cases(src: str | Path, *, dataset: str, label_set: str = "abdomenatla
         except LabelMapError as exc:
             raise ImportSetupError(str(exc)) from exc
     report = ImportReport()
-    with tempfile.TemporaryDirectory(prefix="atlas-import-") as tmp:
-        workdir = Path(tmp)
+    with scratch_dir("import") as workdir:
         try:
             sources = discover(Path(src), labels=Path(labels) if labels else None, workdir=workdir)
         except SourceError as exc:
@@ -146,8 +143,8 @@ def _prepare(source: CaseSource, *, organs: OrganIndex, label_map: LabelMap | No
         write_nifti(ct_file, ct.data, ct.affine)
     else:
         check_is_image(source.path)
-        if source.path.name.lower().endswith(".gz"):
-            check_gzip_whole(source.path)
+        # The header decides first (shape, type, size within ATLAS_MAX_VOLUME_BYTES); a .gz is inflated once, no
+        # further than the header allows, and trailing data is refused.
         ct = load_nifti(source.path, max_bytes=max_bytes)
         checksum = sha256_file(source.path)
         copy_as_nifti_gz(source.path, ct_file)  # byte for byte: geometry and voxel values kept exactly
@@ -173,9 +170,13 @@ def _merge_labels(source: CaseSource, ct: Volume, *, organs: OrganIndex,
     merged = np.zeros(ct.shape, dtype=np.uint8)
     covered: set[str] = set()
     for label in source.labels:
-        if label.path.name.lower().endswith(".gz"):
-            check_gzip_whole(label.path)
-        volume = load_nifti(label.path)
+        # A label must lie on the CT's grid: its header's shape is checked before a voxel is read, so a label's
+        # memory is bounded by the CT's size (8 bytes a voxel at most, scaled floats included).
+        try:
+            volume = load_nifti(label.path, expect_shape=ct.shape, max_bytes=ct.data.size * 8)
+        except ImageError as exc:
+            raise ImageError(label.path, f"label {exc.problem}" if exc.problem.startswith("shape ") else exc.problem
+                             ) from exc
         if label.structure is not None:
             try:
                 organ = (label_map.organ_for_name(label.structure, organs) if label_map
@@ -232,7 +233,11 @@ def _write(prepared: _Prepared, dataset: Dataset) -> bool:
     source = prepared.source
     if Case.objects.filter(dataset=dataset, checksum=prepared.checksum).exists():
         return False
-    if Case.objects.filter(dataset=dataset, name=source.name).exists():
+    # One read for the name, with its checksum: another import of the same file may commit between two reads.
+    taken = Case.objects.filter(dataset=dataset, name=source.name).values_list("checksum", flat=True).first()
+    if taken is not None:
+        if taken == prepared.checksum:
+            return False
         raise _name_taken(source, dataset)
     folder = f"{dataset.name}/{source.name}"
     written: list[str] = []
@@ -258,7 +263,10 @@ def _write(prepared: _Prepared, dataset: Dataset) -> bool:
         delete_files(written)
         if Case.objects.filter(dataset=dataset, checksum=prepared.checksum).exists():
             return False  # another import of the same file won the race
-        if Case.objects.filter(dataset=dataset, name=source.name).exists():
+        taken = Case.objects.filter(dataset=dataset, name=source.name).values_list("checksum", flat=True).first()
+        if taken is not None:
+            if taken == prepared.checksum:
+                return False
             raise _name_taken(source, dataset) from None
         raise
     except BaseException:
