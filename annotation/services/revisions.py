@@ -16,6 +16,7 @@ from django.db import transaction
 
 from annotation.errors import Conflict, Forbidden, Invalid, NotFound
 from annotation.models import Case, ErrorTag, Organ, Prediction, Review, Revision, RevisionTag, Round, Task
+from annotation.selectors.labels import label_to_edit
 from annotation.services import quality_checks
 from annotation.services.imports.labels import integer_labels, present_values
 from annotation.services.queue import check_lease
@@ -189,19 +190,16 @@ def submit_revision(*, task_id: int, user, upload: Path, base_revision: int | No
 
 def confirm(*, task_id: int, user, base_revision: int | None, seconds_spent: float = 0.0,
             now: datetime | None = None) -> Revision:
-    """Record "no change needed": a revision equal to its parent (or to the pseudo-label)."""
+    """Record "no change needed": a revision equal to the label the annotator was shown (selectors.labels'
+    label to edit: the latest revision no lead rejected, else imported truth, else the pseudo-label)."""
     task = _task(task_id)
     _check_turn(task, user, base_revision, now=now)
-    parent = _check_base(task.case, base_revision)
+    _check_base(task.case, base_revision)
     _seconds(seconds_spent)
-    if parent is not None:
-        data = np.asarray(read_voxels(parent.label_file.name), dtype=np.uint8)
-    else:
-        data = _reference(task)
-        if data is None:
-            raise UploadError("this case has no pseudo-label to confirm; upload a revision instead",
-                              field="base_revision")
-        data = data.astype(np.uint8)
+    shown = label_to_edit(task.case)
+    if shown is None:
+        raise UploadError("this case has no label to confirm; upload a revision instead", field="base_revision")
+    data = np.asarray(read_voxels(shown.name), dtype=np.uint8)
     return _store(task=task, user=user, data=data, base_revision=base_revision, kind=Revision.Kind.CONFIRM,
                   seconds_spent=seconds_spent, tags={}, now=now)
 

@@ -14,6 +14,7 @@ from annotation.selectors.labels import final_label, label_to_edit, label_to_tra
 from annotation.selectors.rounds import cases_to_infer
 from annotation.services import queue, revisions
 from annotation.services.imports import import_cases
+from annotation.storage import read_voxels
 from tests.conftest import affine_for, make_ct, make_labels, save_nifti
 
 pytestmark = pytest.mark.django_db
@@ -83,3 +84,15 @@ def test_export_takes_imported_truth(world, tmp_path):
         out.getvalue()
     exported = np.asarray(nib.load(tmp_path / "out" / "truth" / "combined_labels.nii.gz").dataobj)
     assert np.array_equal(exported, truth)
+
+
+def test_confirm_records_the_label_that_was_shown(world):
+    """After a rejection, "no change needed" keeps what the annotator saw (the pseudo-label), not the rejected one."""
+    case = world.cases["big"]
+    first = _revise(world, "a1", np.zeros(SHAPE, np.uint8), None)
+    revisions.review(revision_id=first.pk, reviewer=world.users["lead"], decision="rejected", comment="redo")
+    task = queue.lease_next(user=world.users["a1"])
+    assert task.case_id == case.pk
+    confirmed = revisions.confirm(task_id=task.pk, user=world.users["a1"], base_revision=first.pk)
+    assert confirmed.parent_id == first.pk and confirmed.kind == "confirm"
+    assert np.array_equal(read_voxels(confirmed.label_file.name), world.pseudo)
