@@ -14,6 +14,8 @@ export const SHORTCUTS: Shortcut[] = [
   { keys: ['o'], action: 'sphere', help: 'sphere brush: a ball of the radius in mm, across slices' },
   { keys: ['g'], action: 'grow', help: 'click to grow: a region growing inside the HU range from the click' },
   { keys: ['i'], action: 'interpolate', help: 'interpolate the slices between slices painted in this view' },
+  { keys: ['m'], action: 'member-next', help: 'members at the hotspot: show the next member\'s version (then the mean)' },
+  { keys: ['a'], action: 'member-keep', help: 'keep the member\'s version shown (one edit)' },
   { keys: ['[', '-'], action: 'brush-smaller', help: 'brush size down' },
   { keys: [']', '+', '='], action: 'brush-larger', help: 'brush size up' },
   { keys: ['Ctrl+z'], action: 'undo', help: 'undo' },

@@ -10,6 +10,7 @@ import { LayersPanel } from '../workspace/LayersPanel'
 import { HotspotsPanel, OrgansPanel } from '../workspace/OrgansPanel'
 import { interpolate } from '../workspace/tools/Interpolate'
 import { ToolsPanel } from '../workspace/tools/ToolsPanel'
+import { useMembers } from '../workspace/tools/useMembers'
 import { useTools } from '../workspace/tools/useTools'
 import type { Dialog } from '../workspace/types'
 import { useShortcuts } from '../workspace/useShortcuts'
@@ -36,6 +37,7 @@ export function Workspace({ me, go }: { me: Me; go: (to: string) => void }) {
   const [toolMessage, setToolMessage] = useState('')
   const { viewerRef, task, state, organs, hotspots, edits, busy } = w
   const { setActive } = t
+  const m = useMembers(viewerRef, task?.case.id, hotspots[hotspot], t.active)
 
   // the first organ (largest attention) is the pen's value when the case opens
   useEffect(() => {
@@ -60,7 +62,7 @@ export function Workspace({ me, go }: { me: Me; go: (to: string) => void }) {
   }, [viewerRef, t.active])
 
   useShortcuts({ viewerRef, organs, tools: t, controls: c, dialog, setDialog, hotspot, hotspotCount: hotspots.length,
-    gotoHotspot, interpolate: runInterpolate })
+    gotoHotspot, interpolate: runInterpolate, members: m })
 
   const backToQueue = () => {
     if (edits.dirty && !window.confirm('You have unsaved edits. Leave the case and lose them?')) return
@@ -140,7 +142,7 @@ export function Workspace({ me, go }: { me: Me; go: (to: string) => void }) {
       <div className="main">
         <aside className="side">
           <ViewPanel c={c} viewerRef={viewerRef} />
-          <ToolsPanel t={t} viewerRef={viewerRef} organ={activeOrgan} undo={edits.undo} redo={edits.redo}
+          <ToolsPanel t={t} m={m} viewerRef={viewerRef} organ={activeOrgan} undo={edits.undo} redo={edits.redo}
             say={setToolMessage} />
           {toolMessage && <p className="muted" data-tool-message>{toolMessage}</p>}
           <LayersPanel c={c} />

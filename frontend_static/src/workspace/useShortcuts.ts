@@ -2,6 +2,7 @@
 import { useEffect } from 'react'
 import { shortcutAction } from '../shortcuts'
 import { WINDOW_PRESETS, type ViewName } from '../viewer/niivue'
+import type { Members } from './tools/useMembers'
 import type { Tools } from './tools/useTools'
 import type { Dialog, OrganRow, ViewerRef } from './types'
 import type { ViewerControls } from './useViewerControls'
@@ -17,11 +18,12 @@ export interface ShortcutContext {
   hotspotCount: number
   gotoHotspot: (index: number) => void
   interpolate: () => void
+  members: Members
 }
 
 export function useShortcuts(ctx: ShortcutContext) {
   const { viewerRef, organs, tools: t, controls: c, dialog, setDialog, hotspot, hotspotCount, gotoHotspot,
-    interpolate } = ctx
+    interpolate, members } = ctx
   useEffect(() => {
     const onKey = (event: KeyboardEvent) => {
       const target = event.target as HTMLElement
@@ -47,6 +49,15 @@ export function useShortcuts(ctx: ShortcutContext) {
           break
         case 'interpolate':
           interpolate()
+          break
+        case 'member-next': {
+          if (!members.crops) break
+          const names = ['', ...members.crops.members.map((x) => x.name), 'mean']
+          members.show(names[(names.indexOf(members.shown) + 1) % names.length])
+          break
+        }
+        case 'member-keep':
+          members.keep()
           break
         case 'brush-smaller':
           t.setBrush((b) => Math.max(1, b - 1))
@@ -108,5 +119,5 @@ export function useShortcuts(ctx: ShortcutContext) {
     }
     window.addEventListener('keydown', onKey, true)
     return () => window.removeEventListener('keydown', onKey, true)
-  }, [viewerRef, organs, t, c, dialog, setDialog, hotspot, hotspotCount, gotoHotspot, interpolate])
+  }, [viewerRef, organs, t, c, dialog, setDialog, hotspot, hotspotCount, gotoHotspot, interpolate, members])
 }

@@ -4,12 +4,15 @@ import { CleanupControls } from './Cleanup'
 import { GrowControls } from './GrowTool'
 import { IntensityControls } from './IntensityRange'
 import { InterpolateControls } from './Interpolate'
+import { LocalThreshold } from './LocalThreshold'
+import { MembersControls } from './Members'
 import { PenTools } from './PenTools'
 import { SphereControls } from './SphereBrush'
+import type { Members } from './useMembers'
 import type { Tools } from './useTools'
 
-export function ToolsPanel({ t, viewerRef, organ, undo, redo, say }: { t: Tools; viewerRef: ViewerRef
-  organ: OrganRow | undefined; undo: number; redo: number; say: (message: string) => void }) {
+export function ToolsPanel({ t, m, viewerRef, organ, undo, redo, say }: { t: Tools; m: Members
+  viewerRef: ViewerRef; organ: OrganRow | undefined; undo: number; redo: number; say: (message: string) => void }) {
   const viewer = viewerRef.current
   return (
     <section>
@@ -22,6 +25,8 @@ export function ToolsPanel({ t, viewerRef, organ, undo, redo, say }: { t: Tools;
       <h3>Active organ</h3>
       <InterpolateControls t={t} viewer={viewer} say={say} />
       <CleanupControls t={t} viewer={viewer} />
+      <MembersControls m={m} />
+      <LocalThreshold m={m} />
     </section>
   )
 }
