@@ -11,8 +11,13 @@ export interface VolumeGeometry {
   hu: (index: number) => number // the CT at a flat viewer index, in HU
   /** A box of file voxel indices ([[i0, j0, k0], [i1, j1, k1]], inclusive) as a viewer box. */
   fileBoxToViewer: (lo: number[], hi: number[]) => Box
-  /** Flat file index (x fastest in the file's own axes) of a viewer voxel. */
+  /** File voxel indices (i, j, k) of a viewer voxel. */
   fileIndex: (x: number, y: number, z: number) => [number, number, number]
+  /** Per viewer axis: the file axis along it and whether it runs backwards; and the file's dims. */
+  axes: { f: number; flip: boolean }[]
+  fileDims: number[]
+  /** The CT's HU over a box of viewer voxels, x fastest (no per-voxel division: per-axis raw offsets). */
+  huBox: (box: Box) => Float32Array
 }
 
 /** A tool that takes the left button: down (a voxel and the view's slice axis), drags, up. */
@@ -65,7 +70,22 @@ export function geometryOf(ct: NVImage): VolumeGeometry {
     })
     return out
   }
-  return { dims, spacing, voxelMl: (spacing[0] * spacing[1] * spacing[2]) / 1000, hu, fileBoxToViewer, fileIndex }
+  const huBox = (box: Box) => {
+    const w = box.x1 - box.x0 + 1
+    const h = box.y1 - box.y0 + 1
+    const d = box.z1 - box.z0 + 1
+    const out = new Float32Array(w * h * d)
+    let o = 0
+    for (let z = box.z0; z <= box.z1; z++) {
+      for (let y = box.y0; y <= box.y1; y++) {
+        let raw = start[0] + box.x0 * step[0] + y * step[1] + z * step[2]
+        for (let x = 0; x < w; x++, raw += step[0]) out[o++] = img[raw] * slope + inter
+      }
+    }
+    return out
+  }
+  return { dims, spacing, voxelMl: (spacing[0] * spacing[1] * spacing[2]) / 1000, hu, fileBoxToViewer, fileIndex,
+    axes: axisOf, fileDims: fd, huBox }
 }
 
 /** Each label value's box in one pass over the label (on load only; edits grow boxes without scanning). */
@@ -107,4 +127,47 @@ export function organBoxes(label: Uint8Array, dims: number[]): Map<number, Box> 
     boxes.set(v, { x0: l[0], x1: h[0], y0: l[1], y1: h[1], z0: l[2], z1: h[2] })
   }
   return boxes
+}
+
+/**
+ * Give the left button to our tool when one is set: listeners on the canvas's parent in the capture phase, so that
+ * NiiVue's own (on the canvas) never see the press, the drag or the release.
+ */
+export function listenPointer(canvas: HTMLCanvasElement, host: { tool: () => PointerTool | null
+  voxelAt: (e: MouseEvent) => number[] | null; axis: () => number; begin: () => void }, cleanups: (() => void)[]) {
+  const target = canvas.parentElement ?? canvas.ownerDocument
+  let down = false
+  const onDown = (event: Event) => {
+    const e = event as MouseEvent
+    const tool = host.tool()
+    if (!tool || e.button !== 0 || e.target !== canvas) return
+    const voxel = host.voxelAt(e)
+    e.stopPropagation()
+    e.preventDefault()
+    if (!voxel) return
+    down = true
+    host.begin()
+    tool.down(voxel, host.axis())
+  }
+  const onMove = (event: Event) => {
+    const tool = host.tool()
+    if (!down || !tool) return
+    event.stopPropagation()
+    const voxel = host.voxelAt(event as MouseEvent)
+    if (voxel) tool.move?.(voxel, host.axis())
+  }
+  const onUp = (event: Event) => {
+    if (!down) return
+    down = false
+    event.stopPropagation()
+    host.tool()?.up?.()
+  }
+  target.addEventListener('mousedown', onDown, { capture: true })
+  target.addEventListener('mousemove', onMove, { capture: true })
+  target.addEventListener('mouseup', onUp, { capture: true })
+  cleanups.push(() => {
+    target.removeEventListener('mousedown', onDown, { capture: true })
+    target.removeEventListener('mousemove', onMove, { capture: true })
+    target.removeEventListener('mouseup', onUp, { capture: true })
+  })
 }

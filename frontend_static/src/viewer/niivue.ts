@@ -23,8 +23,9 @@
 // Performance marks ('atlas:load:*', 'atlas:stroke') and upload counters show the costs in the page.
 import { DRAG_MODE, NVImage, Niivue, SHOW_RENDER, SLICE_TYPE } from '@niivue/niivue'
 import { type Box, EditHistory, type Policy, type Tool, clipBox, unionBox } from './edits'
-import { fillBox, penBox, readLayer, syncGpu, uploadBox } from './textures'
-import { type PointerTool, type VolumeGeometry, geometryOf, organBoxes } from './geometry'
+import { colourTable, fillBox, penBox, readLayer, syncGpu, textureMismatches, uploadBox } from './textures'
+import { type PointerTool, type VolumeGeometry, geometryOf, listenPointer, organBoxes } from './geometry'
+import { KeySlices } from './ops/interpolate'
 import { wrapNiivue } from './wrap'
 
 export type ViewName = 'axial' | 'coronal' | 'sagittal' | 'multiplanar'
@@ -67,11 +68,6 @@ function boxVoxels(box: Box | null): number {
   return box ? (box.x1 - box.x0 + 1) * (box.y1 - box.y0 + 1) * (box.z1 - box.z0 + 1) : 0
 }
 
-function rgb(hex: string): [number, number, number] {
-  const m = /^#?([0-9a-f]{2})([0-9a-f]{2})([0-9a-f]{2})/i.exec(hex)
-  return m ? [parseInt(m[1], 16), parseInt(m[2], 16), parseInt(m[3], 16)] : [255, 0, 0]
-}
-
 async function gzip(data: Uint8Array): Promise<Uint8Array> {
   const stream = new Blob([data as BlobPart]).stream().pipeThrough(new CompressionStream('gzip'))
   return new Uint8Array(await new Response(stream).arrayBuffer())
@@ -100,7 +96,7 @@ export class Viewer {
   private strokeBox: Box | null = null // drawing voxels the pen touched since the last accepted stroke
   private loadedBoxes = new Map<number, Box>() // each organ's box in the loaded label
   private editedBox: Box | null = null // every voxel any edit, undo or redo touched since
-  private keys: { axis: number; slice: number; value: number; box: Box }[] = [] // painted slices, for interpolation
+  private keys = new KeySlices() // painted slices, for interpolation
   private pointer: PointerTool | null = null // a tool that takes the left button from NiiVue (sphere, grow)
   private intensity: ((index: number) => boolean) | undefined // an HU range limiting every painting tool
   geometry: VolumeGeometry | null = null
@@ -229,14 +225,7 @@ export class Viewer {
   drawingTextureMismatches(): number {
     const bmp = this.nv.drawBitmap
     const tex = this.nv.drawTexture
-    const [nx, ny, nz] = this.drawDims()
-    if (!bmp || !tex) return -1
-    let mismatches = 0
-    for (let z = 0; z < nz; z++) {
-      const rgba = this.readLayer(tex, z)
-      for (let i = 0; i < nx * ny; i++) if (rgba[i * 4] !== bmp[z * nx * ny + i]) mismatches++
-    }
-    return mismatches
+    return bmp && tex ? textureMismatches(this.nv.gl, tex, bmp, this.drawDims()) : -1
   }
 
   /** The CT's colour at a voxel (RAS indices) as blended on the GPU, [r, g, b, a] (tests: the window applies). */
@@ -338,7 +327,7 @@ export class Viewer {
     this.strokeBox = null
     const result = this.history.accept(this.bitmap(), this.paintPolicy(), box)
     this.editedBox = box ? unionBox(this.editedBox, box) : { x0: 0, y0: 0, z0: 0, x1: 1e9, y1: 1e9, z1: 1e9 }
-    this.logKeySlice(box, result.changed)
+    this.logKeySlice(box)
     if (result.refused > 0) {
       this.texBox = box
       this.nv.refreshDrawing(true)
@@ -423,24 +412,19 @@ export class Viewer {
     this.onEdit()
   }
 
-  /** A pen stroke on one slice of the view's axis is a key slice for interpolation (of the organ it painted). */
-  private logKeySlice(box: Box | null, changed: number): void {
+  /** A pen stroke on one slice of the view's axis is a key slice for interpolation of its organ (changed or not). */
+  private logKeySlice(box: Box | null): void {
     const { tool, active } = this.policy
-    if (!box || !changed || (tool !== 'brush' && tool !== 'fill')) return
-    const axis = this.axis()
-    const lo = [box.x0, box.y0, box.z0][axis]
-    if (lo === [box.x1, box.y1, box.z1][axis]) this.keys.push({ axis, slice: lo, value: active, box })
+    if (box && (tool === 'brush' || tool === 'fill')) this.keys.add(box, this.axis(), active)
   }
 
   /** The slices painted with the organ across `axis` since the last interpolation, and the box around the strokes. */
   keySlices(axis: number, value: number): { slices: number[]; box: Box | null } {
-    const keys = this.keys.filter((k) => k.axis === axis && k.value === value)
-    return { slices: [...new Set(keys.map((k) => k.slice))].sort((a, b) => a - b),
-      box: keys.reduce<Box | null>((b, k) => unionBox(b, k.box), null) }
+    return this.keys.slices(axis, value)
   }
 
   forgetKeySlices(axis: number, value: number): void {
-    this.keys = this.keys.filter((k) => k.axis !== axis || k.value !== value)
+    this.keys.forget(axis, value)
   }
 
   /** Give the left button to a tool of ours (null: back to NiiVue's navigate / pen). */
@@ -449,39 +433,14 @@ export class Viewer {
   }
 
   private listenPointer(): void {
-    const host = this.canvas.parentElement ?? this.canvas.ownerDocument
-    let down = false
-    const onDown = (event: Event) => {
-      const e = event as MouseEvent
-      if (!this.pointer || e.button !== 0 || e.target !== this.canvas) return
-      const voxel = this.voxelAt(e)
-      e.stopPropagation()
-      e.preventDefault()
-      if (!voxel) return
-      down = true
-      this.lastToolMs = 0
-      this.pointer.down(voxel, this.axis())
-    }
-    const onMove = (event: Event) => {
-      if (!down || !this.pointer) return
-      event.stopPropagation()
-      const voxel = this.voxelAt(event as MouseEvent)
-      if (voxel) this.pointer.move?.(voxel, this.axis())
-    }
-    const onUp = (event: Event) => {
-      if (!down) return
-      down = false
-      event.stopPropagation()
-      this.pointer?.up?.()
-    }
-    host.addEventListener('mousedown', onDown, { capture: true })
-    host.addEventListener('mousemove', onMove, { capture: true })
-    host.addEventListener('mouseup', onUp, { capture: true })
-    this.cleanups.push(() => {
-      host.removeEventListener('mousedown', onDown, { capture: true })
-      host.removeEventListener('mousemove', onMove, { capture: true })
-      host.removeEventListener('mouseup', onUp, { capture: true })
-    })
+    listenPointer(this.canvas, {
+      tool: () => this.pointer,
+      voxelAt: (e) => this.voxelAt(e),
+      axis: () => this.axis(),
+      begin: () => {
+        this.lastToolMs = 0
+      },
+    }, this.cleanups)
   }
 
   /** The voxel axis across the displayed slice: axial z (2), coronal y (1), sagittal x (0); multiplanar: z. */
@@ -534,24 +493,10 @@ export class Viewer {
     const key = JSON.stringify(colours.map((c) => [c.value, c.color, c.visible]))
     if (key === this.coloursKey) return
     this.coloursKey = key
-    const max = Math.max(1, ...colours.map((c) => c.value))
-    const R: number[] = []
-    const G: number[] = []
-    const B: number[] = []
-    const A: number[] = []
-    const I: number[] = []
-    for (let value = 0; value <= max; value++) {
-      const c = colours.find((x) => x.value === value)
-      const [r, g, b] = c ? rgb(c.color) : [255, 255, 255]
-      R.push(r)
-      G.push(g)
-      B.push(b)
-      A.push(value === 0 || (c && !c.visible) ? 0 : 255)
-      I.push(value)
-    }
+    const table = colourTable(colours)
     // NiiVue's setDrawColormap re-blends every layer (updateGLVolume); the drawing's colours are only the last row
     // of the colour-map texture, which refreshColormaps rebuilds.
-    this.oneVolumeUpdate(() => this.nv.setDrawColormap({ R, G, B, A, I } as unknown as string), false)
+    this.oneVolumeUpdate(() => this.nv.setDrawColormap(table as unknown as string), false)
     this.nv.refreshColormaps()
     this.nv.drawScene()
   }

@@ -1,117 +1,150 @@
 // 3D clean-up of one organ inside its box: connected components (26-connected organ, 6-connected background, the
 // usual pair), remove islands smaller than N voxels, keep the largest component, fill enclosed holes. Each writes
 // into the label inside the box only; the viewer's edit() accepts it as one undoable step.
+//
+// Components are labelled on runs (maximal x-intervals of a row) with a union-find over runs: a run joins the runs
+// of the neighbouring rows it overlaps (26: rows y-1 of its slice and y-1, y, y+1 of the slice below, overlap grown
+// by one voxel; 6: rows y-1 and the slice below's y, exact overlap). Work grows with the runs, not the voxels times 26.
 import type { Box } from '../edits'
 
-interface Crop {
-  box: Box
-  w: number
-  h: number
-  d: number
-  index: (x: number, y: number, z: number) => number // crop (x fastest) to the volume's flat index
+interface Runs {
+  start: Int32Array // x of each run's first voxel (crop coordinates)
+  end: Int32Array // x of its last voxel
+  rowFirst: Int32Array // per row (z * h + y), its first run; rowFirst[rows] = the run count
+  parent: Int32Array // union-find over runs
 }
 
-function crop(box: Box, dims: number[]): Crop {
+/** Runs of the voxels of the crop (box inside a volume of dims) for which `member(value)` holds. */
+function findRuns(label: Uint8Array, dims: number[], box: Box, member: (v: number) => boolean): Runs {
   const [nx, ny] = dims
   const w = box.x1 - box.x0 + 1
   const h = box.y1 - box.y0 + 1
   const d = box.z1 - box.z0 + 1
-  return { box, w, h, d, index: (x, y, z) => ((z + box.z0) * ny + (y + box.y0)) * nx + x + box.x0 }
-}
-
-const N26: number[][] = []
-for (let dz = -1; dz <= 1; dz++) for (let dy = -1; dy <= 1; dy++) for (let dx = -1; dx <= 1; dx++) {
-  if (dx || dy || dz) N26.push([dx, dy, dz])
-}
-const N6 = [[1, 0, 0], [-1, 0, 0], [0, 1, 0], [0, -1, 0], [0, 0, 1], [0, 0, -1]]
-
-/**
- * Label the connected components of `mask` (w x h x d, x fastest): returns per-voxel component ids (0: outside the
- * mask, 1..n) and each component's size (sizes[id]).
- */
-export function components(mask: Uint8Array, w: number, h: number, d: number,
-  neighbours: number[][] = N26): { ids: Int32Array; sizes: number[] } {
-  const ids = new Int32Array(mask.length)
-  const sizes = [0]
-  const stack = new Int32Array(mask.length)
-  const wh = w * h
-  for (let start = 0; start < mask.length; start++) {
-    if (!mask[start] || ids[start]) continue
-    const id = sizes.length
-    let size = 0
-    let top = 0
-    stack[top++] = start
-    ids[start] = id
-    while (top > 0) {
-      const i = stack[--top]
-      size++
-      const z = Math.floor(i / wh)
-      const r = i - z * wh
-      const y = Math.floor(r / w)
-      const x = r - y * w
-      for (const [dx, dy, dz] of neighbours) {
-        const X = x + dx
-        const Y = y + dy
-        const Z = z + dz
-        if (X < 0 || Y < 0 || Z < 0 || X >= w || Y >= h || Z >= d) continue
-        const j = Z * wh + Y * w + X
-        if (mask[j] && !ids[j]) {
-          ids[j] = id
-          stack[top++] = j
+  let start = new Int32Array(1024)
+  let end = new Int32Array(1024)
+  const rowFirst = new Int32Array(h * d + 1)
+  let n = 0
+  for (let z = 0; z < d; z++) {
+    for (let y = 0; y < h; y++) {
+      rowFirst[z * h + y] = n
+      const row = ((z + box.z0) * ny + y + box.y0) * nx + box.x0
+      let x = 0
+      while (x < w) {
+        if (!member(label[row + x])) {
+          x++
+          continue
         }
+        const s = x
+        while (x + 1 < w && member(label[row + x + 1])) x++
+        if (n === start.length) {
+          const s2 = new Int32Array(n * 2)
+          s2.set(start)
+          start = s2
+          const e2 = new Int32Array(n * 2)
+          e2.set(end)
+          end = e2
+        }
+        start[n] = s
+        end[n] = x
+        n++
+        x++
       }
     }
-    sizes.push(size)
   }
-  return { ids, sizes }
+  rowFirst[h * d] = n
+  const parent = new Int32Array(n)
+  for (let i = 0; i < n; i++) parent[i] = i
+  return { start: start.subarray(0, n), end: end.subarray(0, n), rowFirst, parent }
 }
 
-function organMask(label: Uint8Array, c: Crop, value: number): Uint8Array {
-  const mask = new Uint8Array(c.w * c.h * c.d)
-  let o = 0
-  for (let z = 0; z < c.d; z++) {
-    for (let y = 0; y < c.h; y++) {
-      const row = c.index(0, y, z)
-      for (let x = 0; x < c.w; x++) mask[o++] = label[row + x] === value ? 1 : 0
+function root(parent: Int32Array, i: number): number {
+  while (parent[i] !== i) {
+    parent[i] = parent[parent[i]]
+    i = parent[i]
+  }
+  return i
+}
+
+/** Join overlapping runs of neighbouring rows; returns each run's component root. */
+function connect(r: Runs, h: number, d: number, full: boolean): Int32Array {
+  const { start, end, rowFirst, parent } = r
+  const grow = full ? 1 : 0
+  const join = (a: number, rowB: number) => {
+    for (let b = rowFirst[rowB]; b < rowFirst[rowB + 1]; b++) {
+      if (end[b] < start[a] - grow) continue
+      if (start[b] > end[a] + grow) break
+      const ra = root(parent, a)
+      const rb = root(parent, b)
+      if (ra !== rb) parent[Math.max(ra, rb)] = Math.min(ra, rb)
     }
   }
-  return mask
-}
-
-/** Set to 0 the organ's voxels whose component `drop(size, id)` says to drop. Returns voxels removed. */
-function dropComponents(label: Uint8Array, box: Box, dims: number[], value: number,
-  drop: (size: number, id: number, sizes: number[]) => boolean): number {
-  const c = crop(box, dims)
-  const { ids, sizes } = components(organMask(label, c, value), c.w, c.h, c.d)
-  const gone = sizes.map((size, id) => id > 0 && drop(size, id, sizes))
-  let removed = 0
-  let o = 0
-  for (let z = 0; z < c.d; z++) {
-    for (let y = 0; y < c.h; y++) {
-      const row = c.index(0, y, z)
-      for (let x = 0; x < c.w; x++, o++) {
-        if (gone[ids[o]]) {
-          label[row + x] = 0
-          removed++
+  for (let z = 0; z < d; z++) {
+    for (let y = 0; y < h; y++) {
+      const row = z * h + y
+      for (let a = rowFirst[row]; a < rowFirst[row + 1]; a++) {
+        if (y > 0) join(a, row - 1)
+        if (z > 0) {
+          join(a, row - h)
+          if (full) {
+            if (y > 0) join(a, row - h - 1)
+            if (y < h - 1) join(a, row - h + 1)
+          }
         }
       }
     }
   }
-  return removed
+  const roots = new Int32Array(parent.length)
+  for (let i = 0; i < parent.length; i++) roots[i] = root(parent, i)
+  return roots
+}
+
+/** Write `value` over every run whose component `pick(root)` selects. Returns voxels written. */
+function writeRuns(label: Uint8Array, dims: number[], box: Box, r: Runs, roots: Int32Array,
+  pick: (root: number) => boolean, value: number): number {
+  const [nx, ny] = dims
+  const h = box.y1 - box.y0 + 1
+  const d = box.z1 - box.z0 + 1
+  let written = 0
+  for (let z = 0; z < d; z++) {
+    for (let y = 0; y < h; y++) {
+      const rowIndex = z * h + y
+      const row = ((z + box.z0) * ny + y + box.y0) * nx + box.x0
+      for (let k = r.rowFirst[rowIndex]; k < r.rowFirst[rowIndex + 1]; k++) {
+        if (!pick(roots[k])) continue
+        label.fill(value, row + r.start[k], row + r.end[k] + 1)
+        written += r.end[k] - r.start[k] + 1
+      }
+    }
+  }
+  return written
+}
+
+function organComponents(label: Uint8Array, box: Box, dims: number[], value: number) {
+  const runs = findRuns(label, dims, box, (v) => v === value)
+  const roots = connect(runs, box.y1 - box.y0 + 1, box.z1 - box.z0 + 1, true)
+  const sizes = new Map<number, number>()
+  for (let k = 0; k < roots.length; k++) sizes.set(roots[k], (sizes.get(roots[k]) ?? 0) + runs.end[k] - runs.start[k] + 1)
+  return { runs, roots, sizes }
 }
 
 /** Remove the organ's components smaller than `minVoxels` inside `box` (which holds the whole organ). */
 export function removeIslands(label: Uint8Array, box: Box, dims: number[], value: number, minVoxels: number): number {
-  return dropComponents(label, box, dims, value, (size) => size < minVoxels)
+  const { runs, roots, sizes } = organComponents(label, box, dims, value)
+  return writeRuns(label, dims, box, runs, roots, (r) => sizes.get(r)! < minVoxels, 0)
 }
 
 /** Keep only the organ's largest component (the first found among equals). */
 export function keepLargest(label: Uint8Array, box: Box, dims: number[], value: number): number {
+  const { runs, roots, sizes } = organComponents(label, box, dims, value)
   let largest = -1
-  return dropComponents(label, box, dims, value, (_size, id, sizes) => {
-    if (largest < 0) largest = sizes.reduce((best, s, k) => (k > 0 && s > sizes[best] ? k : best), 1)
-    return id !== largest
-  })
+  let most = -1
+  for (const [r, size] of sizes) {
+    if (size > most || (size === most && r < largest)) {
+      largest = r
+      most = size
+    }
+  }
+  return writeRuns(label, dims, box, runs, roots, (r) => r !== largest, 0)
 }
 
 /**
@@ -119,33 +152,20 @@ export function keepLargest(label: Uint8Array, box: Box, dims: number[], value: 
  * border of `box` (pass the organ's box grown by one voxel, so that the outside is one connected shell).
  */
 export function fillHoles(label: Uint8Array, box: Box, dims: number[], value: number): number {
-  const c = crop(box, dims)
-  const organ = organMask(label, c, value)
-  const outside = new Uint8Array(organ.length)
-  for (let i = 0; i < organ.length; i++) outside[i] = organ[i] ? 0 : 1
-  const { ids, sizes } = components(outside, c.w, c.h, c.d, N6)
-  const open = new Uint8Array(sizes.length) // components touching the box's border
-  const wh = c.w * c.h
-  for (let i = 0; i < ids.length; i++) {
-    if (!ids[i]) continue
-    const z = Math.floor(i / wh)
-    const r = i - z * wh
-    const y = Math.floor(r / c.w)
-    const x = r - y * c.w
-    if (x === 0 || y === 0 || z === 0 || x === c.w - 1 || y === c.h - 1 || z === c.d - 1) open[ids[i]] = 1
-  }
-  let filled = 0
-  let o = 0
-  for (let z = 0; z < c.d; z++) {
-    for (let y = 0; y < c.h; y++) {
-      const row = c.index(0, y, z)
-      for (let x = 0; x < c.w; x++, o++) {
-        if (ids[o] && !open[ids[o]]) {
-          label[row + x] = value
-          filled++
-        }
+  const w = box.x1 - box.x0 + 1
+  const h = box.y1 - box.y0 + 1
+  const d = box.z1 - box.z0 + 1
+  const runs = findRuns(label, dims, box, (v) => v !== value)
+  const roots = connect(runs, h, d, false)
+  const open = new Set<number>() // components touching the box's border
+  for (let z = 0; z < d; z++) {
+    for (let y = 0; y < h; y++) {
+      const row = z * h + y
+      const edge = z === 0 || y === 0 || z === d - 1 || y === h - 1
+      for (let k = runs.rowFirst[row]; k < runs.rowFirst[row + 1]; k++) {
+        if (edge || runs.start[k] === 0 || runs.end[k] === w - 1) open.add(roots[k])
       }
     }
   }
-  return filled
+  return writeRuns(label, dims, box, runs, roots, (r) => !open.has(r), value)
 }

@@ -2,7 +2,7 @@
 // between takes the organ where the linear blend of the two slices' signed distance maps is negative (Raya and
 // Udupa's shape-based interpolation; chamfer 3-4 distances in the slice). Only adds the organ; works inside the
 // in-plane box given (the annotator's strokes), slices strictly between the key slices only.
-import type { Box } from '../edits'
+import { type Box, unionBox } from '../edits'
 
 /** Two-pass chamfer (3-4) distance to the nearest set voxel of a w x h mask (0 on set voxels; units: 1/3 voxel). */
 function chamfer(mask: Uint8Array, w: number, h: number): Float32Array {
@@ -111,4 +111,25 @@ export function interpolateSlices(label: Uint8Array, dims: number[], value: numb
       : box
   }
   return written
+}
+
+/** The slices the annotator painted (one-slice pen strokes), per axis and organ: interpolation's key slices. */
+export class KeySlices {
+  private keys: { axis: number; slice: number; value: number; box: Box }[] = []
+
+  /** Log a stroke's box when it lies in one slice across `axis`. */
+  add(box: Box, axis: number, value: number): void {
+    const lo = [box.x0, box.y0, box.z0][axis]
+    if (lo === [box.x1, box.y1, box.z1][axis]) this.keys.push({ axis, slice: lo, value, box })
+  }
+
+  slices(axis: number, value: number): { slices: number[]; box: Box | null } {
+    const keys = this.keys.filter((k) => k.axis === axis && k.value === value)
+    return { slices: [...new Set(keys.map((k) => k.slice))].sort((a, b) => a - b),
+      box: keys.reduce<Box | null>((b, k) => unionBox(b, k.box), null) }
+  }
+
+  forget(axis: number, value: number): void {
+    this.keys = this.keys.filter((k) => k.axis !== axis || k.value !== value)
+  }
 }

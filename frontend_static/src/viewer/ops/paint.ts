@@ -52,10 +52,11 @@ export function growBox(seed: number[], radiusMm: number, threeD: boolean, axis:
 
 /**
  * Grow from `seed` through face-connected voxels whose HU lies in [lo, hi], within `radiusMm` of the seed, in the
- * slice across `axis` (2D) or in 3D; every voxel reached takes the organ. Returns the box searched.
+ * slice across `axis` (2D) or in 3D; every voxel reached takes the organ. `huBox` gives the CT over a box. Works on
+ * the box only: typed arrays for the CT, the visited voxels and the queue.
  */
 export function grow(label: Uint8Array, seed: number[], radiusMm: number, lo: number, hi: number, threeD: boolean,
-  axis: number, hu: (index: number) => number, p: Painter): { box: Box | null; voxels: number } {
+  axis: number, huBox: (box: Box) => Float32Array, p: Painter): { box: Box | null; voxels: number } {
   const box = growBox(seed, radiusMm, threeD, axis, p)
   if (!box) return { box: null, voxels: 0 }
   const [nx, ny] = p.dims
@@ -63,37 +64,41 @@ export function grow(label: Uint8Array, seed: number[], radiusMm: number, lo: nu
   const w = box.x1 - box.x0 + 1
   const h = box.y1 - box.y0 + 1
   const d = box.z1 - box.z0 + 1
+  const wh = w * h
+  const ct = huBox(box)
   const seen = new Uint8Array(w * h * d)
+  const queue = new Int32Array(w * h * d)
   const r2 = radiusMm * radiusMm + 1e-6
-  const stack: number[] = []
+  const dx2 = Float64Array.from({ length: w }, (_, i) => ((i + box.x0 - seed[0]) * sx) ** 2)
+  const dy2 = Float64Array.from({ length: h }, (_, i) => ((i + box.y0 - seed[1]) * sy) ** 2)
+  const dz2 = Float64Array.from({ length: d }, (_, i) => ((i + box.z0 - seed[2]) * sz) ** 2)
+  let head = 0
+  let tail = 0
   const visit = (x: number, y: number, z: number) => {
-    if (x < box.x0 || x > box.x1 || y < box.y0 || y > box.y1 || z < box.z0 || z > box.z1) return
-    const c = ((z - box.z0) * h + (y - box.y0)) * w + (x - box.x0)
+    const c = z * wh + y * w + x
     if (seen[c]) return
     seen[c] = 1
-    const dx = (x - seed[0]) * sx
-    const dy = (y - seed[1]) * sy
-    const dz = (z - seed[2]) * sz
-    if (dx * dx + dy * dy + dz * dz > r2) return
-    const i = (z * ny + y) * nx + x
-    const v = hu(i)
-    if (v < lo || v > hi || !p.canPaint(label[i], i)) return
-    stack.push(x, y, z)
+    if (dx2[x] + dy2[y] + dz2[z] > r2) return
+    const v = ct[c]
+    if (v < lo || v > hi) return
+    const i = ((z + box.z0) * ny + y + box.y0) * nx + x + box.x0
+    if (!p.canPaint(label[i], i)) return
+    queue[tail++] = c
   }
-  visit(seed[0], seed[1], seed[2])
-  let voxels = 0
-  while (stack.length) {
-    const z = stack.pop()!
-    const y = stack.pop()!
-    const x = stack.pop()!
-    label[(z * ny + y) * nx + x] = p.value
-    voxels++
-    visit(x + 1, y, z)
-    visit(x - 1, y, z)
-    visit(x, y + 1, z)
-    visit(x, y - 1, z)
-    visit(x, y, z + 1)
-    visit(x, y, z - 1)
+  visit(seed[0] - box.x0, seed[1] - box.y0, seed[2] - box.z0)
+  while (head < tail) {
+    const c = queue[head++]
+    const z = Math.floor(c / wh)
+    const r = c - z * wh
+    const y = Math.floor(r / w)
+    const x = r - y * w
+    label[((z + box.z0) * ny + y + box.y0) * nx + x + box.x0] = p.value
+    if (x + 1 < w) visit(x + 1, y, z)
+    if (x > 0) visit(x - 1, y, z)
+    if (y + 1 < h) visit(x, y + 1, z)
+    if (y > 0) visit(x, y - 1, z)
+    if (z + 1 < d) visit(x, y, z + 1)
+    if (z > 0) visit(x, y, z - 1)
   }
-  return { box, voxels }
+  return { box, voxels: tail }
 }

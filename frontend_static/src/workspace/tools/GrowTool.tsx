@@ -10,9 +10,9 @@ export function growTool(viewer: Viewer, painter: () => Painter, radiusMm: numbe
   return {
     down: (seed, axis) => {
       const p = painter()
-      const hu = viewer.geometry!.hu
+      const huBox = viewer.geometry!.huBox
       viewer.edit(growBox(seed, radiusMm, threeD, axis, p), (label) => {
-        grow(label, seed, radiusMm, lo, hi, threeD, axis, hu, p)
+        grow(label, seed, radiusMm, lo, hi, threeD, axis, huBox, p)
       })
     },
   }

@@ -19,14 +19,27 @@ export function applyInRegion(viewer: Viewer, crops: MemberCrops, value: number,
   const box = g.fileBoxToViewer(lo, hi)
   const [nx, ny] = g.dims
   const region = crops.region
+  // the crop offset of a viewer voxel is a sum of one term per axis (the file axes are a permutation, maybe flipped)
+  const strides = [1, w, w * h]
+  const term = [0, 1, 2].map((a) => {
+    const { f, flip } = g.axes[a]
+    const lo0 = [box.x0, box.y0, box.z0][a]
+    const hi0 = [box.x1, box.y1, box.z1][a]
+    return Int32Array.from({ length: hi0 - lo0 + 1 }, (_, k) => {
+      const v = lo0 + k
+      return ((flip ? g.fileDims[f] - 1 - v : v) - lo[f]) * strides[f]
+    })
+  })
   return viewer.edit(box, (label) => {
     for (let z = box.z0; z <= box.z1; z++) {
+      const tz = term[2][z - box.z0]
       for (let y = box.y0; y <= box.y1; y++) {
+        const tyz = tz + term[1][y - box.y0]
+        const row = (z * ny + y) * nx
         for (let x = box.x0; x <= box.x1; x++) {
-          const [i, j, k] = g.fileIndex(x, y, z)
-          const c = (i - lo[0]) + (j - lo[1]) * w + (k - lo[2]) * w * h
+          const c = tyz + term[0][x - box.x0]
           if (region && !region[c]) continue
-          const index = (z * ny + y) * nx + x
+          const index = row + x
           if (inside(c)) label[index] = value
           else if (label[index] === value) label[index] = 0
         }
