@@ -16,7 +16,7 @@ import pytest
 from django.core.files.storage import default_storage
 
 from annotation.models import Revision, Task
-from tests.browser.conftest import ScreenMap, open_next_case, revision_data, sign_in, workspace
+from tests.browser.conftest import ScreenMap, ViewMap, open_next_case, revision_data, sign_in, workspace
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -205,21 +205,26 @@ def test_cleanup_islands_holes_and_largest(world, page, live_server):
     assert not page.errors
 
 
-def test_interpolate_between_painted_slices(world, page, live_server):
+@pytest.mark.parametrize(("view", "keys", "rectangle"), [
+    # axial: x 9..16, y 13..17 on slices z 3 and 8, over spleen (kept), liver and background
+    ("1", (3, 8), [(9, 13), (16, 13), (16, 17), (9, 17), (9, 13)]),
+    # coronal: x 9..16, z 0..4 on slices y 6 and 12 (the organs start at z 3)
+    ("2", (6, 12), [(9, 0), (16, 0), (16, 4), (9, 4), (9, 0)]),
+])
+def test_interpolate_between_painted_slices(world, page, live_server, view, keys, rectangle):
     task = _open(page, live_server)
+    _key(page, view)
     _tool(page, "liver", "fill")
-    screen = ScreenMap(page)
-    z = screen.z
-    # a rectangle x 9..16, y 13..17 on slices 3 and 8: over spleen (kept), liver and background
-    rectangle = [(9, 13), (16, 13), (16, 17), (9, 17), (9, 13)]
-    for key in (3, 8):
+    screen = ViewMap(page)
+    axis, s = screen.fixed, screen.slice
+    for key in keys:
         for _ in range(20):
-            if z == key:
+            if s == key:
                 break
-            _key(page, "ArrowUp" if key > z else "ArrowDown")
-            z = screen.hover(*screen.screen(15, 15))[2]
-        screen = ScreenMap(page)
-        assert screen.z == key
+            _key(page, "ArrowUp" if key > s else "ArrowDown")
+            s = screen.hover(*screen.screen(15, 4))[axis]
+        screen = ViewMap(page)
+        assert screen.slice == key
         screen.path(rectangle)
     _wait_undo(page, 2)
     _key(page, "i")
@@ -228,13 +233,27 @@ def test_interpolate_between_painted_slices(world, page, live_server):
     data = _submit(page, task)
     changed = _changed(data, world.pseudo)
     # the key slices hold what the outline filled (NiiVue's fill; at least the rectangle's background part), the
-    # same on both; the slices between take that shape; nothing changes outside slices 3..8, and the spleen stays
-    key = {(x, y) for x, y, k in changed if k == 3}
-    assert key == {(x, y) for x, y, k in changed if k == 8}
-    assert key >= {(x, y) for x in range(9, 17) for y in range(15, 18)}
-    between = {(x, y, k) for x, y in key for k in range(4, 8) if world.pseudo[x, y, k] == 0}
-    assert workspace_voxels == len(between)
-    assert changed == {(x, y, k) for x, y in key for k in (3, 8)} | between
+    # same on both; the slices between take that shape; nothing changes outside the key slices' span, and the spleen
+    # stays
+    plane = [k for k in range(3) if k != axis]
+
+    def on(slice_: int) -> set[tuple[int, int]]:
+        return {(v[plane[0]], v[plane[1]]) for v in changed if v[axis] == slice_}
+
+    def voxel(a: int, b: int, slice_: int) -> tuple[int, int, int]:
+        v = [0, 0, 0]
+        v[plane[0]], v[plane[1]], v[axis] = a, b, slice_
+        return tuple(v)
+
+    key = on(keys[0])
+    assert key and key == on(keys[1])
+    (a0, b0), (a1, b1) = rectangle[0], rectangle[2]
+    assert key >= {(a, b) for a in range(a0, a1 + 1) for b in range(b0, b1 + 1)
+                   if world.pseudo[voxel(a, b, keys[0])] == 0}
+    between = {voxel(a, b, k) for a, b in key for k in range(keys[0] + 1, keys[1])
+               if world.pseudo[voxel(a, b, k)] == 0}
+    assert workspace_voxels == len(between) > 0
+    assert changed == {voxel(a, b, k) for a, b in key for k in keys} | between
     assert all(data[v] == LIVER for v in changed)
     assert np.all(data[world.pseudo == SPLEEN] == SPLEEN)
     assert not page.errors

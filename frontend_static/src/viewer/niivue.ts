@@ -20,7 +20,11 @@
 //   initialises texture storage to zero itself);
 // - the scene is redrawn once per mouse move (NiiVue redraws several times per move), and right-drag window / level
 //   re-blends the CT at most once a frame.
-// Performance marks ('atlas:load:*', 'atlas:stroke') and upload counters show the costs in the page.
+// Performance marks ('atlas:load:*', 'atlas:stroke', 'atlas:tool') and upload counters show the costs in the page.
+//
+// Our own tools (sphere brush, click to grow, clean-up, interpolation, members; workspace/tools/) compute an edit into
+// the drawing bitmap inside a box and hand it over through edit() or paint() + endStroke(): one EditHistory step under
+// the same policy, and a box upload. Display is radiological by default.
 import { DRAG_MODE, NVImage, Niivue, SHOW_RENDER, SLICE_TYPE } from '@niivue/niivue'
 import { type Box, EditHistory, type Policy, type Tool, clipBox, unionBox } from './edits'
 import { colourTable, fillBox, penBox, readLayer, syncGpu, textureMismatches, uploadBox } from './textures'
