@@ -142,7 +142,7 @@ def run_tools(page, repeat: int) -> dict:
         page.mouse.up()
 
     page.uncheck("[data-control=protect]")
-    for _ in range(repeat):
+    for r in range(repeat):
         page.click("[data-tool-button=sphere]")
         page.fill("[data-control=sphere-mm]", "10")
         timed(page, "sphere brush, radius 10 mm, one dab", click_at, results)
@@ -160,8 +160,8 @@ def run_tools(page, repeat: int) -> dict:
             timed(page, label, lambda action=action: page.click(f"[data-action={action}]"), results)
         timed(page, "members: accept one member in the hotspot", lambda: page.click("[data-member-accept=nnunet]"),
               results)
-        timed(page, "local threshold: one preview", lambda: page.fill("[data-control=local-threshold]", "0.3"),
-              results)
+        timed(page, "local threshold: one preview",
+              lambda r=r: page.fill("[data-control=local-threshold]", f"{0.3 + 0.05 * r:.2f}"), results)
         page.click("[data-action=threshold-apply]")
     # interpolation: outlines on two axial slices 10 apart
     page.click("[data-tool-button=fill]")
