@@ -14,14 +14,17 @@ interface Runs {
   parent: Int32Array // union-find over runs
 }
 
-/** Runs of the voxels of the crop (box inside a volume of dims) for which `member(value)` holds. */
-function findRuns(label: Uint8Array, dims: number[], box: Box, member: (v: number) => boolean): Runs {
+/**
+ * Runs of the crop's voxels equal to `value` (or, with `inverse`, different from it). One specialised loop per
+ * row (no callback per voxel): a 512 x 512 x 300 liver's box is 7 M voxels.
+ */
+function findRuns(label: Uint8Array, dims: number[], box: Box, value: number, inverse: boolean): Runs {
   const [nx, ny] = dims
   const w = box.x1 - box.x0 + 1
   const h = box.y1 - box.y0 + 1
   const d = box.z1 - box.z0 + 1
-  let start = new Int32Array(1024)
-  let end = new Int32Array(1024)
+  let start = new Int32Array(4096)
+  let end = new Int32Array(4096)
   const rowFirst = new Int32Array(h * d + 1)
   let n = 0
   for (let z = 0; z < d; z++) {
@@ -30,12 +33,19 @@ function findRuns(label: Uint8Array, dims: number[], box: Box, member: (v: numbe
       const row = ((z + box.z0) * ny + y + box.y0) * nx + box.x0
       let x = 0
       while (x < w) {
-        if (!member(label[row + x])) {
-          x++
-          continue
+        // skip voxels outside the set, then take the run inside it
+        if (inverse) {
+          while (x < w && label[row + x] === value) x++
+        } else {
+          while (x < w && label[row + x] !== value) x++
         }
-        const s = x
-        while (x + 1 < w && member(label[row + x + 1])) x++
+        if (x >= w) break
+        const first = x
+        if (inverse) {
+          while (x < w && label[row + x] !== value) x++
+        } else {
+          while (x < w && label[row + x] === value) x++
+        }
         if (n === start.length) {
           const s2 = new Int32Array(n * 2)
           s2.set(start)
@@ -44,10 +54,9 @@ function findRuns(label: Uint8Array, dims: number[], box: Box, member: (v: numbe
           e2.set(end)
           end = e2
         }
-        start[n] = s
-        end[n] = x
+        start[n] = first
+        end[n] = x - 1
         n++
-        x++
       }
     }
   }
@@ -120,10 +129,12 @@ function writeRuns(label: Uint8Array, dims: number[], box: Box, r: Runs, roots: 
 }
 
 function organComponents(label: Uint8Array, box: Box, dims: number[], value: number) {
-  const runs = findRuns(label, dims, box, (v) => v === value)
+  const runs = findRuns(label, dims, box, value, false)
   const roots = connect(runs, box.y1 - box.y0 + 1, box.z1 - box.z0 + 1, true)
   const sizes = new Map<number, number>()
-  for (let k = 0; k < roots.length; k++) sizes.set(roots[k], (sizes.get(roots[k]) ?? 0) + runs.end[k] - runs.start[k] + 1)
+  const count = new Int32Array(roots.length) // voxels per root (roots are run indices)
+  for (let k = 0; k < roots.length; k++) count[roots[k]] += runs.end[k] - runs.start[k] + 1
+  for (let k = 0; k < roots.length; k++) if (count[k] > 0) sizes.set(k, count[k])
   return { runs, roots, sizes }
 }
 
@@ -155,17 +166,17 @@ export function fillHoles(label: Uint8Array, box: Box, dims: number[], value: nu
   const w = box.x1 - box.x0 + 1
   const h = box.y1 - box.y0 + 1
   const d = box.z1 - box.z0 + 1
-  const runs = findRuns(label, dims, box, (v) => v !== value)
+  const runs = findRuns(label, dims, box, value, true)
   const roots = connect(runs, h, d, false)
-  const open = new Set<number>() // components touching the box's border
+  const open = new Uint8Array(roots.length) // components (by root run) touching the box's border
   for (let z = 0; z < d; z++) {
     for (let y = 0; y < h; y++) {
       const row = z * h + y
       const edge = z === 0 || y === 0 || z === d - 1 || y === h - 1
       for (let k = runs.rowFirst[row]; k < runs.rowFirst[row + 1]; k++) {
-        if (edge || runs.start[k] === 0 || runs.end[k] === w - 1) open.add(roots[k])
+        if (edge || runs.start[k] === 0 || runs.end[k] === w - 1) open[roots[k]] = 1
       }
     }
   }
-  return writeRuns(label, dims, box, runs, roots, (r) => !open.has(r), value)
+  return writeRuns(label, dims, box, runs, roots, (r) => !open[r], value)
 }
