@@ -16,10 +16,11 @@ What the policy knows: what a careful annotator sees on the screen, that is wher
 Dice is measured (not used by the policy) inside the error's box grown by 3 voxels, against the truth, on the organ
 the error is about (the liver; for a spill, the neighbour), since a small error hardly moves the whole organ's Dice.
 
-Policy (a), slice by slice in the axial view, on each slice where the label is still wrong in the error's box, in
-order: missed part, hole -> one filled outline (the convex hull of the wrong voxels) with the liver; island -> eraser
-strokes across it (brush as tall as the island, 30 at most); spill -> one filled outline with the neighbour organ,
-"protect other organs" off. Policy (b): missed part -> outlines on the first, middle and last wrong slices, then `i`
+Policy (a), slice by slice in the axial view, in order, on each slice where the label is wrong in the error's box:
+where part of the organ is missing (missed part, hole; for a spill the neighbour organ, "protect other organs" off)
+one filled outline traced around it (a vertex every third row); where the organ is only extra (island) eraser strokes
+across it (brush as tall as it, 30 at most); a slice is then done; a second pass takes what is still wrong.
+Policy (b): missed part -> outlines on the first, middle and last wrong slices, then `i`
 (interpolate); hole -> "Fill holes"; island -> the island size in mL, then "Remove islands"; spill -> outlines of
 the neighbour on the first, middle and last slices, then `i`. Then, if Dice is still below 0.95, policy (a) on the
 slices still wrong. Actions: strokes, clicks, typed values and tool key presses; slice scrolling (arrow keys) is
@@ -223,7 +224,8 @@ class Annotator:
         """One filled outline around the points (x, y) on slice z: down the left ends of its rows, up the right ends
         (what an annotator traces around a region that is one run per row)."""
         self.go_to(z)
-        rows = sorted({int(y) for y in points[:, 1]})
+        every = sorted({int(y) for y in points[:, 1]})
+        rows = every[::3] + ([every[-1]] if (len(every) - 1) % 3 else [])  # a vertex every third row
         left = [(int(points[points[:, 1] == y, 0].min()), y) for y in rows]
         right = [(int(points[points[:, 1] == y, 0].max()), y) for y in rows]
         corners = left + right[::-1] + [left[0]]
@@ -233,7 +235,7 @@ class Annotator:
             self.page.mouse.move(*screens[0])
             self.page.mouse.down()
             for s in screens[1:]:
-                self.page.mouse.move(*s, steps=2)
+                self.page.mouse.move(*s)
             self.page.mouse.up()
 
         self.act(draw)
@@ -256,18 +258,19 @@ class Annotator:
             self.act(stroke)
 
     def by_hand(self, spill: bool, limit: int = 60) -> None:
-        """Policy (a) on every slice still wrong, until Dice >= 0.95: outline what is missing, erase what is extra."""
-        while not self.done() and self.actions < limit:
-            slices = self.wrong_slices()
-            if not slices:
-                return
-            z, (missing, extra) = next(iter(sorted(slices.items())))
-            if len(missing):
-                self.tool(self.organ, "fill", protect=not spill)
-                self.outline(z, missing)
-            else:
-                self.tool(self.organ, "eraser")
-                self.erase(z, extra)
+        """Policy (a), slice by slice in order until Dice >= 0.95: on a slice where part of the organ is missing, one
+        outline of it; on a slice where the organ is only extra, eraser strokes. A slice is done after that (its
+        outline's few voxels of overshoot are left); a second pass takes what is still wrong."""
+        for _ in range(2):
+            for z, (missing, extra) in sorted(self.wrong_slices().items()):
+                if self.done() or self.actions >= limit:
+                    return
+                if len(missing) >= 3:
+                    self.tool(self.organ, "fill", protect=not spill)
+                    self.outline(z, missing)
+                elif len(extra) >= 3 and not len(missing):
+                    self.tool(self.organ, "eraser")
+                    self.erase(z, extra)
 
 
 COUNT = ("() => performance.getEntriesByType('measure')"
