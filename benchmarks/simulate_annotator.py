@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import json
 import os
 import socket
 import subprocess
@@ -359,9 +360,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seeds", type=int, default=2)
     parser.add_argument("--kinds", nargs="+", default=list(KINDS), choices=KINDS)
+    parser.add_argument("--policy", choices=("a", "b"), help="run one policy only (a process each: one database)")
     args = parser.parse_args()
+    if args.policy:
+        print("ROWS " + json.dumps(run(args.policy, args.seeds, args.kinds)))
+        return
     print(f"machine load before: {loadavg()}")
-    rows = run("a", args.seeds, args.kinds) + run("b", args.seeds, args.kinds)
+    rows = []
+    for policy in ("a", "b"):
+        out = subprocess.run([sys.executable, __file__, "--policy", policy, "--seeds", str(args.seeds), "--kinds",
+                              *args.kinds], capture_output=True, text=True, check=True).stdout
+        print("".join(line + "\n" for line in out.splitlines() if not line.startswith("ROWS ")), end="")
+        rows += json.loads(next(line for line in out.splitlines() if line.startswith("ROWS "))[5:])
     print(f"machine load after: {loadavg()}")
     print("| error kind | cases | (a) actions | (b) actions | ratio (a) / (b) | (a) scrolls | (b) scrolls "
           "| (a) s in page | (b) s in page | Dice reached (a) / (b) |")
