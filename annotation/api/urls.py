@@ -1,6 +1,6 @@
 from django.urls import include, path
 
-from annotation.api import auth, tasks, views
+from annotation.api import auth, members, tasks, views
 
 urlpatterns = [
     path("auth/token/", auth.TokenLogin.as_view(), name="token"),
@@ -11,6 +11,7 @@ urlpatterns = [
     path("cases/<int:pk>/ct.nii.gz", views.CaseCT.as_view(), name="case-ct"),
     path("cases/<int:pk>/label.nii.gz", views.CaseLabel.as_view(), name="case-label"),
     path("cases/<int:pk>/attention.nii.gz", views.CaseAttention.as_view(), name="case-attention"),
+    path("cases/<int:pk>/members/", members.CaseMembers.as_view(), name="case-members"),  # issue 12's tools
     path("tasks/next/", tasks.TaskNext.as_view(), name="task-next"),
     path("tasks/assign/", tasks.TaskAssign.as_view(), name="task-assign"),
     path("tasks/<int:pk>/heartbeat/", tasks.TaskHeartbeat.as_view(), name="task-heartbeat"),

@@ -13,7 +13,11 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** @description Sign in with a session cookie (the browser's way; scripts use /api/auth/token/). Needs X-CSRFToken. */
+        /**
+         * @description Sign in with a session cookie (the browser's way; scripts use /api/auth/token/). Needs X-CSRFToken.
+         *
+         *     The same gate as the token sign-in: 429 with Retry-After past the failure limits or when too many run at once.
+         */
         post: operations["auth_login_create"];
         delete?: never;
         options?: never;
@@ -30,7 +34,25 @@ export interface paths {
         };
         get?: never;
         put?: never;
+        /** @description Sign out: the token this request carries is deleted, the session (if any) ended. */
         post: operations["auth_logout_create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/auth/logout-all/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** @description Delete every API token of the signed-in user and end this session. */
+        post: operations["auth_logout_all_create"];
         delete?: never;
         options?: never;
         head?: never;
@@ -46,7 +68,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** @description Exchange a username and password for an API token. */
+        /** @description Exchange a username and password for an API token (it expires after ATLAS_TOKEN_TTL_HOURS). */
         post: operations["auth_token_create"];
         delete?: never;
         options?: never;
@@ -146,6 +168,26 @@ export interface paths {
         };
         /** @description The current label map: the latest revision, else the pseudo-label, else the imported label. */
         get: operations["cases_label.nii.gz_retrieve"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/cases/{id}/members/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * @description Each member's probability (uint8, p x 255), their mean, the attention region at `seed` and whether the members
+         *     agree there; arrays are base64 bytes, x fastest, of the box's shape.
+         */
+        get: operations["cases_members_retrieve"];
         put?: never;
         post?: never;
         delete?: never;
@@ -312,6 +354,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/quality/flags/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description Quality flags of revisions and pseudo-labels, filtered; `export=csv` for a spreadsheet. */
+        get: operations["quality_flags_list"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/queue/": {
         parameters: {
             query?: never;
@@ -320,6 +379,40 @@ export interface paths {
             cookie?: never;
         };
         get: operations["queue_list"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/review/next/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** @description Lease the next revision to review (the one you hold, else the first free one in the order); 204: none. */
+        post: operations["review_next_create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/review/queue/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description Revisions waiting for a lead's verdict, in the chosen order, optionally one annotator's or one organ's. */
+        get: operations["review_queue_list"];
         put?: never;
         post?: never;
         delete?: never;
@@ -562,6 +655,7 @@ export interface components {
             spacing: unknown;
         };
         Confirm: {
+            /** Format: int64 */
             base_revision?: number | null;
             /**
              * Format: double
@@ -615,14 +709,38 @@ export interface components {
             key: string;
             error: string;
         };
+        FlagRow: {
+            id: number;
+            case: string;
+            case_id: number;
+            round: number;
+            source: components["schemas"]["SourceEnum"];
+            revision: number | null;
+            revision_number: number | null;
+            organ: string;
+            kind: components["schemas"]["FlagRowKindEnum"];
+            reason: string;
+            detail: unknown;
+        };
+        /**
+         * @description * `volume` - Volume
+         *     * `components` - Components
+         *     * `side` - Side
+         *     * `edge` - Edge
+         *     * `outside_body` - Outside Body
+         *     * `erased` - Erased
+         * @enum {string}
+         */
+        FlagRowKindEnum: "volume" | "components" | "side" | "edge" | "outside_body" | "erased";
         /**
          * @description * `train` - Train
          *     * `infer` - Infer
          *     * `rank` - Rank
          *     * `metrics` - Metrics
+         *     * `qc` - Qc
          * @enum {string}
          */
-        JobKindEnum: "train" | "infer" | "rank" | "metrics";
+        JobKindEnum: "train" | "infer" | "rank" | "metrics" | "qc";
         JobRow: {
             id: number;
             key: string;
@@ -703,6 +821,14 @@ export interface components {
             current_key: string;
             stale: boolean;
         };
+        /**
+         * @description * `voxels` - voxels
+         *     * `flags` - flags
+         *     * `attention` - attention
+         *     * `age` - age
+         * @enum {string}
+         */
+        OrderEnum: "voxels" | "flags" | "attention" | "age";
         Organ: {
             /** Format: int64 */
             value: number;
@@ -840,6 +966,12 @@ export interface components {
             /** @default  */
             comment: string;
         };
+        ReviewQuery: {
+            /** @default voxels */
+            order: components["schemas"]["OrderEnum"];
+            annotator?: string;
+            organ?: string;
+        };
         Revision: {
             readonly id: number;
             task: number;
@@ -869,6 +1001,7 @@ export interface components {
         RevisionUpload: {
             /** Format: uri */
             file: string;
+            /** Format: int64 */
             base_revision?: number | null;
             /** @description {"liver": ["ambiguous_boundary"]} */
             tags?: unknown;
@@ -967,6 +1100,12 @@ export interface components {
         Skip: {
             reason: string;
         };
+        /**
+         * @description * `revision` - revision
+         *     * `pseudo_label` - pseudo_label
+         * @enum {string}
+         */
+        SourceEnum: "revision" | "pseudo_label";
         StartRound: {
             /**
              * @default [
@@ -1029,6 +1168,8 @@ export interface components {
         TaskStatusEnum: "pending" | "leased" | "revised" | "confirmed" | "skipped";
         Token: {
             token: string;
+            /** Format: date-time */
+            expiry: string | null;
         };
         TokenRequest: {
             username: string;
@@ -1064,6 +1205,28 @@ export interface components {
             cases: number;
             cases_revised: number;
             cases_confirmed: number;
+        };
+        WaitingRevision: {
+            id: number;
+            number: number;
+            kind: string;
+            case: string;
+            case_id: number;
+            task: number;
+            author: string;
+            /** Format: date-time */
+            created: string;
+            /** Format: double */
+            seconds_spent: number;
+            readonly revised_voxels: number;
+            changed_voxels: {
+                [key: string]: number;
+            };
+            flags: number;
+            /** Format: double */
+            attention_ml: number;
+            /** @description the lead holding a review lease on it, if any */
+            readonly reviewer: string | null;
         };
     };
     responses: never;
@@ -1104,9 +1267,34 @@ export interface operations {
                 };
                 content?: never;
             };
+            /** @description No response body */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
         };
     };
     auth_logout_create: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description No response body */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    auth_logout_all_create: {
         parameters: {
             query?: never;
             header?: never;
@@ -1277,6 +1465,36 @@ export interface operations {
                 };
                 content: {
                     "application/gzip": string;
+                };
+            };
+        };
+    };
+    cases_members_retrieve: {
+        parameters: {
+            query: {
+                /** @description x0,y0,z0,x1,y1,z1: file voxel indices, inclusive */
+                box: string;
+                /** @description organ name */
+                organ: string;
+                /** @description x,y,z: the hotspot's centroid, for its region */
+                seed?: string;
+            };
+            header?: never;
+            path: {
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        [key: string]: unknown;
+                    };
                 };
             };
         };
@@ -1473,6 +1691,50 @@ export interface operations {
             };
         };
     };
+    quality_flags_list: {
+        parameters: {
+            query?: {
+                case?: string;
+                /**
+                 * @description csv: a spreadsheet
+                 *
+                 *     * `json` - json
+                 *     * `csv` - csv
+                 */
+                export?: "json" | "csv";
+                /**
+                 * @description * `volume` - Volume
+                 *     * `components` - Components
+                 *     * `side` - Side
+                 *     * `edge` - Edge
+                 *     * `outside_body` - Outside Body
+                 *     * `erased` - Erased
+                 */
+                kind?: "volume" | "components" | "side" | "edge" | "outside_body" | "erased";
+                organ?: string;
+                round?: number;
+                /**
+                 * @description * `revision` - revision
+                 *     * `pseudo_label` - pseudo_label
+                 */
+                source?: "revision" | "pseudo_label";
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FlagRow"][];
+                };
+            };
+        };
+    };
     queue_list: {
         parameters: {
             query?: never;
@@ -1488,6 +1750,67 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["QueueTask"][];
+                };
+            };
+        };
+    };
+    review_next_create: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["ReviewQuery"];
+                "application/x-www-form-urlencoded": components["schemas"]["ReviewQuery"];
+                "multipart/form-data": components["schemas"]["ReviewQuery"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WaitingRevision"];
+                };
+            };
+            /** @description No response body */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    review_queue_list: {
+        parameters: {
+            query?: {
+                annotator?: string;
+                /**
+                 * @description * `voxels` - voxels
+                 *     * `flags` - flags
+                 *     * `attention` - attention
+                 *     * `age` - age
+                 */
+                order?: "voxels" | "flags" | "attention" | "age";
+                organ?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WaitingRevision"][];
                 };
             };
         };

@@ -6,12 +6,14 @@
 // and keeps only what the policy allows. A stroke touches one slice, so accept() takes the box the viewer painted
 // in and scans only that (a 512 x 512 x 300 volume is 78.6 M voxels; a stroke's box a few thousand).
 
-export type Tool = 'navigate' | 'brush' | 'eraser' | 'fill'
+// the NiiVue pen's tools; the others (sphere brush, region growing, clean-up...) compute their edit themselves
+export type Tool = 'navigate' | 'brush' | 'eraser' | 'fill' | 'sphere' | 'grow'
 
 export interface Policy {
   tool: Tool
-  active: number // the organ value the pen paints (and the only one the eraser removes)
+  active: number // the organ value the pen paints (and the only organ any tool removes)
   protectOthers: boolean // painting never overwrites another organ
+  allow?: (index: number) => boolean // when set, only voxels it allows may change (an HU range)
 }
 
 /** An axis-aligned box of voxels, bounds inclusive: x0..x1, y0..y1, z0..z1. */
@@ -149,9 +151,11 @@ export class EditHistory {
       const old = c[i]
       const now = live[i]
       if (old === now) return
+      // only the active organ is added or removed (the pen never writes 0 except as the eraser)
       let ok: boolean
-      if (now === 0) ok = policy.tool !== 'eraser' || old === policy.active
+      if (now === 0) ok = old === policy.active
       else ok = now === policy.active && (!policy.protectOthers || old === 0 || old === policy.active)
+      if (ok && policy.allow && !policy.allow(i)) ok = false
       if (ok) {
         step.push(i, old, now)
         c[i] = now

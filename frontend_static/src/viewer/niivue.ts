@@ -20,10 +20,17 @@
 //   initialises texture storage to zero itself);
 // - the scene is redrawn once per mouse move (NiiVue redraws several times per move), and right-drag window / level
 //   re-blends the CT at most once a frame.
-// Performance marks ('atlas:load:*', 'atlas:stroke') and upload counters show the costs in the page.
+// Performance marks ('atlas:load:*', 'atlas:stroke', 'atlas:tool') and upload counters show the costs in the page.
+//
+// Our own tools (sphere brush, click to grow, clean-up, interpolation, members; workspace/tools/) compute an edit into
+// the drawing bitmap inside a box and hand it over through edit() or paint() + endStroke(): one EditHistory step under
+// the same policy, and a box upload. Display is radiological by default.
 import { DRAG_MODE, NVImage, Niivue, SHOW_RENDER, SLICE_TYPE } from '@niivue/niivue'
 import { type Box, EditHistory, type Policy, type Tool, clipBox, unionBox } from './edits'
-import { fillBox, penBox, readLayer, syncGpu, uploadBox } from './textures'
+import { colourTable, fillBox, penBox, readLayer, syncGpu, textureMismatches, uploadBox } from './textures'
+import { type PointerTool, type VolumeGeometry, geometryOf, listenPointer, organBoxes } from './geometry'
+import { KeySlices } from './ops/interpolate'
+import { wrapNiivue } from './wrap'
 
 export type ViewName = 'axial' | 'coronal' | 'sagittal' | 'multiplanar'
 
@@ -54,8 +61,6 @@ export interface UploadStats {
   boxVoxels: number
 }
 
-const DT_RGBA32 = 2304
-
 const SLICE: Record<ViewName, SLICE_TYPE> = {
   axial: SLICE_TYPE.AXIAL,
   coronal: SLICE_TYPE.CORONAL,
@@ -65,11 +70,6 @@ const SLICE: Record<ViewName, SLICE_TYPE> = {
 
 function boxVoxels(box: Box | null): number {
   return box ? (box.x1 - box.x0 + 1) * (box.y1 - box.y0 + 1) * (box.z1 - box.z0 + 1) : 0
-}
-
-function rgb(hex: string): [number, number, number] {
-  const m = /^#?([0-9a-f]{2})([0-9a-f]{2})([0-9a-f]{2})/i.exec(hex)
-  return m ? [parseInt(m[1], 16), parseInt(m[2], 16), parseInt(m[3], 16)] : [255, 0, 0]
 }
 
 async function gzip(data: Uint8Array): Promise<Uint8Array> {
@@ -95,9 +95,18 @@ export class Viewer {
   lastStrokeScanned = 0 // voxels EditHistory compared for the last stroke (the stroke's box; all when unknown)
   readonly uploads: UploadStats = { full: 0, box: 0, boxVoxels: 0 }
   draws = 0 // scene redraws since the page opened
-  private cleanups: (() => void)[] = []
-  private texBox: Box | null = null // drawing voxels changed since the last texture upload (null: unknown)
+  cleanups: (() => void)[] = []
+  texBox: Box | null = null // drawing voxels changed since the last texture upload (null: unknown)
   private strokeBox: Box | null = null // drawing voxels the pen touched since the last accepted stroke
+  private loadedBoxes = new Map<number, Box>() // each organ's box in the loaded label
+  private editedBox: Box | null = null // every voxel any edit, undo or redo touched since
+  private keys = new KeySlices() // painted slices, for interpolation
+  private pointer: PointerTool | null = null // a tool that takes the left button from NiiVue (sphere, grow)
+  private intensity: ((index: number) => boolean) | undefined // an HU range limiting every painting tool
+  geometry: VolumeGeometry | null = null
+  radiological = true // the patient's right on the screen's left, as PACS, Slicer and OHIF show it
+  lastToolMs = 0 // a computed edit's own work: computing it and applying it to the label and its history
+  lastRedrawMs = 0 // its upload to the GPU and the redraw, apart
   onEdit: () => void = () => {}
   onWindow: (width: number, level: number) => void = () => {}
   onCrosshair: (voxel: number[]) => void = () => {}
@@ -120,6 +129,8 @@ export class Viewer {
       cycleClipPlaneHotKey: '',
       viewModeHotKey: '',
       isNearestInterpolation: true,
+      isRadiologicalConvention: true,
+      isOrientationTextVisible: true,
       loadingText: '',
       penSize: 1,
       maxDrawUndoBitmaps: 2,
@@ -135,140 +146,13 @@ export class Viewer {
       viewer.onWindow(w.width, w.level)
     }
     nv.onLocationChange = () => viewer.onCrosshair(viewer.crosshairVoxel())
+    viewer.listenPointer()
     return viewer
   }
 
-  /** Instance-level wrappers of NiiVue 0.69 internals (named in the header comment). */
+  /** Instance-level wrappers of NiiVue 0.69 internals (wrap.ts). */
   private wrapNiivue(): void {
-    const nv = this.nv
-    const inner = nv as unknown as {
-      drawAddUndoBitmap: () => void
-      drawPt: (x: number, y: number, z: number, value: number, bitmap?: Uint8Array | null) => void
-      drawPenLine: (a: number[], b: number[], value: number) => void
-      drawPenFilled: () => void
-      drawPenFillPts: number[][]
-      drawPenAxCorSag: number
-      refreshDrawing: (isForceRedraw?: boolean, useClickToSegmentBitmap?: boolean) => void
-      rgbaTex: (tex: WebGLTexture | null, unit: number, dims: number[], isInit?: boolean) => WebGLTexture | null
-      r8Tex: (tex: WebGLTexture | null, unit: number, dims: number[], isInit?: boolean) => WebGLTexture | null
-    }
-    // Our EditHistory replaces NiiVue's undo snapshots (each one RLE-encodes the whole volume).
-    inner.drawAddUndoBitmap = () => {}
-    // The pen: record the box each point and line touched (pen size spreads in the slice's plane only).
-    const drawPt = inner.drawPt.bind(nv)
-    inner.drawPt = (x, y, z, value, bitmap = null) => {
-      drawPt(x, y, z, value, bitmap)
-      if (!bitmap || bitmap === nv.drawBitmap) this.touchPen([x, y, z], [x, y, z], inner.drawPenAxCorSag)
-    }
-    // NiiVue 0.69's pen line (new point A to previous point B) skips A itself, so a stroke's last voxel is lost
-    // on mouse-up; paint A as well.
-    const drawPenLine = inner.drawPenLine.bind(nv)
-    inner.drawPenLine = (a, b, value) => {
-      drawPenLine(a, b, value)
-      this.touchPen(a, b, inner.drawPenAxCorSag)
-      inner.drawPt(a[0], a[1], a[2], value)
-    }
-    // The filled outline fills inside the outline's box (padded by one voxel) on the outline's slice.
-    const drawPenFilled = inner.drawPenFilled.bind(nv)
-    inner.drawPenFilled = () => {
-      this.touchFill(inner.drawPenFillPts, inner.drawPenAxCorSag)
-      drawPenFilled()
-    }
-    // Upload only the touched box of the drawing texture when it is known, else the whole volume (NiiVue).
-    const refreshDrawing = inner.refreshDrawing.bind(nv)
-    inner.refreshDrawing = (isForceRedraw = true, useClickToSegmentBitmap = false) => {
-      const box = this.texBox
-      this.texBox = null
-      if (box && !useClickToSegmentBitmap && this.uploadBox(box)) {
-        if (isForceRedraw) nv.drawScene()
-        return
-      }
-      this.uploads.full++
-      refreshDrawing(isForceRedraw, useClickToSegmentBitmap)
-    }
-    // WebGL 2 zero-initialises texture storage, so NiiVue's zero-filled uploads (314 MB for an RGBA texture of
-    // 512 x 512 x 300) only cost time; and the gradient texture (units 6 and 8 at the volume's size, read only by
-    // the 3D render) is computed on a 1 x 1 x nz texture: its passes then shade one fragment a slice.
-    const gl = nv.gl
-    const isGradient = (unit: number, dims: number[]) => {
-      const back = nv.volumes[0]
-      return (unit === gl.TEXTURE6 || unit === gl.TEXTURE8) && back?.hdr?.datatypeCode !== DT_RGBA32 &&
-        dims.length > 3 && dims[1] * dims[2] * dims[3] > 8 && back?.hdr?.dims?.slice(1, 4).join() ===
-        dims.slice(1, 4).join()
-    }
-    const rgbaTex = inner.rgbaTex.bind(nv)
-    inner.rgbaTex = (tex, unit, dims) => rgbaTex(tex, unit, isGradient(unit, dims) ? [dims[0], 1, 1, dims[3]] : dims,
-      false)
-    const r8Tex = inner.r8Tex.bind(nv)
-    inner.r8Tex = (tex, unit, dims) => r8Tex(tex, unit, dims, false)
-    // One redraw per mouse move: NiiVue draws the whole scene several times while it handles one move (each a full
-    // frame: 100 to 250 ms in software WebGL, whatever the volume's size). Draws asked for during a move are held
-    // back and done once after the canvas's own listeners (document, bubble phase; a timer in case the event stops
-    // propagating).
-    const host = nv as unknown as { drawScene: () => string | void }
-    const drawScene = host.drawScene.bind(nv)
-    let holding = false
-    let held = false
-    host.drawScene = () => {
-      if (!holding) {
-        this.draws++
-        return drawScene()
-      }
-      held = true
-    }
-    const release = () => {
-      holding = false
-      if (held) {
-        held = false
-        this.draws++
-        drawScene()
-      }
-    }
-    const hold = () => {
-      holding = true
-      window.setTimeout(release, 0)
-    }
-    // Right-drag window / level: NiiVue re-blends the CT (refreshLayers) on every mouse move, and never reports the
-    // new window (its onIntensityChange is for its other contrast modes). Its handler still sets the window on every
-    // move; the re-blend happens at most once a frame, and the window is reported.
-    const layers = nv as unknown as {
-      refreshLayers: (volume: NVImage, layer: number) => void
-      windowingHandler: (x: number, y: number, volIdx?: number) => void
-    }
-    const refreshLayers = layers.refreshLayers.bind(nv)
-    const windowingHandler = layers.windowingHandler.bind(nv)
-    let windowing = false
-    let reblend = false
-    let frame = 0
-    layers.refreshLayers = (volume, layer) => {
-      if (windowing && layer === 0) reblend = true
-      else refreshLayers(volume, layer)
-    }
-    layers.windowingHandler = (x, y, volIdx = 0) => {
-      windowing = true
-      try {
-        windowingHandler(x, y, volIdx)
-      } finally {
-        windowing = false
-      }
-      if (reblend && !frame) {
-        frame = window.requestAnimationFrame(() => {
-          frame = 0
-          reblend = false
-          if (nv.volumes[0]) refreshLayers(nv.volumes[0], 0)
-          host.drawScene()
-        })
-      }
-      const w = this.window()
-      this.onWindow(w.width, w.level)
-    }
-    const doc = this.canvas.ownerDocument
-    doc.addEventListener('mousemove', hold, { capture: true })
-    doc.addEventListener('mousemove', release)
-    this.cleanups.push(() => {
-      doc.removeEventListener('mousemove', hold, { capture: true })
-      doc.removeEventListener('mousemove', release)
-    })
+    wrapNiivue(this.nv, this)
   }
 
   /** The drawing's dims [nx, ny, nz] (RAS order, as NiiVue holds the bitmap). */
@@ -283,16 +167,16 @@ export class Viewer {
   }
 
   /** The pen's box: a line from a to b (or a point), spread by the pen in the slice's plane. */
-  private touchPen(a: number[], b: number[], axCorSag: number): void {
+  touchPen(a: number[], b: number[], axCorSag: number): void {
     this.touch(penBox(a, b, axCorSag, this.nv.opts.penSize ?? 1, this.drawDims()))
   }
 
-  private touchFill(points: number[][], axCorSag: number): void {
+  touchFill(points: number[][], axCorSag: number): void {
     this.touch(fillBox(points, axCorSag, this.drawDims()))
   }
 
   /** Upload one box of the drawing bitmap into the drawing texture. False when it cannot (caller uploads all). */
-  private uploadBox(box: Box): boolean {
+  uploadBox(box: Box): boolean {
     const nv = this.nv
     const bmp = nv.drawBitmap
     const tex = nv.drawTexture
@@ -345,14 +229,7 @@ export class Viewer {
   drawingTextureMismatches(): number {
     const bmp = this.nv.drawBitmap
     const tex = this.nv.drawTexture
-    const [nx, ny, nz] = this.drawDims()
-    if (!bmp || !tex) return -1
-    let mismatches = 0
-    for (let z = 0; z < nz; z++) {
-      const rgba = this.readLayer(tex, z)
-      for (let i = 0; i < nx * ny; i++) if (rgba[i * 4] !== bmp[z * nx * ny + i]) mismatches++
-    }
-    return mismatches
+    return bmp && tex ? textureMismatches(this.nv.gl, tex, bmp, this.drawDims()) : -1
   }
 
   /** The CT's colour at a voxel (RAS indices) as blended on the GPU, [r, g, b, a] (tests: the window applies). */
@@ -406,6 +283,9 @@ export class Viewer {
     }
     this.strokeBox = null
     this.history = new EditHistory(this.bitmap(), this.drawDims())
+    this.geometry = geometryOf(ct)
+    this.loadedBoxes = organBoxes(this.bitmap(), this.drawDims())
+    this.editedBox = null
     const t3 = performance.now()
     performance.measure('atlas:load:label', { start: t2, end: t3 })
     this.onWindow(WINDOW_PRESETS.abdomen.width, WINDOW_PRESETS.abdomen.level)
@@ -431,6 +311,7 @@ export class Viewer {
     this.strokeBox = null
     const { history, kept } = old.rebase(this.bitmap())
     this.history = history
+    this.loadedBoxes = organBoxes(this.bitmap(), this.drawDims())
     this.texBox = null // the whole volume
     this.nv.refreshDrawing(true)
     this.onEdit()
@@ -448,7 +329,9 @@ export class Viewer {
     const t0 = performance.now()
     const box = this.strokeBox // null: the pen went a way we do not track, so scan the whole volume
     this.strokeBox = null
-    const result = this.history.accept(this.bitmap(), this.policy, box)
+    const result = this.history.accept(this.bitmap(), this.paintPolicy(), box)
+    this.editedBox = box ? unionBox(this.editedBox, box) : { x0: 0, y0: 0, z0: 0, x1: 1e9, y1: 1e9, z1: 1e9 }
+    this.logKeySlice(box)
     if (result.refused > 0) {
       this.texBox = box
       this.nv.refreshDrawing(true)
@@ -459,6 +342,122 @@ export class Viewer {
     this.lastStrokeVoxels = result.changed
     this.lastStrokeScanned = box ? boxVoxels(clipBox(box, this.drawDims())) : this.bitmap().length
     this.onEdit()
+  }
+
+  private paintPolicy(): Policy {
+    const painting = this.policy.tool !== 'eraser' && this.policy.tool !== 'navigate'
+    return painting && this.intensity ? { ...this.policy, allow: this.intensity } : this.policy
+  }
+
+  get intensityLimit(): ((index: number) => boolean) | undefined {
+    return this.intensity
+  }
+
+  /** Limit every painting tool (brush, outline, sphere, grow; not the eraser) to voxels the test allows. */
+  setIntensityLimit(allow: ((index: number) => boolean) | undefined): void {
+    this.intensity = allow
+  }
+
+  /** The box holding every voxel of an organ (conservative: grown by every edit since loading), or null. */
+  organBox(value: number): Box | null {
+    const loaded = this.loadedBoxes.get(value) ?? null
+    const edited = this.editedBox ? clipBox(this.editedBox, this.drawDims()) : null
+    return unionBox(loaded, edited)
+  }
+
+  /** The label, flat in the viewer's voxel order (x fastest). Tools read it; they write only through edit(). */
+  label(): Uint8Array {
+    return this.bitmap()
+  }
+
+  /**
+   * One computed edit as one undoable step: `write` puts new values into the label inside `box` only; the policy
+   * (only the active organ is added or removed, "protect other organs", the HU range unless `limit` is false) keeps
+   * what it allows. Returns the voxels changed. lastToolMs: write + accept; lastRedrawMs: upload + redraw.
+   */
+  edit(box: Box | null, write: (label: Uint8Array) => void, limit = true): number {
+    const inside = box ? clipBox(box, this.drawDims()) : null
+    if (!this.history || !inside) return 0
+    const t0 = performance.now()
+    write(this.bitmap())
+    const policy = { ...this.policy, allow: limit ? this.intensity : undefined }
+    const result = this.history.accept(this.bitmap(), policy, inside)
+    this.editedBox = unionBox(this.editedBox, inside)
+    const t1 = performance.now()
+    this.texBox = inside
+    this.nv.refreshDrawing(true)
+    this.syncGpu()
+    const t2 = performance.now()
+    performance.measure('atlas:tool', { start: t0, end: t1 })
+    this.lastToolMs = t1 - t0
+    this.lastRedrawMs = t2 - t1
+    this.lastStrokeVoxels = result.changed
+    this.lastStrokeScanned = boxVoxels(inside)
+    this.onEdit()
+    return result.changed
+  }
+
+  /** Paint into the label during a stroke (shown at once, accepted as one edit by endStroke()). */
+  paint(box: Box | null, write: (label: Uint8Array) => void): void {
+    const inside = box ? clipBox(box, this.drawDims()) : null
+    if (!inside) return
+    const t0 = performance.now()
+    write(this.bitmap())
+    this.lastToolMs += performance.now() - t0
+    this.touch(inside)
+    this.nv.refreshDrawing(true)
+  }
+
+  /** Accept what paint() drew since the stroke began as one edit. */
+  endStroke(): void {
+    const before = this.lastToolMs
+    this.acceptStroke()
+    this.lastToolMs = before + this.lastStrokeMs
+    this.onEdit()
+  }
+
+  /** A pen stroke on one slice of the view's axis is a key slice for interpolation of its organ (changed or not). */
+  private logKeySlice(box: Box | null): void {
+    const { tool, active } = this.policy
+    if (box && (tool === 'brush' || tool === 'fill')) this.keys.add(box, this.axis(), active)
+  }
+
+  /** The slices painted with the organ across `axis` since the last interpolation, and the box around the strokes. */
+  keySlices(axis: number, value: number): { slices: number[]; box: Box | null } {
+    return this.keys.slices(axis, value)
+  }
+
+  forgetKeySlices(axis: number, value: number): void {
+    this.keys.forget(axis, value)
+  }
+
+  /** Give the left button to a tool of ours (null: back to NiiVue's navigate / pen). */
+  setPointerTool(tool: PointerTool | null): void {
+    this.pointer = tool
+  }
+
+  private listenPointer(): void {
+    listenPointer(this.canvas, {
+      tool: () => this.pointer,
+      voxelAt: (e) => this.voxelAt(e),
+      axis: () => this.axis(),
+      begin: () => {
+        this.lastToolMs = 0
+      },
+    }, this.cleanups)
+  }
+
+  /** The voxel axis across the displayed slice: axial z (2), coronal y (1), sagittal x (0); multiplanar: z. */
+  axis(): number {
+    return this.view === 'sagittal' ? 0 : this.view === 'coronal' ? 1 : 2
+  }
+
+  /** Radiological (the patient's right on the screen's left) or neurological display. */
+  setRadiological(on: boolean): void {
+    if (on === this.radiological) return
+    this.radiological = on
+    this.nv.opts.isRadiologicalConvention = on
+    this.nv.drawScene()
   }
 
   get dims(): number[] {
@@ -498,24 +497,10 @@ export class Viewer {
     const key = JSON.stringify(colours.map((c) => [c.value, c.color, c.visible]))
     if (key === this.coloursKey) return
     this.coloursKey = key
-    const max = Math.max(1, ...colours.map((c) => c.value))
-    const R: number[] = []
-    const G: number[] = []
-    const B: number[] = []
-    const A: number[] = []
-    const I: number[] = []
-    for (let value = 0; value <= max; value++) {
-      const c = colours.find((x) => x.value === value)
-      const [r, g, b] = c ? rgb(c.color) : [255, 255, 255]
-      R.push(r)
-      G.push(g)
-      B.push(b)
-      A.push(value === 0 || (c && !c.visible) ? 0 : 255)
-      I.push(value)
-    }
+    const table = colourTable(colours)
     // NiiVue's setDrawColormap re-blends every layer (updateGLVolume); the drawing's colours are only the last row
     // of the colour-map texture, which refreshColormaps rebuilds.
-    this.oneVolumeUpdate(() => this.nv.setDrawColormap({ R, G, B, A, I } as unknown as string), false)
+    this.oneVolumeUpdate(() => this.nv.setDrawColormap(table as unknown as string), false)
     this.nv.refreshColormaps()
     this.nv.drawScene()
   }
@@ -560,7 +545,7 @@ export class Viewer {
   private applyTool(): void {
     const { tool, active } = this.policy
     this.nv.opts.penSize = this.brushSize
-    if (tool === 'navigate') {
+    if (tool === 'navigate' || tool === 'sphere' || tool === 'grow') {
       this.nv.setDrawingEnabled(false)
       return
     }
@@ -573,6 +558,7 @@ export class Viewer {
     const box = this.history?.undo(this.bitmap())
     if (!box) return false
     this.texBox = box
+    this.editedBox = unionBox(this.editedBox, box)
     this.nv.refreshDrawing(true)
     this.onEdit()
     return true
@@ -582,6 +568,7 @@ export class Viewer {
     const box = this.history?.redo(this.bitmap())
     if (!box) return false
     this.texBox = box
+    this.editedBox = unionBox(this.editedBox, box)
     this.nv.refreshDrawing(true)
     this.onEdit()
     return true
@@ -632,7 +619,7 @@ export class Viewer {
 
   /** Move the displayed slice by `delta` along the view's axis (axial: z, coronal: y, sagittal: x). */
   scroll(delta: number): void {
-    const axis = this.view === 'sagittal' ? 0 : this.view === 'coronal' ? 1 : 2
+    const axis = this.axis()
     const step = [0, 0, 0]
     step[axis] = delta
     this.nv.moveCrosshairInVox(step[0], step[1], step[2])

@@ -84,3 +84,36 @@ export function readLayer(gl: WebGL2RenderingContext, texture: WebGLTexture, z: 
   gl.deleteFramebuffer(fb)
   return rgba
 }
+
+/** Voxels where an r8 bitmap (dims [nx, ny, nz]) and the 3D texture holding it differ, read back layer by layer. */
+export function textureMismatches(gl: WebGL2RenderingContext, tex: WebGLTexture, bmp: Uint8Array,
+  dims: number[]): number {
+  const [nx, ny, nz] = dims
+  let mismatches = 0
+  for (let z = 0; z < nz; z++) {
+    const rgba = readLayer(gl, tex, z, nx, ny)
+    for (let i = 0; i < nx * ny; i++) if (rgba[i * 4] !== bmp[z * nx * ny + i]) mismatches++
+  }
+  return mismatches
+}
+
+function rgb(hex: string): [number, number, number] {
+  const m = /^#?([0-9a-f]{2})([0-9a-f]{2})([0-9a-f]{2})/i.exec(hex)
+  return m ? [parseInt(m[1], 16), parseInt(m[2], 16), parseInt(m[3], 16)] : [255, 0, 0]
+}
+
+/** NiiVue's colour table for the drawing: one entry per value 0..max, value 0 and hidden organs transparent. */
+export function colourTable(colours: { value: number; color: string; visible: boolean }[]) {
+  const max = Math.max(1, ...colours.map((c) => c.value))
+  const table = { R: [] as number[], G: [] as number[], B: [] as number[], A: [] as number[], I: [] as number[] }
+  for (let value = 0; value <= max; value++) {
+    const c = colours.find((x) => x.value === value)
+    const [r, g, b] = c ? rgb(c.color) : [255, 255, 255]
+    table.R.push(r)
+    table.G.push(g)
+    table.B.push(b)
+    table.A.push(value === 0 || (c && !c.visible) ? 0 : 255)
+    table.I.push(value)
+  }
+  return table
+}

@@ -1,0 +1,34 @@
+// Members at a hotspot: for the active organ's selected hotspot, show each ensemble member's version (and the
+// mean's) in the hotspot's region as a preview, and accept one with one click (or m to cycle, a to accept); say when
+// the members agree there, so that no member will fix a wrong label.
+import type { Members } from './useMembers'
+
+export function MembersControls({ m }: { m: Members }) {
+  if (m.error) return <p className="muted" data-members-error>members: {m.error}</p>
+  if (!m.crops) return null
+  const names = [...m.crops.members.map((x) => x.name), 'mean']
+  return (
+    <div className="members" data-members={m.crops.members.map((x) => x.name).join(',')}>
+      <h3>Members at this hotspot</h3>
+      {m.crops.members_agree && (
+        <p className="flash" data-members-agree>The members agree here (Dice ≥ 0.9 in the hotspot): if the label is
+          still wrong, no member will fix it; correct it by hand (brush, click to grow, interpolation).</p>
+      )}
+      <div className="buttons">
+        <button className={m.shown === '' ? 'on' : ''} onClick={() => m.cancel()} data-member-show="">label</button>
+        {names.map((name) => (
+          <button key={name} className={m.shown === name ? 'on' : ''} onClick={() => m.show(name)}
+            data-member-show={name}>{name}</button>
+        ))}
+      </div>
+      <div className="buttons">
+        {names.map((name) => (
+          <button key={name} onClick={() => m.accept(name)} data-member-accept={name}
+            title={`replace the organ in this hotspot by ${name}'s version (one edit)`}>use {name}</button>
+        ))}
+        {m.shown && !m.shown.startsWith('p') && <button className="primary" onClick={m.keep}
+          data-action="member-keep">keep {m.shown} (a)</button>}
+      </div>
+    </div>
+  )
+}

@@ -1,0 +1,32 @@
+// The Tools section: the pen, then each tool's own controls (one file per tool).
+import type { OrganRow, ViewerRef } from '../types'
+import { CleanupControls } from './Cleanup'
+import { GrowControls } from './GrowTool'
+import { IntensityControls } from './IntensityRange'
+import { InterpolateControls } from './Interpolate'
+import { LocalThreshold } from './LocalThreshold'
+import { MembersControls } from './Members'
+import { PenTools } from './PenTools'
+import { SphereControls } from './SphereBrush'
+import type { Members } from './useMembers'
+import type { Tools } from './useTools'
+
+export function ToolsPanel({ t, m, viewerRef, organ, undo, redo, say }: { t: Tools; m: Members
+  viewerRef: ViewerRef; organ: OrganRow | undefined; undo: number; redo: number; say: (message: string) => void }) {
+  const viewer = viewerRef.current
+  return (
+    <section>
+      <h2>Tools</h2>
+      <PenTools t={t} viewerRef={viewerRef} organName={organ?.display_name ?? 'the active organ'} undo={undo}
+        redo={redo} />
+      {t.tool === 'sphere' && <SphereControls t={t} />}
+      {t.tool === 'grow' && <GrowControls t={t} />}
+      <IntensityControls t={t} organ={organ?.name ?? ''} />
+      <h3>Active organ</h3>
+      <InterpolateControls t={t} viewer={viewer} say={say} />
+      <CleanupControls t={t} viewer={viewer} />
+      <MembersControls m={m} />
+      <LocalThreshold m={m} />
+    </section>
+  )
+}

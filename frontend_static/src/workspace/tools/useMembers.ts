@@ -1,0 +1,118 @@
+// The members at the selected hotspot: fetch the active organ's crop for the hotspot's box (padded), and edits that
+// replace the label inside the hotspot's region with a member's version, the mean's, or the mean re-thresholded.
+// A preview is an ordinary edit on top of the history that the next preview replaces; keeping it is one undoable
+// edit.
+import { useCallback, useEffect, useRef, useState } from 'react'
+import type { Viewer } from '../../viewer/niivue'
+import { fetchMembers, type MemberCrops } from '../membersApi'
+import type { HotspotRow, ViewerRef } from '../types'
+
+const PAD = 3 // voxels around the hotspot's box
+
+/** Write the organ where `inside(c)` says so (c: the crop's offset) in the region; remove it elsewhere there. */
+export function applyInRegion(viewer: Viewer, crops: MemberCrops, value: number,
+  inside: (c: number) => boolean): number {
+  const g = viewer.geometry
+  if (!g) return 0
+  const [lo, hi] = crops.box
+  const [w, h] = crops.shape
+  const box = g.fileBoxToViewer(lo, hi)
+  const [nx, ny] = g.dims
+  const region = crops.region
+  // the crop offset of a viewer voxel is a sum of one term per axis (the file axes are a permutation, maybe flipped)
+  const strides = [1, w, w * h]
+  const term = [0, 1, 2].map((a) => {
+    const { f, flip } = g.axes[a]
+    const lo0 = [box.x0, box.y0, box.z0][a]
+    const hi0 = [box.x1, box.y1, box.z1][a]
+    return Int32Array.from({ length: hi0 - lo0 + 1 }, (_, k) => {
+      const v = lo0 + k
+      return ((flip ? g.fileDims[f] - 1 - v : v) - lo[f]) * strides[f]
+    })
+  })
+  return viewer.edit(box, (label) => {
+    for (let z = box.z0; z <= box.z1; z++) {
+      const tz = term[2][z - box.z0]
+      for (let y = box.y0; y <= box.y1; y++) {
+        const tyz = tz + term[1][y - box.y0]
+        const row = (z * ny + y) * nx
+        for (let x = box.x0; x <= box.x1; x++) {
+          const c = tyz + term[0][x - box.x0]
+          if (region && !region[c]) continue
+          const index = row + x
+          if (inside(c)) label[index] = value
+          else if (label[index] === value) label[index] = 0
+        }
+      }
+    }
+  }, false)
+}
+
+export function useMembers(viewerRef: ViewerRef, caseId: number | undefined, hotspot: HotspotRow | undefined,
+  active: number) {
+  const [crops, setCrops] = useState<MemberCrops | null>(null)
+  const [error, setError] = useState('')
+  const [shown, setShown] = useState('') // what the preview shows: '' (the label), a member's name, 'mean', 'p0.40'
+  const preview = useRef<number | null>(null) // undo depth right after the preview's edit (null: none on top)
+  const key = hotspot && hotspot.value === active && caseId ? `${caseId}/${hotspot.organ}/${hotspot.centroid}` : ''
+
+  useEffect(() => {
+    setCrops(null)
+    setShown('')
+    setError('')
+    preview.current = null
+    if (!key || !hotspot || !caseId) return
+    let cancelled = false
+    const lo = hotspot.bbox[0].map((v) => v - PAD)
+    const hi = hotspot.bbox[1].map((v) => v + PAD)
+    fetchMembers(caseId, hotspot.organ, lo, hi, hotspot.centroid)
+      .then((c) => !cancelled && setCrops(c))
+      .catch((e: Error) => !cancelled && setError(e.message))
+    return () => {
+      cancelled = true
+    }
+  }, [key]) // eslint-disable-line react-hooks/exhaustive-deps
+
+  /** Take back the preview when it is still the newest edit. */
+  const dropPreview = useCallback(() => {
+    const viewer = viewerRef.current
+    if (viewer && preview.current !== null && viewer.undoDepth[0] === preview.current) viewer.undo()
+    preview.current = null
+  }, [viewerRef])
+
+  const show = useCallback((what: string) => {
+    const viewer = viewerRef.current
+    if (!viewer || !crops) return
+    dropPreview()
+    setShown(what)
+    if (!what) return
+    let inside: (c: number) => boolean
+    if (what.startsWith('p')) {
+      const t = Math.round(Number(what.slice(1)) * 255)
+      inside = (c) => crops.mean[c] >= t
+    } else {
+      const p = what === 'mean' ? crops.mean : crops.members.find((m) => m.name === what)?.probability
+      if (!p) return
+      inside = (c) => p[c] > 127
+    }
+    const before = viewer.undoDepth[0]
+    applyInRegion(viewer, crops, active, inside)
+    preview.current = viewer.undoDepth[0] > before ? viewer.undoDepth[0] : null
+  }, [viewerRef, crops, active, dropPreview])
+
+  /** Keep what the preview shows (already one edit in the history). */
+  const keep = useCallback(() => {
+    preview.current = null
+    setShown('')
+  }, [])
+
+  /** One click: replace the region with `what` and keep it. */
+  const accept = useCallback((what: string) => {
+    show(what)
+    keep()
+  }, [show, keep])
+
+  return { crops, error, shown, show, keep, accept, cancel: () => { dropPreview(); setShown('') } }
+}
+
+export type Members = ReturnType<typeof useMembers>

@@ -1,0 +1,117 @@
+"""Members at a hotspot and the local threshold in a real browser, checked voxel by voxel in the uploaded revision.
+
+The world's case 'big' gets three members' liver probabilities around its liver hotspot (attention at x 5..8,
+y 5..8, z 4..6, so the hotspot's region is x 4..9, y 4..9, z 3..7, mostly inside the spleen at x 3..11, y 5..14,
+z 3..8): nnunet 0.9 in cube A (x 5..7, y 5..7, z 4..6), swin_unetr 0.6 in A and in cube B (x 8..9, y 4..6, z 4..6),
+unet 0.3 in B. Their mean is 0.50 in A and 0.30 in B.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from annotation.ml_adapter import OrganAttentionInput
+from annotation.models import Revision, Task
+from annotation.services.predictions import record_prediction
+from tests.api.conftest import SHAPE
+from tests.browser.conftest import open_next_case, revision_data, sign_in, workspace
+from tests.conftest import affine_for, save_nifti
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+LIVER = 5
+A = (slice(5, 8), slice(5, 8), slice(4, 7))
+B = (slice(8, 10), slice(4, 7), slice(4, 7))
+
+
+def _cube(index) -> set[tuple[int, int, int]]:
+    return {(x, y, z) for x in range(index[0].start, index[0].stop) for y in range(index[1].start, index[1].stop)
+            for z in range(index[2].start, index[2].stop)}
+
+
+@pytest.fixture
+def members_world(world, tmp_path):
+    affine = affine_for()
+    probs = {name: np.zeros(SHAPE, dtype=np.uint8) for name in ("nnunet", "swin_unetr", "unet")}
+    probs["nnunet"][A] = 230
+    probs["swin_unetr"][A] = probs["swin_unetr"][B] = 153
+    probs["unet"][B] = 77
+    files = {n: {"liver": save_nifti(tmp_path / f"m_{n}.nii.gz", p, affine)} for n, p in probs.items()}
+    heat = np.zeros(SHAPE, dtype=np.uint8)
+    heat[5:9, 5:9, 4:7] = 100
+    record_prediction(case=world.cases["big"], round=world.round,
+                      pseudo_label=save_nifti(tmp_path / "p.nii.gz", world.pseudo, affine),
+                      heatmap=save_nifti(tmp_path / "h.nii.gz", heat, affine),
+                      attention={"liver": save_nifti(tmp_path / "hl.nii.gz", heat, affine)}, soft_pred=files,
+                      organs=[OrganAttentionInput("liver", 37.5, 3750, [{"voxels": 48, "ml": 0.3, "centroid": [6, 6, 5],
+                                                                           "bbox": [[5, 5, 4], [8, 8, 6]]}]),
+                              OrganAttentionInput("spleen", 12.5, 1500)])
+    return world
+
+
+def _open_hotspot(page, live_server) -> Task:
+    sign_in(page, live_server.url)
+    open_next_case(page)
+    page.click("[data-hotspot-index='0']")
+    assert workspace(page, "active") == str(LIVER)
+    page.wait_for_selector("[data-members='nnunet,swin_unetr,unet']")
+    assert page.locator("[data-members-agree]").count() == 0  # unet says no liver where nnunet says liver
+    return Task.objects.get(pk=int(workspace(page, "task")))
+
+
+def _submit(page, task: Task) -> np.ndarray:
+    page.click("[data-action=submit]")
+    page.click("[data-action=upload]")
+    page.wait_for_selector("[data-page=queue] [data-flash]", timeout=20_000)
+    return revision_data(Revision.objects.get(task=task))
+
+
+def _changed(data: np.ndarray, reference: np.ndarray) -> set[tuple[int, int, int]]:
+    return {tuple(int(v) for v in idx) for idx in np.argwhere(data != reference)}
+
+
+def test_accept_a_members_version_at_the_hotspot(members_world, page, live_server):
+    world = members_world
+    task = _open_hotspot(page, live_server)
+    # under protection, swin_unetr's version (A and B) lands on background only: B's row y = 4
+    page.click("[data-member-accept=swin_unetr]")
+    page.wait_for_selector("[data-page=workspace][data-undo='1']")
+    assert workspace(page, "stroke-voxels") == str(2 * 3)
+    page.click("[data-action=undo]")
+    page.wait_for_selector("[data-page=workspace][data-undo='0']")
+    page.uncheck("[data-control=protect]")
+    # keys: m shows the next member's version (nnunet first), a keeps it
+    page.evaluate("document.activeElement && document.activeElement.blur()")
+    page.keyboard.press("m")
+    page.wait_for_selector("[data-member-show=nnunet].on")
+    assert workspace(page, "stroke-voxels") == str(27)
+    page.keyboard.press("m")  # swin_unetr replaces the preview: A and B
+    page.wait_for_selector("[data-member-show=swin_unetr].on")
+    assert workspace(page, "stroke-voxels") == str(27 + 18) and workspace(page, "undo") == "1"
+    page.keyboard.press("m")  # unet: B only (0.3 is not the organ): nothing
+    page.keyboard.press("m")  # the mean: A (0.50)
+    page.wait_for_selector("[data-member-show=mean].on")
+    page.keyboard.press("a")
+    page.wait_for_selector("[data-member-show=''].on")
+    assert workspace(page, "undo") == "1"
+    data = _submit(page, task)
+    assert _changed(data, world.pseudo) == _cube(A)
+    assert all(data[v] == LIVER for v in _cube(A))
+    assert not page.errors
+
+
+def test_local_threshold_previews_and_applies(members_world, page, live_server):
+    world = members_world
+    task = _open_hotspot(page, live_server)
+    page.uncheck("[data-control=protect]")
+    page.fill("[data-control=local-threshold]", "0.25")  # mean >= 0.25: A and B
+    page.wait_for_selector("[data-page=workspace][data-undo='1']")
+    assert workspace(page, "stroke-voxels") == str(27 + 18)
+    page.fill("[data-control=local-threshold]", "0.45")  # A only: the preview is replaced, still one edit
+    page.wait_for_function("document.querySelector('[data-page=workspace]').dataset.strokeVoxels === '27'")
+    assert workspace(page, "undo") == "1"
+    page.click("[data-action=threshold-apply]")
+    data = _submit(page, task)
+    assert _changed(data, world.pseudo) == _cube(A)
+    assert not page.errors
