@@ -16,16 +16,15 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_viewer import ARGS, PASSWORD, REPO, free_port, loadavg  # noqa: E402
+from bench_viewer import PASSWORD, REPO, loadavg  # noqa: E402
+from browser_session import atlas_server, signed_in_page  # noqa: E402
 
 LIVER = 5
 
@@ -189,7 +188,6 @@ def main() -> None:
     parser.add_argument("--shape", type=int, nargs=3, default=[512, 512, 300])
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
-    from playwright.sync_api import sync_playwright
 
     print(f"machine load before: {loadavg()}")
     with tempfile.TemporaryDirectory(prefix="atlas-bench-tools-") as tmp:
@@ -200,33 +198,12 @@ def main() -> None:
         t0 = time.perf_counter()
         build_case(var, tuple(args.shape))
         print(f"case {' x '.join(map(str, args.shape))} built in {time.perf_counter() - t0:.1f} s")
-        port = free_port()
-        server = subprocess.Popen([sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"],
-                                  cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        try:
-            for _ in range(100):
-                try:
-                    socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                    break
-                except OSError:
-                    time.sleep(0.2)
-            with sync_playwright() as p:
-                browser = p.chromium.launch(executable_path=os.environ.get("ATLAS_CHROMIUM", "/usr/bin/chromium"),
-                                            headless=True, args=ARGS)
-                page = browser.new_page(viewport={"width": 1500, "height": 950})
-                page.goto(f"http://127.0.0.1:{port}/")
-                page.fill("input[name=username]", "annotator")
-                page.fill("input[name=password]", PASSWORD)
-                page.click("button[type=submit]")
-                page.wait_for_selector("[data-page=queue]")
-                page.click("[data-action=next-case]")
-                page.wait_for_selector("[data-page=workspace][data-state=ready]", timeout=1_200_000)
-                print("case open", flush=True)
-                results = run_tools(page, args.repeat)
-                browser.close()
-        finally:
-            server.terminate()
-            server.wait(timeout=10)
+        with atlas_server(env) as base, signed_in_page(base, "annotator", PASSWORD) as page:
+            page.wait_for_selector("[data-page=queue]")
+            page.click("[data-action=next-case]")
+            page.wait_for_selector("[data-page=workspace][data-state=ready]", timeout=1_200_000)
+            print("case open", flush=True)
+            results = run_tools(page, args.repeat)
     print(f"machine load after: {loadavg()}")
     print("| tool | own work (compute + apply), median / max | redraw (upload + draw), median | voxels changed "
           "| voxels in its box |")

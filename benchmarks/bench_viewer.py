@@ -26,18 +26,16 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from browser_session import REPO, atlas_server, signed_in_page  # noqa: E402
+
 PASSWORD = "bench-password-123"
-ARGS = ["--no-sandbox", "--use-angle=swiftshader", "--enable-unsafe-swiftshader", "--disable-background-networking",
-        "--disable-dev-shm-usage"]
 MOVES = 20  # mouse moves per drag
 
 
@@ -115,11 +113,6 @@ def predict_case(case, workdir: Path):
     return infer_case(case=case, versions=versions, workdir=workdir)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 def loadavg() -> str:
     one, five, fifteen = os.getloadavg()
@@ -163,7 +156,6 @@ def main() -> None:
     parser.add_argument("--dist", type=Path, help="serve this frontend build instead of frontend_static/dist")
     parser.add_argument("--screenshot", type=Path, help="save a screenshot of the workspace here")
     args = parser.parse_args()
-    from playwright.sync_api import sync_playwright
 
     print(f"machine load before: {loadavg()}")
     with tempfile.TemporaryDirectory(prefix="atlas-bench-viewer-") as tmp:
@@ -180,32 +172,9 @@ def main() -> None:
             env["DJANGO_SETTINGS_MODULE"] = settings_module(var, args.dist)
             env["PYTHONPATH"] = os.pathsep.join([str(var), str(REPO), env.get("PYTHONPATH", "")])
             print(f"frontend: {args.dist}")
-        port = free_port()
-        server = subprocess.Popen([sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"],
-                                  cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        base = f"http://127.0.0.1:{port}"
-        try:
-            for _ in range(100):
-                try:
-                    socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                    break
-                except OSError:
-                    time.sleep(0.2)
-            with sync_playwright() as p:
-                browser = p.chromium.launch(executable_path=os.environ.get("ATLAS_CHROMIUM", "/usr/bin/chromium"),
-                                            headless=True, args=ARGS)
-                page = browser.new_page(viewport={"width": 1500, "height": 950})
-                page.goto(base + "/")
-                page.evaluate("localStorage.setItem('atlas.debug', '1')")
-                page.fill("input[name=username]", "annotator")
-                page.fill("input[name=password]", PASSWORD)
-                page.click("button[type=submit]")
-                page.wait_for_selector("[data-page=queue]")
-                measure(page, args)
-                browser.close()
-        finally:
-            server.terminate()
-            server.wait(timeout=10)
+        with atlas_server(env) as base, signed_in_page(base, "annotator", PASSWORD, debug=True) as page:
+            page.wait_for_selector("[data-page=queue]")
+            measure(page, args)
     print(f"machine load after: {loadavg()}")
 
 

@@ -37,7 +37,6 @@ import argparse
 import base64
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -47,7 +46,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_viewer import ARGS, PASSWORD, REPO, free_port, loadavg  # noqa: E402
+from bench_viewer import PASSWORD, REPO, loadavg  # noqa: E402
+from browser_session import atlas_server, signed_in_page  # noqa: E402
 
 LIVER = 5
 SHAPE = (96, 96, 64)
@@ -301,7 +301,6 @@ def with_tools(a: Annotator, kind: str, organ: int) -> None:
 
 
 def run(policy: str, seeds: int, kinds: list[str]) -> list[dict]:
-    from playwright.sync_api import sync_playwright
 
     rows = []
     with tempfile.TemporaryDirectory(prefix="atlas-simulate-") as tmp:
@@ -310,50 +309,29 @@ def run(policy: str, seeds: int, kinds: list[str]) -> list[dict]:
         os.environ.update(env)
         sys.path.insert(0, str(REPO))
         cases = build(var, seeds, kinds)
-        port = free_port()
-        server = subprocess.Popen([sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"],
-                                  cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        try:
-            for _ in range(100):
-                try:
-                    socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                    break
-                except OSError:
-                    time.sleep(0.2)
-            with sync_playwright() as p:
-                browser = p.chromium.launch(executable_path=os.environ.get("ATLAS_CHROMIUM", "/usr/bin/chromium"),
-                                            headless=True, args=ARGS)
-                page = browser.new_page(viewport={"width": 1400, "height": 900})
-                page.goto(f"http://127.0.0.1:{port}/")
-                page.evaluate("localStorage.setItem('atlas.debug', '1')")
-                page.fill("input[name=username]", "annotator")
-                page.fill("input[name=password]", PASSWORD)
-                page.click("button[type=submit]")
-                for _ in cases:
-                    page.wait_for_selector("[data-page=queue]")
-                    page.click("[data-action=next-case]")
-                    page.wait_for_selector("[data-page=workspace][data-state=ready]", timeout=120_000)
-                    name = page.get_attribute("[data-page=workspace]", "data-case")
-                    truth, label, organ, _ = cases[name]
-                    kind = name.split("_", 1)[1]
-                    a = Annotator(page, truth, organ, error_box(truth, label))
-                    start = a.dice()
-                    t0 = time.perf_counter()
-                    if policy == "a":
-                        a.by_hand(kind == "spill")
-                    else:
-                        with_tools(a, kind, organ)
-                    seconds = time.perf_counter() - t0
-                    rows.append({"case": name, "kind": kind, "policy": policy, "actions": a.actions,
-                                 "scrolls": a.scrolls, "seconds": seconds, "start": start, "dice": a.dice()})
-                    print(f"  {policy} {name}: {a.actions} actions, {a.scrolls} scrolls, {seconds:.0f} s, Dice "
-                          f"{start:.3f} -> {rows[-1]['dice']:.3f}", flush=True)
-                    page.click("[data-action=submit]")
-                    page.click("[data-action=upload]")
-                browser.close()
-        finally:
-            server.terminate()
-            server.wait(timeout=10)
+        with (atlas_server(env) as base,
+              signed_in_page(base, "annotator", PASSWORD, viewport=(1400, 900), debug=True) as page):
+            for _ in cases:
+                page.wait_for_selector("[data-page=queue]")
+                page.click("[data-action=next-case]")
+                page.wait_for_selector("[data-page=workspace][data-state=ready]", timeout=120_000)
+                name = page.get_attribute("[data-page=workspace]", "data-case")
+                truth, label, organ, _ = cases[name]
+                kind = name.split("_", 1)[1]
+                a = Annotator(page, truth, organ, error_box(truth, label))
+                start = a.dice()
+                t0 = time.perf_counter()
+                if policy == "a":
+                    a.by_hand(kind == "spill")
+                else:
+                    with_tools(a, kind, organ)
+                seconds = time.perf_counter() - t0
+                rows.append({"case": name, "kind": kind, "policy": policy, "actions": a.actions,
+                             "scrolls": a.scrolls, "seconds": seconds, "start": start, "dice": a.dice()})
+                print(f"  {policy} {name}: {a.actions} actions, {a.scrolls} scrolls, {seconds:.0f} s, Dice "
+                      f"{start:.3f} -> {rows[-1]['dice']:.3f}", flush=True)
+                page.click("[data-action=submit]")
+                page.click("[data-action=upload]")
     return rows
 
 

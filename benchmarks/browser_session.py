@@ -1,0 +1,66 @@
+"""What the browser benchmarks and scripts share: a throw-away Atlas served by `manage.py runserver`, and a Chromium
+page signed in to it (Debian's /usr/bin/chromium, or ATLAS_CHROMIUM, headless with SwiftShader's WebGL2)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+ARGS = ["--no-sandbox", "--use-angle=swiftshader", "--enable-unsafe-swiftshader", "--disable-background-networking",
+        "--disable-dev-shm-usage"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def atlas_server(env: dict) -> Iterator[str]:
+    """`manage.py runserver` on a free port with env (its ATLAS_VAR_DIR, settings); yields the base URL once it
+    answers, stops it at the end."""
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"],
+                              cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(100):
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                time.sleep(0.2)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+@contextmanager
+def signed_in_page(base: str, username: str, password: str, *, viewport: tuple[int, int] = (1500, 950),
+                   debug: bool = False) -> Iterator:
+    """A Playwright page of a fresh headless Chromium, signed in at base as username (on the queue page or, for
+    leads, their first page). debug: localStorage atlas.debug = 1 (the workspace mirrors its textures as numbers)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=os.environ.get("ATLAS_CHROMIUM", "/usr/bin/chromium"),
+                                    headless=True, args=ARGS)
+        try:
+            page = browser.new_page(viewport={"width": viewport[0], "height": viewport[1]})
+            page.goto(base + "/")
+            if debug:
+                page.evaluate("localStorage.setItem('atlas.debug', '1')")
+            page.fill("input[name=username]", username)
+            page.fill("input[name=password]", password)
+            page.click("button[type=submit]")
+            yield page
+        finally:
+            browser.close()
