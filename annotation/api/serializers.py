@@ -122,6 +122,8 @@ class SkipSerializer(serializers.Serializer):
 class ReviewSerializer(serializers.Serializer):
     decision = serializers.ChoiceField(choices=Review.Decision.choices)
     comment = serializers.CharField(required=False, allow_blank=True, default="", max_length=5000)
+    reassign_to = serializers.CharField(required=False, allow_null=True, max_length=150,
+                                        help_text="a rejection: the annotator who gets the task (default: its own)")
 
 
 class AssignSerializer(serializers.Serializer):

@@ -29,7 +29,7 @@ from annotation.errors import Invalid
 from annotation.models import Revision, Task
 from annotation.roles import ANNOTATOR, role_of
 from annotation.selectors.work import my_queue
-from annotation.services import queue, revisions
+from annotation.services import queue, reviews, revisions
 from annotation.storage import scratch_dir
 
 
@@ -141,7 +141,8 @@ class MyQueue(APIView):
 
 
 class RevisionReview(APIView):
-    """A lead accepts or rejects a revision; a rejection sends the task back with the comment."""
+    """A lead accepts or rejects a revision (409 while another lead reviews it); a rejection sends the task back
+    with the comment, to its annotator or to `reassign_to`."""
 
     permission_classes = [IsLead]
 
@@ -150,7 +151,7 @@ class RevisionReview(APIView):
         get_object_or_404(Revision, pk=pk)
         body = ReviewSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        revisions.review(revision_id=pk, reviewer=request.user, **body.validated_data)
+        reviews.decide(revision_id=pk, reviewer=request.user, **body.validated_data)
         return Response(RevisionSerializer(Revision.objects.get(pk=pk)).data)
 
 

@@ -5,12 +5,15 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from annotation.errors import Conflict, Invalid
-from annotation.models import ReviewLease, Revision
+from annotation.models import Review, ReviewLease, Revision, Task
+from annotation.roles import ANNOTATOR, role_of
 from annotation.selectors.review import ORDERS, waiting_for_review
+from annotation.services import revisions
 from annotation.services.queue import lease_duration
 
 
@@ -47,3 +50,24 @@ def check_review_lease(revision: Revision, user, *, now: datetime | None = None)
     if lease is not None:
         raise Conflict(f"{lease.holder.username} is reviewing revision {revision.pk} until "
                        f"{lease.expires:%H:%M} UTC")
+
+
+@transaction.atomic
+def decide(*, revision_id: int, reviewer, decision: str, comment: str = "", reassign_to: str | None = None) -> Review:
+    """A lead's verdict (services.revisions.review), under the review lease: 409 while another lead holds it; the
+    lease ends with the verdict. A rejection may send the task to another annotator (reassign_to, a username)."""
+    annotator = None
+    if reassign_to:
+        annotator = User.objects.filter(username=reassign_to, is_active=True).first()
+        if annotator is None or role_of(annotator) != ANNOTATOR:
+            raise Invalid(f"{reassign_to!r} is not an annotator", field="reassign_to")
+        if decision != Review.Decision.REJECTED:
+            raise Invalid("only a rejection sends the task to someone", field="reassign_to")
+    revision = Revision.objects.filter(pk=revision_id).first()
+    if revision is not None:
+        check_review_lease(revision, reviewer)
+    result = revisions.review(revision_id=revision_id, reviewer=reviewer, decision=decision, comment=comment)
+    if annotator is not None:
+        Task.objects.filter(pk=result.revision.task_id).update(assignee=annotator)
+    ReviewLease.objects.filter(revision_id=revision_id).delete()
+    return result

@@ -118,3 +118,23 @@ def test_leads_racing_for_next_to_review_never_share_a_revision(tmp_path, settin
     got = at_once(leads, "/api/review/next/", {"order": "age"})
     assert len(got) == 6 and len(set(got.values())) == 6, got
     assert ReviewLease.objects.count() == 6
+
+
+@pytest.mark.django_db
+def test_a_verdict_respects_the_review_lease_and_may_reassign(world, reviewed):
+    lead, boss = world.client("lead"), world.client("boss")
+    held = lead.post("/api/review/next/", {"order": "voxels"}, format="json").json()["id"]  # mid, a2's
+    busy = boss.post(f"/api/revisions/{held}/review/", {"decision": "accepted"}, format="json")
+    assert busy.status_code == 409 and "lead is reviewing" in busy.json()["detail"]
+    bad = lead.post(f"/api/revisions/{held}/review/", {"decision": "rejected", "comment": "liver is spleen",
+                                                       "reassign_to": "lead"}, format="json")
+    assert bad.status_code == 400 and bad.json()["field"] == "reassign_to"
+    done = lead.post(f"/api/revisions/{held}/review/", {"decision": "rejected", "comment": "liver is spleen",
+                                                        "reassign_to": "a1"}, format="json")
+    assert done.status_code == 200
+    assert not ReviewLease.objects.filter(revision_id=held).exists()  # the verdict ends the lease
+    task = world.task("mid")
+    assert (task.status, task.assignee.username, task.review_comment) == ("pending", "a1", "liver is spleen")
+    assert queue.lease_next(user=world.users["a1"]).pk == task.pk  # a1 gets it back first (assigned)
+    assert boss.post(f"/api/revisions/{reviewed['big']}/review/", {"decision": "accepted"},
+                     format="json").status_code == 200  # nobody held big
