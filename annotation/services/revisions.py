@@ -155,11 +155,12 @@ def _tag_rows(tags: dict[str, list[str]], organ_values: dict[str, int], *, label
     rows = []
     if not isinstance(tags, dict):
         raise UploadError("expected an object {organ: [tag codes]}", field="tags")
+    for organ in tags:  # checked before any query names them (PostgreSQL refuses text holding NUL: a 500)
+        if organ not in organ_values:
+            raise UploadError(f"{organ!r} is not an organ of this case's label set", field="tags")
     organ_ids = dict(Organ.objects.filter(label_set=label_set_id, name__in=list(tags)).values_list("name", "id")
                      ) if tags else {}
     for organ, codes in tags.items():
-        if organ not in organ_values:
-            raise UploadError(f"{organ!r} is not an organ of this case's label set", field="tags")
         if not isinstance(codes, list) or not all(isinstance(code, str) for code in codes):
             raise UploadError(f"{organ}: expected a list of tag codes (strings)", field="tags")
         for code in codes:
