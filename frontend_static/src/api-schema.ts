@@ -430,7 +430,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** @description A lead accepts or rejects a revision; a rejection sends the task back with the comment. */
+        /**
+         * @description A lead accepts or rejects a revision (409 while another lead reviews it); a rejection sends the task back
+         *     with the comment, to its annotator or to `reassign_to`.
+         */
         post: operations["revisions_review_create"];
         delete?: never;
         options?: never;
@@ -965,6 +968,8 @@ export interface components {
             decision: components["schemas"]["DecisionEnum"];
             /** @default  */
             comment: string;
+            /** @description a rejection: the annotator who gets the task (default: its own) */
+            reassign_to?: string | null;
         };
         ReviewQuery: {
             /** @default voxels */
