@@ -6,6 +6,9 @@ from annotation.services.revisions import MAX_SECONDS_SPENT, latest_revision
 
 
 class OrganSerializer(serializers.ModelSerializer):
+    # declared, so that the schema does not depend on the database's integer ranges (SQLite's differ)
+    value = serializers.IntegerField(min_value=1, max_value=255, help_text="its voxel value in label maps")
+
     class Meta:
         model = Organ
         fields = ["value", "name", "display_name", "color"]
@@ -80,6 +83,7 @@ class QueueTaskSerializer(serializers.ModelSerializer):
 class RevisionSerializer(serializers.ModelSerializer):
     author = serializers.SlugRelatedField(slug_field="username", read_only=True)
     review = serializers.SerializerMethodField()
+    number = serializers.IntegerField(read_only=True, help_text="1, 2, ... per case")
 
     class Meta:
         model = Revision

@@ -833,7 +833,7 @@ export interface components {
          */
         OrderEnum: "voxels" | "flags" | "attention" | "age";
         Organ: {
-            /** Format: int64 */
+            /** @description its voxel value in label maps */
             value: number;
             /** @description canonical name, e.g. kidney_right, postcava */
             name: string;
@@ -981,8 +981,8 @@ export interface components {
             readonly id: number;
             task: number;
             case: number;
-            /** Format: int64 */
-            number: number;
+            /** @description 1, 2, ... per case */
+            readonly number: number;
             parent?: number | null;
             /** @description Required. 150 characters or fewer. Letters, digits and @/./+/-/_ only. */
             readonly author: string;
