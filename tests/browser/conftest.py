@@ -189,3 +189,22 @@ def revision_data(revision) -> np.ndarray:
     from django.core.files.storage import default_storage
 
     return np.asarray(nib.load(default_storage.path(revision.label_file.name)).dataobj)
+
+
+def wait_undo(page, depth: int) -> None:
+    page.wait_for_selector(f"[data-page=workspace][data-undo='{depth}']")
+
+
+def submit(page, task) -> np.ndarray:
+    """Submit the workspace's label (no tags) and return the stored revision's voxels."""
+    from annotation.models import Revision
+
+    page.click("[data-action=submit]")
+    page.click("[data-action=upload]")
+    page.wait_for_selector("[data-page=queue] [data-flash]", timeout=20_000)
+    return revision_data(Revision.objects.get(task=task))
+
+
+def changed_voxels(data: np.ndarray, reference: np.ndarray) -> set[tuple[int, int, int]]:
+    """The voxels (x, y, z) where data differs from reference."""
+    return {tuple(int(v) for v in idx) for idx in np.argwhere(data != reference)}

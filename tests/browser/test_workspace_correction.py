@@ -15,8 +15,17 @@ import numpy as np
 import pytest
 from django.core.files.storage import default_storage
 
-from annotation.models import Revision, Task
-from tests.browser.conftest import ScreenMap, ViewMap, open_next_case, revision_data, sign_in, workspace
+from annotation.models import Task
+from tests.browser.conftest import (
+    ScreenMap,
+    ViewMap,
+    changed_voxels,
+    open_next_case,
+    sign_in,
+    submit,
+    wait_undo,
+    workspace,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -34,21 +43,6 @@ def _tool(page, organ: str, tool: str) -> None:
     page.click(f"[data-organ={organ}]")
     page.click(f"[data-tool-button={tool}]")
     assert workspace(page, "tool") == tool
-
-
-def _wait_undo(page, depth: int) -> None:
-    page.wait_for_selector(f"[data-page=workspace][data-undo='{depth}']")
-
-
-def _submit(page, task: Task) -> np.ndarray:
-    page.click("[data-action=submit]")
-    page.click("[data-action=upload]")
-    page.wait_for_selector("[data-page=queue] [data-flash]", timeout=20_000)
-    return revision_data(Revision.objects.get(task=task))
-
-
-def _changed(data: np.ndarray, reference: np.ndarray) -> set[tuple[int, int, int]]:
-    return {tuple(int(v) for v in idx) for idx in np.argwhere(data != reference)}
 
 
 def _key(page, key: str) -> None:
@@ -79,7 +73,7 @@ def test_sphere_brush_paints_a_ball_across_slices(world, page, live_server):
     z = screen.z
     # at the spleen / liver corner: the ball spans z - 1..z + 1 (4 mm over 2.5 mm slices), x and y +- 2
     _click(page, screen, 11, 14)
-    _wait_undo(page, 1)
+    wait_undo(page, 1)
     ball = _ball((11, 14, z), 4.0, world.pseudo.shape)
     assert {v[2] for v in ball} == {z - 1, z, z + 1}
     expected = {v for v in ball if world.pseudo[v] == 0}  # protected: the spleen stays
@@ -87,13 +81,13 @@ def test_sphere_brush_paints_a_ball_across_slices(world, page, live_server):
     assert workspace(page, "stroke-voxels") == str(len(expected))
     # a drag is one edit too
     screen.stroke((2, 18), (6, 18), steps=6)
-    _wait_undo(page, 2)
+    wait_undo(page, 2)
     stroke = set().union(*(_ball((x, 18, z), 4.0, world.pseudo.shape) for x in range(2, 7)))
     assert workspace(page, "stroke-voxels") == str(len(stroke))
     _key(page, "Control+z")
     page.wait_for_selector("[data-page=workspace][data-undo='1'][data-redo='1']")
-    data = _submit(page, task)
-    assert _changed(data, world.pseudo) == expected
+    data = submit(page, task)
+    assert changed_voxels(data, world.pseudo) == expected
     assert all(data[v] == LIVER for v in expected)
     assert not page.errors
 
@@ -109,11 +103,11 @@ def test_hu_range_limits_the_brush(world, page, live_server):
     screen = ScreenMap(page)
     z = screen.z
     screen.stroke((1, 15), (22, 15))  # background all along; the CT's box is x 3..20
-    _wait_undo(page, 1)
+    wait_undo(page, 1)
     expected = {(x, 15, z) for x in range(1, 23) if -100 <= ct[x, 15, z] <= 300}
     assert {x for x, _, _ in expected} == set(range(3, 21))
-    data = _submit(page, task)
-    assert _changed(data, world.pseudo) == expected
+    data = submit(page, task)
+    assert changed_voxels(data, world.pseudo) == expected
     assert not page.errors
 
 
@@ -150,7 +144,7 @@ def test_click_to_grow_in_the_slice_and_in_3d(world, page, live_server):
     z = screen.z
     # in the slice: from the background between the organs' bottom edge and the CT's box edge, the spleen blocks
     _click(page, screen, 9, 15)
-    _wait_undo(page, 1)
+    wait_undo(page, 1)
     grown = _grow(ct, world.pseudo, (9, 15, z), 6.0, -100, 300, plane=True)
     first = {v for v in grown if world.pseudo[v] == 0}
     assert {v[2] for v in first} == {z} and all(v[1] <= 16 for v in first)  # y 17.. is air (-1000 HU)
@@ -159,15 +153,15 @@ def test_click_to_grow_in_the_slice_and_in_3d(world, page, live_server):
     page.check("[data-control=grow-3d]")
     page.fill("[data-control=grow-mm]", "4")
     _click(page, screen, 18, 16)
-    _wait_undo(page, 2)
+    wait_undo(page, 2)
     after_first = world.pseudo.copy()
     for v in first:
         after_first[v] = LIVER
     grown = _grow(ct, after_first, (18, 16, z), 4.0, -100, 300, plane=False)
     second = {v for v in grown if after_first[v] == 0}
     assert len({v[2] for v in second}) == 3
-    data = _submit(page, task)
-    assert _changed(data, world.pseudo) == first | second
+    data = submit(page, task)
+    assert changed_voxels(data, world.pseudo) == first | second
     assert not page.errors
 
 
@@ -179,28 +173,28 @@ def test_cleanup_islands_holes_and_largest(world, page, live_server):
     z = screen.z
     assert 4 <= z <= 7  # a hole here is enclosed in 3D
     screen.stroke((1, 18), (2, 18))  # an island of 2 voxels
-    _wait_undo(page, 1)
+    wait_undo(page, 1)
     _click(page, screen, 22, 18)  # an island of 1 voxel
-    _wait_undo(page, 2)
+    wait_undo(page, 2)
     _tool(page, "liver", "eraser")
     _click(page, screen, 16, 10)  # a hole in the liver
-    _wait_undo(page, 3)
+    wait_undo(page, 3)
     # 0.01 mL is 1.8 voxels of 5.625 mm3: islands of 1 voxel go, of 2 stay
     page.fill("[data-control=island-ml]", "0.01")
     page.click("[data-action=remove-islands]")
-    _wait_undo(page, 4)
+    wait_undo(page, 4)
     assert workspace(page, "stroke-voxels") == "1"
     page.click("[data-action=fill-holes]")
-    _wait_undo(page, 5)
+    wait_undo(page, 5)
     assert workspace(page, "stroke-voxels") == "1"
     page.click("[data-action=keep-largest]")
-    _wait_undo(page, 6)
+    wait_undo(page, 6)
     assert workspace(page, "stroke-voxels") == "2"
     assert int(workspace(page, "stroke-scanned")) < world.pseudo.size  # the organ's box, not the volume
     page.click("[data-action=undo]")
     page.wait_for_selector("[data-page=workspace][data-undo='5'][data-redo='1']")
-    data = _submit(page, task)
-    assert _changed(data, world.pseudo) == {(1, 18, z), (2, 18, z)}
+    data = submit(page, task)
+    assert changed_voxels(data, world.pseudo) == {(1, 18, z), (2, 18, z)}
     assert data[1, 18, z] == data[2, 18, z] == LIVER
     assert not page.errors
 
@@ -226,12 +220,12 @@ def test_interpolate_between_painted_slices(world, page, live_server, view, keys
         screen = ViewMap(page)
         assert screen.slice == key
         screen.path(rectangle)
-    _wait_undo(page, 2)
+    wait_undo(page, 2)
     _key(page, "i")
-    _wait_undo(page, 3)
+    wait_undo(page, 3)
     workspace_voxels = int(workspace(page, "stroke-voxels"))
-    data = _submit(page, task)
-    changed = _changed(data, world.pseudo)
+    data = submit(page, task)
+    changed = changed_voxels(data, world.pseudo)
     # the key slices hold what the outline filled (NiiVue's fill; at least the rectangle's background part), the
     # same on both; the slices between take that shape; nothing changes outside the key slices' span, and the spleen
     # stays

@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 
 from annotation.ml_adapter import OrganAttentionInput
-from annotation.models import Revision, Task
+from annotation.models import Task
 from annotation.services.predictions import record_prediction
 from tests.api.conftest import SHAPE
-from tests.browser.conftest import open_next_case, revision_data, sign_in, workspace
+from tests.browser.conftest import changed_voxels, open_next_case, sign_in, submit, workspace
 from tests.conftest import affine_for, save_nifti
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -60,17 +60,6 @@ def _open_hotspot(page, live_server) -> Task:
     return Task.objects.get(pk=int(workspace(page, "task")))
 
 
-def _submit(page, task: Task) -> np.ndarray:
-    page.click("[data-action=submit]")
-    page.click("[data-action=upload]")
-    page.wait_for_selector("[data-page=queue] [data-flash]", timeout=20_000)
-    return revision_data(Revision.objects.get(task=task))
-
-
-def _changed(data: np.ndarray, reference: np.ndarray) -> set[tuple[int, int, int]]:
-    return {tuple(int(v) for v in idx) for idx in np.argwhere(data != reference)}
-
-
 def test_accept_a_members_version_at_the_hotspot(members_world, page, live_server):
     world = members_world
     task = _open_hotspot(page, live_server)
@@ -95,8 +84,8 @@ def test_accept_a_members_version_at_the_hotspot(members_world, page, live_serve
     page.keyboard.press("a")
     page.wait_for_selector("[data-member-show=''].on")
     assert workspace(page, "undo") == "1"
-    data = _submit(page, task)
-    assert _changed(data, world.pseudo) == _cube(A)
+    data = submit(page, task)
+    assert changed_voxels(data, world.pseudo) == _cube(A)
     assert all(data[v] == LIVER for v in _cube(A))
     assert not page.errors
 
@@ -112,6 +101,6 @@ def test_local_threshold_previews_and_applies(members_world, page, live_server):
     page.wait_for_function("document.querySelector('[data-page=workspace]').dataset.strokeVoxels === '27'")
     assert workspace(page, "undo") == "1"
     page.click("[data-action=threshold-apply]")
-    data = _submit(page, task)
-    assert _changed(data, world.pseudo) == _cube(A)
+    data = submit(page, task)
+    assert changed_voxels(data, world.pseudo) == _cube(A)
     assert not page.errors

@@ -14,8 +14,17 @@ import numpy as np
 import pytest
 from django.core.files.storage import default_storage
 
-from annotation.models import Revision, Task
-from tests.browser.conftest import ScreenMap, ViewMap, open_next_case, revision_data, sign_in, workspace
+from annotation.models import Task
+from tests.browser.conftest import (
+    ScreenMap,
+    ViewMap,
+    changed_voxels,
+    open_next_case,
+    sign_in,
+    submit,
+    wait_undo,
+    workspace,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -36,21 +45,6 @@ def _select(page, organ: str, tool: str, brush: int = 1) -> None:
     page.click(f"[data-tool-button={tool}]")
     page.fill("[data-control=brush]", str(brush))
     assert workspace(page, "tool") == tool and workspace(page, "brush") == str(brush)
-
-
-def _wait_undo(page, depth: int) -> None:
-    page.wait_for_selector(f"[data-page=workspace][data-undo='{depth}']")
-
-
-def _submit(page, task: Task) -> np.ndarray:
-    page.click("[data-action=submit]")
-    page.click("[data-action=upload]")
-    page.wait_for_selector("[data-page=queue] [data-flash]", timeout=20_000)
-    return revision_data(Revision.objects.get(task=task))
-
-
-def _changed(data: np.ndarray, reference: np.ndarray) -> set[tuple[int, int, int]]:
-    return {tuple(int(v) for v in idx) for idx in np.argwhere(data != reference)}
 
 
 def _painted(pseudo: np.ndarray, voxels) -> set[tuple[int, int, int]]:
@@ -121,13 +115,13 @@ def test_filled_outline_fills_inside_and_protects_other_organs(world, page, live
     # a rectangle x 1..8, y 12..17: its top-right corner holds spleen (x 3..8, y 12..14), which stays spleen
     corners = [(1, 12), (8, 12), (8, 17), (1, 17), (1, 12)]
     view.path(corners)
-    _wait_undo(page, 1)
+    wait_undo(page, 1)
     inside = {(x, y, z) for x in range(1, 9) for y in range(12, 18)}
     expected = _painted(world.pseudo, inside)
     assert len(expected) == 8 * 6 - 6 * 3
     assert workspace(page, "stroke-voxels") == str(len(expected))
-    data = _submit(page, task)
-    assert _changed(data, world.pseudo) == expected
+    data = submit(page, task)
+    assert changed_voxels(data, world.pseudo) == expected
     assert all(data[v] == LIVER for v in expected)
     assert all(data[x, y, z] == SPLEEN for x in range(3, 9) for y in range(12, 15))
 
@@ -138,11 +132,11 @@ def test_eraser_removes_the_active_organ_only(world, page, live_server):
     screen = ScreenMap(page)
     z = screen.z
     screen.stroke((1, 10), (22, 10))  # background, spleen 3..11, liver 12..20, background
-    _wait_undo(page, 1)
+    wait_undo(page, 1)
     expected = {(x, 10, z) for x in range(12, 21)}
     assert workspace(page, "stroke-voxels") == str(len(expected))
-    data = _submit(page, task)
-    assert _changed(data, world.pseudo) == expected
+    data = submit(page, task)
+    assert changed_voxels(data, world.pseudo) == expected
     assert all(data[v] == 0 for v in expected)
     assert all(data[x, 10, z] == SPLEEN for x in range(3, 12))
 
@@ -160,14 +154,14 @@ def test_draw_in_the_coronal_and_sagittal_views(world, page, live_server):
     assert 5 <= y <= 14  # the slice crosses both organs
     # z 5: background, spleen (protected), liver, background
     view.path([(1, 5), (22, 5)])
-    _wait_undo(page, 1)
+    wait_undo(page, 1)
     stroke = _painted(world.pseudo, {view.voxel(x, 5) for x in range(1, 23)})
     assert len(stroke) == 4 and workspace(page, "stroke-voxels") == "4"
     expected |= stroke
     # a brush of 3 spreads in the slice's plane (x and z), never across slices (y)
     page.fill("[data-control=brush]", "3")
     view.path([(4, 10), (18, 10)])
-    _wait_undo(page, 2)
+    wait_undo(page, 2)
     stroke = {(x, y, z) for x in range(3, 20) for z in range(9, 12)}
     assert workspace(page, "stroke-voxels") == str(len(stroke))
     # undo and redo of that stroke
@@ -185,20 +179,20 @@ def test_draw_in_the_coronal_and_sagittal_views(world, page, live_server):
     x = view.slice
     assert 12 <= x <= 20  # the liver's column
     view.path([(2, 1), (17, 1)])  # below the organs: all background
-    _wait_undo(page, 3)
+    wait_undo(page, 3)
     stroke = {view.voxel(y, 1) for y in range(2, 18)}
     assert workspace(page, "stroke-voxels") == str(len(stroke))
     expected |= stroke
     view.path([(1, 6), (18, 6)])  # across the liver: only the background at both ends
-    _wait_undo(page, 4)
+    wait_undo(page, 4)
     stroke = _painted(world.pseudo, {view.voxel(y, 6) for y in range(1, 19)})
     assert len(stroke) == 8 and workspace(page, "stroke-voxels") == "8"
     expected |= stroke
 
     # what the GPU shows is what the label holds
     assert page.evaluate("window.atlasViewer.drawingTextureMismatches()") == 0
-    data = _submit(page, task)
-    assert _changed(data, world.pseudo) == expected
+    data = submit(page, task)
+    assert changed_voxels(data, world.pseudo) == expected
     assert all(data[v] == LIVER for v in expected)
 
 
@@ -211,14 +205,14 @@ def test_strokes_update_only_their_box(world, page, live_server):
     _select(page, "liver", "brush")
     screen = ScreenMap(page)
     screen.stroke((1, 17), (22, 17))
-    _wait_undo(page, 1)
+    wait_undo(page, 1)
     assert workspace(page, "stroke-voxels") == "22"
     assert workspace(page, "stroke-scanned") == "22"  # the stroke's row, not the 5,760 voxels of the volume
     full, boxes = (int(n) for n in workspace(page, "drawing-uploads").split("/"))
     assert full == 1 and boxes >= 1
     # protected voxels are put back, in the label and on the GPU
     screen.stroke((1, 10), (22, 10))
-    _wait_undo(page, 2)
+    wait_undo(page, 2)
     assert workspace(page, "stroke-voxels") == "4" and workspace(page, "stroke-scanned") == "22"
     page.keyboard.press("Control+z")
     page.wait_for_selector("[data-page=workspace][data-undo='1'][data-redo='1']")
