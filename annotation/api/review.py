@@ -101,8 +101,7 @@ class ReviewNext(APIView):
         revision = reviews.lease_next_review(user=request.user, **query)
         if revision is None:
             return Response(status=status.HTTP_204_NO_CONTENT)
-        row = next(r for r in selectors.waiting_for_review(order="age") if r.pk == revision.pk)
-        return Response(WaitingRevision(row).data)
+        return Response(WaitingRevision(selectors.waiting_revision(revision.pk)).data)
 
 
 def _csv_cell(value) -> str:

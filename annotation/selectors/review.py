@@ -23,9 +23,7 @@ def waiting_for_review(*, order: str = "voxels", annotator: str | None = None, o
     another lead holds a live review lease on (that user's own lease counts as free).
     """
     now = timezone.now()
-    qs = (Revision.objects.filter(review__isnull=True).exclude(case__revisions__number__gt=F("number"))
-          .select_related("case", "author", "task", "review_lease__holder")
-          .annotate(flag_count=Count("label_check__flags", distinct=True)))
+    qs = _waiting()
     if annotator:
         qs = qs.filter(author__username=annotator)
     if free_for is not None:
@@ -38,6 +36,18 @@ def waiting_for_review(*, order: str = "voxels", annotator: str | None = None, o
     key = {"voxels": lambda r: -revised_voxels(r, organ), "flags": lambda r: -r.flag_count,
            "attention": lambda r: -r.task.priority, "age": lambda r: 0}[order]
     return sorted(rows, key=key)  # stable: oldest first among equals
+
+
+def _waiting() -> QuerySet[Revision]:
+    """Unreviewed revisions that are the newest of their case, with their flag count."""
+    return (Revision.objects.filter(review__isnull=True).exclude(case__revisions__number__gt=F("number"))
+            .select_related("case", "author", "task", "review_lease__holder")
+            .annotate(flag_count=Count("label_check__flags", distinct=True)))
+
+
+def waiting_revision(pk: int) -> Revision:
+    """One revision of the review queue, as waiting_for_review lists it."""
+    return _waiting().get(pk=pk)
 
 
 def revised_voxels(revision: Revision, organ: str | None = None) -> int:
