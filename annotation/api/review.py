@@ -1,23 +1,34 @@
-"""Review for leads: the queue of revisions waiting for a verdict, "next to review" (a lease), quality flags (JSON or
-CSV, `export=csv`). The verdict itself is POST /api/revisions/{id}/review/."""
+"""Review for leads: the queue of revisions waiting for a verdict, "next to review" (a lease), one revision as the
+review view shows it (what it changed against the label it was made from, its files and the diff volume), edit and
+accept, adjudicating a double read, setting a round's double reads, quality flags (JSON or CSV, `export=csv`). The
+plain verdict is POST /api/revisions/{id}/review/."""
 
 from __future__ import annotations
 
 import csv
 import io
+import shutil
 
 from django.http import HttpResponse
+from django.shortcuts import get_object_or_404
 from django.urls import path
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers as s
 from rest_framework import status
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from annotation.api.files import storage_file_response
 from annotation.api.permissions import IsLead
-from annotation.models import QualityFlag
+from annotation.api.serializers import RevisionSerializer, RevisionUploadSerializer
+from annotation.errors import Invalid, NotFound
+from annotation.models import QualityFlag, Review, Revision, Round
 from annotation.selectors import review as selectors
-from annotation.services import reviews
+from annotation.selectors.labels import started_from
+from annotation.services import double_reads, review_diff, reviews
+from annotation.storage import scratch_dir
 
 
 class ReviewQuery(s.Serializer):
@@ -132,8 +143,243 @@ class QualityFlags(APIView):
         return response
 
 
+class VerdictSerializer(s.Serializer):
+    decision = s.ChoiceField(choices=Review.Decision.choices)
+    reviewer = s.CharField()
+    comment = s.CharField()
+    seconds = s.FloatField(allow_null=True)
+
+
+class OrganDiff(s.Serializer):
+    organ = s.CharField()
+    value = s.IntegerField(min_value=1, max_value=255)
+    display_name = s.CharField()
+    color = s.CharField()
+    added = s.IntegerField(help_text="voxels the organ gained")
+    removed = s.IntegerField(help_text="voxels the organ lost")
+    added_ml = s.FloatField()
+    removed_ml = s.FloatField()
+    before_ml = s.FloatField()
+    after_ml = s.FloatField()
+    change_ml = s.FloatField(help_text="after - before")
+
+
+class DiffReference(s.Serializer):
+    source = s.ChoiceField(choices=["revision", "pseudo_label", "imported", "empty"])
+    revision = s.IntegerField(allow_null=True)
+    number = s.IntegerField(allow_null=True)
+
+
+class DiffSummary(s.Serializer):
+    reference = DiffReference(help_text="the label the revision was made from: its parent, else the pseudo-label")
+    voxel_ml = s.FloatField()
+    organs = OrganDiff(many=True)
+
+
+class TagRow(s.Serializer):
+    organ = s.CharField()
+    tag = s.CharField()
+
+
+class Agreement(s.Serializer):
+    organ = s.CharField()
+    dice = s.FloatField()
+    nsd = s.FloatField()
+
+
+class OtherRead(s.Serializer):
+    id = s.IntegerField()
+    number = s.IntegerField()
+    author = s.CharField()
+
+
+class DoubleReadInfo(s.Serializer):
+    id = s.IntegerField()
+    read = s.IntegerField(min_value=1, max_value=2, help_text="which read this revision is")
+    adjudicated = s.IntegerField(allow_null=True, help_text="the adjudicated revision's id")
+    other = OtherRead(allow_null=True, help_text="the other read's latest revision (none: not landed)")
+    agreement = Agreement(many=True)
+
+
+class ReviewUrls(s.Serializer):
+    ct = s.CharField()
+    label = s.CharField()
+    parent = s.CharField()
+    diff = s.CharField()
+
+
+class ReviewDetail(WaitingRevision):
+    round = s.IntegerField()
+    review = VerdictSerializer(allow_null=True)
+    tags = TagRow(many=True)
+    flag_rows = FlagRow(many=True)
+    double_read = DoubleReadInfo(allow_null=True)
+    annotators = s.ListField(child=s.CharField(), help_text="who a rejection can go to")
+    diff = DiffSummary()
+    urls = ReviewUrls()
+
+
+def _revision(pk: int) -> Revision:
+    revision = selectors.revision_for_review(pk)
+    if revision is None:
+        raise NotFound(f"no revision with id {pk}")
+    return revision
+
+
+class ReviewRevision(APIView):
+    """One revision as the review view shows it: what it changed per organ against the label it was made from
+    (mL), its error tags, seconds spent, flags, verdict, double read, and the URLs of its files and diff."""
+
+    permission_classes = [IsLead]
+
+    @extend_schema(responses=ReviewDetail)
+    def get(self, request, pk: int):
+        revision = _revision(pk)
+        base = f"/api/review/revisions/{pk}"
+        data = {**WaitingRevision(revision).data, **selectors.review_context(revision),
+                "diff": review_diff.diff_summary(revision),
+                "urls": {"ct": f"/api/cases/{revision.case_id}/ct.nii.gz", "label": f"{base}/label.nii.gz",
+                         "parent": f"{base}/parent.nii.gz", "diff": f"{base}/diff.nii.gz"}}
+        return Response(ReviewDetail(data).data)
+
+
+class ReviewRevisionLabel(APIView):
+    """The revision's label map (NIfTI, gzip)."""
+
+    permission_classes = [IsLead]
+
+    @extend_schema(responses={(200, "application/gzip"): OpenApiTypes.BINARY})
+    def get(self, request, pk: int):
+        revision = get_object_or_404(Revision, pk=pk)
+        return storage_file_response(request, revision.label_file.name, filename="label.nii.gz")
+
+
+class ReviewParentLabel(APIView):
+    """The label the revision was made from: its parent revision, else the pseudo-label (404: none)."""
+
+    permission_classes = [IsLead]
+
+    @extend_schema(responses={(200, "application/gzip"): OpenApiTypes.BINARY})
+    def get(self, request, pk: int):
+        ref = started_from(get_object_or_404(Revision, pk=pk))
+        return storage_file_response(request, ref.name if ref else None, filename="parent.nii.gz")
+
+
+class ReviewDiff(APIView):
+    """The diff against the label the revision was made from, as a uint8 NIfTI: 255 where an organ gained voxels,
+    96 where it lost them; ?organ=NAME: that organ's only."""
+
+    permission_classes = [IsLead]
+
+    @extend_schema(parameters=[OpenApiParameter("organ", str, description="one organ's changes")],
+                   responses={(200, "application/gzip"): OpenApiTypes.BINARY})
+    def get(self, request, pk: int):
+        revision = get_object_or_404(Revision.objects.select_related("case__dataset", "task"), pk=pk)
+        body = review_diff.diff_nifti(revision, request.query_params.get("organ") or None)
+        response = HttpResponse(body, content_type="application/gzip")
+        response["Content-Disposition"] = 'inline; filename="diff.nii.gz"'
+        response["Cache-Control"] = "private, max-age=3600"  # a revision never changes
+        return response
+
+
+class VerdictBody(s.Serializer):
+    comment = s.CharField(required=False, allow_blank=True, default="", max_length=5000)
+    seconds_spent = s.FloatField(required=False, allow_null=True, min_value=0.0, max_value=7 * 24 * 3600.0,
+                                 help_text="how long the review took (default: since the review lease)")
+
+
+class EditAcceptBody(RevisionUploadSerializer, VerdictBody):
+    base_revision = None
+    tags = None
+
+
+class ReviewEditAccept(APIView):
+    """Edit and accept: the lead's corrected label map (multipart: file) becomes a new revision, child of this one,
+    accepted; this one is marked "edited"."""
+
+    permission_classes = [IsLead]
+    parser_classes = [MultiPartParser, FormParser]
+
+    @extend_schema(request={"multipart/form-data": EditAcceptBody}, responses={201: RevisionSerializer})
+    def post(self, request, pk: int):
+        body = EditAcceptBody(data=request.data)
+        body.is_valid(raise_exception=True)
+        upload = body.validated_data["file"]
+        if not upload.name.lower().endswith((".nii", ".nii.gz")):
+            raise Invalid(f"{upload.name!r} is not NIfTI (.nii or .nii.gz)", field="file")
+        with scratch_dir("upload") as tmp:
+            path = tmp / ("upload.nii.gz" if upload.name.lower().endswith(".gz") else "upload.nii")
+            with open(path, "wb") as handle:
+                shutil.copyfileobj(upload, handle, 1 << 20)
+            revision = reviews.edit_and_accept(revision_id=pk, reviewer=request.user, upload=path,
+                                               seconds_spent=body.validated_data.get("seconds_spent"),
+                                               comment=body.validated_data["comment"])
+        return Response(RevisionSerializer(revision).data, status=status.HTTP_201_CREATED)
+
+
+class AdjudicateBody(VerdictBody):
+    take = s.ChoiceField(choices=[1, 2], help_text="the read to take (1 or 2)")
+    organs = s.DictField(child=s.ChoiceField(choices=[1, 2]), required=False, default=dict,
+                         help_text='per organ, the read to take it from: {"liver": 2}')
+
+
+class ReviewAdjudicate(APIView):
+    """Adjudicate the double read this revision is a read of: take one read, or merge them per organ, into a new
+    revision the lead accepts (the case's final label); both reads become "adjudicated"."""
+
+    permission_classes = [IsLead]
+
+    @extend_schema(request=AdjudicateBody, responses={201: RevisionSerializer})
+    def post(self, request, pk: int):
+        body = AdjudicateBody(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = body.validated_data
+        revision = double_reads.adjudicate(revision_id=pk, reviewer=request.user, take=int(data["take"]),
+                                           organs={k: int(v) for k, v in data["organs"].items()},
+                                           comment=data["comment"], seconds=data.get("seconds_spent"))
+        return Response(RevisionSerializer(revision).data, status=status.HTTP_201_CREATED)
+
+
+class DoubleReadBody(s.Serializer):
+    round = s.IntegerField(min_value=0, max_value=2**31 - 1)
+    share = s.FloatField(min_value=0.0, max_value=1.0, help_text="0.05: one case in twenty is read twice")
+    seed = s.IntegerField(required=False, default=0, min_value=0, max_value=2**31 - 1)
+
+
+class DoubleReadRow(s.Serializer):
+    id = s.IntegerField()
+    case = s.CharField(source="case.name")
+    first = s.IntegerField(source="first_id")
+    second = s.IntegerField(source="second_id")
+    adjudicated = s.IntegerField(source="adjudicated_id", allow_null=True)
+
+
+class DoubleReads(APIView):
+    """Set the share of a round's cases that get two independent reads; returns the round's double reads."""
+
+    permission_classes = [IsLead]
+
+    @extend_schema(request=DoubleReadBody, responses=DoubleReadRow(many=True))
+    def post(self, request):
+        body = DoubleReadBody(data=request.data)
+        body.is_valid(raise_exception=True)
+        round = Round.objects.filter(number=body.validated_data["round"]).first()
+        if round is None:
+            raise NotFound(f"no round {body.validated_data['round']}")
+        pairs = double_reads.set_share(round=round, share=body.validated_data["share"],
+                                       seed=body.validated_data["seed"])
+        return Response(DoubleReadRow(pairs, many=True).data)
+
+
 urlpatterns = [
     path("review/queue/", ReviewQueue.as_view(), name="review-queue"),
     path("review/next/", ReviewNext.as_view(), name="review-next"),
+    path("review/revisions/<int:pk>/", ReviewRevision.as_view(), name="review-revision"),
+    path("review/revisions/<int:pk>/label.nii.gz", ReviewRevisionLabel.as_view(), name="review-label"),
+    path("review/revisions/<int:pk>/parent.nii.gz", ReviewParentLabel.as_view(), name="review-parent"),
+    path("review/revisions/<int:pk>/diff.nii.gz", ReviewDiff.as_view(), name="review-diff"),
+    path("review/revisions/<int:pk>/edit-accept/", ReviewEditAccept.as_view(), name="review-edit-accept"),
+    path("review/revisions/<int:pk>/adjudicate/", ReviewAdjudicate.as_view(), name="review-adjudicate"),
+    path("review/double-reads/", DoubleReads.as_view(), name="double-reads"),
     path("quality/flags/", QualityFlags.as_view(), name="quality-flags"),
 ]

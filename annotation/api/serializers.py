@@ -67,7 +67,7 @@ class TaskSerializer(serializers.ModelSerializer):
         return {"ct": f"{base}/ct.nii.gz", "label": f"{base}/label.nii.gz", "attention": f"{base}/attention.nii.gz"}
 
     def get_base_revision(self, task: Task) -> int | None:
-        latest = latest_revision(task.case)
+        latest = latest_revision(task.case, task)
         return latest.pk if latest else None
 
 
@@ -124,8 +124,10 @@ class SkipSerializer(serializers.Serializer):
 
 
 class ReviewSerializer(serializers.Serializer):
-    decision = serializers.ChoiceField(choices=Review.Decision.choices)
+    decision = serializers.ChoiceField(choices=[(d.value, d.label) for d in Review.VERDICTS])
     comment = serializers.CharField(required=False, allow_blank=True, default="", max_length=5000)
+    seconds_spent = serializers.FloatField(required=False, allow_null=True, min_value=0.0, max_value=MAX_SECONDS_SPENT,
+                                           help_text="how long the review took (default: since the review lease)")
     reassign_to = serializers.CharField(required=False, allow_null=True, max_length=150,
                                         help_text="a rejection: the annotator who gets the task (default: its own)")
 

@@ -65,7 +65,7 @@ class CaseLabel(_CaseFile):
     filename = "label.nii.gz"
 
     def storage_name(self, case, request):
-        return label_name(case)
+        return label_name(case, request.user)
 
 
 class CaseAttention(_CaseFile):

@@ -51,6 +51,8 @@ class Round(models.Model):
     settings = models.JSONField(default=dict, blank=True, help_text="archs, size, steps, attention thresholds")
     error = models.TextField(blank=True)
     converged = models.BooleanField(null=True, blank=True, help_text="top case confirmed with no change")
+    double_read_share = models.FloatField(default=0.0, help_text="share of the round's cases read twice, "
+                                          "independently (annotation.services.double_reads)")
     metrics = models.JSONField(default=dict, blank=True,
                                help_text="figures that read files (label bias, voxel shares), cached with their key; "
                                          "annotation.services.metrics")

@@ -31,13 +31,14 @@ class Task(models.Model):
     lease_expires = models.DateTimeField(null=True, blank=True)
     leased_at = models.DateTimeField(null=True, blank=True, help_text="when the current lease was taken")
     review_comment = models.TextField(blank=True, help_text="the lead's comment when a revision was rejected")
+    read = models.PositiveSmallIntegerField(default=1, help_text="1; 2 for a double read's second, independent read")
     created = models.DateTimeField(auto_now_add=True)
     updated = models.DateTimeField(auto_now=True)
 
     class Meta:
         ordering = ["-priority", "id"]
         constraints = [
-            models.UniqueConstraint(fields=["case", "round"], name="task_unique_case_round"),
+            models.UniqueConstraint(fields=["case", "round", "read"], name="task_unique_case_round_read"),
             models.CheckConstraint(
                 condition=~models.Q(status="leased")
                 | models.Q(lease_holder__isnull=False, lease_expires__isnull=False),
@@ -129,14 +130,25 @@ class RevisionTag(models.Model):
 
 
 class Review(models.Model):
-    """A lead's verdict on a revision. A rejection sends the task back to the queue with the comment."""
+    """A lead's verdict on a revision. A rejection sends the task back to the queue with the comment.
+
+    edited: the lead corrected it into a new revision (its child), which they accepted. adjudicated: one of a double
+    read's two reads, which the lead settled into a new, accepted revision. seconds: how long the review took.
+    """
 
     class Decision(models.TextChoices):
         ACCEPTED = "accepted"
         REJECTED = "rejected"
+        EDITED = "edited"
+        ADJUDICATED = "adjudicated"
+
+    # what a lead may send to POST /api/revisions/{id}/review/; the others come from editing and adjudicating
+    VERDICTS = (Decision.ACCEPTED, Decision.REJECTED)
 
     revision = models.OneToOneField(Revision, on_delete=models.CASCADE, related_name="review")
     reviewer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="reviews")
     decision = models.CharField(max_length=16, choices=Decision.choices)
     comment = models.TextField(blank=True)
+    seconds = models.FloatField(null=True, blank=True, help_text="how long the review took (the page's clock, "
+                                "else since the review lease was taken)")
     created = models.DateTimeField(auto_now_add=True)

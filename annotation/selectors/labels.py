@@ -13,6 +13,14 @@ each of which a lead may have accepted or rejected. Three policies, each pinned 
 A case is **final** when a lead accepted one of its revisions: rounds no longer infer it. Revisions that **count**
 (the people's label in quality figures) are those no lead rejected.
 
+Double reads (models.DoubleRead): a case read twice in a round has two chains of revisions, one per read task.
+- The label to edit for a read's task leaves out the other read's revisions: each annotator continues their own
+  chain from the label both started from, never seeing the other's work.
+- The label to train on leaves out both reads until a lead adjudicates them (their disagreement is not settled); the
+  adjudication is a new revision the lead accepted, so it is then the latest counted and the final label.
+- A read itself is never accepted: the lead adjudicates (Review "adjudicated" on both reads), so the final label is
+  the adjudicated revision.
+
 Selectors return storage names (and the organs covered), never voxels: callers read files through storage.
 """
 
@@ -22,7 +30,8 @@ from dataclasses import dataclass
 
 from django.db.models import QuerySet
 
-from annotation.models import Case, Prediction, Review, Revision, SourceLabel
+from annotation.models import Case, Prediction, Review, Revision, SourceLabel, Task
+from annotation.selectors.reads import other_read_ids, unsettled_read_tasks
 
 
 @dataclass(frozen=True)
@@ -77,17 +86,32 @@ def _pseudo_label(case: Case) -> LabelRef | None:
     return None if prediction is None else LabelRef(prediction.pseudo_label.name, "pseudo_label")
 
 
-def label_to_edit(case: Case) -> LabelRef | None:
-    """What an annotator opens and corrects (see the module's policies)."""
-    return (_revision(counted_revisions(), case) or _imported(case, whole=True) or _pseudo_label(case)
+def label_to_edit(case: Case, task: Task | None = None) -> LabelRef | None:
+    """What an annotator opens and corrects (see the module's policies); task: the read they work on (a double
+    read's other read is left out)."""
+    counted = counted_revisions().exclude(task_id__in=other_read_ids(task))
+    return (_revision(counted, case) or _imported(case, whole=True) or _pseudo_label(case)
             or _imported(case, whole=False))
 
 
 def label_to_train_on(case: Case) -> LabelRef | None:
     """What the models learn from for this case, with the organs it covers; None: unlabelled."""
-    return _revision(counted_revisions(), case) or _imported(case, whole=False)
+    settled = counted_revisions().exclude(task_id__in=unsettled_read_tasks())
+    return _revision(settled, case) or _imported(case, whole=False)
 
 
 def final_label(case: Case) -> LabelRef | None:
     """What the finished dataset holds for this case; None: nothing to export yet."""
     return _revision(accepted_revisions(), case) or _imported(case, whole=True) or _pseudo_label(case)
+
+
+def started_from(revision: Revision) -> LabelRef | None:
+    """The label a revision was made from: its parent, else the pseudo-label of its task's round, else the imported
+    label (review diffs compare the revision against it)."""
+    if revision.parent_id is not None:
+        parent = revision.parent
+        return LabelRef(parent.label_file.name, "revision", revision=parent)
+    prediction = Prediction.objects.filter(case=revision.case_id, round=revision.task.round_id).first()
+    if prediction is not None and prediction.pseudo_label:
+        return LabelRef(prediction.pseudo_label.name, "pseudo_label")
+    return _imported(revision.case, whole=False)

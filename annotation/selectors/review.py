@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from django.db.models import Count, F, Q, QuerySet
+from django.contrib.auth.models import User
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
-from annotation.models import QualityFlag, Revision
+from annotation.models import QualityFlag, Review, Revision, RevisionTag
+from annotation.roles import ANNOTATOR
+from annotation.selectors.reads import double_read_of
 
 ORDERS = {
     "voxels": "revised voxels, most first",
@@ -39,8 +42,12 @@ def waiting_for_review(*, order: str = "voxels", annotator: str | None = None, o
 
 
 def _waiting() -> QuerySet[Revision]:
-    """Unreviewed revisions that are the newest of their case, with their flag count."""
-    return (Revision.objects.filter(review__isnull=True).exclude(case__revisions__number__gt=F("number"))
+    """Unreviewed revisions that are the newest of their case (of their own read, for a double read's two reads),
+    with their flag count."""
+    newer = (Revision.objects.filter(case=OuterRef("case"), number__gt=OuterRef("number"))
+             .exclude(task__double_read_first__second=OuterRef("task"))
+             .exclude(task__double_read_second__first=OuterRef("task")))
+    return (Revision.objects.filter(review__isnull=True).exclude(Exists(newer))
             .select_related("case", "author", "task", "review_lease__holder")
             .annotate(flag_count=Count("label_check__flags", distinct=True)))
 
@@ -82,3 +89,38 @@ def flag_row(flag: QualityFlag) -> dict:
             "source": "revision" if check.revision_id else "pseudo_label",
             "revision": check.revision_id, "revision_number": check.revision.number if check.revision_id else None,
             "organ": flag.organ.name, "kind": flag.kind, "reason": flag.reason, "detail": flag.detail}
+
+
+def revision_for_review(pk: int) -> Revision | None:
+    """Any revision (reviewed or not) with what the review view shows beside it."""
+    return (Revision.objects.select_related("case__dataset", "author", "task__round", "review__reviewer",
+                                            "review_lease__holder")
+            .annotate(flag_count=Count("label_check__flags", distinct=True)).filter(pk=pk).first())
+
+
+def review_context(revision: Revision) -> dict:
+    """The review view's rows from the database: the verdict, error tags, flags, the double read, annotators."""
+    review = getattr(revision, "review", None)
+    pair = double_read_of(revision.task_id)
+    double = None
+    if pair is not None:
+        read = 1 if pair.first_id == revision.task_id else 2
+        other_task = pair.second_id if read == 1 else pair.first_id
+        other = (Revision.objects.filter(task_id=other_task).exclude(review__decision=Review.Decision.REJECTED)
+                 .select_related("author").order_by("-number").first())
+        double = {"id": pair.pk, "read": read, "adjudicated": pair.adjudicated_id,
+                  "other": None if other is None else {"id": other.pk, "number": other.number,
+                                                       "author": other.author.username},
+                  "agreement": [{"organ": organ, **values} for organ, values in sorted(pair.agreement.items())]}
+    annotators = list(User.objects.filter(groups__name=ANNOTATOR, is_active=True).order_by("username")
+                      .values_list("username", flat=True))
+    return {
+        "round": revision.task.round.number,
+        "review": None if review is None else {"decision": review.decision, "reviewer": review.reviewer.username,
+                                               "comment": review.comment, "seconds": review.seconds},
+        "tags": [{"organ": t.organ.name, "tag": t.tag.code} for t in
+                 RevisionTag.objects.filter(revision=revision).select_related("organ", "tag").order_by("organ__value")],
+        "flag_rows": [flag_row(f) for f in flags().filter(label_check__revision=revision)],
+        "double_read": double,
+        "annotators": annotators,
+    }

@@ -38,9 +38,16 @@ def task_organs(task: Task) -> list[dict]:
             for r in rows]
 
 
-def label_name(case: Case) -> str | None:
-    """Storage name of the label the workspace opens (selectors.labels.label_to_edit)."""
-    ref = label_to_edit(case)
+def label_name(case: Case, user=None) -> str | None:
+    """Storage name of the label the workspace opens (selectors.labels.label_to_edit). For an annotator it is the
+    label of their own read (a double read's other read stays hidden): of the task they hold, else are assigned,
+    else last revised."""
+    task = None
+    if user is not None and not is_lead(user):
+        mine = Task.objects.filter(case=case).order_by("-round__number", "-id")
+        task = (mine.filter(lease_holder=user).first() or mine.filter(assignee=user).first()
+                or mine.filter(revisions__author=user).first())
+    ref = label_to_edit(case, task)
     return ref.name if ref is not None else None
 
 

@@ -14,6 +14,7 @@ import numpy as np
 from django.db import transaction
 
 from annotation.models import Job, LabelCheck, Organ, Prediction, QualityFlag, Revision, Round
+from annotation.services import read_agreement
 from annotation.services.dispatch import enqueue
 from annotation.storage import read_volume, read_voxels
 from ml_engine.quality import check_label, robust_range
@@ -45,6 +46,7 @@ def run_job(job: Job, progress: Callable[[float, str], None]) -> None:
     """The QC job's work: one revision, or every pseudo-label of the round."""
     if job.revision_id is not None:
         check_revision(job.revision)
+        read_agreement.update_agreement(job.revision)  # a read of a double read: the two reads' agreement
     else:
         check_predictions(job.round, progress=progress)
 

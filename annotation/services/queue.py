@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from annotation.errors import Conflict, Forbidden, Invalid, NotFound
 from annotation.models import OrganAttention, Round, Skip, Task
+from annotation.selectors.reads import reads_closed_to
 
 
 class QueueError(Forbidden):
@@ -44,15 +45,18 @@ def rebuild_tasks(*, round: Round) -> int:
     """
     totals = (OrganAttention.objects.filter(round=round).values("case_id")
               .annotate(total=Sum("size_ml")).order_by())
-    existing = {t.case_id: t for t in Task.objects.filter(round=round)}
+    existing: dict[int, list[Task]] = {}
+    for t in Task.objects.filter(round=round):
+        existing.setdefault(t.case_id, []).append(t)
     new, changed = [], []
     for row in totals:
-        task = existing.get(row["case_id"])
-        if task is None:
+        tasks = existing.get(row["case_id"])
+        if not tasks:
             new.append(Task(case_id=row["case_id"], round=round, priority=row["total"] or 0.0))
-        elif task.priority != row["total"]:
-            task.priority = row["total"] or 0.0
-            changed.append(task)
+        for task in tasks or []:  # both reads of a double read
+            if task.priority != row["total"]:
+                task.priority = row["total"] or 0.0
+                changed.append(task)
     Task.objects.bulk_create(new, batch_size=2000)
     Task.objects.bulk_update(changed, ["priority"], batch_size=2000)
     return Task.objects.filter(round=round).count()
@@ -84,7 +88,8 @@ def lease_next(*, user, now: datetime | None = None) -> Task | None:
             held.save(update_fields=["lease_expires", "updated"])
             return held
         open_tasks = (Task.objects.filter(round__status=Round.Status.ANNOTATING, status__in=Task.OPEN)
-                      .exclude(id__in=Skip.objects.filter(user=user).values("task_id")))
+                      .exclude(id__in=Skip.objects.filter(user=user).values("task_id"))
+                      .exclude(id__in=reads_closed_to(user)))  # never both reads of a double read
         for candidates in (open_tasks.filter(assignee=user), open_tasks.filter(assignee__isnull=True)):
             task = (candidates.order_by("-priority", "id")
                     .select_for_update(skip_locked=True, of=("self",)).first())
@@ -152,4 +157,10 @@ def assign(*, annotator, task_ids: Sequence[int] | None = None, rank_from: int |
             raise Conflict("no round is annotating")
         ranked = Task.objects.filter(round=round, status__in=Task.OPEN).order_by("-priority", "id")
         tasks = Task.objects.filter(pk__in=list(ranked.values_list("pk", flat=True)[rank_from - 1:rank_to]))
+    if annotator is not None:
+        both = [t.case.name for t in tasks.filter(pk__in=reads_closed_to(annotator)).select_related("case")]
+        both += [t.case.name for t in tasks.filter(double_read_first__second__in=tasks)]
+        if both:
+            raise Invalid(f"{annotator.username} would read {', '.join(sorted(set(both))[:5])} twice: the two reads "
+                          "of a double read go to two different annotators", field="annotator")
     return tasks.update(assignee=annotator)

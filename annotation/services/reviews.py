@@ -4,14 +4,17 @@ reviewing, the way `next` leases a task, so two leads never review the same revi
 from __future__ import annotations
 
 from datetime import datetime
+from pathlib import Path
 
 from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
-from annotation.errors import Conflict, Invalid
+from annotation.errors import Conflict, Forbidden, Invalid, NotFound
 from annotation.models import Review, ReviewLease, Revision, Task
 from annotation.roles import ANNOTATOR, role_of
+from annotation.selectors.reads import other_read_ids
 from annotation.selectors.review import ORDERS, waiting_for_review
 from annotation.services import revisions
 from annotation.services.queue import lease_duration
@@ -52,10 +55,21 @@ def check_review_lease(revision: Revision, user, *, now: datetime | None = None)
                        f"{lease.expires:%H:%M} UTC")
 
 
+def review_seconds(revision: Revision, reviewer, *, now: datetime | None = None) -> float | None:
+    """How long this lead has been reviewing the revision: since they took its review lease (None: no lease)."""
+    lease = ReviewLease.objects.filter(revision=revision, holder=reviewer).first()
+    if lease is None:
+        return None
+    return max(0.0, ((now or timezone.now()) - lease.leased_at).total_seconds())
+
+
 @transaction.atomic
-def decide(*, revision_id: int, reviewer, decision: str, comment: str = "", reassign_to: str | None = None) -> Review:
+def decide(*, revision_id: int, reviewer, decision: str, comment: str = "", reassign_to: str | None = None,
+           seconds_spent: float | None = None) -> Review:
     """A lead's verdict (services.revisions.review), under the review lease: 409 while another lead holds it; the
-    lease ends with the verdict. A rejection may send the task to another annotator (reassign_to, a username)."""
+    lease ends with the verdict. A rejection may send the task to another annotator (reassign_to, a username);
+    a double read's other reader may not get it. seconds_spent: the review's time as the page measured it (else
+    the time since the lead's review lease was taken)."""
     annotator = None
     if reassign_to:
         annotator = User.objects.filter(username=reassign_to, is_active=True).first()
@@ -64,10 +78,49 @@ def decide(*, revision_id: int, reviewer, decision: str, comment: str = "", reas
         if decision != Review.Decision.REJECTED:
             raise Invalid("only a rejection sends the task to someone", field="reassign_to")
     revision = Revision.objects.filter(pk=revision_id).first()
+    seconds = seconds_spent
     if revision is not None:
         check_review_lease(revision, reviewer)
-    result = revisions.review(revision_id=revision_id, reviewer=reviewer, decision=decision, comment=comment)
+        if seconds is None:
+            seconds = review_seconds(revision, reviewer)
+        if annotator is not None and Task.objects.filter(pk__in=other_read_ids(revision.task_id)).filter(
+                Q(assignee=annotator) | Q(revisions__author=annotator)).exists():
+            raise Invalid(f"{reassign_to} did the other read of this double read", field="reassign_to")
+    result = revisions.review(revision_id=revision_id, reviewer=reviewer, decision=decision, comment=comment,
+                              seconds=seconds)
     if annotator is not None:
         Task.objects.filter(pk=result.revision.task_id).update(assignee=annotator)
     ReviewLease.objects.filter(revision_id=revision_id).delete()
+    return result
+
+
+def edit_and_accept(*, revision_id: int, reviewer, upload: Path, seconds_spent: float | None = None,
+                    comment: str = "") -> Revision:
+    """The lead corrects a revision and accepts the correction: their label map (a local NIfTI file, checked like an
+    annotator's upload) becomes a new revision whose parent is the annotator's; the annotator's gets the verdict
+    "edited", the new one "accepted". 409: another lead is reviewing it, or a newer revision of its read landed."""
+    revision = Revision.objects.select_related("case__dataset", "task").filter(pk=revision_id).first()
+    if revision is None:
+        raise NotFound(f"no revision with id {revision_id}")
+    if revision.author_id == reviewer.pk:
+        raise Forbidden("you may not review your own revision")
+    if other_read_ids(revision.task_id):
+        raise Conflict(f"revision {revision_id} is one read of a double read: adjudicate the pair instead")
+    if seconds_spent is not None:
+        revisions.check_seconds(seconds_spent)
+    data = revisions.check_label_upload(upload, revision.case)
+    with transaction.atomic():
+        locked = Revision.objects.select_for_update().get(pk=revision_id)
+        check_review_lease(locked, reviewer)
+        if Review.objects.filter(revision=locked).exists():
+            raise Conflict(f"revision {revision_id} was reviewed already")
+        latest = revisions.latest_revision(revision.case, revision.task)
+        if latest is not None and latest.pk != locked.pk:
+            raise Conflict(f"revision {latest.number} of {revision.case.name} landed after this one; review that one")
+        seconds = seconds_spent if seconds_spent is not None else review_seconds(locked, reviewer)
+        result = revisions.store_lead_revision(parent=locked, author=reviewer, data=data)
+        Review.objects.create(revision=locked, reviewer=reviewer, decision=Review.Decision.EDITED, comment=comment,
+                              seconds=seconds)
+        Review.objects.create(revision=result, reviewer=reviewer, decision=Review.Decision.ACCEPTED, comment=comment)
+        ReviewLease.objects.filter(revision=locked).delete()
     return result

@@ -13,10 +13,12 @@ from pathlib import Path
 import numpy as np
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Max
 
 from annotation.errors import Conflict, Forbidden, Invalid, NotFound
 from annotation.models import Case, ErrorTag, Organ, Prediction, Review, Revision, RevisionTag, Round, Task
 from annotation.selectors.labels import label_to_edit
+from annotation.selectors.reads import other_read_ids
 from annotation.services import quality_checks
 from annotation.services.imports.labels import integer_labels, present_values
 from annotation.services.queue import check_lease
@@ -39,8 +41,11 @@ class RevisionConflict(Conflict):
                          latest_revision=latest.pk)
 
 
-def latest_revision(case: Case) -> Revision | None:
-    return Revision.objects.filter(case=case).order_by("-number").first()
+def latest_revision(case: Case, task: Task | None = None) -> Revision | None:
+    """The case's newest revision; with a task, the newest its reader may see (not the other read's of a double
+    read: selectors.labels)."""
+    return (Revision.objects.filter(case=case).exclude(task_id__in=other_read_ids(task)).order_by("-number")
+            .first())
 
 
 def check_label_upload(path: Path, case: Case) -> np.ndarray:
@@ -107,36 +112,67 @@ def _store(*, task: Task, user, data: np.ndarray, base_revision: int | None, kin
     written: list[str] = []
     with scratch_dir("revision") as tmp:
         staged = write_nifti(Path(tmp) / "label.nii.gz", data, np.asarray(case.affine), dtype=np.uint8)
-        checksum = sha256_file(staged)
         try:
             with transaction.atomic():
                 Case.objects.select_for_update().filter(pk=case.pk).first()  # one writer per case at a time
                 locked = Task.objects.select_for_update().get(pk=task.pk)
-                latest = latest_revision(case)
+                latest = latest_revision(case, locked)
                 # The base first: when two edits of one base race, the loser's lease was ended by the winner's
                 # revision, and what it must hear is 409 with the revision to reload, not "not leased to you".
                 # Only a user who held the lease when the request began gets here (checked before the upload).
                 if (latest.pk if latest else None) != base_revision:
                     raise RevisionConflict(latest)
                 check_lease(locked, user, now=now)
-                number = (latest.number if latest else 0) + 1
-                name = f"{Path(case.ct_file.name).parent.as_posix()}/revisions/{number}.nii.gz"
-                written.append(store_file(name, staged))
-                revision = Revision.objects.create(
-                    task=locked, case=case, number=number, parent=latest, author=user, kind=kind,
-                    label_file=name, checksum=checksum, changed_voxels=changed, dice=dice,
-                    seconds_spent=_seconds(seconds_spent))
+                revision = _land(task=locked, parent=latest, author=user, kind=kind, staged=staged,
+                                 changed=changed, dice=dice, seconds_spent=seconds_spent, written=written)
                 RevisionTag.objects.bulk_create([RevisionTag(revision=revision, organ_id=organ_id, tag=tag)
                                                  for organ_id, tag in tag_rows])
                 locked.status = Task.Status.CONFIRMED if kind == Revision.Kind.CONFIRM else Task.Status.REVISED
                 locked.lease_holder, locked.lease_expires = None, None
                 locked.save(update_fields=["status", "lease_holder", "lease_expires", "updated"])
                 _record_stopping(locked, unchanged=not any(changed.values()))
-                quality_checks.request_revision_check(revision)
         except BaseException:
             delete_files(written)
             raise
     return revision
+
+
+def _land(*, task: Task, parent: Revision | None, author, kind: str, staged: Path, changed: dict, dice: dict,
+          seconds_spent: float, written: list[str]) -> Revision:
+    """Store a staged label file as the case's next revision (inside the caller's transaction, the case locked) and
+    queue its quality checks. The stored name goes into `written`, for the caller to remove if the transaction
+    fails."""
+    case = task.case
+    number = (Revision.objects.filter(case=case).aggregate(n=Max("number"))["n"] or 0) + 1
+    name = f"{Path(case.ct_file.name).parent.as_posix()}/revisions/{number}.nii.gz"
+    written.append(store_file(name, staged))
+    revision = Revision.objects.create(
+        task=task, case=case, number=number, parent=parent, author=author, kind=kind, label_file=name,
+        checksum=sha256_file(staged), changed_voxels=changed, dice=dice,
+        seconds_spent=check_seconds(seconds_spent))
+    quality_checks.request_revision_check(revision)
+    return revision
+
+
+def store_lead_revision(*, parent: Revision, author, data: np.ndarray, seconds_spent: float = 0.0) -> Revision:
+    """A lead's own label of a case (edit-and-accept, adjudication): the next revision, child of `parent` and on its
+    task, whose status and lease stay as they are. Call inside a transaction that has checked the parent is still
+    the newest of its read; a failure leaves no file behind."""
+    task = Task.objects.select_related("case__dataset").get(pk=parent.task_id)
+    case = task.case
+    organs = dict(Organ.objects.filter(label_set=case.dataset.label_set_id).values_list("value", "name"))
+    changed, dice = organ_changes(data, _reference(task), organs)
+    written: list[str] = []
+    with scratch_dir("revision") as tmp:
+        staged = write_nifti(Path(tmp) / "label.nii.gz", data, np.asarray(case.affine), dtype=np.uint8)
+        try:
+            with transaction.atomic():
+                Case.objects.select_for_update().filter(pk=case.pk).first()
+                return _land(task=task, parent=parent, author=author, kind=Revision.Kind.REVISION, staged=staged,
+                             changed=changed, dice=dice, seconds_spent=seconds_spent, written=written)
+        except BaseException:
+            delete_files(written)
+            raise
 
 
 def _record_stopping(task: Task, *, unchanged: bool | None) -> None:
@@ -180,7 +216,7 @@ def submit_revision(*, task_id: int, user, upload: Path, base_revision: int | No
     task = _task(task_id)
     _check_turn(task, user, base_revision, now=now)
     _check_base(task.case, base_revision)
-    _seconds(seconds_spent)
+    check_seconds(seconds_spent)
     label_set_id = task.case.dataset.label_set_id
     _tag_rows(tags or {}, dict(Organ.objects.filter(label_set=label_set_id).values_list("name", "value")),
               label_set_id=label_set_id)  # the cheap checks first, then the file
@@ -196,8 +232,8 @@ def confirm(*, task_id: int, user, base_revision: int | None, seconds_spent: flo
     task = _task(task_id)
     _check_turn(task, user, base_revision, now=now)
     _check_base(task.case, base_revision)
-    _seconds(seconds_spent)
-    shown = label_to_edit(task.case)
+    check_seconds(seconds_spent)
+    shown = label_to_edit(task.case, task)
     if shown is None:
         raise UploadError("this case has no label to confirm; upload a revision instead", field="base_revision")
     data = np.asarray(read_voxels(shown.name), dtype=np.uint8)
@@ -219,7 +255,7 @@ def _check_turn(task: Task, user, base_revision: int | None, *, now: datetime | 
     a retry racing the first try), the answer is RevisionConflict (409, with the revision to reload): the lease
     ended because of that revision, and the page's reload-and-keep-edits flow is what helps them.
     """
-    latest = latest_revision(task.case)
+    latest = latest_revision(task.case, task)
     if (latest is not None and latest.pk != base_revision and latest.task_id == task.pk
             and latest.author_id == user.pk and task.lease_holder_id != user.pk):
         raise RevisionConflict(latest)
@@ -236,7 +272,7 @@ def _check_base(case: Case, base_revision: int | None) -> Revision | None:
     return parent
 
 
-def _seconds(value: float) -> float:
+def check_seconds(value: float) -> float:
     seconds = float(value)
     if not math.isfinite(seconds) or not 0.0 <= seconds <= MAX_SECONDS_SPENT:
         raise UploadError(f"expected a number of seconds from 0 to {MAX_SECONDS_SPENT:.0f}", field="seconds_spent")
@@ -244,14 +280,16 @@ def _seconds(value: float) -> float:
 
 
 @transaction.atomic
-def review(*, revision_id: int, reviewer, decision: str, comment: str = "") -> Review:
+def review(*, revision_id: int, reviewer, decision: str, comment: str = "", seconds: float | None = None) -> Review:
     """A lead accepts or rejects a revision; a rejection sends the task back to the queue with the comment.
 
-    Nobody reviews their own revision. Rejecting the latest revision of a round's top case undoes what it said
-    about convergence (the round's top case has no outcome again until it is revised or confirmed anew).
+    Nobody reviews their own revision. A read of a double read is not accepted alone: the lead adjudicates the pair
+    (services.double_reads); it may be rejected (back to its annotator). Rejecting the latest revision of a round's
+    top case undoes what it said about convergence (the round's top case has no outcome again until it is revised
+    or confirmed anew).
     """
-    if decision not in Review.Decision.values:
-        raise Invalid(f"expected one of {', '.join(Review.Decision.values)}", field="decision")
+    if decision not in Review.VERDICTS:
+        raise Invalid(f"expected one of {', '.join(Review.VERDICTS)}", field="decision")
     revision = Revision.objects.select_for_update().select_related("task").filter(pk=revision_id).first()
     if revision is None:
         raise NotFound(f"no revision with id {revision_id}")
@@ -261,12 +299,15 @@ def review(*, revision_id: int, reviewer, decision: str, comment: str = "") -> R
         raise Invalid(f"revision {revision_id} was already reviewed")
     if decision == Review.Decision.REJECTED and not comment.strip():
         raise Invalid("a rejection needs a comment for the annotator", field="comment")
-    result = Review.objects.create(revision=revision, reviewer=reviewer, decision=decision, comment=comment)
+    if decision == Review.Decision.ACCEPTED and other_read_ids(revision.task_id):
+        raise Conflict(f"revision {revision_id} is one read of a double read: adjudicate the pair instead")
+    result = Review.objects.create(revision=revision, reviewer=reviewer, decision=decision, comment=comment,
+                                   seconds=seconds)
     if decision == Review.Decision.REJECTED:
         task = Task.objects.select_for_update().get(pk=revision.task_id)
         task.status, task.review_comment = Task.Status.PENDING, comment
         task.lease_holder = task.lease_expires = None
         task.save(update_fields=["status", "review_comment", "lease_holder", "lease_expires", "updated"])
-        if latest_revision(revision.case) == revision:
+        if latest_revision(revision.case, task) == revision:
             _record_stopping(task, unchanged=None)
     return result
