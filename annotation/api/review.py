@@ -162,6 +162,7 @@ class OrganDiff(s.Serializer):
     before_ml = s.FloatField()
     after_ml = s.FloatField()
     change_ml = s.FloatField(help_text="after - before")
+    centre = s.ListField(child=s.IntegerField(), allow_null=True, help_text="middle of the changes (file voxel)")
 
 
 class DiffReference(s.Serializer):

@@ -29,13 +29,16 @@ def _pair(revision: Revision) -> tuple[np.ndarray, np.ndarray, dict]:
 
 def diff_summary(revision: Revision) -> dict:
     """{"reference": {source, revision, number}, "voxel_ml", "organs": [{organ, value, display_name, color, added,
-    removed, added_ml, removed_ml, before_ml, after_ml, change_ml}]} for the organs either label holds."""
+    removed, added_ml, removed_ml, before_ml, after_ml, change_ml, centre}]} for the organs either label holds;
+    centre: the middle of the changed voxels' box (file voxel indices), where the view goes to show them."""
     new, old, about = _pair(revision)
     case = revision.case
     voxel_ml = float(np.prod([float(s) for s in case.spacing])) / 1000.0
     organs = list(Organ.objects.filter(label_set=case.dataset.label_set_id).order_by("value"))
     k = int(max(new.max(initial=0), old.max(initial=0), max((o.value for o in organs), default=0))) + 1
     joint = np.bincount((old.astype(np.int64) * k + new).ravel(), minlength=k * k).reshape(k, k)
+    changed = np.argwhere(new != old)  # (n, 3) file voxel indices
+    new_at, old_at = new[tuple(changed.T)], old[tuple(changed.T)]
     rows = []
     for o in organs:
         before, after, both = int(joint[o.value, :].sum()), int(joint[:, o.value].sum()), int(joint[o.value, o.value])
@@ -45,8 +48,16 @@ def diff_summary(revision: Revision) -> dict:
         rows.append({"organ": o.name, "value": o.value, "display_name": o.display_name, "color": o.color,
                      "added": added, "removed": removed, "added_ml": _ml(added, voxel_ml),
                      "removed_ml": _ml(removed, voxel_ml), "before_ml": _ml(before, voxel_ml),
-                     "after_ml": _ml(after, voxel_ml), "change_ml": _ml(after - before, voxel_ml)})
+                     "after_ml": _ml(after, voxel_ml), "change_ml": _ml(after - before, voxel_ml),
+                     "centre": _centre(changed[(new_at == o.value) | (old_at == o.value)])})
     return {"reference": about, "voxel_ml": round(voxel_ml, 6), "organs": rows}
+
+
+def _centre(voxels: np.ndarray) -> list[int] | None:
+    """The centre of the box of these (n, 3) voxels, in the file's voxel indices (None: no voxel)."""
+    if not len(voxels):
+        return None
+    return [int(v) for v in (voxels.min(0) + voxels.max(0)) // 2]
 
 
 def _ml(voxels: int, voxel_ml: float) -> float:

@@ -88,6 +88,10 @@ def decide(*, revision_id: int, reviewer, decision: str, comment: str = "", reas
             raise Invalid(f"{reassign_to} did the other read of this double read", field="reassign_to")
     result = revisions.review(revision_id=revision_id, reviewer=reviewer, decision=decision, comment=comment,
                               seconds=seconds)
+    if result.decision == Review.Decision.REJECTED:
+        # back to its annotator's own queue (or to the one named), so that it shows there with the comment
+        author = result.revision.author
+        annotator = annotator or (author if role_of(author) == ANNOTATOR else None)
     if annotator is not None:
         Task.objects.filter(pk=result.revision.task_id).update(assignee=annotator)
     ReviewLease.objects.filter(revision_id=revision_id).delete()

@@ -1,5 +1,5 @@
-// Pages by URL hash: #/ (my queue), #/work (the workspace, on the task `next` gives), #/dashboard (leads and admins),
-// login when signed out. The dashboard (and its charting library) loads only when opened.
+// Pages by URL hash: #/ (my queue), #/work (the workspace, on the task `next` gives), #/dashboard and #/review[/<id>]
+// (leads and admins), login when signed out. The dashboard (and its charting library) and review load when opened.
 import { lazy, Suspense, useCallback, useEffect, useState } from 'react'
 import { api, type Me } from './api'
 import { Login } from './pages/Login'
@@ -7,6 +7,7 @@ import { Queue } from './pages/Queue'
 import { Workspace } from './pages/Workspace'
 
 const Dashboard = lazy(() => import('./pages/Dashboard'))
+const Review = lazy(() => import('./pages/Review'))
 
 function route(): string {
   return window.location.hash.replace(/^#/, '') || '/'
@@ -47,13 +48,21 @@ export function App() {
     )
   }
   if (path.startsWith('/work')) return <Workspace me={me} go={go} />
-  if (path.startsWith('/dashboard')) {
+  if (path.startsWith('/dashboard') || path.startsWith('/review')) {
     if (me.role !== 'lead' && me.role !== 'admin') {
       return (
         <div className="page forbidden" data-page="forbidden" role="alert">
-          <p>The dashboard is for leads and admins; {me.username} is an {me.role}.</p>
+          <p>The {path.startsWith('/review') ? 'review' : 'dashboard'} is for leads and admins; {me.username} is
+            an {me.role}.</p>
           <button onClick={() => go('/')}>My queue</button>
         </div>
+      )
+    }
+    if (path.startsWith('/review')) {
+      return (
+        <Suspense fallback={<div className="page" data-page="loading">Loading the review…</div>}>
+          <Review me={me} path={path} go={go} />
+        </Suspense>
       )
     }
     return (

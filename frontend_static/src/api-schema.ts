@@ -387,6 +387,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/review/double-reads/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** @description Set the share of a round's cases that get two independent reads; returns the round's double reads. */
+        post: operations["review_double_reads_create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/review/next/": {
         parameters: {
             query?: never;
@@ -413,6 +430,120 @@ export interface paths {
         };
         /** @description Revisions waiting for a lead's verdict, in the chosen order, optionally one annotator's or one organ's. */
         get: operations["review_queue_list"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/review/revisions/{id}/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * @description One revision as the review view shows it: what it changed per organ against the label it was made from
+         *     (mL), its error tags, seconds spent, flags, verdict, double read, and the URLs of its files and diff.
+         */
+        get: operations["review_revisions_retrieve"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/review/revisions/{id}/adjudicate/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * @description Adjudicate the double read this revision is a read of: take one read, or merge them per organ, into a new
+         *     revision the lead accepts (the case's final label); both reads become "adjudicated".
+         */
+        post: operations["review_revisions_adjudicate_create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/review/revisions/{id}/diff.nii.gz": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * @description The diff against the label the revision was made from, as a uint8 NIfTI: 255 where an organ gained voxels,
+         *     96 where it lost them; ?organ=NAME: that organ's only.
+         */
+        get: operations["review_revisions_diff.nii.gz_retrieve"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/review/revisions/{id}/edit-accept/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * @description Edit and accept: the lead's corrected label map (multipart: file) becomes a new revision, child of this one,
+         *     accepted; this one is marked "edited".
+         */
+        post: operations["review_revisions_edit_accept_create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/review/revisions/{id}/label.nii.gz": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description The revision's label map (NIfTI, gzip). */
+        get: operations["review_revisions_label.nii.gz_retrieve"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/review/revisions/{id}/parent.nii.gz": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description The label the revision was made from: its parent revision, else the pseudo-label (404: none). */
+        get: operations["review_revisions_parent.nii.gz_retrieve"];
         put?: never;
         post?: never;
         delete?: never;
@@ -584,6 +715,33 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        AdjudicateBody: {
+            /** @default  */
+            comment: string;
+            /**
+             * Format: double
+             * @description how long the review took (default: since the review lease)
+             */
+            seconds_spent?: number | null;
+            /**
+             * @description the read to take (1 or 2)
+             *
+             *     * `1` - 1
+             *     * `2` - 2
+             */
+            take: components["schemas"]["TakeEnum"];
+            /** @description per organ, the read to take it from: {"liver": 2} */
+            organs?: {
+                [key: string]: 1 | 2;
+            };
+        };
+        Agreement: {
+            organ: string;
+            /** Format: double */
+            dice: number;
+            /** Format: double */
+            nsd: number;
+        };
         AnnotatorRow: {
             assigned: number;
             leased: number;
@@ -688,12 +846,64 @@ export interface components {
             revised: number;
             confirmed: number;
         };
+        DiffReference: {
+            source: components["schemas"]["DiffReferenceSourceEnum"];
+            revision: number | null;
+            number: number | null;
+        };
         /**
-         * @description * `accepted` - Accepted
-         *     * `rejected` - Rejected
+         * @description * `revision` - revision
+         *     * `pseudo_label` - pseudo_label
+         *     * `imported` - imported
+         *     * `empty` - empty
          * @enum {string}
          */
-        DecisionEnum: "accepted" | "rejected";
+        DiffReferenceSourceEnum: "revision" | "pseudo_label" | "imported" | "empty";
+        DiffSummary: {
+            /** @description the label the revision was made from: its parent, else the pseudo-label */
+            reference: components["schemas"]["DiffReference"];
+            /** Format: double */
+            voxel_ml: number;
+            organs: components["schemas"]["OrganDiff"][];
+        };
+        DoubleReadBody: {
+            round: number;
+            /**
+             * Format: double
+             * @description 0.05: one case in twenty is read twice
+             */
+            share: number;
+            /** @default 0 */
+            seed: number;
+        };
+        DoubleReadInfo: {
+            id: number;
+            /** @description which read this revision is */
+            read: number;
+            /** @description the adjudicated revision's id */
+            adjudicated: number | null;
+            /** @description the other read's latest revision (none: not landed) */
+            other: components["schemas"]["OtherRead"] | null;
+            agreement: components["schemas"]["Agreement"][];
+        };
+        DoubleReadRow: {
+            id: number;
+            case: string;
+            first: number;
+            second: number;
+            adjudicated: number | null;
+        };
+        EditAcceptBody: {
+            /** Format: uri */
+            file: string;
+            /**
+             * Format: double
+             * @default 0
+             */
+            seconds_spent: number;
+            /** @default  */
+            comment: string;
+        };
         ErrorTag: {
             code: string;
             name: string;
@@ -717,7 +927,7 @@ export interface components {
             case: string;
             case_id: number;
             round: number;
-            source: components["schemas"]["SourceEnum"];
+            source: components["schemas"]["FlagRowSourceEnum"];
             revision: number | null;
             revision_number: number | null;
             organ: string;
@@ -735,6 +945,12 @@ export interface components {
          * @enum {string}
          */
         FlagRowKindEnum: "volume" | "components" | "side" | "edge" | "outside_body" | "erased";
+        /**
+         * @description * `revision` - revision
+         *     * `pseudo_label` - pseudo_label
+         * @enum {string}
+         */
+        FlagRowSourceEnum: "revision" | "pseudo_label";
         /**
          * @description * `train` - Train
          *     * `infer` - Infer
@@ -848,6 +1064,31 @@ export interface components {
             min: number;
             n: number;
         };
+        OrganDiff: {
+            organ: string;
+            value: number;
+            display_name: string;
+            color: string;
+            /** @description voxels the organ gained */
+            added: number;
+            /** @description voxels the organ lost */
+            removed: number;
+            /** Format: double */
+            added_ml: number;
+            /** Format: double */
+            removed_ml: number;
+            /** Format: double */
+            before_ml: number;
+            /** Format: double */
+            after_ml: number;
+            /**
+             * Format: double
+             * @description after - before
+             */
+            change_ml: number;
+            /** @description middle of the changes (file voxel) */
+            centre: number[] | null;
+        };
         OrganRow: {
             /** Format: double */
             attention_ml: number;
@@ -855,6 +1096,11 @@ export interface components {
             revised_cases: number;
             revised_voxels: number;
             tags: number;
+        };
+        OtherRead: {
+            id: number;
+            number: number;
+            author: string;
         };
         Overview: {
             round: components["schemas"]["RoundRef"] | null;
@@ -965,17 +1211,65 @@ export interface components {
             status: components["schemas"]["JobStatusEnum"];
         };
         Review: {
-            decision: components["schemas"]["DecisionEnum"];
+            decision: components["schemas"]["ReviewDecisionEnum"];
             /** @default  */
             comment: string;
+            /**
+             * Format: double
+             * @description how long the review took (default: since the review lease)
+             */
+            seconds_spent?: number | null;
             /** @description a rejection: the annotator who gets the task (default: its own) */
             reassign_to?: string | null;
+        };
+        /**
+         * @description * `accepted` - Accepted
+         *     * `rejected` - Rejected
+         * @enum {string}
+         */
+        ReviewDecisionEnum: "accepted" | "rejected";
+        ReviewDetail: {
+            id: number;
+            number: number;
+            kind: string;
+            case: string;
+            case_id: number;
+            task: number;
+            author: string;
+            /** Format: date-time */
+            created: string;
+            /** Format: double */
+            seconds_spent: number;
+            readonly revised_voxels: number;
+            changed_voxels: {
+                [key: string]: number;
+            };
+            flags: number;
+            /** Format: double */
+            attention_ml: number;
+            /** @description the lead holding a review lease on it, if any */
+            readonly reviewer: string | null;
+            round: number;
+            review: components["schemas"]["Verdict"] | null;
+            tags: components["schemas"]["TagRow"][];
+            flag_rows: components["schemas"]["FlagRow"][];
+            double_read: components["schemas"]["DoubleReadInfo"] | null;
+            /** @description who a rejection can go to */
+            annotators: string[];
+            diff: components["schemas"]["DiffSummary"];
+            urls: components["schemas"]["ReviewUrls"];
         };
         ReviewQuery: {
             /** @default voxels */
             order: components["schemas"]["OrderEnum"];
             annotator?: string;
             organ?: string;
+        };
+        ReviewUrls: {
+            ct: string;
+            label: string;
+            parent: string;
+            diff: string;
         };
         Revision: {
             readonly id: number;
@@ -1105,12 +1399,6 @@ export interface components {
         Skip: {
             reason: string;
         };
-        /**
-         * @description * `revision` - revision
-         *     * `pseudo_label` - pseudo_label
-         * @enum {string}
-         */
-        SourceEnum: "revision" | "pseudo_label";
         StartRound: {
             /**
              * @default [
@@ -1135,6 +1423,16 @@ export interface components {
             total: number;
             succeeded: number;
         };
+        TagRow: {
+            organ: string;
+            tag: string;
+        };
+        /**
+         * @description * `1` - 1
+         *     * `2` - 2
+         * @enum {integer}
+         */
+        TakeEnum: 1 | 2;
         /** @description A task as the workspace needs it: the case, organs in attention order, file URLs, the base revision. */
         Task: {
             readonly id: number;
@@ -1196,6 +1494,21 @@ export interface components {
                 [key: string]: number | null;
             };
         };
+        Verdict: {
+            decision: components["schemas"]["VerdictDecisionEnum"];
+            reviewer: string;
+            comment: string;
+            /** Format: double */
+            seconds: number | null;
+        };
+        /**
+         * @description * `accepted` - Accepted
+         *     * `rejected` - Rejected
+         *     * `edited` - Edited
+         *     * `adjudicated` - Adjudicated
+         * @enum {string}
+         */
+        VerdictDecisionEnum: "accepted" | "rejected" | "edited" | "adjudicated";
         VoxelShares: {
             total: number;
             labelled: number;
@@ -1759,6 +2072,31 @@ export interface operations {
             };
         };
     };
+    review_double_reads_create: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["DoubleReadBody"];
+                "application/x-www-form-urlencoded": components["schemas"]["DoubleReadBody"];
+                "multipart/form-data": components["schemas"]["DoubleReadBody"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DoubleReadRow"][];
+                };
+            };
+        };
+    };
     review_next_create: {
         parameters: {
             query?: never;
@@ -1816,6 +2154,145 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["WaitingRevision"][];
+                };
+            };
+        };
+    };
+    review_revisions_retrieve: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ReviewDetail"];
+                };
+            };
+        };
+    };
+    review_revisions_adjudicate_create: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["AdjudicateBody"];
+                "application/x-www-form-urlencoded": components["schemas"]["AdjudicateBody"];
+                "multipart/form-data": components["schemas"]["AdjudicateBody"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Revision"];
+                };
+            };
+        };
+    };
+    "review_revisions_diff.nii.gz_retrieve": {
+        parameters: {
+            query?: {
+                /** @description one organ's changes */
+                organ?: string;
+            };
+            header?: never;
+            path: {
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/gzip": string;
+                };
+            };
+        };
+    };
+    review_revisions_edit_accept_create: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "multipart/form-data": components["schemas"]["EditAcceptBody"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Revision"];
+                };
+            };
+        };
+    };
+    "review_revisions_label.nii.gz_retrieve": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/gzip": string;
+                };
+            };
+        };
+    };
+    "review_revisions_parent.nii.gz_retrieve": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/gzip": string;
                 };
             };
         };

@@ -62,6 +62,7 @@ export default function Dashboard({ me, go, logout }: { me: Me; go: (to: string)
         </nav>
         <span className="spacer" />
         <button type="button" onClick={loadAll} data-action="reload">Reload</button>
+        <button type="button" onClick={() => go('/review')} data-action="review">Review</button>
         <button type="button" onClick={() => go('/')} data-action="my-queue">My queue</button>
         <span className="muted">{me.username} ({me.role})</span>
         <button type="button" onClick={logout}>Sign out</button>

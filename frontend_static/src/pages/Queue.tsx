@@ -22,7 +22,10 @@ export function Queue({ me, go, logout }: { me: Me; go: (to: string) => void; lo
         <h1>Atlas · my queue</h1>
         <span className="spacer" />
         {(me.role === 'lead' || me.role === 'admin') && (
-          <button onClick={() => go('/dashboard')} data-action="dashboard">Dashboard</button>
+          <>
+            <button onClick={() => go('/review')} data-action="review">Review</button>
+            <button onClick={() => go('/dashboard')} data-action="dashboard">Dashboard</button>
+          </>
         )}
         <span className="muted">{me.username} ({me.role})</span>
         <button onClick={logout}>Sign out</button>
