@@ -145,7 +145,7 @@ class QualityFlags(APIView):
 
 class VerdictSerializer(s.Serializer):
     decision = s.ChoiceField(choices=Review.Decision.choices)
-    reviewer = s.CharField()
+    reviewer = s.CharField(source="reviewer.username")
     comment = s.CharField()
     seconds = s.FloatField(allow_null=True)
 
@@ -212,7 +212,7 @@ class ReviewUrls(s.Serializer):
 class ReviewDetail(WaitingRevision):
     round = s.IntegerField()
     review = VerdictSerializer(allow_null=True)
-    tags = TagRow(many=True)
+    error_tags = TagRow(many=True)
     flag_rows = FlagRow(many=True)
     double_read = DoubleReadInfo(allow_null=True)
     annotators = s.ListField(child=s.CharField(), help_text="who a rejection can go to")
@@ -237,11 +237,12 @@ class ReviewRevision(APIView):
     def get(self, request, pk: int):
         revision = _revision(pk)
         base = f"/api/review/revisions/{pk}"
-        data = {**WaitingRevision(revision).data, **selectors.review_context(revision),
-                "diff": review_diff.diff_summary(revision),
-                "urls": {"ct": f"/api/cases/{revision.case_id}/ct.nii.gz", "label": f"{base}/label.nii.gz",
-                         "parent": f"{base}/parent.nii.gz", "diff": f"{base}/diff.nii.gz"}}
-        return Response(ReviewDetail(data).data)
+        extra = {**selectors.review_context(revision), "diff": review_diff.diff_summary(revision),
+                 "urls": {"ct": f"/api/cases/{revision.case_id}/ct.nii.gz", "label": f"{base}/label.nii.gz",
+                          "parent": f"{base}/parent.nii.gz", "diff": f"{base}/diff.nii.gz"}}
+        for name, value in extra.items():  # what the serializer reads beside the revision's own fields
+            setattr(revision, name, value)
+        return Response(ReviewDetail(revision).data)
 
 
 class ReviewRevisionLabel(APIView):

@@ -99,8 +99,8 @@ def revision_for_review(pk: int) -> Revision | None:
 
 
 def review_context(revision: Revision) -> dict:
-    """The review view's rows from the database: the verdict, error tags, flags, the double read, annotators."""
-    review = getattr(revision, "review", None)
+    """The review view's rows from the database beside the revision's own: error tags, flags, the double read, and the
+    annotators a rejection can go to."""
     pair = double_read_of(revision.task_id)
     double = None
     if pair is not None:
@@ -116,9 +116,7 @@ def review_context(revision: Revision) -> dict:
                       .values_list("username", flat=True))
     return {
         "round": revision.task.round.number,
-        "review": None if review is None else {"decision": review.decision, "reviewer": review.reviewer.username,
-                                               "comment": review.comment, "seconds": review.seconds},
-        "tags": [{"organ": t.organ.name, "tag": t.tag.code} for t in
+        "error_tags": [{"organ": t.organ.name, "tag": t.tag.code} for t in
                  RevisionTag.objects.filter(revision=revision).select_related("organ", "tag").order_by("organ__value")],
         "flag_rows": [flag_row(f) for f in flags().filter(label_check__revision=revision)],
         "double_read": double,

@@ -1251,7 +1251,7 @@ export interface components {
             readonly reviewer: string | null;
             round: number;
             review: components["schemas"]["Verdict"] | null;
-            tags: components["schemas"]["TagRow"][];
+            error_tags: components["schemas"]["TagRow"][];
             flag_rows: components["schemas"]["FlagRow"][];
             double_read: components["schemas"]["DoubleReadInfo"] | null;
             /** @description who a rejection can go to */

@@ -35,7 +35,7 @@ export function ReviewView({ me, id, go }: { me: Me; id: number; go: (to: string
   }, [v.labelSet, active])
 
   useEffect(() => {
-    if (v.state === 'ready') v.viewerRef.current?.setTool(tool, active, 2, true)
+    if (v.state === 'ready') v.viewerRef.current?.setTool(tool, active, 1, true)
   }, [v.state, v.viewerRef, tool, active])
 
   const seconds = () => (performance.now() - started.current) / 1000
@@ -118,10 +118,10 @@ export function ReviewView({ me, id, go }: { me: Me; id: number; go: (to: string
             <div className="legend"><span className="added">■ added</span><span className="removed">■ removed</span></div>
           </section>
           {detail && <DiffPanel detail={detail} organ={organ} setOrgan={setOrgan} locked={v.dirty} />}
-          {detail && detail.tags.length > 0 && (
+          {detail && detail.error_tags.length > 0 && (
             <section data-section="tags">
               <h2>Error tags</h2>
-              <ul className="flags">{detail.tags.map((t) => <li key={`${t.organ}-${t.tag}`} data-tag={t.tag}>
+              <ul className="flags">{detail.error_tags.map((t) => <li key={`${t.organ}-${t.tag}`} data-tag={t.tag}>
                 {t.organ}: {t.tag}</li>)}</ul>
             </section>
           )}
@@ -133,7 +133,8 @@ export function ReviewView({ me, id, go }: { me: Me; id: number; go: (to: string
           </section>
         </aside>
         <div className="viewer">
-          <canvas ref={canvasRef} onMouseMove={onCanvasMove} onContextMenu={(e) => e.preventDefault()} />
+          {/* a fresh canvas for each load: the last viewer's WebGL context is lost with it */}
+          <canvas key={`${shown}:${organ}`} ref={canvasRef} onMouseMove={onCanvasMove} onContextMenu={(e) => e.preventDefault()} />
           <div className="status"><span ref={hoverRef} data-hover-voxel="" /></div>
           {v.state === 'loading' && <div className="overlay">Loading the case…</div>}
         </div>
