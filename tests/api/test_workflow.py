@@ -250,7 +250,7 @@ def test_conflict_409_then_retry(world):
     a1, a2, lead = world.client("a1"), world.client("a2"), world.client("lead")
     task = a1.post("/api/tasks/next/").json()
     first = upload(a1, task["id"], nifti_bytes(world.pseudo), base_revision=None).json()
-    rejected = lead.post(f"/api/revisions/{first['id']}/review/", {"decision": "rejected",
+    rejected = lead.post(f"/api/revisions/{first['id']}/review/", {"decision": "rejected", "reassign_to": "a2",
                                                                      "comment": "spleen tip missing"}, format="json")
     assert rejected.status_code == 200 and rejected.json()["review"]["decision"] == "rejected"
     again = a2.post("/api/tasks/next/").json()
