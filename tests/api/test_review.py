@@ -138,3 +138,70 @@ def test_a_verdict_respects_the_review_lease_and_may_reassign(world, reviewed):
     assert queue.lease_next(user=world.users["a1"]).pk == task.pk  # a1 gets it back first (assigned)
     assert boss.post(f"/api/revisions/{reviewed['big']}/review/", {"decision": "accepted"},
                      format="json").status_code == 200  # nobody held big
+
+
+@pytest.mark.django_db
+def test_the_review_view_shows_what_a_revision_changed_and_serves_its_files(world, reviewed):
+    from annotation.models import Case
+    from annotation.services.review_diff import ADDED, REMOVED
+    from tests.api.test_workflow import volume
+
+    lead = world.client("lead")
+    detail = lead.get(f"/api/review/revisions/{reviewed['big']}/").json()
+    spleen = int((world.pseudo == SPLEEN).sum())
+    voxel_ml = float(np.prod(Case.objects.get(name="big").spacing)) / 1000
+    rows = {row["organ"]: row for row in detail["diff"]["organs"]}
+    assert detail["diff"]["reference"] == {"source": "pseudo_label", "revision": None, "number": None}
+    assert (rows["spleen"]["added"], rows["spleen"]["removed"], rows["spleen"]["after_ml"]) == (0, spleen, 0.0)
+    assert rows["spleen"]["change_ml"] == pytest.approx(-spleen * voxel_ml, abs=1e-3)
+    assert (rows["liver"]["added"], rows["liver"]["removed"], rows["liver"]["centre"]) == (0, 0, None)
+    spleen_at = np.argwhere(world.pseudo == SPLEEN)
+    assert rows["spleen"]["centre"] == [int(v) for v in (spleen_at.min(0) + spleen_at.max(0)) // 2]
+    assert "erased" in [f["kind"] for f in detail["flag_rows"]] and detail["review"] is None
+    assert detail["author"] == "a1" and detail["annotators"] == ["a1", "a2"] and detail["double_read"] is None
+    label = lead.get(detail["urls"]["label"])
+    assert np.array_equal(volume(b"".join(label.streaming_content)), erase_spleen(world.pseudo.copy()))
+    parent = lead.get(detail["urls"]["parent"])
+    assert np.array_equal(volume(b"".join(parent.streaming_content)), world.pseudo)
+    diff = volume(lead.get(detail["urls"]["diff"], {"organ": "spleen"}).content)
+    assert set(np.unique(diff).tolist()) == {0, REMOVED} and np.array_equal(diff == REMOVED, world.pseudo == SPLEEN)
+    assert not (volume(lead.get(detail["urls"]["diff"], {"organ": "liver"}).content) == ADDED).any()
+    assert lead.get(detail["urls"]["diff"], {"organ": "lung"}).status_code == 400
+    assert lead.get("/api/review/revisions/999999/").status_code == 404
+    assert world.client("a1").get(f"/api/review/revisions/{reviewed['big']}/").status_code == 403
+
+
+@pytest.mark.django_db
+def test_edit_and_accept_and_the_time_a_review_takes(world, reviewed):
+    from annotation.models import Review, Revision
+    from tests.api.test_workflow import nifti_bytes
+
+    lead, boss = world.client("lead"), world.client("boss")
+    held = lead.post("/api/review/next/", {"order": "voxels"}, format="json").json()["id"]  # mid
+    url = f"/api/review/revisions/{held}/edit-accept/"
+    edited = liver_as_spleen(world.pseudo.copy())
+    edited[2, 2, 2] = LIVER
+
+    def post(api, data, name="label.nii.gz", **extra):
+        from django.core.files.uploadedfile import SimpleUploadedFile
+
+        return api.post(url, {"file": SimpleUploadedFile(name, data), **extra}, format="multipart")
+
+    assert post(boss, nifti_bytes(edited)).status_code == 409  # the lead holds it
+    bad = post(lead, b"not a nifti")
+    assert bad.status_code == 400 and bad.json()["field"] == "file"
+    assert post(lead, nifti_bytes(edited), name="x.png").status_code == 400
+    assert Revision.objects.count() == 3  # nothing stored
+    done = post(lead, nifti_bytes(edited), comment="one liver voxel", seconds_spent="42")
+    assert done.status_code == 201, done.content
+    child = Revision.objects.get(pk=done.json()["id"])
+    assert (child.parent_id, child.author.username) == (held, "lead")
+    assert Review.objects.get(revision_id=held).decision == "edited"
+    assert Review.objects.get(revision_id=held).seconds == 42.0
+    assert Review.objects.get(revision=child).decision == "accepted"
+    assert post(lead, nifti_bytes(edited)).status_code == 409  # reviewed already
+    # a verdict without the page's clock takes the time since the review lease
+    other = lead.post("/api/review/next/", {"order": "voxels"}, format="json").json()["id"]
+    assert lead.post(f"/api/revisions/{other}/review/", {"decision": "accepted"}, format="json").status_code == 200
+    assert Review.objects.get(revision_id=other).seconds >= 0.0
+    assert lead.post(f"/api/revisions/{other}/review/", {"decision": "edited"}, format="json").status_code == 400
