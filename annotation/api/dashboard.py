@@ -16,6 +16,7 @@ from annotation.api.permissions import IsAdmin, IsLead
 from annotation.models import Round, Task
 from annotation.selectors import dashboard as boards
 from annotation.selectors import quality
+from annotation.selectors.review_board import review_board
 from annotation.selectors.rounds import round_summary, shown_round
 from annotation.services import metrics
 from annotation.services.rounds import ARCHITECTURES, SIZES, start_round
@@ -151,6 +152,17 @@ class DashboardJobs(APIView):
         return Response(out.render(out.JobsBoard, data))
 
 
+class DashboardReviews(APIView):
+    """The leads' verdicts and the time a review takes, verdicts per annotator, what waits for review, and the
+    double reads' inter-annotator Dice and NSD per organ; of one round (default: the shown round)."""
+
+    permission_classes = [IsLead]
+
+    @extend_schema(parameters=[ROUND_PARAM], responses=out.ReviewBoard)
+    def get(self, request):
+        return Response(out.render(out.ReviewBoard, review_board(_round(_query(RoundQuery, request).get("round")))))
+
+
 class StartRound(APIView):
     """Start the next round of the loop (admins): train or fine-tune, infer, rank. 409 while one is running."""
 
@@ -174,5 +186,6 @@ urlpatterns = [
     path("dashboard/quality/", DashboardQuality.as_view(), name="dashboard-quality"),
     path("dashboard/quality/refresh/", RefreshQuality.as_view(), name="dashboard-quality-refresh"),
     path("dashboard/jobs/", DashboardJobs.as_view(), name="dashboard-jobs"),
+    path("dashboard/reviews/", DashboardReviews.as_view(), name="dashboard-reviews"),
     path("rounds/start/", StartRound.as_view(), name="round-start"),
 ]

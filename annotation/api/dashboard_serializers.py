@@ -291,6 +291,50 @@ class JobsBoard(s.Serializer):
     queued = s.IntegerField(required=False)
 
 
+class LeadVerdicts(s.Serializer):
+    lead = s.CharField()
+    reviews = s.IntegerField()
+    accepted = s.IntegerField()
+    rejected = s.IntegerField()
+    edited = s.IntegerField(help_text="edited and accepted")
+    adjudicated = s.IntegerField(help_text="double reads adjudicated")
+    median_seconds = s.FloatField(allow_null=True, help_text="time a review takes")
+    mean_seconds = s.FloatField(allow_null=True)
+
+
+class AnnotatorVerdicts(s.Serializer):
+    annotator = s.CharField()
+    reviewed = s.IntegerField()
+    accepted = s.IntegerField()
+    rejected = s.IntegerField()
+    edited = s.IntegerField()
+    adjudicated = s.IntegerField()
+    accepted_share = s.FloatField(allow_null=True)
+
+
+class OrganAgreement(s.Serializer):
+    organ = s.CharField()
+    pairs = s.IntegerField()
+    dice = s.FloatField(help_text="mean inter-annotator Dice")
+    nsd = s.FloatField(help_text="mean inter-annotator NSD (FLARE tolerance)")
+
+
+class DoubleReadBoard(s.Serializer):
+    share = s.FloatField(allow_null=True, help_text="the round's share of double reads")
+    pairs = s.IntegerField()
+    measured = s.IntegerField(help_text="pairs with both reads in")
+    adjudicated = s.IntegerField()
+    organs = OrganAgreement(many=True)
+
+
+class ReviewBoard(s.Serializer):
+    round = s.IntegerField(allow_null=True)
+    waiting = s.IntegerField(help_text="revisions waiting for review")
+    leads = LeadVerdicts(many=True)
+    annotators = AnnotatorVerdicts(many=True)
+    double_reads = DoubleReadBoard()
+
+
 def render(serializer_class: type[s.Serializer], data) -> dict:
     """data (what a selector returned) as the serializer renders it: the documented shape, nothing else."""
     return serializer_class(data).data

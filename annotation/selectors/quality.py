@@ -6,12 +6,13 @@ Everything here is database-only; the figures that need NIfTI files are read fro
 
 from __future__ import annotations
 
+import hashlib
 import statistics
 from collections import defaultdict
 
 from django.db.models import Count, Exists, Max, OuterRef
 
-from annotation.models import ErrorTag, Prediction, Review, Revision, RevisionTag, Round, Task
+from annotation.models import DoubleRead, ErrorTag, Prediction, Review, Revision, RevisionTag, Round, Task
 
 METRICS_VERSION = 1
 
@@ -35,8 +36,11 @@ def metrics_key(round: Round) -> str:
                                                                      reviewed=Count("review"))
     predictions = Prediction.objects.filter(round=round).aggregate(n=Count("id"), last=Max("id"), at=Max("updated"))
     at = f"{predictions['at'].timestamp():.6f}" if predictions["at"] else "0"
+    measured = ",".join(DoubleRead.objects.filter(round=round).exclude(agreement_key="").order_by("pk")
+                        .values_list("agreement_key", flat=True))  # the double reads' agreements
+    reads = hashlib.sha256(measured.encode()).hexdigest()[:12] if measured else "0"
     return (f"v{METRICS_VERSION}:rev{revisions['n']}-{revisions['last'] or 0}-{revisions['reviewed']}"
-            f":pred{predictions['n']}-{predictions['last'] or 0}-{at}")
+            f":pred{predictions['n']}-{predictions['last'] or 0}-{at}:reads{reads}")
 
 
 def _r(value: float, digits: int = 6) -> float:

@@ -21,7 +21,7 @@ import numpy as np
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from annotation.models import CaseMetrics, Job, Prediction, Revision, Round
+from annotation.models import CaseMetrics, DoubleRead, Job, Prediction, Revision, Round
 from annotation.selectors.quality import latest_revisions, mean_or_none, metrics_key
 from annotation.services.dispatch import enqueue
 from annotation.storage import read_voxels
@@ -83,8 +83,12 @@ def case_entry(prediction: Prediction, revision: Revision | None, organs: dict[i
 
 
 def _matrix(sources: list[str], values: dict[str, float | None]) -> list[list[float | None]]:
+    """Dice of each pair of sources; the diagonal is 1 (a model against itself), except the annotators' cell: two
+    annotators' independent reads of one case (double reads), null until there are any."""
     n = len(sources)
-    matrix: list[list[float | None]] = [[1.0 if i == j else None for j in range(n)] for i in range(n)]
+    matrix: list[list[float | None]] = [
+        [values.get(f"{a}|{a}") if i == j and a == ANNOTATORS else 1.0 if i == j else None for j in range(n)]
+        for i, a in enumerate(sources)]
     for i, a in enumerate(sources):
         for j, b in enumerate(sources):
             if i != j:
@@ -92,8 +96,9 @@ def _matrix(sources: list[str], values: dict[str, float | None]) -> list[list[fl
     return matrix
 
 
-def aggregate(entries: list[dict], organs: list[str]) -> dict:
-    """The round's figures from its cases' entries: voxel shares and the label-bias matrices."""
+def aggregate(entries: list[dict], organs: list[str], reads: list[dict] | None = None) -> dict:
+    """The round's figures from its cases' entries: voxel shares and the label-bias matrices. reads: the double
+    reads' agreements ({organ: {"dice", "nsd"}} each), the annotator-vs-annotator cell."""
     total = sum(e["voxels"] for e in entries)
     reviewed = [e for e in entries if "revision" in e]
     changed = sum(e["changed"] for e in reviewed)
@@ -114,6 +119,9 @@ def aggregate(entries: list[dict], organs: list[str]) -> dict:
         for organ, pairs in e["bias"].items():
             for pair, value in pairs.items():
                 per_pair[organ][pair].append(value)
+    for agreement in reads or []:
+        for organ, values in agreement.items():
+            per_pair[organ][f"{ANNOTATORS}|{ANNOTATORS}"].append(values["dice"])
     organ_means = {organ: {pair: mean_or_none(v) for pair, v in pairs.items()} for organ, pairs in per_pair.items()}
     overall: dict[str, list[float]] = defaultdict(list)
     for pairs in organ_means.values():
@@ -185,7 +193,8 @@ def update_round_metrics(*, round_id: int, progress: Progress | None = None) -> 
         if progress is not None:
             progress((i + 1) / len(predictions), f"case {i + 1}/{len(predictions)}")
     CaseMetrics.objects.filter(round=round).exclude(case_id__in=[p.case_id for p in predictions]).delete()
+    reads = [a for a in DoubleRead.objects.filter(round=round).values_list("agreement", flat=True) if a]
     metrics = {"key": key, "computed": timezone.now().isoformat(), "errors": errors,
-               **aggregate(entries, [organs[v] for v in sorted(organs)])}
+               **aggregate(entries, [organs[v] for v in sorted(organs)], reads)}
     Round.objects.filter(pk=round.pk).update(metrics=metrics)
     return metrics

@@ -143,3 +143,31 @@ def test_organ_agreement_is_dice_and_nsd_per_organ():
     assert result["liver"]["dice"] == pytest.approx(2 * 180 / (216 + 180), abs=1e-6)
     assert result["liver"]["nsd"] == 1.0  # 1 mm off, within the liver's 5 mm
     assert organ_agreement(a, a, {5: "liver"}, [1, 1, 1]) == {"liver": {"dice": 1.0, "nsd": 1.0}}
+
+
+@pytest.mark.django_db
+def test_the_dashboard_shows_verdicts_review_time_and_agreement(world, pair, django_capture_on_commit_callbacks):
+    from annotation.services.metrics import update_round_metrics
+
+    a1, a2, lead = world.users["a1"], world.users["a2"], world.users["lead"]
+    with django_capture_on_commit_callbacks(execute=True):
+        read1 = _submit(world, "a1", queue.lease_next(user=a1), erase_spleen(world.pseudo.copy()))
+        read2 = _submit(world, "a2", queue.lease_next(user=a2), world.pseudo.copy())
+        other = _submit(world, "a1", queue.lease_next(user=a1), world.pseudo.copy())
+    pair.refresh_from_db()
+    revisions.review(revision_id=other.pk, reviewer=lead, decision="rejected", comment="look again", seconds=30.0)
+    double_reads.adjudicate(revision_id=read1.pk, reviewer=lead, take=2, seconds=90.0)
+    board = world.client("lead").get("/api/dashboard/reviews/").json()
+    assert board["leads"] == [{"lead": "lead", "reviews": 2, "accepted": 0, "rejected": 1, "edited": 0,
+                               "adjudicated": 1, "median_seconds": 60.0, "mean_seconds": 60.0}]
+    assert {r["annotator"]: (r["rejected"], r["adjudicated"]) for r in board["annotators"]} == {
+        "a1": (1, 1), "a2": (0, 1)}
+    assert board["double_reads"]["pairs"] == 1 and board["double_reads"]["adjudicated"] == 1
+    organs = {row["organ"]: row for row in board["double_reads"]["organs"]}
+    assert organs["spleen"]["dice"] == 0.0 and organs["liver"]["dice"] == 1.0 and organs["liver"]["pairs"] == 1
+    assert world.client("a1").get("/api/dashboard/reviews/").status_code == 403
+    bias = update_round_metrics(round_id=world.round.pk)["label_bias"]
+    annotators = bias["sources"].index("annotators")
+    assert bias["organs"]["spleen"][annotators][annotators] == 0.0  # the two reads disagree on the spleen
+    assert bias["organs"]["liver"][annotators][annotators] == 1.0
+    assert bias["organs"]["liver"][0][0] == 1.0
