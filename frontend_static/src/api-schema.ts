@@ -287,6 +287,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/dashboard/reviews/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * @description The leads' verdicts and the time a review takes, verdicts per annotator, what waits for review, and the
+         *     double reads' inter-annotator Dice and NSD per organ; of one round (default: the shown round).
+         */
+        get: operations["dashboard_reviews_retrieve"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/dashboard/tasks/": {
         parameters: {
             query?: never;
@@ -753,6 +773,16 @@ export interface components {
             /** Format: double */
             median_minutes: number | null;
         };
+        AnnotatorVerdicts: {
+            annotator: string;
+            reviewed: number;
+            accepted: number;
+            rejected: number;
+            edited: number;
+            adjudicated: number;
+            /** Format: double */
+            accepted_share: number | null;
+        };
         /**
          * @description * `swin_unetr` - swin_unetr
          *     * `nnunet` - nnunet
@@ -865,6 +895,18 @@ export interface components {
             /** Format: double */
             voxel_ml: number;
             organs: components["schemas"]["OrganDiff"][];
+        };
+        DoubleReadBoard: {
+            /**
+             * Format: double
+             * @description the round's share of double reads
+             */
+            share: number | null;
+            pairs: number;
+            /** @description pairs with both reads in */
+            measured: number;
+            adjudicated: number;
+            organs: components["schemas"]["OrganAgreement"][];
         };
         DoubleReadBody: {
             round: number;
@@ -1014,6 +1056,23 @@ export interface components {
             description?: string;
             readonly organs: components["schemas"]["Organ"][];
         };
+        LeadVerdicts: {
+            lead: string;
+            reviews: number;
+            accepted: number;
+            rejected: number;
+            /** @description edited and accepted */
+            edited: number;
+            /** @description double reads adjudicated */
+            adjudicated: number;
+            /**
+             * Format: double
+             * @description time a review takes
+             */
+            median_seconds: number | null;
+            /** Format: double */
+            mean_seconds: number | null;
+        };
         Lease: {
             task: number;
             case: string;
@@ -1056,6 +1115,20 @@ export interface components {
             display_name: string;
             /** @description #rrggbb */
             color: string;
+        };
+        OrganAgreement: {
+            organ: string;
+            pairs: number;
+            /**
+             * Format: double
+             * @description mean inter-annotator Dice
+             */
+            dice: number;
+            /**
+             * Format: double
+             * @description mean inter-annotator NSD (FLARE tolerance)
+             */
+            nsd: number;
         };
         OrganDice: {
             /** Format: double */
@@ -1221,6 +1294,14 @@ export interface components {
             seconds_spent?: number | null;
             /** @description a rejection: the annotator who gets the task (default: its own) */
             reassign_to?: string | null;
+        };
+        ReviewBoard: {
+            round: number | null;
+            /** @description revisions waiting for review */
+            waiting: number;
+            leads: components["schemas"]["LeadVerdicts"][];
+            annotators: components["schemas"]["AnnotatorVerdicts"][];
+            double_reads: components["schemas"]["DoubleReadBoard"];
         };
         /**
          * @description * `accepted` - Accepted
@@ -1923,6 +2004,28 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["RefreshAccepted"];
+                };
+            };
+        };
+    };
+    dashboard_reviews_retrieve: {
+        parameters: {
+            query?: {
+                /** @description round number (default: the latest annotating round) */
+                round?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ReviewBoard"];
                 };
             };
         };

@@ -141,3 +141,23 @@ def test_a_lead_adjudicates_a_double_read_per_organ(page, live_server, world):
     assert np.array_equal(data == SPLEEN, one == SPLEEN)  # the rest of read 1 (no spleen)
     assert {Task.objects.get(pk=t).status for t in (first.pk, second.pk)} == {Task.Status.REVISED}
     assert page.errors == []
+
+
+def test_the_dashboard_shows_verdicts_and_sets_double_reads(page, live_server, world):
+    revision = revise(world, "a1", erase_spleen)
+    revisions.review(revision_id=revision.pk, reviewer=world.users["lead"], decision="accepted", seconds=75.0)
+    sign_in(page, live_server.url, "lead")
+    page.click("[data-action=dashboard]")
+    page.wait_for_selector("[data-section=reviews] [data-table=review-leads] [data-row=lead]", timeout=20_000)
+    row = page.locator("[data-table=review-leads] [data-row=lead]")
+    assert row.locator("[data-col=accepted]").get_attribute("data-value") == "1"
+    assert row.locator("[data-col=median_seconds]").get_attribute("data-value") == "75"
+    annotator = page.locator("[data-table=review-annotators] [data-row=a1]")
+    assert annotator.locator("[data-col=accepted_share]").get_attribute("data-value") == "1"
+    page.fill("[data-input=double-read-share]", "50")
+    page.click("[data-action=set-double-reads]")
+    page.wait_for_selector("[data-section=reviews] .flash")
+    assert DoubleRead.objects.filter(round=world.round).count() == 2  # half of 3 cases, rounded
+    world.round.refresh_from_db()
+    assert world.round.double_read_share == 0.5
+    assert page.errors == []

@@ -9,12 +9,14 @@ import { Jobs } from '../dashboard/Jobs'
 import { Progress } from '../dashboard/Progress'
 import { Quality } from '../dashboard/Quality'
 import { Queues } from '../dashboard/Queues'
+import { Reviews } from '../dashboard/Reviews'
 import '../dashboard/dashboard.css'
 
 const REFRESH_MS = 30_000
 
 const SECTIONS = [
-  ['queues', 'Queues'], ['progress', 'Progress'], ['attention', 'Attention'], ['quality', 'Quality'], ['jobs', 'Jobs'],
+  ['queues', 'Queues'], ['progress', 'Progress'], ['attention', 'Attention'], ['quality', 'Quality'],
+  ['reviews', 'Review'], ['jobs', 'Jobs'],
 ] as const
 
 export default function Dashboard({ me, go, logout }: { me: Me; go: (to: string) => void; logout: () => void }) {
@@ -87,6 +89,10 @@ export default function Dashboard({ me, go, logout }: { me: Me; go: (to: string)
         data-state={quality ? 'ready' : 'loading'}>
         <h2>Quality per round</h2>
         {quality ? <Quality rounds={quality} reload={loadRounds} /> : <p className="muted">Loading…</p>}
+      </section>
+      <section id="dash-reviews" className="dash-section" data-section="reviews">
+        <h2>Review and double reads</h2>
+        <Reviews round={round && round.status === 'annotating' ? round.number : null} go={go} />
       </section>
       <section id="dash-jobs" className="dash-section" data-section="jobs">
         <h2>Jobs</h2>
