@@ -21,10 +21,11 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from annotation.api.files import storage_file_response
-from annotation.api.permissions import IsLead
+from annotation.api.permissions import HasRole, IsLead
 from annotation.api.serializers import RevisionSerializer, RevisionUploadSerializer
 from annotation.errors import Invalid, NotFound
-from annotation.models import QualityFlag, Review, Revision, Round
+from annotation.models import QualityFlag, Review, Revision, Round, Task
+from annotation.roles import is_lead
 from annotation.selectors import review as selectors
 from annotation.selectors.labels import started_from
 from annotation.services import double_reads, review_diff, reviews
@@ -82,6 +83,7 @@ class FlagRow(s.Serializer):
     kind = s.ChoiceField(choices=QualityFlag.Check.choices)
     reason = s.CharField()
     detail = s.JSONField()
+    place = s.ListField(child=s.FloatField(), allow_null=True, help_text="where it points (file voxel indices)")
 
 
 def _query(serializer_class, data) -> dict:
@@ -373,7 +375,24 @@ class DoubleReads(APIView):
         return Response(DoubleReadRow(pairs, many=True).data)
 
 
+class TaskFlags(APIView):
+    """The quality flags of a task's case that its annotator sees: its round's pseudo-label's and its own
+    revisions'. For the task's annotator (holder, assignee or author) and leads."""
+
+    permission_classes = [HasRole]
+
+    @extend_schema(responses=FlagRow(many=True))
+    def get(self, request, pk: int):
+        task = get_object_or_404(Task, pk=pk)
+        if not is_lead(request.user) and not (task.lease_holder_id == request.user.pk
+                                              or task.assignee_id == request.user.pk
+                                              or task.revisions.filter(author=request.user).exists()):
+            raise NotFound(f"no task with id {pk} of yours")
+        return Response(FlagRow([selectors.flag_row(f) for f in selectors.task_flags(task)], many=True).data)
+
+
 urlpatterns = [
+    path("tasks/<int:pk>/flags/", TaskFlags.as_view(), name="task-flags"),
     path("review/queue/", ReviewQueue.as_view(), name="review-queue"),
     path("review/next/", ReviewNext.as_view(), name="review-next"),
     path("review/revisions/<int:pk>/", ReviewRevision.as_view(), name="review-revision"),

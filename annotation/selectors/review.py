@@ -88,7 +88,8 @@ def flag_row(flag: QualityFlag) -> dict:
     return {"id": flag.pk, "case": check.case.name, "case_id": check.case_id, "round": check.round.number,
             "source": "revision" if check.revision_id else "pseudo_label",
             "revision": check.revision_id, "revision_number": check.revision.number if check.revision_id else None,
-            "organ": flag.organ.name, "kind": flag.kind, "reason": flag.reason, "detail": flag.detail}
+            "organ": flag.organ.name, "kind": flag.kind, "reason": flag.reason, "detail": flag.detail,
+            "place": flag_place(flag.detail or {})}
 
 
 def revision_for_review(pk: int) -> Revision | None:
@@ -122,3 +123,21 @@ def review_context(revision: Revision) -> dict:
         "double_read": double,
         "annotators": annotators,
     }
+
+
+def task_flags(task) -> QuerySet[QualityFlag]:
+    """The flags an annotator sees on a task: those of the pseudo-label of its round, and of its own revisions
+    (never the other read's of a double read)."""
+    return flags().filter(Q(label_check__prediction__case=task.case_id, label_check__prediction__round=task.round_id)
+                          | Q(label_check__revision__task=task))
+
+
+def flag_place(flag_detail: dict) -> list[float] | None:
+    """Where a flag points, in the file's voxel indices: an extra component's centroid, else its box's centre."""
+    extra = flag_detail.get("extra") or []
+    if extra and extra[0].get("centroid"):
+        return [float(v) for v in extra[0]["centroid"]]
+    box = flag_detail.get("bbox")
+    if box and len(box) == 2:
+        return [(float(a) + float(b) - 1) / 2 for a, b in zip(box[0], box[1], strict=True)]
+    return None

@@ -648,6 +648,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/tasks/{id}/flags/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * @description The quality flags of a task's case that its annotator sees: its round's pseudo-label's and its own
+         *     revisions'. For the task's annotator (holder, assignee or author) and leads.
+         */
+        get: operations["tasks_flags_list"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/tasks/{id}/heartbeat/": {
         parameters: {
             query?: never;
@@ -976,6 +996,8 @@ export interface components {
             kind: components["schemas"]["FlagRowKindEnum"];
             reason: string;
             detail: unknown;
+            /** @description where it points (file voxel indices) */
+            place: number[] | null;
         };
         /**
          * @description * `volume` - Volume
@@ -2530,6 +2552,27 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+        };
+    };
+    tasks_flags_list: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FlagRow"][];
+                };
             };
         };
     };

@@ -205,3 +205,17 @@ def test_edit_and_accept_and_the_time_a_review_takes(world, reviewed):
     assert lead.post(f"/api/revisions/{other}/review/", {"decision": "accepted"}, format="json").status_code == 200
     assert Review.objects.get(revision_id=other).seconds >= 0.0
     assert lead.post(f"/api/revisions/{other}/review/", {"decision": "edited"}, format="json").status_code == 400
+
+
+@pytest.mark.django_db
+def test_a_tasks_flags_are_for_its_annotator_and_leads(world, reviewed):
+    from annotation.models import Revision
+
+    task = Revision.objects.get(pk=reviewed["big"]).task
+    mine = world.client("a1").get(f"/api/tasks/{task.pk}/flags/")
+    assert mine.status_code == 200
+    erased = [f for f in mine.json() if f["kind"] == "erased"]
+    assert [(f["organ"], f["source"], f["revision"]) for f in erased] == [("spleen", "revision", reviewed["big"])]
+    assert world.client("lead").get(f"/api/tasks/{task.pk}/flags/").json() == mine.json()
+    assert world.client("a2").get(f"/api/tasks/{task.pk}/flags/").status_code == 404
+    assert world.client("nobody").get(f"/api/tasks/{task.pk}/flags/").status_code == 403

@@ -78,6 +78,8 @@ def test_a_rejection_goes_back_to_the_annotator_with_the_comment(page, browser, 
     annotator.click("[data-action=next-case]")
     annotator.wait_for_selector(f"[data-page=workspace][data-state=ready][data-task='{task.pk}']", timeout=30_000)
     assert "put it back" in annotator.inner_text(".flash")
+    # the quality checks' flag on their revision shows in the workspace
+    annotator.wait_for_selector("[data-section=flags] [data-flag=erased][data-organ=spleen][data-source=revision]")
     # the workspace opens the pseudo-label again: the rejected revision counts nowhere
     assert annotator.get_attribute("[data-page=workspace]", "data-base-revision") == str(revision.pk)
     annotator.context.close()

@@ -6,6 +6,7 @@ import { useCallback, useEffect, useRef, useState } from 'react'
 import type { Me } from '../api'
 import type { Viewer } from '../viewer/niivue'
 import { HelpDialog, SkipDialog, SubmitDialog } from '../workspace/Dialogs'
+import { FlagsPanel } from '../workspace/FlagsPanel'
 import { LayersPanel } from '../workspace/LayersPanel'
 import { HotspotsPanel, OrgansPanel } from '../workspace/OrgansPanel'
 import { interpolate } from '../workspace/tools/Interpolate'
@@ -156,6 +157,7 @@ export function Workspace({ me, go }: { me: Me; go: (to: string) => void }) {
         <aside className="side">
           <OrgansPanel organs={organs} active={t.active} setActive={setActive} setOrgans={w.setOrgans} />
           <HotspotsPanel hotspots={hotspots} hotspot={hotspot} organs={organs} goto={gotoHotspot} />
+          <FlagsPanel taskId={task?.id} viewerRef={viewerRef} />
           <section className="actions">
             <button className="primary" onClick={openSubmit} disabled={busy || state !== 'ready'}
               data-action="submit">Submit revision</button>
