@@ -9,6 +9,7 @@ import csv
 import io
 import shutil
 
+from django.conf import settings
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404
 from django.urls import path
@@ -304,8 +305,12 @@ class ReviewEditAccept(APIView):
     permission_classes = [IsLead]
     parser_classes = [MultiPartParser, FormParser]
 
-    @extend_schema(request={"multipart/form-data": EditAcceptBody}, responses={201: RevisionSerializer})
+    @extend_schema(request={"multipart/form-data": EditAcceptBody}, responses={201: RevisionSerializer, 413: None})
     def post(self, request, pk: int):
+        limit = settings.ATLAS_MAX_UPLOAD_BYTES
+        if int(request.META.get("CONTENT_LENGTH") or 0) > limit:
+            return Response({"detail": f"file: the upload is larger than the limit of {limit} bytes",
+                             "field": "file"}, status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
         body = EditAcceptBody(data=request.data)
         body.is_valid(raise_exception=True)
         upload = body.validated_data["file"]

@@ -7,6 +7,8 @@ from (None: the pseudo-label), and if another landed since, RevisionConflict and
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
@@ -109,32 +111,39 @@ def _store(*, task: Task, user, data: np.ndarray, base_revision: int | None, kin
     by_name = {name: value for value, name in organs.items()}
     tag_rows = _tag_rows(tags, by_name, label_set_id=case.dataset.label_set_id)
     changed, dice = organ_changes(data, _reference(task), organs)
+    with _staging(case, data) as (staged, written), transaction.atomic():
+        Case.objects.select_for_update().filter(pk=case.pk).first()  # one writer per case at a time
+        locked = Task.objects.select_for_update().get(pk=task.pk)
+        latest = latest_revision(case, locked)
+        # The base first: when two edits of one base race, the loser's lease was ended by the winner's
+        # revision, and what it must hear is 409 with the revision to reload, not "not leased to you".
+        # Only a user who held the lease when the request began gets here (checked before the upload).
+        if (latest.pk if latest else None) != base_revision:
+            raise RevisionConflict(latest)
+        check_lease(locked, user, now=now)
+        revision = _land(task=locked, parent=latest, author=user, kind=kind, staged=staged,
+                         changed=changed, dice=dice, seconds_spent=seconds_spent, written=written)
+        RevisionTag.objects.bulk_create([RevisionTag(revision=revision, organ_id=organ_id, tag=tag)
+                                         for organ_id, tag in tag_rows])
+        locked.status = Task.Status.CONFIRMED if kind == Revision.Kind.CONFIRM else Task.Status.REVISED
+        locked.lease_holder, locked.lease_expires = None, None
+        locked.save(update_fields=["status", "lease_holder", "lease_expires", "updated"])
+        _record_stopping(locked, unchanged=not any(changed.values()))
+    return revision
+
+
+@contextmanager
+def _staging(case: Case, data: np.ndarray) -> Iterator[tuple[Path, list[str]]]:
+    """The label map (x, y, z) written to a scratch file, and a list for the stored names the block writes: they are
+    removed if the block fails, so a failed revision leaves no file behind."""
     written: list[str] = []
     with scratch_dir("revision") as tmp:
         staged = write_nifti(Path(tmp) / "label.nii.gz", data, np.asarray(case.affine), dtype=np.uint8)
         try:
-            with transaction.atomic():
-                Case.objects.select_for_update().filter(pk=case.pk).first()  # one writer per case at a time
-                locked = Task.objects.select_for_update().get(pk=task.pk)
-                latest = latest_revision(case, locked)
-                # The base first: when two edits of one base race, the loser's lease was ended by the winner's
-                # revision, and what it must hear is 409 with the revision to reload, not "not leased to you".
-                # Only a user who held the lease when the request began gets here (checked before the upload).
-                if (latest.pk if latest else None) != base_revision:
-                    raise RevisionConflict(latest)
-                check_lease(locked, user, now=now)
-                revision = _land(task=locked, parent=latest, author=user, kind=kind, staged=staged,
-                                 changed=changed, dice=dice, seconds_spent=seconds_spent, written=written)
-                RevisionTag.objects.bulk_create([RevisionTag(revision=revision, organ_id=organ_id, tag=tag)
-                                                 for organ_id, tag in tag_rows])
-                locked.status = Task.Status.CONFIRMED if kind == Revision.Kind.CONFIRM else Task.Status.REVISED
-                locked.lease_holder, locked.lease_expires = None, None
-                locked.save(update_fields=["status", "lease_holder", "lease_expires", "updated"])
-                _record_stopping(locked, unchanged=not any(changed.values()))
+            yield staged, written
         except BaseException:
             delete_files(written)
             raise
-    return revision
 
 
 def _land(*, task: Task, parent: Revision | None, author, kind: str, staged: Path, changed: dict, dice: dict,
@@ -162,17 +171,10 @@ def store_lead_revision(*, parent: Revision, author, data: np.ndarray, seconds_s
     case = task.case
     organs = dict(Organ.objects.filter(label_set=case.dataset.label_set_id).values_list("value", "name"))
     changed, dice = organ_changes(data, _reference(task), organs)
-    written: list[str] = []
-    with scratch_dir("revision") as tmp:
-        staged = write_nifti(Path(tmp) / "label.nii.gz", data, np.asarray(case.affine), dtype=np.uint8)
-        try:
-            with transaction.atomic():
-                Case.objects.select_for_update().filter(pk=case.pk).first()
-                return _land(task=task, parent=parent, author=author, kind=Revision.Kind.REVISION, staged=staged,
-                             changed=changed, dice=dice, seconds_spent=seconds_spent, written=written)
-        except BaseException:
-            delete_files(written)
-            raise
+    with _staging(case, data) as (staged, written), transaction.atomic():
+        Case.objects.select_for_update().filter(pk=case.pk).first()
+        return _land(task=task, parent=parent, author=author, kind=Revision.Kind.REVISION, staged=staged,
+                     changed=changed, dice=dice, seconds_spent=seconds_spent, written=written)
 
 
 def _record_stopping(task: Task, *, unchanged: bool | None) -> None:

@@ -45,6 +45,10 @@ def test_the_share_makes_second_reads_and_lowering_it_removes_unstarted_ones(wor
         [p.case.name for p in pairs]  # the same draw again
     assert len(double_reads.set_share(round=world.round, share=0.2)) == 1
     assert Task.objects.filter(round=world.round, read=2).count() == 1
+    Task.objects.filter(round=world.round).update(priority=1.0)
+    assert queue.rebuild_tasks(round=world.round) == 4  # re-ranking refreshes both reads' priority
+    kept = DoubleRead.objects.get()
+    assert kept.first.priority == kept.second.priority == Task.objects.get(pk=kept.first_id).priority > 1.0
     for bad in (-0.1, 1.5, float("nan")):
         with pytest.raises(double_reads.Invalid):
             double_reads.set_share(round=world.round, share=bad)
@@ -152,7 +156,7 @@ def test_the_dashboard_shows_verdicts_review_time_and_agreement(world, pair, dja
     a1, a2, lead = world.users["a1"], world.users["a2"], world.users["lead"]
     with django_capture_on_commit_callbacks(execute=True):
         read1 = _submit(world, "a1", queue.lease_next(user=a1), erase_spleen(world.pseudo.copy()))
-        read2 = _submit(world, "a2", queue.lease_next(user=a2), world.pseudo.copy())
+        _submit(world, "a2", queue.lease_next(user=a2), world.pseudo.copy())
         other = _submit(world, "a1", queue.lease_next(user=a1), world.pseudo.copy())
     pair.refresh_from_db()
     revisions.review(revision_id=other.pk, reviewer=lead, decision="rejected", comment="look again", seconds=30.0)
