@@ -13,8 +13,7 @@ from annotation.models import Organ, Revision
 from annotation.selectors.labels import started_from
 from annotation.storage import read_voxels, scratch_dir
 from ml_engine.io import write_nifti
-
-ADDED, REMOVED = 255, 96  # brightest and a dark red in the viewer's heatmap colours
+from ml_engine.label_diff import diff_mask, organ_diff
 
 
 def _pair(revision: Revision) -> tuple[np.ndarray, np.ndarray, dict]:
@@ -35,29 +34,18 @@ def diff_summary(revision: Revision) -> dict:
     case = revision.case
     voxel_ml = float(np.prod([float(s) for s in case.spacing])) / 1000.0
     organs = list(Organ.objects.filter(label_set=case.dataset.label_set_id).order_by("value"))
-    k = int(max(new.max(initial=0), old.max(initial=0), max((o.value for o in organs), default=0))) + 1
-    joint = np.bincount((old.astype(np.int64) * k + new).ravel(), minlength=k * k).reshape(k, k)
-    changed = np.argwhere(new != old)  # (n, 3) file voxel indices
-    new_at, old_at = new[tuple(changed.T)], old[tuple(changed.T)]
+    counts = organ_diff(new, old, [o.value for o in organs])
     rows = []
     for o in organs:
-        before, after, both = int(joint[o.value, :].sum()), int(joint[:, o.value].sum()), int(joint[o.value, o.value])
-        if before == 0 and after == 0:
+        if o.value not in counts:
             continue
-        added, removed = after - both, before - both
+        c = counts[o.value]
         rows.append({"organ": o.name, "value": o.value, "display_name": o.display_name, "color": o.color,
-                     "added": added, "removed": removed, "added_ml": _ml(added, voxel_ml),
-                     "removed_ml": _ml(removed, voxel_ml), "before_ml": _ml(before, voxel_ml),
-                     "after_ml": _ml(after, voxel_ml), "change_ml": _ml(after - before, voxel_ml),
-                     "centre": _centre(changed[(new_at == o.value) | (old_at == o.value)])})
+                     "added": c["added"], "removed": c["removed"], "added_ml": _ml(c["added"], voxel_ml),
+                     "removed_ml": _ml(c["removed"], voxel_ml), "before_ml": _ml(c["before"], voxel_ml),
+                     "after_ml": _ml(c["after"], voxel_ml), "change_ml": _ml(c["after"] - c["before"], voxel_ml),
+                     "centre": c["centre"]})
     return {"reference": about, "voxel_ml": round(voxel_ml, 6), "organs": rows}
-
-
-def _centre(voxels: np.ndarray) -> list[int] | None:
-    """The centre of the box of these (n, 3) voxels, in the file's voxel indices (None: no voxel)."""
-    if not len(voxels):
-        return None
-    return [int(v) for v in (voxels.min(0) + voxels.max(0)) // 2]
 
 
 def _ml(voxels: int, voxel_ml: float) -> float:
@@ -66,20 +54,14 @@ def _ml(voxels: int, voxel_ml: float) -> float:
 
 def diff_volume(revision: Revision, organ: str | None = None) -> np.ndarray:
     """(x, y, z) uint8: ADDED where the organ (any organ: None) gained voxels, REMOVED where it lost them."""
+    value = None
+    if organ is not None:
+        value = (Organ.objects.filter(label_set=revision.case.dataset.label_set_id, name=organ)
+                 .values_list("value", flat=True).first())
+        if value is None:
+            raise Invalid(f"{organ!r} is not an organ of this case's label set", field="organ")
     new, old, _ = _pair(revision)
-    out = np.zeros(new.shape, dtype=np.uint8)
-    if organ is None:
-        changed = new != old
-        out[changed & (new > 0)] = ADDED
-        out[changed & (new == 0)] = REMOVED
-        return out
-    value = (Organ.objects.filter(label_set=revision.case.dataset.label_set_id, name=organ)
-             .values_list("value", flat=True).first())
-    if value is None:
-        raise Invalid(f"{organ!r} is not an organ of this case's label set", field="organ")
-    out[(new == value) & (old != value)] = ADDED
-    out[(old == value) & (new != value)] = REMOVED
-    return out
+    return diff_mask(new, old, value)
 
 
 def diff_nifti(revision: Revision, organ: str | None = None) -> bytes:

@@ -143,7 +143,7 @@ def test_a_verdict_respects_the_review_lease_and_may_reassign(world, reviewed):
 @pytest.mark.django_db
 def test_the_review_view_shows_what_a_revision_changed_and_serves_its_files(world, reviewed):
     from annotation.models import Case
-    from annotation.services.review_diff import ADDED, REMOVED
+    from ml_engine.label_diff import ADDED, REMOVED
     from tests.api.test_workflow import volume
 
     lead = world.client("lead")
