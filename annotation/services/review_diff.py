@@ -4,16 +4,13 @@ the viewer overlays (uint8: ADDED where an organ gained voxels, REMOVED where it
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 
 from annotation.errors import Invalid
 from annotation.models import Organ, Revision
 from annotation.selectors.labels import started_from
-from annotation.storage import read_voxels, scratch_dir
-from ml_engine.io import write_nifti
-from ml_engine.label_diff import diff_mask, organ_diff
+from annotation.storage import read_voxels
+from ml_engine.label_diff import diff_mask, nifti_gz_bytes, organ_diff
 
 
 def _pair(revision: Revision) -> tuple[np.ndarray, np.ndarray, dict]:
@@ -65,9 +62,6 @@ def diff_volume(revision: Revision, organ: str | None = None) -> np.ndarray:
 
 
 def diff_nifti(revision: Revision, organ: str | None = None) -> bytes:
-    """The diff volume as a gzipped NIfTI on the case's grid (computed per request: revisions never change, and the
-    file is small next to the CT)."""
-    data = diff_volume(revision, organ)
-    with scratch_dir("diff") as tmp:
-        path = write_nifti(Path(tmp) / "diff.nii.gz", data, np.asarray(revision.case.affine), dtype=np.uint8)
-        return Path(path).read_bytes()
+    """The diff volume as a gzipped NIfTI on the case's grid, computed per request in memory (revisions never change,
+    and the file is small next to the CT)."""
+    return nifti_gz_bytes(diff_volume(revision, organ), np.asarray(revision.case.affine))

@@ -33,3 +33,20 @@ def test_diff_mask_per_organ_and_for_all():
     every = diff_mask(new, old)
     assert (every == REMOVED).sum() == 9 and (every == ADDED).sum() == 5
     assert not diff_mask(old, old).any()
+
+
+def test_organ_diff_is_the_same_in_fortran_order():
+    new, old = maps()  # nibabel hands volumes over in Fortran order
+    assert organ_diff(np.asfortranarray(new), np.asfortranarray(old), [1, 5]) == organ_diff(new, old, [1, 5])
+
+
+def test_the_diff_as_nifti_bytes_reads_back(tmp_path):
+    from ml_engine.io import load_nifti
+    from ml_engine.label_diff import nifti_gz_bytes
+
+    new, old = maps()
+    affine = np.diag([0.8, 0.8, 2.0, 1.0])
+    path = tmp_path / "diff.nii.gz"
+    path.write_bytes(nifti_gz_bytes(diff_mask(new, old, 5), affine))
+    volume = load_nifti(path)
+    assert np.array_equal(np.asarray(volume.data), diff_mask(new, old, 5)) and np.allclose(volume.affine, affine)
