@@ -53,3 +53,11 @@ def reads_closed_to(user) -> list[int]:
 def latest_of_read(task: Task) -> Revision | None:
     """The newest revision of this task's own read (its revisions only)."""
     return Revision.objects.filter(task=task).order_by("-number").first()
+
+
+def waits_for_other_read(task_id: int) -> bool:
+    """Whether this task is one read of a double read whose other read has no revision a lead did not reject yet
+    (nothing to adjudicate: "next to review" passes it by)."""
+    others = other_read_ids(task_id)
+    return bool(others) and not Revision.objects.filter(task_id__in=others).exclude(
+        review__decision="rejected").exists()

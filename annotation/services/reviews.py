@@ -14,7 +14,7 @@ from django.utils import timezone
 from annotation.errors import Conflict, Forbidden, Invalid, NotFound
 from annotation.models import Review, ReviewLease, Revision, Task
 from annotation.roles import ANNOTATOR, role_of
-from annotation.selectors.reads import other_read_ids
+from annotation.selectors.reads import other_read_ids, waits_for_other_read
 from annotation.selectors.review import ORDERS, waiting_for_review
 from annotation.services import revisions
 from annotation.services.queue import lease_duration
@@ -36,6 +36,8 @@ def lease_next_review(*, user, order: str = "voxels", annotator: str | None = No
         ReviewLease.objects.filter(pk=held.pk).update(expires=expires)
         return held.revision
     for candidate in waiting_for_review(order=order, annotator=annotator, organ=organ, free_for=user):
+        if waits_for_other_read(candidate.task_id):
+            continue  # a double read is adjudicated once both reads are in
         try:
             with transaction.atomic():
                 ReviewLease.objects.filter(revision=candidate, expires__lte=now).delete()

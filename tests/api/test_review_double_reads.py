@@ -12,6 +12,7 @@ from annotation.services import double_reads, queue, revisions
 from annotation.services.read_agreement import organ_agreement
 from annotation.storage import read_voxels
 from tests.api.test_review import erase_spleen
+from tests.api.test_workflow import volume
 from tests.conftest import save_nifti
 
 SPLEEN, LIVER = 1, 5
@@ -81,7 +82,9 @@ def test_two_reads_go_to_two_annotators_who_never_see_each_others_work(world, pa
     task_json = api.post("/api/tasks/next/").json()
     assert task_json["id"] == second.pk and task_json["base_revision"] is None
     label = api.get(f"/api/cases/{pair.case_id}/label.nii.gz")
-    assert label.status_code == 200
+    assert np.array_equal(volume(b"".join(label.streaming_content)), world.pseudo)  # not a1's (no spleen)
+    mine = world.client("a1").get(f"/api/cases/{pair.case_id}/label.nii.gz")
+    assert np.array_equal(volume(b"".join(mine.streaming_content)), erase_spleen(world.pseudo.copy()))
     assert label_to_edit(pair.case, second).source == "pseudo_label"
     assert label_to_edit(pair.case, first).revision == read1
     confirmed = revisions.confirm(task_id=second.pk, user=a2, base_revision=None)
@@ -99,6 +102,8 @@ def test_adjudication_merges_per_organ_and_settles_the_label_policies(world, pai
     a1, a2, lead = world.users["a1"], world.users["a2"], world.users["lead"]
     with django_capture_on_commit_callbacks(execute=True):
         read1 = _submit(world, "a1", queue.lease_next(user=a1), erase_spleen(world.pseudo.copy()))
+        # the other read is not in: "next to review" passes the pair by
+        assert world.client("lead").post("/api/review/next/", {}, format="json").status_code == 204
         grown = world.pseudo.copy()
         grown[2:4, 2:8, :] = LIVER
         read2 = _submit(world, "a2", queue.lease_next(user=a2), grown)
