@@ -3,6 +3,9 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
+# MONAI Label's stock Python client (monailabel/client/: the standard library and requests only) drives the
+# /monailabel/ tests; its package's dependencies (its own torch, monai, fastapi...) are not installed.
+MONAILABEL_CLIENT := monailabel==0.8.5
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
@@ -12,6 +15,7 @@ $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements-dev.txt
+	$(PY) -m pip install --quiet --no-deps $(MONAILABEL_CLIENT)
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 

@@ -303,6 +303,9 @@ ATLAS_LEASE_MINUTES = float(os.environ.get("ATLAS_LEASE_MINUTES", "30"))
 ATLAS_MAX_UPLOAD_BYTES = int(os.environ.get("ATLAS_MAX_UPLOAD_BYTES", str(512 * 1024**2)))
 ATLAS_MINUTES_PER_CASE = float(os.environ.get("ATLAS_MINUTES_PER_CASE", "15"))  # the paper's estimate
 ATLAS_HOURS_PER_DAY = float(os.environ.get("ATLAS_HOURS_PER_DAY", "8"))
+# MONAI Label protocol (3D Slicer): how long the image link handed out by /monailabel/activelearning/ opens the CT
+# to a request without an auth header (Slicer downloads with none); its lease holder only.
+ATLAS_MONAILABEL_LINK_MINUTES = float(os.environ.get("ATLAS_MONAILABEL_LINK_MINUTES", "10"))
 FILE_UPLOAD_MAX_MEMORY_SIZE = 8 * 1024**2  # larger uploads stream to a temporary file, under ATLAS_SCRATCH_DIR
 # Temporary files (uploads, imports, remote media copies): one folder per process under var/tmp/, removed once
 # its process is gone (annotation.storage.clean_scratch, at web and worker start).
