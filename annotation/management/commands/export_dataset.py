@@ -1,4 +1,4 @@
-"""python manage.py export_dataset OUT --format abdomenatlas|nnunetv2 [--label-set S] [--dataset D ...]"""
+"""python manage.py export_dataset OUT --format abdomenatlas|nnunetv2|dicom-seg [--label-set S] [--dataset D ...]"""
 
 from django.core.management.base import BaseCommand
 from tqdm import tqdm
@@ -9,7 +9,8 @@ from annotation.services.export import FORMATS, export_dataset
 
 class Command(BaseCommand):
     help = ("Write the finished dataset (final label = latest accepted revision, else an imported label of every "
-            "organ, else the ensemble's pseudo-label) in the AbdomenAtlas layout or as an nnU-Net v2 raw dataset.")
+            "organ, else the ensemble's pseudo-label) in the AbdomenAtlas layout, as an nnU-Net v2 raw dataset, or "
+            "as DICOM Segmentation objects referencing the source series (cases imported from DICOM).")
 
     def add_arguments(self, parser):
         parser.add_argument("out", help="a new or empty folder")
@@ -32,6 +33,10 @@ class Command(BaseCommand):
         self.stdout.write(f"exported {len(report.exported)} cases to {options['out']} ({options['format']}): "
                           f"{report.from_revision} with an accepted revision, {report.from_imported} with the imported "
                           f"label, {report.from_pseudo_label} with the pseudo-label")
+        if report.not_dicom:
+            self.stdout.write(f"skipped {len(report.not_dicom)} cases not imported from DICOM (a SEG references its "
+                              f"source series): {', '.join(report.not_dicom[:10])}"
+                              f"{' ...' if len(report.not_dicom) > 10 else ''}")
         if report.skipped:
             self.stdout.write(f"skipped {len(report.skipped)} cases without a final label"
                               f"{' that people made or checked' if options['accepted_only'] else ''}: "

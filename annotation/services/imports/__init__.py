@@ -9,6 +9,7 @@ written so far are removed and the transaction rolls back, so no row exists with
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 
 from annotation.models import Case, Dataset, LabelSet, Organ, SourceLabel
+from annotation.services.dicom_seg import series_headers
 from annotation.services.imports.labels import (
     LabelMap,
     LabelMapError,
@@ -35,6 +37,7 @@ from ml_engine.io import (
     load_dicom_series,
     load_nifti,
     sha256_file,
+    write_json,
     write_nifti,
 )
 
@@ -71,6 +74,7 @@ class _Prepared:
     label_file: Path | None
     label_organs: set[str]
     label_checksum: str
+    dicom_headers: Path | None = None  # the source instances' headers in slice order (DICOM series only)
 
 
 ProgressFn = Callable[[int, int, str], None]
@@ -134,6 +138,7 @@ def _prepare(source: CaseSource, *, organs: OrganIndex, label_map: LabelMap | No
     workdir.mkdir(parents=True)
     max_bytes = settings.ATLAS_MAX_VOLUME_BYTES
     ct_file = workdir / "ct.nii.gz"
+    dicom_headers = None
     if source.series_uid is not None:
         ct, files = load_dicom_series(source.path, source.series_uid, max_bytes=max_bytes)
         digest = hashlib.sha256()
@@ -141,6 +146,8 @@ def _prepare(source: CaseSource, *, organs: OrganIndex, label_map: LabelMap | No
             digest.update(sha256_file(path).encode())
         checksum = digest.hexdigest()
         write_nifti(ct_file, ct.data, ct.affine)
+        dicom_headers = workdir / "instances.json"
+        write_json(dicom_headers, _series_headers(source.path, files))
     else:
         check_is_image(source.path)
         # The header decides first (shape, type, size within ATLAS_MAX_VOLUME_BYTES); a .gz is inflated once, no
@@ -157,7 +164,14 @@ def _prepare(source: CaseSource, *, organs: OrganIndex, label_map: LabelMap | No
         for label in source.labels:
             digest.update(sha256_file(label.path).encode())
         label_checksum = digest.hexdigest()
-    return _Prepared(source, checksum, ct_file, ct, label_file, label_organs, label_checksum)
+    return _Prepared(source, checksum, ct_file, ct, label_file, label_organs, label_checksum, dicom_headers)
+
+
+def _series_headers(folder: Path, files: list[Path]) -> dict:
+    try:
+        return series_headers(files)
+    except Exception as exc:  # noqa: BLE001 - pydicom's many errors: GDCM read the file, pydicom could not
+        raise ImageError(folder, f"DICOM headers cannot be read ({type(exc).__name__}: {str(exc)[:160]})") from exc
 
 
 def _merge_labels(source: CaseSource, ct: Volume, *, organs: OrganIndex,
@@ -250,6 +264,12 @@ def _write(prepared: _Prepared, dataset: Dataset) -> bool:
                 checksum=prepared.checksum, source_path=str(source.path), source_format=source.source_format,
             )
             written.append(store_file(case.ct_file.name, prepared.ct_file))
+            if prepared.dicom_headers is not None:
+                headers = json.loads(prepared.dicom_headers.read_text())
+                case.dicom_headers = f"{folder}/dicom/instances.json"
+                case.study_uid, case.series_uid = headers["study_uid"] or "", headers["series_uid"] or ""
+                written.append(store_file(case.dicom_headers.name, prepared.dicom_headers))
+                case.save(update_fields=["dicom_headers", "study_uid", "series_uid"])
             if prepared.label_file is not None:
                 name = f"{folder}/source_labels/1.nii.gz"
                 written.append(store_file(name, prepared.label_file))
