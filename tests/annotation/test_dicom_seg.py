@@ -58,9 +58,9 @@ def test_dicom_seg_round_trip(tmp_path, settings):
     label[9:11, 5:9, 3:5] = 2  # kidney_right
     round0 = Round.objects.create(number=0, status=Round.Status.ANNOTATING,
                                   label_set=LabelSet.objects.get(name="abdomenatlas"))
-    record_prediction(case=case, round=round0,
-                      pseudo_label=save_nifti(tmp_path / "pseudo.nii.gz", label, np.asarray(case.affine)),
-                      heatmap=save_nifti(tmp_path / "heat.nii.gz", np.zeros(ct.shape, np.uint8), np.asarray(case.affine)),
+    affine = np.asarray(case.affine)
+    record_prediction(case=case, round=round0, pseudo_label=save_nifti(tmp_path / "pseudo.nii.gz", label, affine),
+                      heatmap=save_nifti(tmp_path / "heat.nii.gz", np.zeros(ct.shape, np.uint8), affine),
                       attention={}, organs=[OrganAttentionInput("liver", 1.0, 10)])
     save_nifti(tmp_path / "other.nii.gz", make_ct((20, 16, 8), seed=4), np.eye(4))
     assert import_cases(tmp_path / "other.nii.gz", dataset="files").ok  # not DICOM: no SEG, and the export says so
