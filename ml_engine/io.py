@@ -436,8 +436,8 @@ def reorient_onto(volume: Volume, affine: np.ndarray, shape: tuple[int, ...], pa
         raise ImageError(path, f"label shape {volume.shape} differs from the CT's {shape}")
     if not same_geometry(moved, target):
         worst = float(np.abs(moved - target).max())
-        raise ImageError(path, f"label affine differs from the CT's (by up to {worst:.4g} mm), "
-                               f"even with its axes reordered: a different grid")
+        raise ImageError(path, f"label affine differs from the CT's (by up to {worst:.4g} mm): a different grid, "
+                               f"not the CT's grid in another voxel order")
     return np.ascontiguousarray(data), True
 
 

@@ -14,7 +14,9 @@ class Command(BaseCommand):
         parser.add_argument("src", help="file or folder to import")
         parser.add_argument("--dataset", required=True, help="dataset name (created if new)")
         parser.add_argument("--label-set", default="abdomenatlas", help="label set of a new dataset")
-        parser.add_argument("--labels", help="multi-label segmentation of SRC (a folder of them if SRC is a folder)")
+        parser.add_argument("--labels", help="multi-label segmentation of SRC (a folder of them if SRC is a folder; "
+                                             "for several DICOM series, one file per series named by series UID "
+                                             "or case name)")
         parser.add_argument("--label-map", help="JSON mapping foreign label values or names to organs "
                                                 "(fixtures/label_maps/totalsegmentator.json for TotalSegmentator)")
 
@@ -33,6 +35,8 @@ class Command(BaseCommand):
             raise CommandError(str(exc)) from exc
         finally:
             bar.close()
+        for line in report.notes:
+            self.stdout.write(f"note: {line}")
         for line in report.errors:
             self.stderr.write(f"error: {line}")
         self.stdout.write(f"imported {len(report.imported)}, already present {len(report.skipped)}, "

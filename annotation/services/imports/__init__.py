@@ -36,6 +36,7 @@ from ml_engine.io import (
     copy_as_nifti_gz,
     load_dicom_series,
     load_nifti,
+    reorient_onto,
     sha256_file,
     write_json,
     write_nifti,
@@ -57,6 +58,7 @@ class ImportReport:
     imported: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # what the import did that the admin should know (reorientation)
 
     @property
     def ok(self) -> bool:
@@ -75,6 +77,7 @@ class _Prepared:
     label_organs: set[str]
     label_checksum: str
     dicom_headers: Path | None = None  # the source instances' headers in slice order (DICOM series only)
+    notes: list[str] = field(default_factory=list)
 
 
 ProgressFn = Callable[[int, int, str], None]
@@ -112,6 +115,7 @@ def import_cases(src: str | Path, *, dataset: str, label_set: str = "abdomenatla
             try:
                 prepared = _prepare(source, organs=organs, label_map=mapping, workdir=workdir / f"case{done}")
                 created = _write(prepared, target)
+                report.notes.extend(prepared.notes)
             except (ImageError, SourceError, LabelMapError, _Duplicate) as exc:
                 report.errors.append(str(exc))
             else:
@@ -155,16 +159,16 @@ def _prepare(source: CaseSource, *, organs: OrganIndex, label_map: LabelMap | No
         ct = load_nifti(source.path, max_bytes=max_bytes)
         checksum = sha256_file(source.path)
         copy_as_nifti_gz(source.path, ct_file)  # byte for byte: geometry and voxel values kept exactly
-    label_file, label_organs, label_checksum = None, set(), ""
+    label_file, label_organs, label_checksum, notes = None, set(), "", []
     if source.labels:
-        label_map_data, label_organs = _merge_labels(source, ct, organs=organs, label_map=label_map)
+        label_map_data, label_organs = _merge_labels(source, ct, organs=organs, label_map=label_map, notes=notes)
         label_file = workdir / "label.nii.gz"
         write_nifti(label_file, label_map_data, ct.affine, header=ct.header, dtype=np.uint8)
         digest = hashlib.sha256()
         for label in source.labels:
             digest.update(sha256_file(label.path).encode())
         label_checksum = digest.hexdigest()
-    return _Prepared(source, checksum, ct_file, ct, label_file, label_organs, label_checksum, dicom_headers)
+    return _Prepared(source, checksum, ct_file, ct, label_file, label_organs, label_checksum, dicom_headers, notes)
 
 
 def _series_headers(folder: Path, files: list[Path]) -> dict:
@@ -174,8 +178,8 @@ def _series_headers(folder: Path, files: list[Path]) -> dict:
         raise ImageError(folder, f"DICOM headers cannot be read ({type(exc).__name__}: {str(exc)[:160]})") from exc
 
 
-def _merge_labels(source: CaseSource, ct: Volume, *, organs: OrganIndex,
-                  label_map: LabelMap | None) -> tuple[np.ndarray, set[str]]:
+def _merge_labels(source: CaseSource, ct: Volume, *, organs: OrganIndex, label_map: LabelMap | None,
+                  notes: list[str]) -> tuple[np.ndarray, set[str]]:
     """The case's labels as one (x, y, z) uint8 map in the label set's values, and the organs covered.
 
     Covered organs: per-organ mask files cover their organ; a multi-label map covers what its label map or
@@ -184,13 +188,17 @@ def _merge_labels(source: CaseSource, ct: Volume, *, organs: OrganIndex,
     merged = np.zeros(ct.shape, dtype=np.uint8)
     covered: set[str] = set()
     for label in source.labels:
-        # A label must lie on the CT's grid: its header's shape is checked before a voxel is read, so a label's
-        # memory is bounded by the CT's size (8 bytes a voxel at most, scaled floats included).
-        try:
-            volume = load_nifti(label.path, expect_shape=ct.shape, max_bytes=ct.data.size * 8)
-        except ImageError as exc:
-            raise ImageError(label.path, f"label {exc.problem}" if exc.problem.startswith("shape ") else exc.problem
-                             ) from exc
+        # A label must lie on the CT's grid, perhaps in another voxel order (axes flipped or permuted by another
+        # converter): reordered then, and said. Its memory is bounded by the CT's size before a voxel is read (8
+        # bytes a voxel at most, scaled floats included), and its shape must be a permutation of the CT's.
+        volume = load_nifti(label.path, max_bytes=ct.data.size * 8)
+        if sorted(volume.shape) != sorted(ct.shape):
+            raise ImageError(label.path, f"label shape {volume.shape} differs from the CT's {ct.shape}")
+        data, reordered = reorient_onto(volume, ct.affine, ct.shape, label.path)
+        if reordered:
+            notes.append(f"{label.path}: same grid as the CT in another voxel order (axes {_axcodes(volume)} vs the "
+                         f"CT's {_axcodes(ct)}): reoriented onto the CT's")
+        volume = Volume(data=data, affine=ct.affine, header=volume.header)
         if label.structure is not None:
             try:
                 organ = (label_map.organ_for_name(label.structure, organs) if label_map
@@ -207,6 +215,12 @@ def _merge_labels(source: CaseSource, ct: Volume, *, organs: OrganIndex,
             np.maximum(merged, converted, out=merged)
             covered |= _declared(source, organs, label_map) or present
     return merged, covered
+
+
+def _axcodes(volume: Volume) -> str:
+    import nibabel as nib
+
+    return "".join(nib.aff2axcodes(volume.affine))
 
 
 def _organ_or_error(structure: str, organs: OrganIndex) -> str:

@@ -1,0 +1,139 @@
+"""Labels for DICOM series (a file for one series, a folder for several), options a source cannot use, and labels
+on the CT's grid in another voxel order (written by another converter), all through `import_cases`."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+
+import nibabel as nib
+import numpy as np
+import pytest
+import SimpleITK as sitk
+from django.core.management import call_command
+from django.core.management.base import CommandError, OutputWrapper
+
+from annotation.models import Case, SourceLabel
+from annotation.storage import read_voxels
+from tests.conftest import affine_for, make_ct, make_labels, save_nifti, write_dicom_series
+
+pytestmark = pytest.mark.django_db
+SHAPE = (20, 16, 8)
+UID = "1.2.826.0.1.3680043.2.1125.1.42"
+
+
+def run(*args) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    try:
+        call_command("import_cases", *[str(a) for a in args], stdout=OutputWrapper(out), stderr=OutputWrapper(err))
+        status = 0
+    except CommandError as exc:
+        err.write(str(exc))
+        status = exc.returncode
+    return status, out.getvalue(), err.getvalue()
+
+
+def itk_label(series, labels: np.ndarray, path):
+    """A label written as ITK writes NIfTI from the DICOM series (dcm2niix-like tools differ: see canonical())."""
+    reader = sitk.ImageSeriesReader()
+    reader.SetFileNames(reader.GetGDCMSeriesFileNames(str(series)))
+    ct = reader.Execute()
+    image = sitk.GetImageFromArray(np.ascontiguousarray(labels.transpose(2, 1, 0)))
+    image.CopyInformation(ct)
+    sitk.WriteImage(image, str(path))
+    return path
+
+
+def canonical(path, out):
+    """The same label as a converter that stores RAS+ voxel order writes it: x and y flipped, the same grid."""
+    nib.save(nib.as_closest_canonical(nib.load(str(path))), str(out))
+    return out
+
+
+def organ_labels() -> np.ndarray:
+    labels = np.zeros(SHAPE, dtype=np.uint8)
+    labels[2:7, 3:12, 1:6] = 5
+    labels[12:17, 4:9, 2:7] = 1
+    return labels
+
+
+def test_a_dicom_series_takes_labels_in_its_own_or_another_voxel_order(tmp_path, settings):
+    ct = make_ct(shape=SHAPE, seed=1)
+    series = write_dicom_series(tmp_path / "series", ct)
+    labels = organ_labels()
+    same = itk_label(series, labels, tmp_path / "seg_itk.nii.gz")
+    flipped = canonical(same, tmp_path / "seg_ras.nii.gz")
+    assert nib.aff2axcodes(nib.load(str(flipped)).affine) != nib.aff2axcodes(nib.load(str(same)).affine)
+
+    status, out, err = run(series, "--dataset", "a", "--labels", flipped)
+    assert status == 0, err
+    assert f"note: {flipped}: same grid as the CT in another voxel order" in out and "reoriented" in out
+    case = Case.objects.get(dataset__name="a")
+    stored = read_voxels(SourceLabel.objects.get(case=case).label_file.name)
+    assert np.array_equal(stored, labels)  # the CT's voxel order (as the DICOM series reads)
+    assert np.array_equal(read_voxels(case.ct_file.name), ct)
+
+    status, out, err = run(series, "--dataset", "b", "--labels", same)
+    assert status == 0, err
+    assert "note:" not in out
+    assert np.array_equal(read_voxels(SourceLabel.objects.get(case__dataset__name="b").label_file.name), labels)
+
+
+def test_a_label_on_another_grid_is_refused(tmp_path):
+    series = write_dicom_series(tmp_path / "series", make_ct(shape=SHAPE, seed=2))
+    wrong = itk_label(series, organ_labels(), tmp_path / "seg.nii.gz")
+    image = nib.load(str(wrong))
+    moved = image.affine.copy()
+    moved[:3, :3] *= 1.25  # same voxels, another spacing: a different grid
+    nib.save(nib.Nifti1Image(np.asarray(image.dataobj), moved), str(wrong))
+    status, out, err = run(series, "--dataset", "c", "--labels", wrong)
+    assert status == 1
+    assert f"error: {wrong}: label affine differs from the CT's" in err and "a different grid" in err
+    assert not Case.objects.exists()
+
+    short = save_nifti(tmp_path / "short.nii.gz", organ_labels()[:, :, :5], np.eye(4))
+    status, out, err = run(series, "--dataset", "c", "--labels", short)
+    assert status == 1 and f"error: {short}: label shape (20, 16, 5) differs from the CT's (20, 16, 8)" in err
+
+
+def test_several_series_take_a_folder_of_labels_named_by_uid_or_case(tmp_path):
+    root = tmp_path / "study"
+    first = write_dicom_series(root / "s1", make_ct(shape=SHAPE, seed=3), series_uid=UID + ".1")
+    second = write_dicom_series(root / "s2", make_ct(shape=SHAPE, seed=4), series_uid=UID + ".2")
+    folder = tmp_path / "labels"
+    folder.mkdir()
+    itk_label(first, organ_labels(), folder / f"{UID}.1.nii.gz")  # by series UID
+    itk_label(second, organ_labels() * (organ_labels() == 5), folder / "s2_2.nii.gz")  # by case name
+    status, out, err = run(root, "--dataset", "d", "--labels", folder)
+    assert status == 0, err
+    by_name = {case.name: case for case in Case.objects.all()}
+    assert set(by_name) == {"s1_1", "s2_2"} and by_name["s1_1"].series_uid == UID + ".1"
+    assert {o.name for o in SourceLabel.objects.get(case=by_name["s2_2"]).organs.all()} == {"liver"}
+
+    itk_label(first, organ_labels(), folder / "nobody.nii.gz")
+    status, out, err = run(root, "--dataset", "e", "--labels", folder)
+    assert status == 1 and "nobody.nii.gz name no series" in err
+    status, out, err = run(root, "--dataset", "e", "--labels", folder / "s2_2.nii.gz")
+    assert status == 1 and "one label file for 2 DICOM series" in err
+
+
+def test_a_zip_takes_a_label_file(tmp_path):
+    ct = make_ct(shape=SHAPE, seed=5)
+    series = write_dicom_series(tmp_path / "series", ct)
+    archive = tmp_path / "scan.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for path in sorted(series.iterdir()):
+            zf.write(path, f"DICOM/{path.name}")
+    label = itk_label(series, organ_labels(), tmp_path / "seg.nii.gz")
+    status, out, err = run(archive, "--dataset", "z", "--labels", label)
+    assert status == 0, err
+    assert np.array_equal(read_voxels(SourceLabel.objects.get().label_file.name), organ_labels())
+
+
+def test_options_a_source_cannot_use_are_refused(tmp_path):
+    affine = affine_for()
+    save_nifti(tmp_path / "atlas" / "c1" / "ct.nii.gz", make_ct(), affine)
+    seg = save_nifti(tmp_path / "seg.nii.gz", make_labels(), affine)
+    status, out, err = run(tmp_path / "atlas", "--dataset", "f", "--labels", seg)
+    assert status == 1 and "--labels cannot be used with an AbdomenAtlas folder" in err
+    assert not Case.objects.exists()
