@@ -23,6 +23,7 @@ from annotation.errors import Invalid
 from annotation.models import Case, LabelSet
 from annotation.selectors.labels import final_label
 from annotation.services.dicom_seg import build_segmentation, read_headers
+from annotation.services.dicomweb import store
 from annotation.storage import local_copy, read_volume
 from ml_engine.io import write_nifti
 
@@ -38,19 +39,23 @@ class ExportReport:
     from_pseudo_label: int = 0
     skipped: list[str] = field(default_factory=list)  # cases with no final label yet
     not_dicom: list[str] = field(default_factory=list)  # dicom-seg: cases not imported from DICOM
+    stored: int = 0  # SEG objects the DICOMweb server accepted (--stow)
 
 
 def export_dataset(out: str | Path, *, format: str, label_set: str = "abdomenatlas", datasets: list[str] | None = None,
-                   accepted_only: bool = False, progress: Callable[[int, int, str], None] | None = None
-                   ) -> ExportReport:
+                   accepted_only: bool = False, progress: Callable[[int, int, str], None] | None = None,
+                   stow: str | None = None) -> ExportReport:
     """Write every case of label_set (optionally only some datasets) with its final label to out, and `sources.csv`:
     per case, the rule that chose its label (accepted revision, imported, pseudo-label) and the revision's number.
 
     accepted_only: only labels that people made or checked (an accepted revision or an imported label); the others
     are skipped.
+    stow: with format dicom-seg, a DICOMweb server's URL the SEG objects are then stored to (STOW-RS).
     """
     if format not in FORMATS:
         raise Invalid(f"{format!r} is not one of {', '.join(FORMATS)}", field="format")
+    if stow and format != "dicom-seg":
+        raise Invalid("only DICOM SEG objects (--format dicom-seg) can be stored to a DICOMweb server", field="stow")
     labels = LabelSet.objects.filter(name=label_set).first()
     if labels is None:
         raise Invalid(f"label set {label_set!r} does not exist", field="label_set")
@@ -98,6 +103,8 @@ def export_dataset(out: str | Path, *, format: str, label_set: str = "abdomenatl
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+    if stow and report.exported:
+        report.stored = store(stow, sorted(out.glob("*.seg.dcm")))
     return report
 
 

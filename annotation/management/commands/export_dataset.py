@@ -17,6 +17,8 @@ class Command(BaseCommand):
         parser.add_argument("--format", required=True, choices=FORMATS)
         parser.add_argument("--label-set", default="abdomenatlas")
         parser.add_argument("--dataset", nargs="+", help="only these datasets")
+        parser.add_argument("--stow", metavar="URL", help="with --format dicom-seg: store the SEG objects to this "
+                                                          "DICOMweb server (STOW-RS)")
         parser.add_argument("--accepted-only", action="store_true",
                             help="only cases whose label a lead accepted or that were imported with every organ")
 
@@ -29,10 +31,12 @@ class Command(BaseCommand):
             with command_errors():
                 report = export_dataset(options["out"], format=options["format"], label_set=options["label_set"],
                                         datasets=options["dataset"], accepted_only=options["accepted_only"],
-                                        progress=progress)
+                                        progress=progress, stow=options["stow"])
         self.stdout.write(f"exported {len(report.exported)} cases to {options['out']} ({options['format']}): "
                           f"{report.from_revision} with an accepted revision, {report.from_imported} with the imported "
                           f"label, {report.from_pseudo_label} with the pseudo-label")
+        if options["stow"]:
+            self.stdout.write(f"stored {report.stored} DICOM SEG objects to {options['stow']}")
         if report.not_dicom:
             self.stdout.write(f"skipped {len(report.not_dicom)} cases not imported from DICOM (a SEG references its "
                               f"source series): {', '.join(report.not_dicom[:10])}"

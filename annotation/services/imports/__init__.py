@@ -19,8 +19,10 @@ import numpy as np
 from django.conf import settings
 from django.db import IntegrityError, transaction
 
+from annotation.errors import Invalid
 from annotation.models import Case, Dataset, LabelSet, Organ, SourceLabel
 from annotation.services.dicom_seg import series_headers
+from annotation.services.dicomweb import SeriesQuery, fetch_series
 from annotation.services.imports.labels import (
     LabelMap,
     LabelMapError,
@@ -28,7 +30,7 @@ from annotation.services.imports.labels import (
     binary_mask,
     convert_multilabel,
 )
-from annotation.services.imports.sources import CaseSource, SourceError, check_is_image, discover
+from annotation.services.imports.sources import CaseSource, SourceError, case_name, check_is_image, discover
 from annotation.storage import delete_files, scratch_dir, store_file
 from ml_engine.io import (
     ImageError,
@@ -44,7 +46,7 @@ from ml_engine.io import (
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ImportReport", "ImportSetupError", "import_cases"]
+__all__ = ["ImportReport", "ImportSetupError", "SeriesQuery", "import_cases"]
 
 
 class ImportSetupError(ValueError):
@@ -84,12 +86,15 @@ ProgressFn = Callable[[int, int, str], None]
 
 
 def import_cases(src: str | Path, *, dataset: str, label_set: str = "abdomenatlas", labels: str | Path | None = None,
-                 label_map: str | Path | None = None, progress: ProgressFn | None = None) -> ImportReport:
+                 label_map: str | Path | None = None, query: SeriesQuery | None = None,
+                 progress: ProgressFn | None = None) -> ImportReport:
     """Import every case found under src into dataset (created with label_set if new).
 
     src: a NIfTI file (labels: its multi-label segmentation), a folder of NIfTI files (labels: a folder of
     segmentations with the same names), an AbdomenAtlas folder (CASE/ct.nii.gz + CASE/segmentations/),
     an nnU-Net / MSD dataset (dataset.json, imagesTr/, labelsTr/), or a DICOM series as a folder or .zip.
+    src may also be a DICOMweb server's URL (http(s)://...): the series that query finds (QIDO-RS) are fetched
+    (WADO-RS) and imported like a folder of DICOM series; each case records the series' URL and UIDs.
     label_map: JSON translating foreign label values / names to organs (see labels.LabelMap).
     progress(done, total, case_name) is called after each case.
 
@@ -105,9 +110,17 @@ def import_cases(src: str | Path, *, dataset: str, label_set: str = "abdomenatla
         except LabelMapError as exc:
             raise ImportSetupError(str(exc)) from exc
     report = ImportReport()
+    web = isinstance(src, str) and src.startswith(("http://", "https://"))
+    if web and labels is not None:
+        raise ImportSetupError("--labels cannot be used with a DICOMweb server")
+    if not web and query is not None:
+        raise ImportSetupError("--study-uid, --series-uid, --modality and --study-date need a DICOMweb server as SRC")
     with scratch_dir("import") as workdir:
         try:
-            sources = discover(Path(src), labels=Path(labels) if labels else None, workdir=workdir)
+            if web:
+                sources = _dicomweb_sources(str(src), query or SeriesQuery(), workdir / "dicomweb")
+            else:
+                sources = discover(Path(src), labels=Path(labels) if labels else None, workdir=workdir)
         except SourceError as exc:
             report.errors.append(str(exc))
             return report
@@ -123,6 +136,18 @@ def import_cases(src: str | Path, *, dataset: str, label_set: str = "abdomenatla
             if progress is not None:
                 progress(done, len(sources), source.name)
     return report
+
+
+def _dicomweb_sources(url: str, query: SeriesQuery, workdir: Path) -> list[CaseSource]:
+    try:
+        found = fetch_series(url, query, workdir)
+    except Invalid as exc:
+        raise SourceError(exc.message) from exc
+    if not found:
+        raise SourceError(f"{url}: no series matches {query.filters() or 'the query'}"
+                          f"{f' in study {query.study_uid}' if query.study_uid else ''}")
+    return [CaseSource(case_name(uid), folder, "dicomweb", series_uid=uid,
+                       origin=f"{url.rstrip('/')}/studies/{study}/series/{uid}") for study, uid, folder in found]
 
 
 def _dataset(name: str, label_set: str) -> Dataset:
@@ -275,7 +300,8 @@ def _write(prepared: _Prepared, dataset: Dataset) -> bool:
                 dataset=dataset, name=source.name, ct_file=f"{folder}/ct.nii.gz",
                 shape=list(prepared.ct.shape), spacing=list(prepared.ct.spacing),
                 affine=prepared.ct.affine.tolist(), dtype=str(prepared.ct.data.dtype),
-                checksum=prepared.checksum, source_path=str(source.path), source_format=source.source_format,
+                checksum=prepared.checksum, source_path=source.origin or str(source.path),
+                source_format=source.source_format,
             )
             written.append(store_file(case.ct_file.name, prepared.ct_file))
             if prepared.dicom_headers is not None:

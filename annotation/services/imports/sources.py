@@ -32,6 +32,7 @@ class CaseSource:
     series_uid: str | None = None
     labels: list[LabelSource] = field(default_factory=list)
     declared_organs: list[str] | None = None  # names a dataset.json says its labels cover
+    origin: str | None = None  # where it came from when `path` is a local copy (a DICOMweb series' URL)
 
 
 class SourceError(ValueError):
