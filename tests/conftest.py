@@ -109,6 +109,7 @@ def write_dicom_series(folder: Path, ct: np.ndarray, spacing=(0.8, 0.8, 2.0), or
             "0020|000e": series_uid,
             "0020|0052": "1.2.826.0.1.3680043.2.1125.1.7",  # frame of reference (a DICOM SEG needs it)
             "0010|0020": "PHANTOM-1",
+            "0008|0020": "20260115",  # study date (DICOMweb queries by date)
             "0020|0013": str(z + 1),
             "0020|0032": "\\".join(f"{v:.6f}" for v in position),
             "0020|0037": "1\\0\\0\\0\\1\\0",

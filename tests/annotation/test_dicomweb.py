@@ -99,6 +99,9 @@ def test_import_from_orthanc_and_store_the_seg_back(orthanc, tmp_path):
                  stdout=out)
     assert "imported 1, already present 1, failed 0" in out.getvalue()
     assert set(Case.objects.values_list("series_uid", flat=True)) == {UID, UID + ".9"}
+    out = io.StringIO()  # by study date range: both there already
+    call_command("import_cases", web, "--dataset", "pacs", "--study-date", "20260101-20260131", stdout=out)
+    assert "imported 0, already present 2, failed 0" in out.getvalue()
 
     label = np.zeros(ct.shape, dtype=np.uint8)
     label[3:9, 3:12, 1:6] = 5
@@ -120,3 +123,11 @@ def test_import_from_orthanc_and_store_the_seg_back(orthanc, tmp_path):
         call_command("import_cases", web, "--dataset", "pacs", "--series-uid", "1.2.3.4", stdout=io.StringIO(),
                      stderr=err)
     assert f"error: {web}: no series matches" in err.getvalue()
+    with pytest.raises(CommandError):
+        call_command("import_cases", web, "--dataset", "pacs", "--study-date", "20250101-20251231",
+                     stdout=io.StringIO(), stderr=io.StringIO())
+    with pytest.raises(CommandError, match="--study-date: 'last week' is not a date"):
+        call_command("import_cases", web, "--dataset", "pacs", "--study-date", "last week")
+    with pytest.raises(CommandError, match="need a DICOMweb server"):
+        call_command("import_cases", str(tmp_path / "series"), "--dataset", "pacs", "--series-uid", UID)
+    assert Case.objects.count() == 2

@@ -115,6 +115,8 @@ def import_cases(src: str | Path, *, dataset: str, label_set: str = "abdomenatla
         raise ImportSetupError("--labels cannot be used with a DICOMweb server")
     if not web and query is not None:
         raise ImportSetupError("--study-uid, --series-uid, --modality and --study-date need a DICOMweb server as SRC")
+    if web:
+        (query or SeriesQuery()).filters()  # Invalid (naming the option) before anything is fetched
     with scratch_dir("import") as workdir:
         try:
             if web:
