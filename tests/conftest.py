@@ -57,6 +57,15 @@ def ct_example() -> Path:
     return CT_EXAMPLE
 
 
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 now (for a server a test starts)."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 def affine_for(spacing=(1.5, 1.5, 2.5), origin=(-60.0, -50.0, -80.0), flip=(1, 1, 1)) -> np.ndarray:
     affine = np.diag([spacing[0] * flip[0], spacing[1] * flip[1], spacing[2] * flip[2], 1.0])
     affine[:3, 3] = origin

@@ -3,34 +3,21 @@ on the CT's grid in another voxel order (written by another converter), all thro
 
 from __future__ import annotations
 
-import io
 import zipfile
 
 import nibabel as nib
 import numpy as np
 import pytest
 import SimpleITK as sitk
-from django.core.management import call_command
-from django.core.management.base import CommandError, OutputWrapper
 
 from annotation.models import Case, SourceLabel
 from annotation.storage import read_voxels
+from tests.annotation.test_import import run_command as run
 from tests.conftest import affine_for, make_ct, make_labels, save_nifti, write_dicom_series
 
 pytestmark = pytest.mark.django_db
 SHAPE = (20, 16, 8)
 UID = "1.2.826.0.1.3680043.2.1125.1.42"
-
-
-def run(*args) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    try:
-        call_command("import_cases", *[str(a) for a in args], stdout=OutputWrapper(out), stderr=OutputWrapper(err))
-        status = 0
-    except CommandError as exc:
-        err.write(str(exc))
-        status = exc.returncode
-    return status, out.getvalue(), err.getvalue()
 
 
 def itk_label(series, labels: np.ndarray, path):

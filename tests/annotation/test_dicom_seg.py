@@ -45,6 +45,16 @@ def test_every_organ_has_a_dicom_code():
             assert 7151 in meanings[entry["meaning"].lower()], (organ, entry)
 
 
+def label_case(case: Case, label: np.ndarray, tmp_path) -> None:
+    """Give case a final label (x, y, z uint8): the pseudo-label of an annotating round."""
+    round0 = Round.objects.create(number=0, status=Round.Status.ANNOTATING,
+                                  label_set=LabelSet.objects.get(name="abdomenatlas"))
+    affine = np.asarray(case.affine)
+    record_prediction(case=case, round=round0, pseudo_label=save_nifti(tmp_path / "pseudo.nii.gz", label, affine),
+                      heatmap=save_nifti(tmp_path / "heat.nii.gz", np.zeros(label.shape, np.uint8), affine),
+                      attention={}, organs=[OrganAttentionInput("liver", 1.0, 10)])
+
+
 @pytest.mark.django_db
 def test_dicom_seg_round_trip(tmp_path, settings):
     ct = make_ct(shape=(20, 16, 8), seed=3)
@@ -56,12 +66,7 @@ def test_dicom_seg_round_trip(tmp_path, settings):
     label[2:8, 3:12, 1:6] = 5  # liver
     label[12:17, 4:10, 2:7] = 1  # spleen
     label[9:11, 5:9, 3:5] = 2  # kidney_right
-    round0 = Round.objects.create(number=0, status=Round.Status.ANNOTATING,
-                                  label_set=LabelSet.objects.get(name="abdomenatlas"))
-    affine = np.asarray(case.affine)
-    record_prediction(case=case, round=round0, pseudo_label=save_nifti(tmp_path / "pseudo.nii.gz", label, affine),
-                      heatmap=save_nifti(tmp_path / "heat.nii.gz", np.zeros(ct.shape, np.uint8), affine),
-                      attention={}, organs=[OrganAttentionInput("liver", 1.0, 10)])
+    label_case(case, label, tmp_path)
     save_nifti(tmp_path / "other.nii.gz", make_ct((20, 16, 8), seed=4), np.eye(4))
     assert import_cases(tmp_path / "other.nii.gz", dataset="files").ok  # not DICOM: no SEG, and the export says so
 

@@ -8,7 +8,6 @@ import io
 import json
 import os
 import shutil
-import socket
 import subprocess
 import time
 import urllib.request
@@ -19,21 +18,14 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from annotation.ml_adapter import OrganAttentionInput
-from annotation.models import Case, LabelSet, Round
-from annotation.services.predictions import record_prediction
+from annotation.models import Case
 from annotation.storage import read_voxels
-from tests.conftest import make_ct, save_nifti, write_dicom_series
+from tests.annotation.test_dicom_seg import label_case
+from tests.conftest import free_port, make_ct, write_dicom_series
 
 ORTHANC = shutil.which("Orthanc") or "/usr/sbin/Orthanc"
 PLUGIN = Path("/usr/share/orthanc/plugins/libOrthancDicomWeb.so")
 UID = "1.2.826.0.1.3680043.2.1125.1.42"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture
@@ -44,8 +36,8 @@ def orthanc(tmp_path):
         if os.environ.get("ATLAS_REQUIRE_ORTHANC") == "1":
             pytest.fail(reason)
         pytest.skip(reason)
-    port = _free_port()
-    config = {"Name": "atlas-test", "HttpPort": port, "DicomPort": _free_port(), "DicomServerEnabled": False,
+    port = free_port()
+    config = {"Name": "atlas-test", "HttpPort": port, "DicomPort": free_port(), "DicomServerEnabled": False,
               "StorageDirectory": str(tmp_path / "orthanc-db"), "IndexDirectory": str(tmp_path / "orthanc-db"),
               "RemoteAccessAllowed": False, "AuthenticationEnabled": False, "Plugins": [str(PLUGIN)],
               "DicomWeb": {"Enable": True, "Root": "/dicom-web/"}}
@@ -105,12 +97,7 @@ def test_import_from_orthanc_and_store_the_seg_back(orthanc, tmp_path):
 
     label = np.zeros(ct.shape, dtype=np.uint8)
     label[3:9, 3:12, 1:6] = 5
-    round0 = Round.objects.create(number=0, status=Round.Status.ANNOTATING,
-                                  label_set=LabelSet.objects.get(name="abdomenatlas"))
-    affine = np.asarray(case.affine)
-    record_prediction(case=case, round=round0, pseudo_label=save_nifti(tmp_path / "p.nii.gz", label, affine),
-                      heatmap=save_nifti(tmp_path / "h.nii.gz", np.zeros(ct.shape, np.uint8), affine),
-                      attention={}, organs=[OrganAttentionInput("liver", 1.0, 10)])
+    label_case(case, label, tmp_path)
     out = io.StringIO()
     call_command("export_dataset", str(tmp_path / "segs"), "--format", "dicom-seg", "--stow", web, stdout=out)
     assert "stored 1 DICOM SEG objects" in out.getvalue()
