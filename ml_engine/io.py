@@ -80,7 +80,7 @@ def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
 
 
 def load_nifti(path: str | os.PathLike, *, max_bytes: int | None = None, allow_float: bool = True,
-               expect_shape: tuple[int, ...] | list[int] | None = None) -> Volume:
+               expect_shape: tuple[int, ...] | list[int] | None = None, any_axis_order: bool = False) -> Volume:
     """Read a NIfTI file and check that it is a usable 3D volume, deciding from its header before any voxel is read.
 
     The header is read first; the file is refused, without reading a voxel, when it is not 3D (trailing singleton
@@ -89,6 +89,7 @@ def load_nifti(path: str | os.PathLike, *, max_bytes: int | None = None, allow_f
     type or its scale factors would turn the voxels into floats. The data are then read once, inflating a .gz
     no further than the header allows: a file shorter than that is truncated, one longer (trailing data, such as
     a long compressed tail of zeros) is refused after one byte of the excess. NaN or infinite voxels are refused.
+    any_axis_order: expect_shape in any order of the axes (a label in another voxel order; see reorient_onto).
     ImageError names the file and the problem.
     """
     path = Path(path)
@@ -114,8 +115,10 @@ def load_nifti(path: str | os.PathLike, *, max_bytes: int | None = None, allow_f
         raise ImageError(path, f"expected a 3D volume, found shape {tuple(image.shape)}")
     if min(shape) < 2:
         raise ImageError(path, f"expected a 3D volume, found a single slice of shape {tuple(shape)}")
-    if expect_shape is not None and shape != tuple(int(s) for s in expect_shape):
-        raise ImageError(path, f"shape {shape} differs from the CT's {tuple(int(s) for s in expect_shape)}")
+    if expect_shape is not None:
+        expected = tuple(int(s) for s in expect_shape)
+        if (sorted(shape) != sorted(expected)) if any_axis_order else (shape != expected):
+            raise ImageError(path, f"shape {shape} differs from the CT's {expected}")
     dtype = image.header.get_data_dtype()
     if dtype.kind not in "iubf" or dtype.itemsize > 8:
         raise ImageError(path, f"unsupported voxel type {dtype}")
@@ -381,7 +384,8 @@ def load_label_image(path: str | os.PathLike, *, max_bytes: int, expect_shape: t
     path = Path(path)
     suffix = label_suffix(path.name)
     if suffix in (".nii", ".nii.gz"):
-        volume = load_nifti(path, max_bytes=max_bytes, allow_float=False)
+        volume = load_nifti(path, max_bytes=max_bytes, allow_float=False, expect_shape=expect_shape,
+                            any_axis_order=True)
     elif suffix in (".nrrd", ".seg.nrrd"):
         reader = sitk.ImageFileReader()
         reader.SetFileName(str(path))
@@ -402,7 +406,7 @@ def load_label_image(path: str | os.PathLike, *, max_bytes: int, expect_shape: t
         if nbytes > max_bytes:
             raise ImageError(path, f"volume of size {size} exceeds the limit of {max_bytes} bytes")
         if expect_shape is not None and sorted(size) != sorted(int(s) for s in expect_shape):
-            raise ImageError(path, f"label shape {size} differs from the CT's {tuple(expect_shape)}")
+            raise ImageError(path, f"shape {size} differs from the CT's {tuple(expect_shape)}")
         try:
             image = reader.Execute()
         except RuntimeError as exc:
@@ -410,8 +414,6 @@ def load_label_image(path: str | os.PathLike, *, max_bytes: int, expect_shape: t
         volume = sitk_to_volume(image, path, max_bytes=max_bytes)
     else:
         raise ImageError(path, "not a label file (.nii, .nii.gz, .nrrd or .seg.nrrd)")
-    if expect_shape is not None and sorted(volume.shape) != sorted(int(s) for s in expect_shape):
-        raise ImageError(path, f"label shape {volume.shape} differs from the CT's {tuple(expect_shape)}")
     return volume
 
 

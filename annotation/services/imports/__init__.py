@@ -218,9 +218,11 @@ def _merge_labels(source: CaseSource, ct: Volume, *, organs: OrganIndex, label_m
         # A label must lie on the CT's grid, perhaps in another voxel order (axes flipped or permuted by another
         # converter): reordered then, and said. Its memory is bounded by the CT's size before a voxel is read (8
         # bytes a voxel at most, scaled floats included), and its shape must be a permutation of the CT's.
-        volume = load_nifti(label.path, max_bytes=ct.data.size * 8)
-        if sorted(volume.shape) != sorted(ct.shape):
-            raise ImageError(label.path, f"label shape {volume.shape} differs from the CT's {ct.shape}")
+        try:
+            volume = load_nifti(label.path, expect_shape=ct.shape, any_axis_order=True, max_bytes=ct.data.size * 8)
+        except ImageError as exc:
+            raise ImageError(label.path, f"label {exc.problem}" if exc.problem.startswith("shape ") else exc.problem
+                             ) from exc
         data, reordered = reorient_onto(volume, ct.affine, ct.shape, label.path)
         if reordered:
             notes.append(f"{label.path}: same grid as the CT in another voxel order (axes {_axcodes(volume)} vs the "
