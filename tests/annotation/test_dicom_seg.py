@@ -70,9 +70,16 @@ def test_dicom_seg_round_trip(tmp_path, settings):
     save_nifti(tmp_path / "other.nii.gz", make_ct((20, 16, 8), seed=4), np.eye(4))
     assert import_cases(tmp_path / "other.nii.gz", dataset="files").ok  # not DICOM: no SEG, and the export says so
 
+    # a case imported before Atlas kept DICOM headers gets them when its series is imported again
+    Case.objects.filter(pk=case.pk).update(dicom_headers="", series_uid="", study_uid="")
+    report = import_cases(series, dataset="pacs")
+    assert report.skipped == ["series"] and "its DICOM source headers were added" in report.notes[0]
+    case.refresh_from_db()
+    assert case.dicom_headers and case.series_uid == "1.2.826.0.1.3680043.2.1125.1.42"
+
     out = io.StringIO()
     call_command("export_dataset", str(tmp_path / "out"), "--format", "dicom-seg", stdout=out)
-    assert "skipped 1 cases not imported from DICOM" in out.getvalue()
+    assert "skipped 1 cases without a DICOM source series" in out.getvalue()
     seg = highdicom.seg.segread(tmp_path / "out" / "pacs_series.seg.dcm")
 
     sources = sorted((pydicom.dcmread(p) for p in series.iterdir()), key=lambda d: float(d.ImagePositionPatient[2]))

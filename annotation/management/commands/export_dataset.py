@@ -38,8 +38,9 @@ class Command(BaseCommand):
         if options["stow"]:
             self.stdout.write(f"stored {report.stored} DICOM SEG objects to {options['stow']}")
         if report.not_dicom:
-            self.stdout.write(f"skipped {len(report.not_dicom)} cases not imported from DICOM (a SEG references its "
-                              f"source series): {', '.join(report.not_dicom[:10])}"
+            self.stdout.write(f"skipped {len(report.not_dicom)} cases without a DICOM source series (a SEG references "
+                              f"it; a series imported before Atlas kept its headers gets them when imported again): "
+                              f"{', '.join(report.not_dicom[:10])}"
                               f"{' ...' if len(report.not_dicom) > 10 else ''}")
         if report.skipped:
             self.stdout.write(f"skipped {len(report.skipped)} cases without a final label"

@@ -285,10 +285,38 @@ def _name_taken(source: CaseSource, dataset: Dataset) -> _Duplicate:
                       f"with different content")
 
 
+def _store_dicom_headers(case: Case, prepared: _Prepared, written: list[str]) -> None:
+    """Inside the case's transaction: store the series' headers and record its UIDs on the row."""
+    headers = json.loads(prepared.dicom_headers.read_text())
+    case.dicom_headers = f"{Path(case.ct_file.name).parent.as_posix()}/dicom/instances.json"
+    case.study_uid, case.series_uid = headers["study_uid"] or "", headers["series_uid"] or ""
+    written.append(store_file(case.dicom_headers.name, prepared.dicom_headers))
+    case.save(update_fields=["dicom_headers", "study_uid", "series_uid"])
+
+
+def _keep_dicom_headers(case: Case, prepared: _Prepared) -> None:
+    """A DICOM case imported before Atlas kept its source headers gets them when its series is imported again."""
+    if prepared.dicom_headers is None or case.dicom_headers:
+        return
+    written: list[str] = []
+    try:
+        with transaction.atomic():
+            locked = Case.objects.select_for_update().get(pk=case.pk)
+            if not locked.dicom_headers:
+                _store_dicom_headers(locked, prepared, written)
+                prepared.notes.append(f"{prepared.source.path}: case {case.name} already present; its DICOM source "
+                                      f"headers were added (a DICOM SEG export needs them)")
+    except BaseException:
+        delete_files(written)
+        raise
+
+
 def _write(prepared: _Prepared, dataset: Dataset) -> bool:
     """Insert the case and store its files in one transaction. Returns False if it was already there."""
     source = prepared.source
-    if Case.objects.filter(dataset=dataset, checksum=prepared.checksum).exists():
+    existing = Case.objects.filter(dataset=dataset, checksum=prepared.checksum).first()
+    if existing is not None:
+        _keep_dicom_headers(existing, prepared)
         return False
     # One read for the name, with its checksum: another import of the same file may commit between two reads.
     taken = Case.objects.filter(dataset=dataset, name=source.name).values_list("checksum", flat=True).first()
@@ -309,11 +337,7 @@ def _write(prepared: _Prepared, dataset: Dataset) -> bool:
             )
             written.append(store_file(case.ct_file.name, prepared.ct_file))
             if prepared.dicom_headers is not None:
-                headers = json.loads(prepared.dicom_headers.read_text())
-                case.dicom_headers = f"{folder}/dicom/instances.json"
-                case.study_uid, case.series_uid = headers["study_uid"] or "", headers["series_uid"] or ""
-                written.append(store_file(case.dicom_headers.name, prepared.dicom_headers))
-                case.save(update_fields=["dicom_headers", "study_uid", "series_uid"])
+                _store_dicom_headers(case, prepared, written)
             if prepared.label_file is not None:
                 name = f"{folder}/source_labels/1.nii.gz"
                 written.append(store_file(name, prepared.label_file))
