@@ -68,8 +68,8 @@ def info(user) -> dict:
     """The app description MONAI Label clients read at connect: labels, one model, strategies, progress."""
     label_set = _label_set()
     labels = dict(_organs(label_set).values) if label_set else {}
-    mine = Task.objects.filter(round__status=Round.Status.ANNOTATING)
-    done = mine.filter(status__in=(Task.Status.REVISED, Task.Status.CONFIRMED)).count()
+    tasks = Task.objects.filter(round__status=Round.Status.ANNOTATING)
+    done = tasks.filter(status__in=(Task.Status.REVISED, Task.Status.CONFIRMED)).count()
     return {
         "name": "Atlas",
         "description": "Atlas annotation queue (abdominal CT), spoken through the MONAI Label protocol",
@@ -84,7 +84,7 @@ def info(user) -> dict:
         "strategies": strategies(),
         "scoring": {},
         "train_stats": {},
-        "datastore": {"total": mine.count(), "completed": done, "label_set": label_set.name if label_set else None},
+        "datastore": {"total": tasks.count(), "completed": done, "label_set": label_set.name if label_set else None},
     }
 
 

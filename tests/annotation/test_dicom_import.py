@@ -89,14 +89,19 @@ def test_several_series_take_a_folder_of_labels_named_by_uid_or_case(tmp_path):
     second = write_dicom_series(root / "s2", make_ct(shape=SHAPE, seed=4), series_uid=UID + ".2")
     folder = tmp_path / "labels"
     folder.mkdir()
-    itk_label(first, organ_labels(), folder / f"{UID}.1.nii.gz")  # by series UID
+    itk_label(first, organ_labels(), folder / f"{UID}.1.nrrd")  # by series UID, as 3D Slicer saves a label map
     itk_label(second, organ_labels() * (organ_labels() == 5), folder / "s2_2.nii.gz")  # by case name
     status, out, err = run(root, "--dataset", "d", "--labels", folder)
     assert status == 0, err
     by_name = {case.name: case for case in Case.objects.all()}
     assert set(by_name) == {"s1_1", "s2_2"} and by_name["s1_1"].series_uid == UID + ".1"
     assert {o.name for o in SourceLabel.objects.get(case=by_name["s2_2"]).organs.all()} == {"liver"}
+    assert np.array_equal(read_voxels(SourceLabel.objects.get(case=by_name["s1_1"]).label_file.name), organ_labels())
 
+    (folder / "notes.txt").write_text("which label is which")
+    status, out, err = run(root, "--dataset", "e", "--labels", folder)
+    assert status == 1 and "notes.txt: not a label file" in err
+    (folder / "notes.txt").unlink()
     itk_label(first, organ_labels(), folder / "nobody.nii.gz")
     status, out, err = run(root, "--dataset", "e", "--labels", folder)
     assert status == 1 and "nobody.nii.gz name no series" in err

@@ -36,7 +36,9 @@ from ml_engine.io import (
     ImageError,
     Volume,
     copy_as_nifti_gz,
+    label_suffix,
     load_dicom_series,
+    load_label_image,
     load_nifti,
     reorient_onto,
     sha256_file,
@@ -219,7 +221,11 @@ def _merge_labels(source: CaseSource, ct: Volume, *, organs: OrganIndex, label_m
         # converter): reordered then, and said. Its memory is bounded by the CT's size before a voxel is read (8
         # bytes a voxel at most, scaled floats included), and its shape must be a permutation of the CT's.
         try:
-            volume = load_nifti(label.path, expect_shape=ct.shape, any_axis_order=True, max_bytes=ct.data.size * 8)
+            if label_suffix(label.path.name) in (".nrrd", ".seg.nrrd"):  # as 3D Slicer saves label maps
+                volume = load_label_image(label.path, expect_shape=ct.shape, max_bytes=ct.data.size * 8)
+            else:
+                volume = load_nifti(label.path, expect_shape=ct.shape, any_axis_order=True,
+                                    max_bytes=ct.data.size * 8)
         except ImageError as exc:
             raise ImageError(label.path, f"label {exc.problem}" if exc.problem.startswith("shape ") else exc.problem
                              ) from exc

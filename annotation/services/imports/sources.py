@@ -11,7 +11,7 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from ml_engine.io import ImageError, is_nifti, nifti_stem, read_dicom_series
+from ml_engine.io import ImageError, is_nifti, label_suffix, nifti_stem, read_dicom_series
 
 
 @dataclass
@@ -106,7 +106,8 @@ def _no_labels_option(labels: Path | None, src: Path, what: str) -> None:
 
 def _dicom_labels(cases: list[CaseSource], labels: Path | None, src: Path) -> list[CaseSource]:
     """Attach --labels to DICOM series: a file for one series; for several, a folder of files named by series UID
-    or case name (NAME.nii.gz or NAME.nii). A file in the folder that names no series is refused, not ignored."""
+    or case name (NAME.nii.gz, .nii, .nrrd or .seg.nrrd). A file in the folder that names no series is refused, not
+    ignored."""
     if labels is None:
         return cases
     if labels.is_file():
@@ -115,7 +116,12 @@ def _dicom_labels(cases: list[CaseSource], labels: Path | None, src: Path) -> li
                               f"one file per series, named by series UID or case name")
         cases[0].labels = [LabelSource(labels)]
         return cases
-    files = {nifti_stem(p): p for p in sorted(labels.iterdir()) if p.is_file() and is_nifti(p)}
+    files: dict[str, Path] = {}
+    for path in sorted(p for p in labels.iterdir() if p.is_file() and not p.name.startswith(".")):
+        suffix = label_suffix(path.name)
+        if suffix is None:
+            raise SourceError(f"{path}: not a label file (.nii.gz, .nii, .nrrd, .seg.nrrd)")
+        files[path.name[: -len(suffix)]] = path
     used: set[str] = set()
     for case in cases:
         for key in (case.series_uid, case.name):
