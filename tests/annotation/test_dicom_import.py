@@ -154,3 +154,11 @@ def test_a_real_ct_as_dicom_with_a_totalsegmentator_label_in_ras_order(ct_exampl
     source = np.asarray(nib.load(str(seg)).dataobj)[::-1, ::-1, :]
     assert np.array_equal(stored == 5, source == 5) and np.array_equal(stored == 1, source == 1)  # liver, spleen
     assert np.array_equal(stored == 8, source == 63)  # inferior vena cava -> postcava
+
+
+def test_a_label_map_without_labels_is_refused(tmp_path):
+    series = write_dicom_series(tmp_path / "series", make_ct(shape=SHAPE, seed=6))
+    status, out, err = run(series, "--dataset", "g", "--label-map", REPO / "fixtures" / "label_maps" /
+                           "totalsegmentator.json")
+    assert status == 1 and "--label-map given, but no label was found to translate" in err
+    assert not Case.objects.exists()

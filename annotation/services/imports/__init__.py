@@ -128,6 +128,10 @@ def import_cases(src: str | Path, *, dataset: str, label_set: str = "abdomenatla
         except SourceError as exc:
             report.errors.append(str(exc))
             return report
+        if mapping is not None and not any(source.labels for source in sources):
+            report.errors.append(f"{src}: --label-map given, but no label was found to translate (give --labels, "
+                                 f"or leave --label-map out)")
+            return report
         for done, source in enumerate(sources, start=1):
             try:
                 prepared = _prepare(source, organs=organs, label_map=mapping, workdir=workdir / f"case{done}")
