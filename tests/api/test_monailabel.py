@@ -128,7 +128,7 @@ def test_a_slicer_session_through_the_queue(world, live_server, tmp_path):
     assert second["case"] == "small"
 
 
-def test_refusals_name_the_problem(world, live_server, tmp_path):
+def test_refusals_name_the_problem(world, live_server, tmp_path, settings):
     client = signed_in(live_server, tmp_path)
     sample = client.next_sample("attention", {})
     good = np.zeros(SHAPE, dtype=np.uint8)
@@ -150,6 +150,12 @@ def test_refusals_name_the_problem(world, live_server, tmp_path):
     text = tmp_path / "label.txt"
     text.write_text("not an image")
     assert "is not NIfTI or NRRD" in refused(text, [])
+    with pytest.raises(ClientError) as error:
+        client.save_label(sample["id"], str(nrrd), tag="original", params={"label_info": [{"name": "liver", "idx": 1}]})
+    assert "Status: 400" in error.value.msg and "final labels only" in error.value.msg
+    settings.ATLAS_MAX_UPLOAD_BYTES = 100  # smaller than this request
+    assert "Status: 413" in refused(nrrd, [{"name": "liver", "idx": 1}])
+    settings.ATLAS_MAX_UPLOAD_BYTES = 512 * 1024**2
     assert not Revision.objects.exists()
 
     # the same grid in another voxel order (x flipped, as another converter writes it) is reordered and stored
