@@ -131,3 +131,16 @@ def write_dicom_series(folder: Path, ct: np.ndarray, spacing=(0.8, 0.8, 2.0), or
         writer.SetFileName(str(folder / f"slice{z:03d}.dcm"))
         writer.Execute(image)
     return folder
+
+
+def real_ct_as_dicom(ct_example, folder):
+    """The real CT written as a DICOM series in DICOM's usual voxel order (x and y flipped against its NIfTI's RAS
+    order: rows toward the patient's left, columns toward posterior); returns the folder and the RAS voxels."""
+    image = nib.load(str(ct_example / "ct.nii.gz"))
+    ras = np.asarray(image.dataobj).astype(np.int16)
+    nx, ny, _ = ras.shape
+    flip = np.array([[-1, 0, 0, nx - 1], [0, -1, 0, ny - 1], [0, 0, 1, 0], [0, 0, 0, 1.0]])
+    affine = image.affine @ flip  # the same grid, indexed from the right-posterior corner: identity in LPS
+    spacing = np.linalg.norm(affine[:3, :3], axis=0)
+    origin = np.diag([-1.0, -1.0, 1.0]) @ affine[:3, 3]
+    return write_dicom_series(folder, ras[::-1, ::-1, :], spacing=tuple(spacing), origin=tuple(origin)), ras

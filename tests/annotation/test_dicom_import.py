@@ -13,7 +13,7 @@ import SimpleITK as sitk
 from annotation.models import Case, SourceLabel
 from annotation.storage import read_voxels
 from tests.annotation.test_import import run_command as run
-from tests.conftest import REPO, affine_for, make_ct, make_labels, save_nifti, write_dicom_series
+from tests.conftest import REPO, affine_for, make_ct, make_labels, real_ct_as_dicom, save_nifti, write_dicom_series
 
 pytestmark = pytest.mark.django_db
 SHAPE = (20, 16, 8)
@@ -135,14 +135,7 @@ def test_a_real_ct_as_dicom_with_a_totalsegmentator_label_in_ras_order(ct_exampl
     """The real CT written as a DICOM series in DICOM's usual voxel order (rows toward the patient's left, columns
     toward posterior: x and y flipped against the NIfTI's RAS order), with TotalSegmentator's segmentation as it
     ships (RAS order, from a NIfTI converter): the same grid in another voxel order, reoriented and said."""
-    image = nib.load(str(ct_example / "ct.nii.gz"))
-    ras = np.asarray(image.dataobj).astype(np.int16)
-    nx, ny, _ = ras.shape
-    flip = np.array([[-1, 0, 0, nx - 1], [0, -1, 0, ny - 1], [0, 0, 1, 0], [0, 0, 0, 1.0]])
-    affine = image.affine @ flip  # the same grid, indexed from the right-posterior corner: identity in LPS
-    spacing = np.linalg.norm(affine[:3, :3], axis=0)
-    origin = np.diag([-1.0, -1.0, 1.0]) @ affine[:3, 3]
-    series = write_dicom_series(tmp_path / "dicom", ras[::-1, ::-1, :], spacing=tuple(spacing), origin=tuple(origin))
+    series, ras = real_ct_as_dicom(ct_example, tmp_path / "dicom")
     seg = ct_example / "seg_model_a.nii.gz"
     status, out, err = run(series, "--dataset", "real", "--labels", seg, "--label-map",
                            REPO / "fixtures" / "label_maps" / "totalsegmentator.json")

@@ -17,8 +17,9 @@ from annotation.models import Case, LabelSet, Round
 from annotation.services.dicom_seg import CODES_FILE
 from annotation.services.imports import import_cases
 from annotation.services.predictions import record_prediction
+from annotation.storage import read_voxels
 from ml_engine.labels import read_label_sets
-from tests.conftest import make_ct, save_nifti, write_dicom_series
+from tests.conftest import REPO, make_ct, real_ct_as_dicom, save_nifti, write_dicom_series
 
 
 def _sct(code: str) -> dict[str, set[int]]:
@@ -107,3 +108,24 @@ def test_dicom_seg_round_trip(tmp_path, settings):
         raw = source.pixel_array.astype(np.int16)
         assert np.array_equal(raw.T, ct[:, :, k])  # the CT's voxel order is the source's (rows y, columns x)
     assert np.array_equal(lookup[pixels].transpose(2, 1, 0), label)
+
+
+@pytest.mark.django_db
+def test_a_real_ct_and_totalsegmentator_label_round_trip(ct_example, tmp_path):
+    """The real CT as a DICOM series with TotalSegmentator's label (imported: every organ, so the final label): the
+    SEG read back with highdicom holds the stored label's voxels on the source grid, organ by organ."""
+    series, _ras = real_ct_as_dicom(ct_example, tmp_path / "dicom")
+    report = import_cases(series, dataset="real", labels=ct_example / "seg_model_a.nii.gz",
+                          label_map=REPO / "fixtures" / "label_maps" / "totalsegmentator.json")
+    assert report.ok, report.errors
+    case = Case.objects.get()
+    stored = read_voxels(case.source_labels.get().label_file.name)
+    call_command("export_dataset", str(tmp_path / "out"), "--format", "dicom-seg", stdout=io.StringIO())
+    seg = highdicom.seg.segread(tmp_path / "out" / "dicom.seg.dcm")
+    sources = sorted((pydicom.dcmread(p) for p in series.iterdir()), key=lambda d: float(d.ImagePositionPatient[2]))
+    organs = dict(LabelSet.objects.get(name="abdomenatlas").organs.values_list("name", "value"))
+    assert {item.SegmentLabel for item in seg.SegmentSequence} == {o for o, v in organs.items() if np.any(stored == v)}
+    for item in seg.SegmentSequence:
+        mask = seg.get_pixels_by_source_instance(source_sop_instance_uids=[d.SOPInstanceUID for d in sources],
+                                                 segment_numbers=[item.SegmentNumber])[..., 0]
+        assert np.array_equal(mask.transpose(2, 1, 0) > 0, stored == organs[item.SegmentLabel]), item.SegmentLabel
