@@ -21,6 +21,7 @@ import numpy as np
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core import signing
+from django.utils import timezone
 
 from annotation.errors import Conflict, Forbidden, Invalid, NotFound
 from annotation.models import LabelSet, Revision, Round, Task
@@ -203,7 +204,8 @@ def save_label(*, image_id: str, user, upload: Path, label_info: object, tag: st
 
     label_info ([{"name", "idx"}], Slicer's segments in its own numbering) maps the file's values onto the label
     set by organ names and aliases; without it the values must be the label set's. A label on the CT's grid in
-    another voxel order is reordered; anything else is refused like POST /api/tasks/{id}/revisions/.
+    another voxel order is reordered; anything else is refused like POST /api/tasks/{id}/revisions/. The time spent is
+    the time since the lease was taken.
     """
     if tag not in ("", "final"):
         raise Invalid(f"Atlas stores final labels only (revisions), not {tag!r}", field="tag")
@@ -228,7 +230,14 @@ def save_label(*, image_id: str, user, upload: Path, label_info: object, tag: st
     if staged is None:
         raise Invalid("label values above 255 are not organs of any label set", field="label")
     return revisions.submit_revision(task_id=capability.task.pk, user=user, upload=staged,
-                                     base_revision=capability.base_revision)
+                                     base_revision=capability.base_revision, seconds_spent=_seconds_on(capability.task))
+
+
+def _seconds_on(task: Task) -> float:
+    """Slicer reports no editing time: the time since the lease was taken stands in (the dashboard's pace)."""
+    if task.leased_at is None:
+        return 0.0
+    return min(max(0.0, (timezone.now() - task.leased_at).total_seconds()), revisions.MAX_SECONDS_SPENT)
 
 
 def _value_lookup(label_info: object, organs: OrganIndex) -> dict[int, int] | None:

@@ -111,6 +111,7 @@ def test_a_slicer_session_through_the_queue(world, live_server, tmp_path):
     revision = Revision.objects.get(pk=saved["revision"])
     stored = read_voxels(revision.label_file.name)
     assert revision.author == world.users["a1"] and revision.parent is None and revision.task == task
+    assert revision.seconds_spent > 0  # from the lease to the save: Slicer reports no time
     assert np.array_equal(stored, np.where(mine == 1, 5, np.where(mine == 2, 1, 0)))
     task.refresh_from_db()
     assert task.status == Task.Status.REVISED and task.lease_holder is None
