@@ -1,11 +1,11 @@
 """Jobs whose worker died: queued again, or failed after too many attempts.
 
-A running job's worker refreshes its heartbeat (services.jobs). Every worker calls `reap` periodically (atlas/celery.py):
-a job running whose heartbeat is older than ATLAS_JOB_STALE_SECONDS, by the database's clock, is taken back with one
-guarded UPDATE (still running, same attempt, still stale), so that of two reapers only one takes it, and a worker that
-was only slow and beats again in time keeps it. A job taken back goes to its queue again through services.dispatch.
-A job whose worker was lost on its ATLAS_JOB_MAX_ATTEMPTS-th attempt fails, and a round step fails its round, with the
-reason: a case that kills every worker stops the round instead of looping.
+A running job's worker refreshes its heartbeat (services.jobs). Every worker calls `reap` periodically
+(atlas/celery.py): a job running whose heartbeat is older than ATLAS_JOB_STALE_SECONDS, by the database's clock, is
+taken back with one guarded UPDATE (still running, same attempt, still stale), so that of two reapers only one takes
+it, and a worker that was only slow and beats again in time keeps it. A job taken back goes to its queue again
+through services.dispatch. A job whose worker was lost on its ATLAS_JOB_MAX_ATTEMPTS-th attempt fails, and a round
+step fails its round, with the reason: a case that kills every worker stops the round instead of looping.
 """
 
 from __future__ import annotations
