@@ -6,17 +6,16 @@ The handlers here are small functions put in the job registry in place of the re
 
 from __future__ import annotations
 
-import threading
 import time
 from datetime import timedelta
 
 import pytest
-from django.db import connections
 from django.db.models.functions import Now
 
 from annotation.models import Job, LabelSet, Round
 from annotation.services import jobs, reaper
 from tests.annotation import loop
+from tests.conftest import at_once
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -64,21 +63,7 @@ def test_two_reapers_take_a_stale_job_back_once(round0, queued):
 
 def test_reapers_racing_in_threads_queue_the_job_once(round0, queued):
     job = running_job(round0)
-    barrier = threading.Barrier(4)
-    outcomes = []
-
-    def reap() -> None:
-        try:
-            barrier.wait()
-            outcomes.append(reaper.reap())
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=reap) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    outcomes = at_once(reaper.reap, 4)
     assert sorted(len(report.requeued) for report in outcomes) == [0, 0, 0, 1]
     assert [j.pk for j in queued] == [job.pk]
 
