@@ -6,6 +6,9 @@ The handlers here are small functions put in the job registry in place of the re
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 from datetime import timedelta
 
@@ -15,7 +18,7 @@ from django.db.models.functions import Now
 from annotation.models import Job, LabelSet, Round
 from annotation.services import jobs, reaper
 from tests.annotation import loop
-from tests.conftest import at_once
+from tests.conftest import REPO, at_once
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -174,3 +177,14 @@ def test_a_running_job_beats_while_its_handler_works(round0, queued, monkeypatch
     _handler(monkeypatch, lambda job, progress: busy(job, progress))
     assert jobs.run_job(job.pk) == Job.Status.SUCCEEDED
     assert beats == sorted(beats) and len(beats) == 3
+
+
+@pytest.mark.parametrize(("env", "message"), [
+    ({"ATLAS_JOB_HEARTBEAT_SECONDS": "10", "ATLAS_JOB_STALE_SECONDS": "20"},
+     "ATLAS_JOB_STALE_SECONDS (20) must be at least three heartbeats (ATLAS_JOB_HEARTBEAT_SECONDS = 10, above 0)"),
+    ({"ATLAS_JOB_MAX_ATTEMPTS": "0"}, "ATLAS_JOB_MAX_ATTEMPTS must be at least 1, got 0"),
+])
+def test_settings_refuse_timeouts_that_would_reap_live_jobs(env, message, tmp_path):
+    result = subprocess.run([sys.executable, "-c", "import atlas.settings"], capture_output=True, text=True, cwd=REPO,
+                            env={**os.environ, "ATLAS_VAR_DIR": str(tmp_path), **env}, timeout=60)
+    assert result.returncode != 0 and message in result.stderr, result.stderr[-2000:]
