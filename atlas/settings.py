@@ -12,6 +12,8 @@
 - ATLAS_CACHE_URL: the cache that sign-in counters share (redis://...); default per process memory.
 - ATLAS_SCRATCH_DIR: temporary files (uploads, imports), default var/tmp/.
 - ATLAS_SQLITE_BUSY_TIMEOUT: seconds SQLite waits for a lock before the request gets 503.
+- ATLAS_JOB_HEARTBEAT_SECONDS, ATLAS_JOB_STALE_SECONDS, ATLAS_JOB_MAX_ATTEMPTS: jobs whose worker died are queued
+  again (see docs/deployment.md, "When a worker dies").
 """
 
 import os
@@ -21,6 +23,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("ATLAS_VAR_DIR", BASE_DIR / "var"))
@@ -321,3 +324,15 @@ ATLAS_GPU_WORKERS = env_bool("ATLAS_GPU_WORKERS", False)
 ATLAS_GPU_QUEUE = os.environ.get("ATLAS_GPU_QUEUE", "gpu")
 # How a job reaches a worker (annotation.services.dispatch): a dotted path to a function of one Job.
 ATLAS_JOB_ENQUEUE = os.environ.get("ATLAS_JOB_ENQUEUE", "annotation.tasks.enqueue_job")
+# Jobs whose worker died (annotation.services.reaper): the worker running a job refreshes its heartbeat every
+# ATLAS_JOB_HEARTBEAT_SECONDS, and every worker looks as often for running jobs not heard of for
+# ATLAS_JOB_STALE_SECONDS, which it queues again; a job claimed ATLAS_JOB_MAX_ATTEMPTS times fails instead (and its
+# round with it).
+ATLAS_JOB_HEARTBEAT_SECONDS = float(os.environ.get("ATLAS_JOB_HEARTBEAT_SECONDS", "10"))
+ATLAS_JOB_STALE_SECONDS = float(os.environ.get("ATLAS_JOB_STALE_SECONDS", "120"))
+ATLAS_JOB_MAX_ATTEMPTS = int(os.environ.get("ATLAS_JOB_MAX_ATTEMPTS", "3"))
+if not 0 < 3 * ATLAS_JOB_HEARTBEAT_SECONDS <= ATLAS_JOB_STALE_SECONDS:
+    raise ImproperlyConfigured(f"ATLAS_JOB_STALE_SECONDS ({ATLAS_JOB_STALE_SECONDS:g}) must be at least three "
+                               f"heartbeats (ATLAS_JOB_HEARTBEAT_SECONDS = {ATLAS_JOB_HEARTBEAT_SECONDS:g}, above 0)")
+if ATLAS_JOB_MAX_ATTEMPTS < 1:
+    raise ImproperlyConfigured(f"ATLAS_JOB_MAX_ATTEMPTS must be at least 1, got {ATLAS_JOB_MAX_ATTEMPTS}")

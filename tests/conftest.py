@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import nibabel as nib
@@ -44,6 +46,32 @@ def _reference_data(request):
 
         sync_reference_data()
     yield
+
+
+def at_once(fn: Callable[[], object], n: int) -> list:
+    """Call fn in n threads released together; returns what they returned, in the order they finished. Each thread
+    closes its database connections; an exception raised in a thread is raised here once all have ended."""
+    barrier, results, errors = threading.Barrier(n), [], []
+
+    def run() -> None:
+        from django.db import connections
+
+        try:
+            barrier.wait()
+            results.append(fn())
+        except BaseException as exc:  # noqa: BLE001 - raised below, in the test's thread
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=run) for _ in range(n)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise errors[0]
+    return results
 
 
 def _uses_django(request) -> bool:
