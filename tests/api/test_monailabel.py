@@ -16,7 +16,7 @@ import pytest
 import SimpleITK as sitk
 from django.core.cache import cache
 
-from annotation.models import Revision, Task
+from annotation.models import Revision, Round, Task
 from annotation.storage import read_voxels
 from tests.api.conftest import PASSWORD, SHAPE, build_world
 from tests.conftest import affine_for
@@ -124,9 +124,32 @@ def test_a_slicer_session_through_the_queue(world, live_server, tmp_path):
     # and the image link no longer opens the CT once the lease is gone
     assert plain_get(image_url)[0] == 403
 
-    # the next sample's label to correct is the latest revision when the case has one
+    # the next sample goes on down the queue
     second = client.next_sample("attention", {})
     assert second["case"] == "small"
+
+
+def test_the_label_to_correct_is_the_latest_revision(world, live_server, tmp_path):
+    """A case revised in one round comes back in the next: infer gives that revision, and the save builds on it."""
+    client = signed_in(live_server, tmp_path)
+    first = client.next_sample("attention", {})
+    mine = world.pseudo.copy()
+    mine[4:9, 5:12, 3:8] = 5
+    path = tmp_path / "r1.nii.gz"
+    nib.save(nib.Nifti1Image(mine, affine_for()), str(path))
+    r1 = client.save_label(first["id"], str(path))["revision"]  # no label_info: the label set's own values
+    round1 = Round.objects.create(number=1, status=Round.Status.ANNOTATING, label_set=world.round.label_set)
+    Task.objects.create(case=world.cases["big"], round=round1, priority=1000.0)
+
+    again = client.next_sample("attention", {})
+    assert again["case"] == "big" and again["id"] != first["id"]
+    result_file, params = client.infer("atlas", again["id"], {})
+    assert np.array_equal(np.asarray(nib.load(result_file).dataobj), mine)
+    assert params["base_revision"] == r1 and params["source"] == "revision"
+    mine[12:16, 5:12, 3:8] = 1
+    nib.save(nib.Nifti1Image(mine, affine_for()), str(path))
+    r2 = Revision.objects.get(pk=client.save_label(again["id"], str(path))["revision"])
+    assert r2.parent_id == r1 and r2.number == 2 and np.array_equal(read_voxels(r2.label_file.name), mine)
 
 
 def test_refusals_name_the_problem(world, live_server, tmp_path, settings):
