@@ -11,6 +11,7 @@ from pathlib import Path
 from annotation.errors import Invalid
 
 _DATE = re.compile(r"^(\d{8})?-(\d{8})?$|^\d{8}$")
+_UID = re.compile(r"^[0-9.]{1,64}$")
 
 
 @dataclass(frozen=True)
@@ -61,17 +62,18 @@ def fetch_series(url: str, query: SeriesQuery, workdir: Path) -> list[tuple[str,
     for item in found:
         study = item.get("0020000D", {}).get("Value", [None])[0]
         uid = item.get("0020000E", {}).get("Value", [None])[0]
-        if not study or not uid or not re.match(r"^[0-9.]{1,64}$", uid):
+        if not study or not uid or not _UID.match(uid):
             continue
         folder = workdir / uid
         folder.mkdir(parents=True, exist_ok=True)
-        try:
-            instances = api.retrieve_series(study, uid)
+        try:  # one instance at a time as the multipart answer streams in: memory holds one slice, not the series
+            for n, dataset in enumerate(api.iter_series(study, uid)):
+                sop = str(getattr(dataset, "SOPInstanceUID", ""))
+                name = sop if _UID.match(sop) else f"instance{n:05d}"  # named by UID: the same files whatever order
+                dataset.save_as(folder / f"{name}.dcm", enforce_file_format=True)
         except (requests.RequestException, OSError) as exc:
             raise Invalid(f"{url}: WADO-RS retrieval of series {uid} failed ({type(exc).__name__}: "
                           f"{str(exc)[:200]})", field="src") from exc
-        for n, dataset in enumerate(sorted(instances, key=lambda d: str(d.SOPInstanceUID))):
-            dataset.save_as(folder / f"{n:05d}.dcm", enforce_file_format=True)
         series.append((study, uid, folder))
     return series
 

@@ -19,6 +19,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from annotation.models import Case
+from annotation.services.imports import import_cases
 from annotation.storage import read_voxels
 from tests.annotation.test_dicom_seg import label_case
 from tests.conftest import free_port, make_ct, write_dicom_series
@@ -85,6 +86,8 @@ def test_import_from_orthanc_and_store_the_seg_back(orthanc, tmp_path):
     assert case.series_uid == UID and case.study_uid == "1.2.826.0.1.3680043.2.1125.1.1"
     assert case.source_format == "dicomweb" and case.source_path == f"{web}/studies/{case.study_uid}/series/{UID}"
     assert np.array_equal(read_voxels(case.ct_file.name), ct)
+    report = import_cases(series, dataset="pacs")  # the same series from a folder: already there, by its UID
+    assert report.ok and report.skipped == ["series"] and Case.objects.count() == 1
 
     out = io.StringIO()  # again, by query (CT series of the study): the imported one is already there
     call_command("import_cases", web, "--dataset", "pacs", "--study-uid", case.study_uid, "--modality", "CT",

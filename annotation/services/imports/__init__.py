@@ -328,6 +328,8 @@ def _write(prepared: _Prepared, dataset: Dataset) -> bool:
     if existing is not None:
         _keep_dicom_headers(existing, prepared)
         return False
+    if source.series_uid and Case.objects.filter(dataset=dataset, series_uid=source.series_uid).exists():
+        return False  # the same DICOM series, fetched another way (a folder, a zip, a PACS): its files differ in bytes
     # One read for the name, with its checksum: another import of the same file may commit between two reads.
     taken = Case.objects.filter(dataset=dataset, name=source.name).values_list("checksum", flat=True).first()
     if taken is not None:
