@@ -417,6 +417,11 @@ def load_label_image(path: str | os.PathLike, *, max_bytes: int, expect_shape: t
     return volume
 
 
+def axis_codes(affine: np.ndarray) -> str:
+    """Where the voxel axes point, as three letters (RAS: x to the patient's right, y anterior, z superior)."""
+    return "".join(nib.aff2axcodes(np.asarray(affine)))
+
+
 def reorient_onto(volume: Volume, affine: np.ndarray, shape: tuple[int, ...], path: str | os.PathLike
                   ) -> tuple[np.ndarray, bool]:
     """volume's voxels in the voxel order of the grid (affine, shape), and whether they had to be reordered.

@@ -35,6 +35,7 @@ from annotation.storage import delete_files, scratch_dir, store_file
 from ml_engine.io import (
     ImageError,
     Volume,
+    axis_codes,
     copy_as_nifti_gz,
     label_suffix,
     load_dicom_series,
@@ -235,8 +236,8 @@ def _merge_labels(source: CaseSource, ct: Volume, *, organs: OrganIndex, label_m
                              ) from exc
         data, reordered = reorient_onto(volume, ct.affine, ct.shape, label.path)
         if reordered:
-            notes.append(f"{label.path}: same grid as the CT in another voxel order (axes {_axcodes(volume)} vs the "
-                         f"CT's {_axcodes(ct)}): reoriented onto the CT's")
+            notes.append(f"{label.path}: same grid as the CT in another voxel order (axes {axis_codes(volume.affine)} "
+                         f"vs the CT's {axis_codes(ct.affine)}): reoriented onto the CT's")
         volume = Volume(data=data, affine=ct.affine, header=volume.header)
         if label.structure is not None:
             try:
@@ -254,12 +255,6 @@ def _merge_labels(source: CaseSource, ct: Volume, *, organs: OrganIndex, label_m
             np.maximum(merged, converted, out=merged)
             covered |= _declared(source, organs, label_map) or present
     return merged, covered
-
-
-def _axcodes(volume: Volume) -> str:
-    import nibabel as nib
-
-    return "".join(nib.aff2axcodes(volume.affine))
 
 
 def _organ_or_error(structure: str, organs: OrganIndex) -> str:
