@@ -91,7 +91,7 @@ def info(user) -> dict:
 
 def issue(task: Task, user) -> str:
     """A signed image id for task, leased to user, carrying the revision the client will be given as its base."""
-    shown = label_to_edit(task.case)
+    shown = label_to_edit(task.case, task)  # its own read of a double read
     base = shown.revision.pk if shown is not None and shown.revision is not None else None
     return signing.dumps([task.pk, user.pk, base], salt=_SALT, compress=True)
 
@@ -177,7 +177,7 @@ def label_to_correct(*, image_id: str, user, model: str) -> LabelToCorrect:
         raise NotFound(f"unknown model {model!r}; Atlas offers {MODEL!r} (the label to correct)", field="model")
     capability = open_for(image_id, user)
     task = queue.heartbeat(task_id=capability.task.pk, user=user)
-    shown = label_to_edit(task.case)
+    shown = label_to_edit(task.case, task)  # its own read of a double read
     base = shown.revision.pk if shown is not None and shown.revision is not None else None
     if base != capability.base_revision:
         latest = Revision.objects.filter(pk=base).first() if base else None
