@@ -16,6 +16,7 @@ from annotation.api.permissions import IsAdmin, IsLead
 from annotation.models import Round, Task
 from annotation.selectors import dashboard as boards
 from annotation.selectors import quality
+from annotation.selectors.members import member_list
 from annotation.selectors.rounds import round_summary, shown_round
 from annotation.services import metrics
 from annotation.services.rounds import ARCHITECTURES, SIZES, start_round
@@ -151,6 +152,17 @@ class DashboardJobs(APIView):
         return Response(out.render(out.JobsBoard, data))
 
 
+class DashboardMembers(APIView):
+    """Registered models (nnU-Net v2 folders, TotalSegmentator) and imported predictions: ensemble members Atlas never
+    fine-tunes; which rounds each made. Each round's own members (and which were fine-tuned) are in its summary."""
+
+    permission_classes = [IsLead]
+
+    @extend_schema(responses=out.Members)
+    def get(self, request):
+        return Response(out.render(out.Members, {"members": member_list()}))
+
+
 class StartRound(APIView):
     """Start the next round of the loop (admins): train or fine-tune, infer, rank. 409 while one is running."""
 
@@ -174,5 +186,6 @@ urlpatterns = [
     path("dashboard/quality/", DashboardQuality.as_view(), name="dashboard-quality"),
     path("dashboard/quality/refresh/", RefreshQuality.as_view(), name="dashboard-quality-refresh"),
     path("dashboard/jobs/", DashboardJobs.as_view(), name="dashboard-jobs"),
+    path("dashboard/members/", DashboardMembers.as_view(), name="dashboard-members"),
     path("rounds/start/", StartRound.as_view(), name="round-start"),
 ]
