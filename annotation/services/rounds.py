@@ -132,12 +132,6 @@ def advance(*, round_id: int) -> Round:
             previous = previous_round(round)
             if previous is not None:
                 round.members.add(*previous.members.filter(arch=ModelVersion.Arch.EXTERNAL))
-            if not round.members.exists():
-                round.status, round.finished = Round.Status.FAILED, timezone.now()
-                round.error = ("no member to infer with: no labelled case to train on and no shipped checkpoint, "
-                               "registered member or imported prediction")
-                round.save(update_fields=["status", "error", "finished"])
-                return round
             round.status = Round.Status.INFERRING
             for case in cases_to_infer(round):
                 job(f"infer:case{case.pk}", Job.Kind.INFER, case=case)

@@ -16,9 +16,9 @@ from rest_framework.test import APIClient
 
 from annotation.errors import Invalid
 from annotation.models import ModelVersion, OrganAttention, Prediction, Round, Task
+from annotation.selectors.rounds import round_summary
 from annotation.services import ensemble, members, rounds
 from annotation.services.imports import import_cases
-from annotation.selectors.rounds import round_summary
 from annotation.services.users import create_user
 from annotation.storage import local_copy
 from ml_engine.io import load_nifti, write_nifti
