@@ -20,6 +20,7 @@ from ml_engine.io import load_nifti, write_nifti
 from ml_engine.labels import ABDOMENATLAS, LabelMap
 from ml_engine.members import MemberSpec, load_member
 from ml_engine.phantoms import make_phantom, organ_value, write_phantom_case
+from tests.conftest import CT_EXAMPLE
 from tests.integration.test_round_worker import wait_for
 from tests.nnunet import train_tiny, write_dataset
 
@@ -74,6 +75,9 @@ def test_a_registered_nnunet_runs_in_a_round_on_a_real_worker(worker, nnunet_mod
             tool[phantom.labels == organ_value(organ)] = value
         write_nifti(tmp_path / "tool" / f"{phantom.name}.nii.gz", tool, phantom.affine, dtype=np.uint8)
     assert import_cases(tmp_path / "src", dataset="own").ok
+    real = (CT_EXAMPLE / "ct.nii.gz").is_file()
+    if real:  # the real CT too: the member end to end on real data (nnU-Net resamples it to the model's spacing)
+        assert import_cases(CT_EXAMPLE / "ct.nii.gz", dataset="own").ok
     assert ensemble.import_predictions(model="tool", src=tmp_path / "tool", label_map="totalsegmentator").ok
     out = io.StringIO()
     call_command("register_member", "tiny_nnunet", "--kind", "nnunetv2", "--folder", str(folder), "--label-map",
@@ -89,10 +93,10 @@ def test_a_registered_nnunet_runs_in_a_round_on_a_real_worker(worker, nnunet_mod
     # its soft predictions land beside the other members', as probabilities (not 0 / 255 votes)
     prediction = Prediction.objects.get(round=round0, case__name="own0")
     soft = prediction.files["soft_pred"]
-    assert set(soft) == {"round0-unet-tiny", "tiny_nnunet", "tool"}
+    assert set(soft) == {"unet", "tiny_nnunet", "tool"}  # Atlas's networks are filed under their architecture
     assert set(soft["tiny_nnunet"]) == set(CLASSES.values())
     assert {n.rsplit("/", 3)[0] for n in soft["tiny_nnunet"].values()} == {
-        n.rsplit("/", 3)[0] for n in soft["round0-unet-tiny"].values()}  # the same backbones/ folder
+        n.rsplit("/", 3)[0] for n in soft["unet"].values()}  # the same backbones/ folder
     liver = read(soft["tiny_nnunet"]["liver"])
     assert liver.shape == SHAPE and ((liver > 0) & (liver < 255)).sum() > 100
     # what the worker stored is nnU-Net's predictor's output for this CT
@@ -100,6 +104,11 @@ def test_a_registered_nnunet_runs_in_a_round_on_a_real_worker(worker, nnunet_mod
                          LabelMap.parse({"labels": CLASSES}, ABDOMENATLAS, source="map"), device="cpu")
     direct = member.votes(phantoms["own0"].ct.astype(np.float32), phantoms["own0"].affine)
     assert np.abs(direct["liver"].astype(int) - liver.astype(int)).max() <= 1
+
+    if real:
+        ct = Prediction.objects.get(round=round0, case__name="ct").files["soft_pred"]
+        assert set(ct) == {"unet", "tiny_nnunet"}  # the tool gave no label map for it
+        assert read(ct["tiny_nnunet"]["liver"]).shape == (122, 101, 30)
 
     out = status()
     assert "tiny_nnunet: nnunetv2, registered, run by Atlas, never fine-tuned" in out
