@@ -273,7 +273,8 @@ class RoundMember(s.Serializer):
     name = s.CharField()
     kind = s.CharField(help_text="swin_unetr, nnunet, unet (Atlas's networks), nnunetv2, totalsegmentator "
                                  "(registered), external (imported predictions)")
-    source = s.ChoiceField(choices=["trained", "shipped", "carried", "registered", "imported"])
+    source = s.CharField(help_text="trained (in this round), shipped (a shipped checkpoint as it is), carried (an "
+                                   "earlier round's model), registered, imported")
     fine_tuned = s.BooleanField(help_text="trained or fine-tuned in this round")
     organs = s.ListField(child=s.CharField())
 
@@ -284,7 +285,7 @@ class MemberRow(s.Serializer):
     name = s.CharField()
     kind = s.CharField()
     label_set = s.CharField()
-    source = s.ChoiceField(choices=["registered", "imported"])
+    source = s.CharField(help_text="registered or imported")
     registered = s.BooleanField(help_text="joins every new round of its label set")
     fine_tuned = s.BooleanField()
     location = s.CharField(help_text="model folder, TotalSegmentator task or imported folder")
