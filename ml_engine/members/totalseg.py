@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -20,10 +19,9 @@ from ml_engine.ensemble import member_votes
 from ml_engine.labels import LabelMap, OrganIndex, translate
 from ml_engine.members import MemberError, MemberInfo, MemberSpec
 
-TASKS = {"total": 291, "fast": 297}  # the nnU-Net dataset holding the abdominal organs of each task's weights
-ROI = ["spleen", "kidney_right", "kidney_left", "gallbladder", "liver", "stomach", "pancreas", "aorta",
-       "inferior_vena_cava", "esophagus", "duodenum", "adrenal_gland_right", "adrenal_gland_left",
-       "portal_vein_and_splenic_vein", "urinary_bladder", "small_bowel", "colon"]
+# the nnU-Net datasets whose weights each task needs (TotalSegmentator's python_api fetches every one of them, and a
+# missing one would be downloaded; no roi_subset, which would need the 6 mm model 298 as well)
+TASKS = {"total": (291, 292, 293, 294, 295), "fast": (297,)}
 
 
 def weights_dir() -> Path:
@@ -43,11 +41,12 @@ def inspect(spec: MemberSpec, organs: OrganIndex, label_map: LabelMap | None) ->
         raise MemberError("the TotalSegmentator package is not installed on this machine (pip install "
                           "TotalSegmentator, then its weights); a TotalSegmentator member runs only where both are")
     folder = weights_dir()
-    dataset = TASKS[spec.task]
-    if not folder.is_dir() or not any(folder.glob(f"Dataset{dataset}_*")):
-        raise MemberError(f"TotalSegmentator's weights for task {spec.task!r} (Dataset{dataset}_*) are not in "
-                          f"{folder}; install them with `totalseg_download_weights -t "
-                          f"{'total_fast' if spec.task == 'fast' else 'total'}` where there is internet, or "
+    missing = [d for d in TASKS[spec.task] if not folder.is_dir() or not any(folder.glob(f"Dataset{d}_*"))]
+    if missing:
+        names = ", ".join(f"Dataset{d}_*" for d in missing)
+        raise MemberError(f"TotalSegmentator's weights for task {spec.task!r} ({names}) are not in {folder}; install "
+                          f"them with `totalseg_download_weights -t {'total_fast' if spec.task == 'fast' else 'total'}`"
+                          " where there is internet, or "
                           "`totalseg_import_weights`, then register again (Atlas never downloads weights)")
     mapping = label_map or LabelMap.load("totalsegmentator", organs)
     covered = {value: organs.organ_of(target) for value, target in mapping.values.items() if target}
@@ -73,11 +72,8 @@ class TotalSegmentatorMember:
         import nibabel as nib
         from totalsegmentator.python_api import totalsegmentator
 
-        with tempfile.TemporaryDirectory(prefix="atlas-totalseg-") as tmp:
-            path = Path(tmp) / "ct.nii.gz"
-            nib.save(nib.Nifti1Image(np.asarray(ct), affine), str(path))
-            image = totalsegmentator(str(path), None, ml=True, fast=self.spec.task == "fast", task="total",
-                                     roi_subset=ROI, device=self.device, quiet=True)
+        image = totalsegmentator(nib.Nifti1Image(np.asarray(ct), affine), None, ml=True,
+                                 fast=self.spec.task == "fast", task="total", device=self.device, quiet=True)
         label = np.asarray(image.dataobj)
         if label.shape != tuple(ct.shape):
             raise MemberError(f"TotalSegmentator returned a label of shape {label.shape} for a CT of {ct.shape}")
