@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('annotation', '0010_quality_checks_review_leases'),
+        ('annotation', '0012_case_dicom_source'),
     ]
 
     operations = [
