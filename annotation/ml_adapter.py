@@ -21,6 +21,8 @@ from annotation.storage import local_copy, read_volume, read_voxels, store_file
 from ml_engine.attention import AttentionSettings, case_attention
 from ml_engine.ensemble import EnsembleAverage, member_votes
 from ml_engine.io import write_nifti
+from ml_engine.labels import LabelMap, LabelMapError, OrganIndex
+from ml_engine.members import MemberError, MemberInfo, MemberSpec, inspect_member, load_member
 from ml_engine.metrics import dice
 from ml_engine.networks import defaults_for
 from ml_engine.predict import Predictor
@@ -67,6 +69,17 @@ def shipped_checkpoint(arch: str, size: str) -> Path | None:
 def load_model(version: ModelVersion) -> Checkpoint:
     with local_copy(version.checkpoint.name) as path:
         return load_checkpoint(path)
+
+
+def adopt_shipped(*, arch: str, size: str, organs: Sequence[str], storage_name: str) -> dict | None:
+    """Round 0 without a labelled case: the shipped checkpoint of arch and size, stored as it is (not fine-tuned), when
+    there is one for these organs; else None. Returns the model's metadata."""
+    shipped = shipped_checkpoint(arch, size)
+    if shipped is None or tuple(load_checkpoint(shipped).organs) != tuple(organs):
+        return None
+    store_file(storage_name, shipped)
+    return {"parent": shipped.name, "training_cases": [], "fine_tuned": False,
+            "note": "no labelled case: the shipped checkpoint as it is"}
 
 
 def train_architecture(*, arch: str, size: str, organs: Sequence[str], values: dict[str, int],
@@ -188,17 +201,56 @@ def external_soft(case: Case, version: ModelVersion) -> dict[str, np.ndarray]:
     return member_votes(read_voxels(name), values, [o for o in version.metadata.get("organs") or values if o in values])
 
 
+def _member_label_map(raw: dict | None, organs: OrganIndex, source: str) -> LabelMap | None:
+    try:
+        return None if raw is None else LabelMap.parse(raw, organs, source=source)
+    except LabelMapError as exc:
+        raise Invalid(str(exc), field="label_map") from exc
+
+
+def check_member(*, spec: MemberSpec, organs: OrganIndex, label_map: dict | None) -> MemberInfo:
+    """What a member to register predicts, checked on this machine (package, weights, folder, label map); Invalid
+    naming the problem otherwise. label_map: the map's JSON (None: the classes' names, or TotalSegmentator's map)."""
+    try:
+        return inspect_member(spec, organs, _member_label_map(label_map, organs, "the label map"))
+    except MemberError as exc:
+        raise Invalid(str(exc)) from exc
+
+
+_MEMBERS: dict[tuple[int, str], object] = {}
+
+
+def registered_votes(version: ModelVersion, ct: np.ndarray, affine: np.ndarray, organs: OrganIndex
+                     ) -> dict[str, np.ndarray]:
+    """A registered member (ml_engine.members) run on a CT: {organ: (x, y, z) uint8 p x 255}. Loaded once per worker
+    process. MemberError when it cannot run on this worker (say, the package or weights are missing here)."""
+    meta = version.metadata
+    key = (version.pk, repr(sorted(meta.items())))
+    if key not in _MEMBERS:
+        for stale in [k for k in _MEMBERS if k[0] == version.pk]:
+            del _MEMBERS[stale]
+        label_map = _member_label_map(meta.get("label_map"), organs, f"{version.name}'s label map")
+        _MEMBERS[key] = load_member(MemberSpec.from_dict(meta["spec"]), organs, label_map)
+    return _MEMBERS[key].votes(ct, affine)
+
+
 def infer_case(*, case: Case, versions: Sequence[ModelVersion], workdir: Path,
                attention_settings: AttentionSettings | None = None) -> InferenceFiles:
     """Run the ensemble on a case; write soft predictions, pseudo-label and attention under workdir.
 
-    Trained networks run through the Predictor; external members (imported predictions of other tools) vote with
-    their stored label maps.
+    Trained networks run through the Predictor; registered members (an nnU-Net v2 folder, TotalSegmentator) run
+    through ml_engine.members; external members (imported predictions of other tools) vote with their stored label
+    maps.
     """
     ct, affine = load_case_volume(case)
-    networks = [v for v in versions if v.arch != ModelVersion.Arch.EXTERNAL]
+    networks = [v for v in versions if v.arch in ModelVersion.TRAINED]
     externals = {v.name: soft for v in versions if v.arch == ModelVersion.Arch.EXTERNAL
                  if (soft := external_soft(case, v))}
+    registered = [v for v in versions if v.arch in ModelVersion.REGISTERED]
+    if registered:
+        organs = OrganIndex.from_entries(case.dataset.label_set.organs.values("name", "value", "aliases"),
+                                         name=case.dataset.label_set.name)
+        externals |= {v.name: registered_votes(v, ct, affine, organs) for v in sorted(registered, key=lambda v: v.pk)}
     label_set = case.dataset.label_set
     if networks:
         members = predictor_for(networks).predict(ct, affine).iter_members(extra=externals)

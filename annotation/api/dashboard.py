@@ -17,6 +17,7 @@ from annotation.models import Round, Task
 from annotation.selectors import dashboard as boards
 from annotation.selectors import quality
 from annotation.selectors.review_board import review_board
+from annotation.selectors.members import member_list
 from annotation.selectors.rounds import round_summary, shown_round
 from annotation.services import metrics
 from annotation.services.rounds import ARCHITECTURES, SIZES, start_round
@@ -161,6 +162,15 @@ class DashboardReviews(APIView):
     @extend_schema(parameters=[ROUND_PARAM], responses=out.ReviewBoard)
     def get(self, request):
         return Response(out.render(out.ReviewBoard, review_board(_round(_query(RoundQuery, request).get("round")))))
+class DashboardMembers(APIView):
+    """Registered models (nnU-Net v2 folders, TotalSegmentator) and imported predictions: ensemble members Atlas never
+    fine-tunes; which rounds each made. Each round's own members (and which were fine-tuned) are in its summary."""
+
+    permission_classes = [IsLead]
+
+    @extend_schema(responses=out.Members)
+    def get(self, request):
+        return Response(out.render(out.Members, {"members": member_list()}))
 
 
 class StartRound(APIView):
@@ -187,5 +197,6 @@ urlpatterns = [
     path("dashboard/quality/refresh/", RefreshQuality.as_view(), name="dashboard-quality-refresh"),
     path("dashboard/jobs/", DashboardJobs.as_view(), name="dashboard-jobs"),
     path("dashboard/reviews/", DashboardReviews.as_view(), name="dashboard-reviews"),
+    path("dashboard/members/", DashboardMembers.as_view(), name="dashboard-members"),
     path("rounds/start/", StartRound.as_view(), name="round-start"),
 ]

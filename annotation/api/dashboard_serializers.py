@@ -267,6 +267,37 @@ class FailedJob(s.Serializer):
     error = s.CharField()
 
 
+class RoundMember(s.Serializer):
+    """selectors.members.round_members: one model of a round's ensemble."""
+
+    name = s.CharField()
+    kind = s.CharField(help_text="swin_unetr, nnunet, unet (Atlas's networks), nnunetv2, totalsegmentator "
+                                 "(registered), external (imported predictions)")
+    source = s.CharField(help_text="trained (in this round), shipped (a shipped checkpoint as it is), carried (an "
+                                   "earlier round's model), registered, imported")
+    fine_tuned = s.BooleanField(help_text="trained or fine-tuned in this round")
+    organs = s.ListField(child=s.CharField())
+
+
+class MemberRow(s.Serializer):
+    """selectors.members.member_list: a registered model or imported predictions (never fine-tuned)."""
+
+    name = s.CharField()
+    kind = s.CharField()
+    label_set = s.CharField()
+    source = s.CharField(help_text="registered or imported")
+    registered = s.BooleanField(help_text="joins every new round of its label set")
+    fine_tuned = s.BooleanField()
+    location = s.CharField(help_text="model folder, TotalSegmentator task or imported folder")
+    organs = s.ListField(child=s.CharField())
+    rounds = s.ListField(child=s.IntegerField())
+    created = s.CharField(help_text="ISO 8601")
+
+
+class Members(s.Serializer):
+    members = MemberRow(many=True)
+
+
 class RoundSummary(RoundRef):
     """selectors.rounds.round_summary: a round's state, jobs per kind and status, tasks, models."""
 
@@ -274,6 +305,7 @@ class RoundSummary(RoundRef):
     settings = s.JSONField()
     error = s.CharField()
     models = s.ListField(child=s.CharField())
+    members = RoundMember(many=True)
     jobs = s.DictField(child=_counts())
     running = RunningJob(many=True)
     failed = FailedJob(many=True)

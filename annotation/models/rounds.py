@@ -6,13 +6,19 @@ from annotation.models.catalog import Case, Organ
 
 
 class ModelVersion(models.Model):
-    """One trained network (or an external tool's predictions) that is a member of an ensemble."""
+    """A member of an ensemble: a network Atlas trains, an external tool's imported predictions, or a registered
+    model Atlas runs but never fine-tunes (an nnU-Net v2 folder, TotalSegmentator)."""
 
     class Arch(models.TextChoices):
         SWIN_UNETR = "swin_unetr"
         NNUNET = "nnunet"
         UNET = "unet"
         EXTERNAL = "external"
+        NNUNETV2 = "nnunetv2", "registered nnU-Net v2 model"
+        TOTALSEGMENTATOR = "totalsegmentator", "registered TotalSegmentator"
+
+    TRAINED = (Arch.SWIN_UNETR, Arch.NNUNET, Arch.UNET)  # Atlas's own networks: trained and fine-tuned
+    REGISTERED = (Arch.NNUNETV2, Arch.TOTALSEGMENTATOR)  # run by Atlas, never fine-tuned (services.members)
 
     name = models.CharField(max_length=128, unique=True)
     arch = models.CharField(max_length=32, choices=Arch.choices)

@@ -1,4 +1,5 @@
-"""The ensemble members' opinions at one place of a case: each member's probability for one organ, their mean, and
+"""The ensemble's members: which models made a round and the registered ones (round_members, member_list); and
+the members' opinions at one place of a case: each member's probability for one organ, their mean, and
 the hotspot's region, cropped to a box, for the workspace's "members at a hotspot" and "local threshold" tools.
 
 The browser asks for the box of the active organ's selected hotspot instead of downloading every member's volume
@@ -15,7 +16,7 @@ import numpy as np
 from scipy import ndimage
 
 from annotation.errors import Invalid, NotFound
-from annotation.models import Case, Prediction
+from annotation.models import Case, LabelSet, ModelVersion, Prediction, Round
 from annotation.storage import local_copy
 
 MAX_VOXELS = 8_000_000  # a box of 200^3: larger than any hotspot, far smaller than a 512 x 512 x 300 volume
@@ -108,3 +109,68 @@ def _region(attention: np.ndarray, seed: list[int]) -> np.ndarray | None:
         nearest = points[np.argmin(((points - np.array(seed)) ** 2).sum(axis=1))]
         pick = labels[tuple(nearest)]
     return ndimage.binary_dilation(labels == pick, structure=np.ones((3, 3, 3), dtype=bool))
+
+
+# --- The ensemble's members: which models make a round, and the registered ones that join every round ---------------
+
+def registered_members(label_set: LabelSet) -> list[ModelVersion]:
+    """Registered members (an nnU-Net v2 folder, TotalSegmentator) of this label set still registered: every round
+    starting now includes them."""
+    rows = ModelVersion.objects.filter(arch__in=ModelVersion.REGISTERED).order_by("pk")
+    return [v for v in rows if v.metadata.get("registered") and v.metadata.get("label_set") == label_set.name]
+
+
+def pending_imports(label_set: LabelSet) -> list[ModelVersion]:
+    """Another tool's predictions imported before any round of this label set used them: round 0 (or the next
+    round) takes them in."""
+    rows = ModelVersion.objects.filter(arch=ModelVersion.Arch.EXTERNAL, rounds__isnull=True).order_by("pk")
+    return [v for v in rows if v.metadata.get("label_set") == label_set.name]
+
+
+def member_source(version: ModelVersion, round: Round) -> tuple[str, bool]:
+    """(where a member of a round comes from, whether this round fine-tuned or trained it).
+
+    registered: run by Atlas, never fine-tuned; imported: another tool's label maps; trained: trained or fine-tuned
+    in this round on labelled cases; shipped: a shipped checkpoint taken as it is (round 0 without labels); carried:
+    an earlier round's model kept as it is (no labelled case to fine-tune on).
+    """
+    if version.arch in ModelVersion.REGISTERED:
+        return "registered", False
+    if version.arch == ModelVersion.Arch.EXTERNAL:
+        return "imported", False
+    made_here = version.metadata.get("round", round.number if version.name.startswith(f"round{round.number}-")
+                                     else None) == round.number
+    if not made_here:
+        return "carried", False
+    if version.metadata.get("fine_tuned") is False:
+        return "shipped", False
+    return "trained", True
+
+
+def round_members(round: Round) -> list[dict]:
+    """The members that made a round: name, kind, source (member_source), fine_tuned, organs they vote on."""
+    rows = []
+    for version in round.members.order_by("pk"):
+        source, tuned = member_source(version, round)
+        rows.append({"name": version.name, "kind": version.arch, "source": source, "fine_tuned": tuned,
+                     "organs": list(version.metadata.get("organs") or [])})
+    return rows
+
+
+def member_list() -> list[dict]:
+    """Registered members and imported predictions, newest first: what each is, whether it is still registered
+    (joins new rounds), the rounds it was a member of. None is ever fine-tuned."""
+    rows = []
+    for version in (ModelVersion.objects.filter(arch__in=[*ModelVersion.REGISTERED, ModelVersion.Arch.EXTERNAL])
+                    .prefetch_related("rounds").order_by("-created", "-pk")):
+        meta = version.metadata
+        registered = version.arch in ModelVersion.REGISTERED
+        rows.append({"name": version.name, "kind": version.arch, "label_set": meta.get("label_set") or "",
+                     "registered": bool(meta.get("registered")) if registered else False,
+                     "source": "registered" if registered else "imported", "fine_tuned": False,
+                     "location": (meta.get("spec") or {}).get("folder") or (meta.get("spec") or {}).get("task")
+                     or meta.get("source") or "",
+                     "organs": list(meta.get("organs") or []),
+                     "rounds": sorted(r.number for r in version.rounds.all()),
+                     "created": version.created.isoformat()})
+    return rows

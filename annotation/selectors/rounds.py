@@ -10,6 +10,7 @@ from django.db.models import Count, QuerySet
 from annotation.errors import Conflict, NotFound
 from annotation.models import Case, Job, Round, Task
 from annotation.selectors.labels import counted_revisions, open_cases
+from annotation.selectors.members import round_members
 
 DEFAULT_HOLDOUT = 0.2
 
@@ -67,7 +68,8 @@ def previous_round(round: Round) -> Round | None:
 
 
 def round_summary(round: Round) -> dict:
-    """State, per-kind job counts and progress, tasks by status, models, and whether the loop converged."""
+    """State, per-kind job counts and progress, tasks by status, models (and members: where each comes from and
+    whether this round fine-tuned it), and whether the loop converged."""
     jobs: dict[str, dict] = {}
     for kind, status, n in round.jobs.values_list("kind", "status").annotate(n=Count("id")).order_by():
         jobs.setdefault(kind, {})[status] = n
@@ -76,5 +78,6 @@ def round_summary(round: Round) -> dict:
     tasks = dict(Task.objects.filter(round=round).values_list("status").annotate(n=Count("id")).order_by())
     return {"number": round.number, "status": round.status, "label_set": round.label_set.name,
             "settings": round.settings, "error": round.error, "converged": round.converged,
-            "models": list(round.members.values_list("name", flat=True)), "jobs": jobs, "running": running,
+            "models": list(round.members.values_list("name", flat=True)), "members": round_members(round),
+            "jobs": jobs, "running": running,
             "failed": failed, "tasks": tasks}

@@ -7,7 +7,6 @@ queue; leases in progress and revisions are untouched.
 
 from __future__ import annotations
 
-import re
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -18,18 +17,18 @@ from django.db import transaction
 
 from annotation import ml_adapter
 from annotation.errors import Invalid
-from annotation.models import Case, ModelVersion, Prediction, Round
-from annotation.selectors.rounds import annotating_round, cases_to_infer
+from annotation.models import Case, LabelSet, ModelVersion, Prediction, Round
+from annotation.selectors.labels import open_cases
+from annotation.selectors.rounds import annotating_round, cases_to_infer, latest_round
 from annotation.services.imports.labels import LabelMap, LabelMapError, OrganIndex, convert_multilabel
+from annotation.services.members import check_member_name
 from annotation.services.predictions import record_prediction
 from annotation.services.queue import rebuild_tasks
 from annotation.storage import read_volume, store_file
 from ml_engine.ensemble import member_votes
 from ml_engine.io import ImageError, load_nifti, write_nifti
-from ml_engine.networks import ARCHITECTURES
 
 Progress = Callable[[int, int, str], None]  # (done, total, case name)
-_MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _SUFFIXES = (".nii.gz", ".nii")
 
 
@@ -78,7 +77,7 @@ def refresh_predictions(*, round: Round, case_names: Sequence[str] | None = None
 
 @dataclass
 class ExternalReport:
-    round: int
+    round: int | None  # None: no round yet (or the last one failed): the member joins the next round
     model: str
     imported: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)  # "FILE: problem"
@@ -103,47 +102,63 @@ def _prediction_files(src: Path) -> dict[str, Path]:
     return found
 
 
+def _target_round(number: int | None) -> Round | None:
+    """The round imported predictions join now: the given one or the latest, which must be annotating; None when
+    there is no round yet or the latest one failed or was cancelled (the member then joins the next round)."""
+    if number is None:
+        latest = latest_round()
+        if latest is None or latest.status in (Round.Status.FAILED, Round.Status.CANCELLED):
+            return None
+    return annotating_round(number)
+
+
 def import_predictions(*, model: str, src: str | Path, label_map: str | Path | None = None,
-                       round_number: int | None = None, progress: Progress | None = None) -> ExternalReport:
-    """Add another tool's label maps (one per case, in src) as the ensemble member `model` of the current round.
+                       round_number: int | None = None, label_set: str = "abdomenatlas",
+                       progress: Progress | None = None) -> ExternalReport:
+    """Add another tool's label maps (one per case, in src) as the ensemble member `model` of the current round, or,
+    before any round, of the next one (round 0 can be made of such members alone).
 
     Each file is checked against its case's CT (shape, affine) and translated with the label map (default: the
-    label set's own values); the case's ensemble is then averaged again with this member (its votes are 0 or 255
-    per organ), which refreshes its pseudo-label and attention. Bad files are reported ("FILE: problem") and
-    skipped; good ones import. Re-importing a model replaces its votes. The queue is re-ranked at the end.
+    label set's own values). In an annotating round the case's ensemble is then averaged again with this member (its
+    votes are 0 or 255 per organ), which refreshes its pseudo-label and attention, and the queue is re-ranked at the
+    end; before any round the votes are only stored. label_set: the cases' label set when there is no round (else
+    the round's). Bad files are reported ("FILE: problem") and skipped; good ones import. Re-importing a model
+    replaces its votes.
     """
     src = Path(src)
-    if not _MODEL_NAME.match(model) or model in ARCHITECTURES:
-        raise Invalid(f"{model!r} must be 1-64 letters, digits, '.', '_' or '-', and not one of the trained "
-                      f"architectures ({', '.join(ARCHITECTURES)})", field="model")
+    check_member_name(model, kind=ModelVersion.Arch.EXTERNAL)
     if not src.is_dir():
         raise Invalid(f"{src}: not a folder")
-    round = annotating_round(round_number)
-    organs = OrganIndex.from_label_set(round.label_set)
+    round = _target_round(round_number)
+    labels = round.label_set if round is not None else LabelSet.objects.filter(name=label_set).first()
+    if labels is None:
+        raise Invalid(f"label set {label_set!r} does not exist", field="label_set")
+    organs = OrganIndex.from_label_set(labels)
     try:
         mapping = LabelMap.load(label_map, organs) if label_map is not None else None
     except LabelMapError as exc:
         raise Invalid(str(exc)) from exc
     covered = sorted(mapping.organs_covered(organs) if mapping else organs.values, key=organs.values.get)
-    existing = ModelVersion.objects.filter(name=model).first()
-    if existing is not None and existing.arch != ModelVersion.Arch.EXTERNAL:
-        raise Invalid(f"{model!r} is the name of a trained model ({existing.arch})", field="model")
     files = _prediction_files(src)
     if not files:
         raise Invalid(f"{src}: no .nii.gz or .nii label maps (expected CASE.nii.gz or CASE/<one file>)")
-    cases = {c.name: c for c in cases_to_infer(round).select_related("dataset__label_set")}
-    report = ExternalReport(round=round.number, model=model)
+    pool = cases_to_infer(round) if round is not None else open_cases(Case.objects.filter(dataset__label_set=labels))
+    cases = {c.name: c for c in pool.select_related("dataset__label_set")}
+    where = f"round {round.number}" if round is not None else f"label set {labels.name}"
+    report = ExternalReport(round=round.number if round is not None else None, model=model)
     report.without_prediction = sorted(set(cases) - set(files))
     with transaction.atomic():
         version, _ = ModelVersion.objects.update_or_create(
             name=model, defaults={"arch": ModelVersion.Arch.EXTERNAL, "size": "", "checkpoint": "",
                                   "metadata": {"organs": covered, "source": str(src.resolve()),
-                                               "label_map": str(label_map) if label_map else None}})
-        round.members.add(version)
+                                               "label_map": str(label_map) if label_map else None,
+                                               "label_set": labels.name}})
+        if round is not None:
+            round.members.add(version)
     for i, (name, path) in enumerate(files.items()):
         case = cases.get(name)
         if case is None:
-            report.errors.append(f"{path}: no case named {name!r} to predict in round {round.number}")
+            report.errors.append(f"{path}: no case named {name!r} to predict in {where}")
         else:
             try:
                 _import_one(case, round, version, path, organs, mapping)
@@ -152,15 +167,22 @@ def import_predictions(*, model: str, src: str | Path, label_map: str | Path | N
                 report.errors.append(str(exc))
         if progress is not None:
             progress(i + 1, len(files), name)
-    report.tasks = rebuild_tasks(round=round)
+    if round is not None:
+        report.tasks = rebuild_tasks(round=round)
     return report
 
 
-def _import_one(case: Case, round: Round, version: ModelVersion, path: Path, organs: OrganIndex,
+def _import_one(case: Case, round: Round | None, version: ModelVersion, path: Path, organs: OrganIndex,
                 mapping: LabelMap | None) -> None:
-    """Check and translate one label map, average it into the case's ensemble, record both; all or nothing."""
+    """Check and translate one label map, average it into the case's ensemble, record both; all or nothing.
+    Without a round only the translated label map (the member's vote for later rounds) is stored."""
     ct = read_volume(case.ct_file.name)
     label, _ = convert_multilabel(load_nifti(path), ct, path, organs=organs, label_map=mapping)
+    if round is None:
+        with tempfile.TemporaryDirectory(prefix="atlas-external-") as tmp:
+            store_file(ml_adapter.external_label_name(case, version.name),
+                       write_nifti(Path(tmp) / "label.nii.gz", label, ct.affine, dtype=np.uint8))
+        return
     names = organs.organs
     votes = member_votes(label, organs.values, version.metadata.get("organs") or names)
     prediction = Prediction.objects.filter(case=case, round=round).first()

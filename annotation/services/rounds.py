@@ -14,11 +14,14 @@ from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
 
+from annotation import ml_adapter
 from annotation.errors import Conflict, Invalid, NotFound
 from annotation.models import Job, LabelSet, ModelVersion, Round
+from annotation.selectors.members import pending_imports, registered_members
 from annotation.selectors.rounds import DEFAULT_HOLDOUT, cases_to_infer, latest_round, previous_round
 from annotation.services import metrics, quality_checks
 from annotation.services.dispatch import enqueue
+from annotation.services.training import any_labelled
 from ml_engine.networks import ARCHITECTURES, SIZES
 
 __all__ = ["ARCHITECTURES", "SIZES", "DEFAULT_HOLDOUT", "start_round", "cancel_round", "advance", "fail",
@@ -33,12 +36,16 @@ def start_round(*, archs: Sequence[str] = ARCHITECTURES, size: str = "tiny", epo
                 holdout: float = DEFAULT_HOLDOUT) -> Round:
     """Open the next round (round 0 when none exists) and queue its training jobs.
 
+    archs: Atlas's networks to train (none: the round infers with its registered and imported members only). With no
+    labelled case, nothing is fine-tuned: round 0 takes the shipped checkpoints as they are, later rounds keep their
+    parents; registered members (services.members) and imported predictions join every round of their label set.
     holdout: the share of revised cases left out of fine-tuning to validate the new models against their parents.
-    Raises Invalid (archs, size, holdout, label_set) or Conflict (a round is still being built).
+    Raises Invalid (archs, size, holdout, label_set; or no member at all to infer with) or Conflict (a round is still
+    being built).
     """
     bad = [a for a in archs if a not in ARCHITECTURES]
-    if bad or not archs:
-        raise Invalid(f"{', '.join(bad) or 'none given'}; choose from {', '.join(ARCHITECTURES)}", field="archs")
+    if bad:
+        raise Invalid(f"{', '.join(bad)}; choose from {', '.join(ARCHITECTURES)}", field="archs")
     if size not in SIZES:
         raise Invalid(f"{size!r}; choose from {', '.join(SIZES)}", field="size")
     if not 0.0 <= holdout < 1.0:
@@ -46,6 +53,7 @@ def start_round(*, archs: Sequence[str] = ARCHITECTURES, size: str = "tiny", epo
     labels = LabelSet.objects.filter(name=label_set).first()
     if labels is None:
         raise Invalid(f"label set {label_set!r} does not exist", field="label_set")
+    _check_members(labels, archs, size)
     with transaction.atomic():
         busy = Round.objects.select_for_update().filter(status__in=Round.ACTIVE).first()
         if busy is not None:
@@ -59,7 +67,25 @@ def start_round(*, archs: Sequence[str] = ARCHITECTURES, size: str = "tiny", epo
                                                "seed": seed, "holdout": holdout})
         enqueue([Job.objects.create(key=f"round{round.number}:train:{arch}", kind=Job.Kind.TRAIN, round=round,
                                     arch=arch) for arch in archs])
+    if not archs:  # nothing to train: straight to inference with the registered and imported members
+        round = advance(round_id=round.pk)
     return round
+
+
+def _check_members(labels: LabelSet, archs: Sequence[str], size: str) -> None:
+    """Refuse a round that would have no member to infer with: no labelled case to train on, no shipped checkpoint or
+    earlier model of the archs, and no registered or imported member."""
+    if any_labelled(labels) or registered_members(labels) or pending_imports(labels):
+        return
+    previous = Round.objects.filter(label_set=labels).order_by("-number").first()
+    if previous is not None and previous.members.filter(arch=ModelVersion.Arch.EXTERNAL).exists():
+        return
+    if any(ml_adapter.shipped_checkpoint(arch, size) is not None
+           or ModelVersion.objects.filter(arch=arch, size=size, rounds__label_set=labels).exists() for arch in archs):
+        return
+    raise Invalid("no labelled case to train on, and no member to infer with: import labels (import_cases "
+                  "--labels), register a model you have (register_member), or import another tool's predictions "
+                  "(import_predictions)" + ("" if archs else "; or name --archs with shipped checkpoints"))
 
 
 def cancel_round(*, round: Round | None = None) -> Round:
@@ -100,10 +126,13 @@ def advance(*, round_id: int) -> Round:
     with transaction.atomic():
         round = Round.objects.select_for_update().get(pk=round_id)
         if round.status == Round.Status.TRAINING and step_done(Job.Kind.TRAIN):
-            round.status = Round.Status.INFERRING
+            # registered members and predictions imported before this round join it; imported predictions of
+            # other tools stay members of the ensemble
+            round.members.add(*registered_members(round.label_set), *pending_imports(round.label_set))
             previous = previous_round(round)
-            if previous is not None:  # imported predictions of other tools stay members of the ensemble
+            if previous is not None:
                 round.members.add(*previous.members.filter(arch=ModelVersion.Arch.EXTERNAL))
+            round.status = Round.Status.INFERRING
             for case in cases_to_infer(round):
                 job(f"infer:case{case.pk}", Job.Kind.INFER, case=case)
         if round.status == Round.Status.INFERRING and step_done(Job.Kind.INFER):

@@ -247,6 +247,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/dashboard/members/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * @description Registered models (nnU-Net v2 folders, TotalSegmentator) and imported predictions: ensemble members Atlas never
+         *     fine-tunes; which rounds each made. Each round's own members (and which were fine-tuned) are in its summary.
+         */
+        get: operations["dashboard_members_retrieve"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/dashboard/quality/": {
         parameters: {
             query?: never;
@@ -1114,6 +1134,26 @@ export interface components {
             username: string;
             role: string | null;
         };
+        /** @description selectors.members.member_list: a registered model or imported predictions (never fine-tuned). */
+        MemberRow: {
+            name: string;
+            kind: string;
+            label_set: string;
+            /** @description registered or imported */
+            source: string;
+            /** @description joins every new round of its label set */
+            registered: boolean;
+            fine_tuned: boolean;
+            /** @description model folder, TotalSegmentator task or imported folder */
+            location: string;
+            organs: string[];
+            rounds: number[];
+            /** @description ISO 8601 */
+            created: string;
+        };
+        Members: {
+            members: components["schemas"]["MemberRow"][];
+        };
         MetricsState: {
             /** @description ISO 8601 */
             computed: string | null;
@@ -1413,6 +1453,17 @@ export interface components {
              */
             seconds_spent: number;
         };
+        /** @description selectors.members.round_members: one model of a round's ensemble. */
+        RoundMember: {
+            name: string;
+            /** @description swin_unetr, nnunet, unet (Atlas's networks), nnunetv2, totalsegmentator (registered), external (imported predictions) */
+            kind: string;
+            /** @description trained (in this round), shipped (a shipped checkpoint as it is), carried (an earlier round's model), registered, imported */
+            source: string;
+            /** @description trained or fine-tuned in this round */
+            fine_tuned: boolean;
+            organs: string[];
+        };
         RoundQuality: {
             status: components["schemas"]["RoundStatusEnum"];
             converged: boolean | null;
@@ -1476,6 +1527,7 @@ export interface components {
             settings: unknown;
             error: string;
             models: string[];
+            members: components["schemas"]["RoundMember"][];
             jobs: {
                 [key: string]: {
                     [key: string]: number;
@@ -1979,6 +2031,25 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["JobsBoard"];
+                };
+            };
+        };
+    };
+    dashboard_members_retrieve: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Members"];
                 };
             };
         };

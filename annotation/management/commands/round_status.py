@@ -7,6 +7,14 @@ from annotation.selectors.quality import convergence, round_quality
 from annotation.selectors.rounds import latest_round, round_summary
 from annotation.services.metrics import update_round_metrics
 
+MEMBER_SOURCES = {  # selectors.members.member_source
+    "trained": "trained on this round's labelled cases",
+    "shipped": "shipped checkpoint as it is, not fine-tuned (no labelled case)",
+    "carried": "an earlier round's model, not fine-tuned in this round",
+    "registered": "registered, run by Atlas, never fine-tuned",
+    "imported": "imported predictions, never fine-tuned",
+}
+
 
 def _pct(value) -> str:
     return "-" if value is None else f"{100 * value:.1f}%"
@@ -41,8 +49,12 @@ class Command(BaseCommand):
             self.stdout.write(f"  running {job['key']}: {100 * job['progress']:.0f}% {job['message']}")
         for job in s["failed"]:
             self.stdout.write(f"  failed {job['key']}: {job['error']}")
-        if s["models"]:
-            self.stdout.write(f"  models: {', '.join(s['models'])}")
+        if s["members"]:
+            tuned = [m["name"] for m in s["members"] if m["fine_tuned"]]
+            self.stdout.write(f"  members ({len(s['members'])}; fine-tuned in this round: "
+                              f"{', '.join(tuned) if tuned else 'none'}):")
+            for m in s["members"]:
+                self.stdout.write(f"    {m['name']}: {m['kind']}, {MEMBER_SOURCES[m['source']]}")
         if s["tasks"]:
             self.stdout.write("  tasks: " + ", ".join(f"{k} {v}" for k, v in sorted(s["tasks"].items())))
         if s["error"]:

@@ -15,7 +15,8 @@ class Command(BaseCommand):
     help = "Start the next round of the loop (round 0 when none exists): train, infer, rank. Needs a Celery worker."
 
     def add_arguments(self, parser):
-        parser.add_argument("--archs", nargs="+", default=list(ARCHITECTURES), choices=ARCHITECTURES)
+        parser.add_argument("--archs", nargs="+", default=list(ARCHITECTURES), choices=[*ARCHITECTURES, "none"],
+                            help="Atlas's networks to train; 'none': infer with registered and imported members only")
         parser.add_argument("--size", default="tiny", choices=SIZES)
         parser.add_argument("--epochs", type=int, help="passes over the labelled cases (default: the arch's steps)")
         parser.add_argument("--steps", type=int, help="training steps per architecture (overrides --epochs)")
@@ -36,12 +37,15 @@ class Command(BaseCommand):
         if options["if_none"] and (last := Round.objects.order_by("-number").first()) is not None:
             self.stdout.write(f"round {last.number} exists ({last.status}): no round started")
             return
+        archs = [] if options["archs"] == ["none"] else options["archs"]
+        if "none" in archs:
+            raise CommandError("--archs: 'none' stands alone")
         with command_errors():
-            round = start_round(archs=options["archs"], size=options["size"], epochs=options["epochs"],
+            round = start_round(archs=archs, size=options["size"], epochs=options["epochs"],
                                 steps=options["steps"], label_set=options["label_set"], seed=options["seed"],
                                 holdout=options["holdout"])
-        self.stdout.write(f"round {round.number} started: training {', '.join(options['archs'])} "
-                          f"({options['size']})")
+        self.stdout.write(f"round {round.number} started: " + (f"training {', '.join(archs)} ({options['size']})"
+                                                                  if archs else "registered and imported members only"))
         if not options["wait"]:
             self.stdout.write("follow it with `python manage.py round_status`")
             return
