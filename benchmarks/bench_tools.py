@@ -2,7 +2,8 @@
 Chromium, with the redraw (box upload + scene draw, software WebGL here) given apart.
 
 Builds a phantom (default 512 x 512 x 300) in a throw-away ATLAS_VAR_DIR with its labels as the pseudo-label (plus 24
-small liver islands near the liver and 24 small holes in it, so that every clean-up has work), three stand-in members' liver probabilities (the liver, dilated, eroded and shifted: uint8 p x 255) and a liver hotspot of
+small liver islands near the liver and 24 small holes in it, so that every clean-up has work), three stand-in members'
+liver probabilities (the liver, dilated, eroded and shifted: uint8 p x 255) and a liver hotspot of
 about 40 x 40 x 20 voxels on the liver's border; starts `manage.py runserver`, opens the case as an annotator and
 runs each tool once or more on the liver (the largest organ, so the largest box), reading the page's
 data-tool-ms (the tool's own work, performance mark 'atlas:tool') and data-redraw-ms after each.

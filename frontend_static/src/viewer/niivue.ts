@@ -23,6 +23,7 @@ import { LabelEdits } from './labelEdits'
 import { type LabelColour, type LoadTimes, NIIVUE_OPTIONS, SLICE, type UploadStats, type ViewName, WINDOW_PRESETS,
   gzip } from './options'
 import { Layers, fetchVolumes } from './layers'
+import { type Outline, OutlineLayer } from './outlines'
 import { blendedColour, drawingMismatches, timeRedraw, webglKind } from './probes'
 import { syncGpu } from './textures'
 import { type PointerTool, type VolumeGeometry, geometryOf, listenPointer } from './geometry'
@@ -30,13 +31,14 @@ import { crosshairToFileVoxel, crosshairVoxel, voxelAt } from './navigation'
 import { drawDims, wrapNiivue } from './wrap'
 
 export { WINDOW_PRESETS }
-export type { LabelColour, LoadTimes, UploadStats, ViewName }
+export type { LabelColour, LoadTimes, Outline, UploadStats, ViewName }
 
 export class Viewer {
   readonly canvas: HTMLCanvasElement
   private nv: Niivue
   private edits: LabelEdits
   private layers: Layers
+  private outlines: OutlineLayer
   private view: ViewName = 'axial'
   brushSize = 1
   readonly uploads: UploadStats = { full: 0, box: 0, boxVoxels: 0 }
@@ -54,6 +56,7 @@ export class Viewer {
     this.canvas = canvas
     this.nv = nv
     this.layers = new Layers(nv)
+    this.outlines = new OutlineLayer(nv, canvas, () => this.axis(), () => this.crosshairVoxel())
     this.edits = new LabelEdits({
       bitmap: () => this.bitmap(),
       dims: () => this.drawDims(),
@@ -249,6 +252,15 @@ export class Viewer {
     this.edits.forgetKeySlices(axis, value)
   }
 
+  /** Outlines drawn over the displayed slice (members at a hotspot); [] removes them. */
+  setOutlines(outlines: Outline[]): void {
+    this.outlines.set(outlines)
+  }
+
+  afterDraw(): void {
+    this.outlines?.draw()
+  }
+
   /** Give the left button to a tool of ours (null: back to NiiVue's navigate / pen). */
   setPointerTool(tool: PointerTool | null): void {
     this.pointer = tool
@@ -401,6 +413,7 @@ export class Viewer {
 
   destroy(): void {
     this.edits.close()
+    this.outlines.svg.remove()
     for (const cleanup of this.cleanups.splice(0)) cleanup()
     const gl = (this.nv as unknown as { _gl: WebGL2RenderingContext | null })._gl
     gl?.getExtension('WEBGL_lose_context')?.loseContext()

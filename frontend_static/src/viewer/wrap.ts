@@ -30,6 +30,7 @@ export interface WrapHost {
   draws: number
   cleanups: (() => void)[]
   touch: (box: Box | null) => void // the pen or the outline changed these drawing voxels
+  afterDraw: () => void // the scene was drawn (overlays follow it)
   window: () => { width: number; level: number }
   onWindow: (width: number, level: number) => void
 }
@@ -128,7 +129,9 @@ export function wrapNiivue(nv: Niivue, host: WrapHost): void {
     scene.drawScene = () => {
       if (!holding) {
         host.draws++
-        return drawScene()
+        const result = drawScene()
+        host.afterDraw()
+        return result
       }
       held = true
     }
@@ -138,6 +141,7 @@ export function wrapNiivue(nv: Niivue, host: WrapHost): void {
         held = false
         host.draws++
         drawScene()
+        host.afterDraw()
       }
     }
     const hold = () => {
