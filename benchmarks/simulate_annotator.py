@@ -27,8 +27,8 @@ the benchmark's stopping rule).
 
 Policy (a), hand tools, slice by slice through the box's wrong slices in order, up to three passes; on each: eraser
 strokes across each piece of extra organ (the brush as tall as the piece, 30 at most), then one filled outline
-around each piece of the organ (8-connected, as the CT shows it) that still lacks voxels, traced down its rows' left
-ends and up their right ends with a vertex on every row (every second row above 20 rows) ("protect other organs" on;
+around each piece of the organ (8-connected, as the CT shows it) that still lacks voxels, traced along the piece's
+boundary (a vertex on every boundary voxel, every second one above 60) ("protect other organs" on;
 for a spill, the neighbour's piece with protection off, so that it paints over the spilled liver, and no eraser).
 Policy (b), the tools first, then (a) on what is left:
 - missed, spill: the same outlines on the first, middle and last wrong slices only, then `i` (interpolation);
@@ -253,6 +253,38 @@ def predict_demo(var: Path, demo: list, round0, label_set) -> dict:
     return cases
 
 
+# Moore neighbourhood, clockwise on screen (y down), as (dx, dy): W, NW, N, NE, E, SE, S, SW
+AROUND = ((-1, 0), (-1, -1), (0, -1), (1, -1), (1, 0), (1, 1), (0, 1), (-1, 1))
+
+
+def contour(points: np.ndarray) -> list[tuple[int, int]]:
+    """The outer boundary of one 8-connected piece (its (x, y) points), in order (Moore neighbour tracing): what an
+    annotator's outline follows around it."""
+    lo = points.min(axis=0) - 1
+    mask = np.zeros(tuple(points.max(axis=0) - lo + 2), dtype=bool)
+    mask[tuple((points - lo).T)] = True
+    first = min(((int(x), int(y)) for x, y in points - lo), key=lambda p: (p[1], p[0]))  # top row, leftmost
+    path, cur, back = [first], first, 0  # `back`: where the search starts (the background we came from: west)
+    second = None
+    for _ in range(4 * mask.size):
+        for k in range(8):
+            d = (back + k) % 8
+            nxt = (cur[0] + AROUND[d][0], cur[1] + AROUND[d][1])
+            if mask[nxt]:
+                break
+        else:
+            break  # a single voxel
+        before = (cur[0] + AROUND[(d - 1) % 8][0], cur[1] + AROUND[(d - 1) % 8][1])  # the last background seen
+        back = AROUND.index((before[0] - nxt[0], before[1] - nxt[1]))
+        if second is None:
+            second = nxt
+        elif cur == first and nxt == second:
+            break
+        cur = nxt
+        path.append(cur)
+    return [(x + int(lo[0]), y + int(lo[1])) for x, y in path[:-1] or path]
+
+
 def pieces(mask: np.ndarray) -> list[np.ndarray]:
     """8-connected pieces of a 2D mask, each as its (a, b) points."""
     from scipy import ndimage
@@ -371,16 +403,12 @@ class Annotator:
         self.page.evaluate("document.activeElement && document.activeElement.blur()")
 
     def outline(self, z: int, points: np.ndarray) -> None:
-        """One filled outline around the points (x, y) on slice z: down the left ends of its rows, up the right ends
-        (what an annotator traces around a piece that is one run per row), a vertex on every row (every second row
-        of a piece taller than 20 rows)."""
+        """One filled outline around a piece (its (x, y) points) on slice z, traced along its boundary with a vertex
+        on every boundary voxel (every second one when there are more than 60)."""
         self.go_to(z)
-        every = sorted({int(y) for y in points[:, 1]})
-        step = 1 if len(every) <= 20 else 2
-        rows = every[::step] + ([every[-1]] if (len(every) - 1) % step else [])
-        left = [(int(points[points[:, 1] == y, 0].min()), y) for y in rows]
-        right = [(int(points[points[:, 1] == y, 0].max()), y) for y in rows]
-        corners = left + right[::-1] + [left[0]]
+        path = contour(points)
+        step = 1 if len(path) <= 60 else 2
+        corners = path[::step] + [path[0]]
         screens = [self.view.screen(*c) for c in corners]
 
         def draw():
