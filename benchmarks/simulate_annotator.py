@@ -399,6 +399,8 @@ class Annotator:
             self.page.click(f"[data-organ][data-value='{organ}']")
             self.page.click(f"[data-tool-button={tool}]")
             (self.page.check if protect else self.page.uncheck)("[data-control=protect]")
+            if tool == "fill":  # the outline's line is as wide as the pen: a careful annotator outlines with 1
+                self.page.fill("[data-control=brush]", "1")
             self.tool_state = (organ, tool, protect)
         self.page.evaluate("document.activeElement && document.activeElement.blur()")
 
