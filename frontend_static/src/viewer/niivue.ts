@@ -18,7 +18,7 @@
 // colours), labelEdits.ts (the edit state: history, boxes, key slices, HU range), wrap.ts (the NiiVue wrappers),
 // textures.ts (GPU uploads), navigation.ts and geometry.ts (voxels, mm, HU), probes.ts (read-backs for tests).
 import { NVImage, Niivue } from '@niivue/niivue'
-import { type Box, type Policy, type Tool, unionBox } from './edits'
+import { type Box, type Tool, unionBox } from './edits'
 import { LabelEdits } from './labelEdits'
 import { type LabelColour, type LoadTimes, NIIVUE_OPTIONS, SLICE, type UploadStats, type ViewName, WINDOW_PRESETS,
   gzip } from './options'
@@ -59,10 +59,10 @@ export class Viewer {
     this.outlines = new OutlineLayer(nv, canvas, () => this.axis(), () => this.crosshairVoxel())
     this.edits = new LabelEdits({
       bitmap: () => this.bitmap(),
-      dims: () => this.drawDims(),
+      dims: () => drawDims(this.nv),
       axis: () => this.axis(),
       show: (box) => this.showBox(box),
-      syncGpu: () => this.syncGpu(),
+      syncGpu: () => syncGpu(this.nv.gl),
       onEdit: () => this.onEdit(),
     })
   }
@@ -91,11 +91,7 @@ export class Viewer {
     return viewer
   }
 
-  // --- the edit state's figures and policy (labelEdits.ts) ---
-  get policy(): Policy {
-    return this.edits.policy
-  }
-
+  // --- the last edit's figures (labelEdits.ts) ---
   get lastStrokeMs(): number {
     return this.edits.lastStrokeMs
   }
@@ -116,11 +112,6 @@ export class Viewer {
     return this.edits.lastRedrawMs
   }
 
-  /** The drawing's dims [nx, ny, nz] (RAS order, as NiiVue holds the bitmap). */
-  private drawDims(): number[] {
-    return drawDims(this.nv)
-  }
-
   /** The pen or the outline changed these voxels (wrap.ts): upload them, and accept them with the stroke. */
   touch(box: Box | null): void {
     this.texBox = unionBox(this.texBox, box)
@@ -135,20 +126,16 @@ export class Viewer {
 
   /** Voxels where the drawing texture on the GPU differs from the drawing bitmap (box uploads must keep none). */
   drawingTextureMismatches(): number {
-    return drawingMismatches(this.nv, this.drawDims())
+    return drawingMismatches(this.nv, drawDims(this.nv))
   }
 
   /** The CT's colour at a voxel (RAS indices) as blended on the GPU, [r, g, b, a] (tests: the window applies). */
   backgroundColour(voxel: number[]): number[] {
-    return blendedColour(this.nv, this.drawDims(), voxel)
+    return blendedColour(this.nv, drawDims(this.nv), voxel)
   }
 
   webgl(): string {
     return webglKind(this.nv)
-  }
-
-  private syncGpu(): void {
-    syncGpu(this.nv.gl)
   }
 
   async load(urls: { ct: string; label: string; attention: string }): Promise<LoadTimes> {
@@ -176,7 +163,7 @@ export class Viewer {
     // The GPU works through the layers' blending after the calls above return: wait for it, so that "loaded" means
     // the first frame is painted (in software WebGL this is most of the load).
     this.nv.drawScene()
-    this.syncGpu()
+    syncGpu(this.nv.gl)
     const t4 = performance.now()
     performance.measure('atlas:load:gpu', { start: t3, end: t4 })
     performance.measure('atlas:load', { start: t0, end: t4 })
@@ -319,7 +306,7 @@ export class Viewer {
   }
 
   setTool(tool: Tool, active: number, brushSize: number, protectOthers: boolean): void {
-    const p = this.policy
+    const p = this.edits.policy
     if (p.tool === tool && p.active === active && p.protectOthers === protectOthers && this.brushSize === brushSize &&
       this.nv.drawBitmap) return
     this.edits.policy = { tool, active, protectOthers }
@@ -328,7 +315,7 @@ export class Viewer {
   }
 
   private applyTool(): void {
-    const { tool, active } = this.policy
+    const { tool, active } = this.edits.policy
     this.nv.opts.penSize = this.brushSize
     if (tool === 'navigate' || tool === 'sphere' || tool === 'grow') {
       this.nv.setDrawingEnabled(false)
