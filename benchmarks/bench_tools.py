@@ -1,8 +1,9 @@
 """Correction tools' speed: each tool's own work (computing and applying its edit) on a large case, in headless
 Chromium, with the redraw (box upload + scene draw, software WebGL here) given apart.
 
-Builds a phantom (default 512 x 512 x 300) in a throw-away ATLAS_VAR_DIR with its labels as the pseudo-label, three
-stand-in members' liver probabilities (the liver, dilated, eroded and shifted: uint8 p x 255) and a liver hotspot of
+Builds a phantom (default 512 x 512 x 300) in a throw-away ATLAS_VAR_DIR with its labels as the pseudo-label (plus 24
+small liver islands near the liver and 24 small holes in it, so that every clean-up has work), three stand-in members'
+liver probabilities (the liver, dilated, eroded and shifted: uint8 p x 255) and a liver hotspot of
 about 40 x 40 x 20 voxels on the liver's border; starts `manage.py runserver`, opens the case as an annotator and
 runs each tool once or more on the liver (the largest organ, so the largest box), reading the page's
 data-tool-ms (the tool's own work, performance mark 'atlas:tool') and data-redraw-ms after each.
@@ -55,8 +56,18 @@ def build_case(var: Path, shape: tuple[int, int, int]) -> None:
     case = Case.objects.get(name="bench")
     round0 = Round.objects.create(number=0, status=Round.Status.ANNOTATING,
                                   label_set=LabelSet.objects.get(name="abdomenatlas"))
-    labels = phantom.labels
+    labels = phantom.labels.copy()
     liver = labels == LIVER
+    # work for the clean-up tools: 3 x 3 x 3 islands of liver in the background beside it, and holes inside it
+    rng = np.random.default_rng(0)
+    near = ndimage.binary_dilation(liver, iterations=6) & ~ndimage.binary_dilation(liver, iterations=3) & (labels == 0)
+    deep = ndimage.binary_erosion(liver, iterations=4)
+    for where, value in ((near, LIVER), (deep, 0)):
+        points = np.argwhere(where)
+        for x, y, z in points[rng.choice(len(points), 24, replace=False)]:
+            labels[x - 1:x + 2, y - 1:y + 2, z - 1:z + 2] = np.where(
+                (labels[x - 1:x + 2, y - 1:y + 2, z - 1:z + 2] == 0) | (value == 0), value,
+                labels[x - 1:x + 2, y - 1:y + 2, z - 1:z + 2])
     members = {"nnunet": ndimage.binary_dilation(liver, iterations=2), "swin_unetr": np.roll(liver, 3, axis=0),
                "unet": ndimage.binary_erosion(liver, iterations=2)}
     files = {}
@@ -128,6 +139,13 @@ def timed(page, label: str, act, results: dict | None) -> None:
                                               int(attr(page, "stroke-voxels")), int(attr(page, "stroke-scanned"))))
 
 
+def undo(page) -> None:
+    depth = int(attr(page, "undo"))
+    if depth:
+        page.click("[data-action=undo]")
+        page.wait_for_selector(f"[data-page=workspace][data-undo='{depth - 1}']")
+
+
 def run_tools(page, repeat: int) -> dict:
     results: dict = {}
     page.click("[data-hotspot-index='0']")  # the liver hotspot: centres the views, fetches the members' crop
@@ -158,6 +176,7 @@ def run_tools(page, repeat: int) -> dict:
                               ("keep-largest", "keep largest (liver's box)"),
                               ("fill-holes", "fill holes (liver's box)")):
             timed(page, label, lambda action=action: page.click(f"[data-action={action}]"), results)
+            undo(page)  # the islands and holes are back for the next clean-up and the next repeat
         timed(page, "members: accept one member in the hotspot", lambda: page.click("[data-member-accept=nnunet]"),
               results)
         timed(page, "local threshold: one preview",

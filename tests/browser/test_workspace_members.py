@@ -90,6 +90,39 @@ def test_accept_a_members_version_at_the_hotspot(members_world, page, live_serve
     assert not page.errors
 
 
+def _edges(mask: np.ndarray) -> int:
+    """Voxel edges between inside and outside of a 2D mask (outside the array counts as outside)."""
+    padded = np.pad(mask, 1)
+    return int((padded[1:] != padded[:-1]).sum() + (padded[:, 1:] != padded[:, :-1]).sum())
+
+
+def test_members_drawn_as_outlines_on_the_slice(members_world, page, live_server):
+    _open_hotspot(page, live_server)
+    svg = page.locator(".viewer svg.outlines")
+    # the hotspot's centroid slice z = 5: nnunet's A, swin_unetr's A and B, unet nothing (0.3), the mean A (0.50)
+    a, b = np.zeros((20, 20), bool), np.zeros((20, 20), bool)
+    a[A[0], A[1]] = True
+    b[B[0], B[1]] = True
+    expected = f"nnunet:{_edges(a)},swin_unetr:{_edges(a | b)},unet:0,mean:{_edges(a)}"
+    page.wait_for_function("e => document.querySelector('.viewer svg.outlines').dataset.outlineEdges === e",
+                           arg=expected)
+    assert expected == "nnunet:12,swin_unetr:18,unet:0,mean:12"
+    assert svg.locator("path[data-outline=nnunet]").count() == 1
+    # a slice above A and B (z = 7, still inside the crop's box): nothing to outline
+    page.evaluate("document.activeElement && document.activeElement.blur()")
+    page.keyboard.press("ArrowUp")
+    page.keyboard.press("ArrowUp")
+    page.wait_for_function("() => document.querySelector('.viewer svg.outlines').dataset.outlineEdges === "
+                           "'nnunet:0,swin_unetr:0,unet:0,mean:0'")
+    assert svg.locator("path").count() == 0
+    page.keyboard.press("ArrowDown")  # z = 6: A and B again
+    page.wait_for_function("e => document.querySelector('.viewer svg.outlines').dataset.outlineEdges === e",
+                           arg=expected)
+    page.uncheck("[data-control=member-outlines]")
+    page.wait_for_function("() => document.querySelector('.viewer svg.outlines').dataset.outlineEdges === ''")
+    assert not page.errors
+
+
 def test_local_threshold_previews_and_applies(members_world, page, live_server):
     world = members_world
     task = _open_hotspot(page, live_server)

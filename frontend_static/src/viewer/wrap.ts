@@ -1,9 +1,24 @@
-// NiiVue 0.69 internals wrapped on one instance for the adapter (niivue.ts explains why): pen and outline boxes,
-// box-local texture uploads, no zero-filled allocations, a 1 x 1 x nz gradient texture, one redraw per mouse move and
-// window / level re-blended at most once a frame.
+// NiiVue 0.69 internals wrapped on one instance for the adapter (niivue.ts).
+//
+// Large volumes (512 x 512 x 300 = 78.6 M voxels): NiiVue 0.69 re-uploads the whole drawing texture on every mouse
+// move of a stroke, and re-blends every layer (plus a gradient texture for 3D rendering) whenever anything about a
+// volume changes. The adapter keeps that slice-local or once-only by wrapping a few NiiVue methods on the instance
+// (here, and layers.ts for the layers):
+// - the pen, the filled outline and our undo / redo record the box of voxels they touched; refreshDrawing uploads
+//   only that box (texSubImage3D) and EditHistory.accept scans only that box; anything else falls back to NiiVue's
+//   whole-volume upload and a whole-volume scan;
+// - the CT and the heatmap go onto the GPU in one volume update instead of one each; label colours update the
+//   colour table only (NiiVue's setDrawColormap re-blends every layer); a window preset re-blends the CT only, the
+//   heatmap's toggle and opacity the heatmap only;
+// - the gradient texture (read only by the 3D render, which this page never shows) is computed on a 1 x 1 x nz
+//   texture instead of in two full-size passes, and texture allocations skip NiiVue's zero-filled uploads (WebGL 2
+//   initialises texture storage to zero itself);
+// - the scene is redrawn once per mouse move (NiiVue redraws several times per move), and right-drag window / level
+//   re-blends the CT at most once a frame.
 import type { NVImage, Niivue } from '@niivue/niivue'
 import type { Box } from './edits'
-import type { UploadStats } from './niivue'
+import type { UploadStats } from './options'
+import { fillBox, penBox, uploadBox } from './textures'
 
 const DT_RGBA32 = 2304
 
@@ -14,11 +29,30 @@ export interface WrapHost {
   uploads: UploadStats
   draws: number
   cleanups: (() => void)[]
-  touchPen: (a: number[], b: number[], axCorSag: number) => void
-  touchFill: (points: number[][], axCorSag: number) => void
-  uploadBox: (box: Box) => boolean
+  touch: (box: Box | null) => void // the pen or the outline changed these drawing voxels
+  afterDraw: () => void // the scene was drawn (overlays follow it)
   window: () => { width: number; level: number }
   onWindow: (width: number, level: number) => void
+}
+
+/** The drawing's dims [nx, ny, nz] (RAS order, as NiiVue holds the bitmap). */
+export function drawDims(nv: Niivue): number[] {
+  const d = nv.back?.dims
+  return d ? [d[1], d[2], d[3]] : [0, 0, 0]
+}
+
+/** Upload one box of the drawing bitmap into the drawing texture. False when it cannot (caller uploads all). */
+function uploadDrawingBox(nv: Niivue, box: Box, uploads: UploadStats): boolean {
+  const bmp = nv.drawBitmap
+  const tex = nv.drawTexture
+  const dims = drawDims(nv)
+  if (!bmp || !tex || nv.opts.is2DSliceShader || bmp.length !== dims[0] * dims[1] * dims[2]) return false
+  const voxels = uploadBox(nv.gl, tex, bmp, dims, box)
+  if (voxels) {
+    uploads.box++
+    uploads.boxVoxels += voxels
+  }
+  return true
 }
 
 export function wrapNiivue(nv: Niivue, host: WrapHost): void {
@@ -36,23 +70,25 @@ export function wrapNiivue(nv: Niivue, host: WrapHost): void {
     // Our EditHistory replaces NiiVue's undo snapshots (each one RLE-encodes the whole volume).
     inner.drawAddUndoBitmap = () => {}
     // The pen: record the box each point and line touched (pen size spreads in the slice's plane only).
+    const touchPen = (a: number[], b: number[], axCorSag: number) =>
+      host.touch(penBox(a, b, axCorSag, nv.opts.penSize ?? 1, drawDims(nv)))
     const drawPt = inner.drawPt.bind(nv)
     inner.drawPt = (x, y, z, value, bitmap = null) => {
       drawPt(x, y, z, value, bitmap)
-      if (!bitmap || bitmap === nv.drawBitmap) host.touchPen([x, y, z], [x, y, z], inner.drawPenAxCorSag)
+      if (!bitmap || bitmap === nv.drawBitmap) touchPen([x, y, z], [x, y, z], inner.drawPenAxCorSag)
     }
     // NiiVue 0.69's pen line (new point A to previous point B) skips A itself, so a stroke's last voxel is lost
     // on mouse-up; paint A as well.
     const drawPenLine = inner.drawPenLine.bind(nv)
     inner.drawPenLine = (a, b, value) => {
       drawPenLine(a, b, value)
-      host.touchPen(a, b, inner.drawPenAxCorSag)
+      touchPen(a, b, inner.drawPenAxCorSag)
       inner.drawPt(a[0], a[1], a[2], value)
     }
     // The filled outline fills inside the outline's box (padded by one voxel) on the outline's slice.
     const drawPenFilled = inner.drawPenFilled.bind(nv)
     inner.drawPenFilled = () => {
-      host.touchFill(inner.drawPenFillPts, inner.drawPenAxCorSag)
+      host.touch(fillBox(inner.drawPenFillPts, inner.drawPenAxCorSag, drawDims(nv)))
       drawPenFilled()
     }
     // Upload only the touched box of the drawing texture when it is known, else the whole volume (NiiVue).
@@ -60,7 +96,7 @@ export function wrapNiivue(nv: Niivue, host: WrapHost): void {
     inner.refreshDrawing = (isForceRedraw = true, useClickToSegmentBitmap = false) => {
       const box = host.texBox
       host.texBox = null
-      if (box && !useClickToSegmentBitmap && host.uploadBox(box)) {
+      if (box && !useClickToSegmentBitmap && uploadDrawingBox(nv, box, host.uploads)) {
         if (isForceRedraw) nv.drawScene()
         return
       }
@@ -93,7 +129,9 @@ export function wrapNiivue(nv: Niivue, host: WrapHost): void {
     scene.drawScene = () => {
       if (!holding) {
         host.draws++
-        return drawScene()
+        const result = drawScene()
+        host.afterDraw()
+        return result
       }
       held = true
     }
@@ -103,6 +141,7 @@ export function wrapNiivue(nv: Niivue, host: WrapHost): void {
         held = false
         host.draws++
         drawScene()
+        host.afterDraw()
       }
     }
     const hold = () => {

@@ -1,7 +1,8 @@
-// Members at a hotspot: for the active organ's selected hotspot, show each ensemble member's version (and the
-// mean's) in the hotspot's region as a preview, and accept one with one click (or m to cycle, a to accept); say when
-// the members agree there, so that no member will fix a wrong label.
-import type { Members } from './useMembers'
+// Members at a hotspot: for the active organ's selected hotspot, draw where each ensemble member and the mean put the
+// organ (outlines over the slices, on by default), show a member's version in the hotspot's region as a preview, and
+// accept one with one click (or m to cycle, a to accept); say when the members agree there, so that no member will
+// fix a wrong label.
+import { OUTLINE_COLOURS, type Members } from './useMembers'
 
 export function MembersControls({ m }: { m: Members }) {
   if (m.error) return <p className="muted" data-members-error>members: {m.error}</p>
@@ -14,6 +15,14 @@ export function MembersControls({ m }: { m: Members }) {
         <p className="flash" data-members-agree>The members agree here (Dice ≥ 0.9 in the hotspot): if the label is
           still wrong, no member will fix it; correct it by hand (brush, click to grow, interpolation).</p>
       )}
+      <label data-control-label="outlines">
+        <input type="checkbox" checked={m.outlines} onChange={(e) => m.setOutlines(e.target.checked)}
+          data-control="member-outlines" /> outlines{' '}
+        {names.map((name, n) => (
+          <span key={name} className="outline-key" data-outline-colour={name} style={{ color: name === 'mean' ? '#fff'
+            : OUTLINE_COLOURS[n % 5] }}>{name === 'mean' ? '┄' : '━'} {name} </span>
+        ))}
+      </label>
       <div className="buttons">
         <button className={m.shown === '' ? 'on' : ''} onClick={() => m.cancel()} data-member-show="">label</button>
         {names.map((name) => (

@@ -3,7 +3,7 @@
 // A preview is an ordinary edit on top of the history that the next preview replaces; keeping it is one undoable
 // edit.
 import { useCallback, useEffect, useRef, useState } from 'react'
-import type { Viewer } from '../../viewer/niivue'
+import type { Outline, Viewer } from '../../viewer/niivue'
 import { fetchMembers, type MemberCrops } from '../membersApi'
 import type { HotspotRow, ViewerRef } from '../types'
 
@@ -48,10 +48,30 @@ export function applyInRegion(viewer: Viewer, crops: MemberCrops, value: number,
   }, false)
 }
 
+/** Outline colours by member order; the mean is dashed white. */
+export const OUTLINE_COLOURS = ['#ffd400', '#00e5ff', '#ff4fd8', '#7dff5a', '#ff8c1a']
+
+/** Each member's and the mean's organ (p > 0.5) in the crop, as outlines on the viewer's slices. */
+export function memberOutlines(viewer: Viewer, crops: MemberCrops): Outline[] {
+  const g = viewer.geometry
+  if (!g) return []
+  const [lo, hi] = crops.box
+  const [w, h] = crops.shape
+  const box = g.fileBoxToViewer(lo, hi)
+  const offset = (x: number, y: number, z: number) => {
+    const [i, j, k] = g.fileIndex(x, y, z)
+    return i - lo[0] + w * (j - lo[1] + h * (k - lo[2]))
+  }
+  const maps = [...crops.members.map((m) => ({ name: m.name, p: m.probability })), { name: 'mean', p: crops.mean }]
+  return maps.map(({ name, p }, n) => ({ name, box, colour: name === 'mean' ? '#ffffff' : OUTLINE_COLOURS[n % 5],
+    dashed: name === 'mean', inside: (x: number, y: number, z: number) => p[offset(x, y, z)] > 127 }))
+}
+
 export function useMembers(viewerRef: ViewerRef, caseId: number | undefined, hotspot: HotspotRow | undefined,
   active: number) {
   const [crops, setCrops] = useState<MemberCrops | null>(null)
   const [error, setError] = useState('')
+  const [outlines, setOutlines] = useState(true) // draw the members' outlines over the slices
   const [shown, setShown] = useState('') // what the preview shows: '' (the label), a member's name, 'mean', 'p0.40'
   const preview = useRef<number | null>(null) // undo depth right after the preview's edit (null: none on top)
   const key = hotspot && hotspot.value === active && caseId ? `${caseId}/${hotspot.organ}/${hotspot.centroid}` : ''
@@ -72,6 +92,13 @@ export function useMembers(viewerRef: ViewerRef, caseId: number | undefined, hot
       cancelled = true
     }
   }, [key]) // eslint-disable-line react-hooks/exhaustive-deps
+
+  useEffect(() => {
+    const viewer = viewerRef.current
+    if (!viewer) return
+    viewer.setOutlines(crops && outlines ? memberOutlines(viewer, crops) : [])
+    return () => viewer.setOutlines([])
+  }, [viewerRef, crops, outlines])
 
   /** Take back the preview when it is still the newest edit. */
   const dropPreview = useCallback(() => {
@@ -112,7 +139,8 @@ export function useMembers(viewerRef: ViewerRef, caseId: number | undefined, hot
     keep()
   }, [show, keep])
 
-  return { crops, error, shown, show, keep, accept, cancel: () => { dropPreview(); setShown('') } }
+  return { crops, error, shown, show, keep, accept, outlines, setOutlines,
+    cancel: () => { dropPreview(); setShown('') } }
 }
 
 export type Members = ReturnType<typeof useMembers>
