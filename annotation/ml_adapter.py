@@ -18,9 +18,9 @@ from annotation.errors import Invalid
 from annotation.models import Case, ModelVersion, Prediction
 from annotation.selectors.labels import LabelRef
 from annotation.storage import local_copy, read_volume, read_voxels, store_file
-from ml_engine.attention import AttentionSettings, case_attention
+from ml_engine.attention import AttentionSettings, case_attention, max_heatmap
 from ml_engine.ensemble import EnsembleAverage, member_votes
-from ml_engine.io import write_nifti
+from ml_engine.io import write_nifti, write_nifti_box
 from ml_engine.metrics import dice
 from ml_engine.networks import defaults_for
 from ml_engine.predict import Predictor
@@ -246,15 +246,17 @@ def write_ensemble(members: Iterable[tuple[str, dict[str, np.ndarray]]], *, valu
     write_nifti(files.pseudo_label, average.label, affine, dtype=np.uint8)
     spacing = tuple(float(v) for v in np.linalg.norm(affine[:3, :3], axis=0))
     attention = case_attention(probs, spacing=spacing, settings=attention_settings)
-    heatmap = np.zeros(tuple(shape), dtype=np.uint8)
+    crops = []
     for organ, organ_attention in attention.organs.items():
-        full = organ_attention.full_heatmap()
-        np.maximum(heatmap, full, out=heatmap)
-        files.attention[organ] = write_nifti(workdir / "attention" / f"{organ}.nii.gz", full, affine, dtype=np.uint8)
+        crop, start = organ_attention.compact_heatmap()  # the organ's attention box, the affine shifted
+        crops.append((crop, start))
+        files.attention[organ] = write_nifti_box(workdir / "attention" / f"{organ}.nii.gz", crop, affine, start,
+                                                 dtype=np.uint8)
         files.organs.append(OrganAttentionInput(
             organ=organ, size_ml=organ_attention.volume_ml, voxels=organ_attention.voxels,
             hotspots=[_hotspot(h, affine) for h in organ_attention.hotspots]))
-    write_nifti(files.heatmap, heatmap, affine, dtype=np.uint8)
+    combined, start = max_heatmap(crops)  # max over organs, cropped to the union of their boxes
+    write_nifti_box(files.heatmap, combined, affine, start, dtype=np.uint8)
     return files
 
 

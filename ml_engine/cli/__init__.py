@@ -124,6 +124,9 @@ def build_parser() -> argparse.ArgumentParser:
                               "(6 = the published 2 voxels at 3 mm)")
     attention.add_argument("--connectivity", type=int, choices=(6, 18, 26), default=26,
                            help="hotspot connectivity (default 26)")
+    attention.add_argument("--full-maps", action="store_true",
+                           help="write each heatmap on the CT's whole grid (default: cropped to the organ's attention "
+                                "box, the affine shifted so that viewers place it on the CT)")
     attention.add_argument("--max-hotspots", type=_non_negative_int, default=50,
                            help="hotspots listed per organ in attention.json, largest first (default 50)")
     attention.set_defaults(handler=cmd_attention)
