@@ -192,11 +192,22 @@ def restore(array: np.ndarray, spec: GridSpec, *, mode: str = "trilinear", fill:
     return np.ascontiguousarray(from_ras(ras, spec.ornt))
 
 
-def restore_uint8(probability: np.ndarray, spec: GridSpec) -> np.ndarray:
-    """Probabilities (x', y', z') in [0, 1] (float) or p x 255 (uint8) -> uint8 p x 255 on the original grid."""
+def restore_uint8(probability: np.ndarray, spec: GridSpec, *, device: torch.device | str | None = None
+                  ) -> np.ndarray:
+    """Probabilities (x', y', z') in [0, 1] (float) or p x 255 (uint8) -> uint8 p x 255 on the original grid.
+
+    device: resample there with torch (a GPU: the network grid goes up as uint8 and the CT grid comes back as uint8);
+    None: on the CPU. Both give the same voxels (round half to even).
+    """
     scale = 1.0 if probability.dtype == np.uint8 else 255.0
     ras = np.zeros(spec.ras_shape, dtype=np.uint8)
     (x0, x1), (y0, y1), (z0, z1) = spec.crop
+    if device is not None:
+        tensor = torch.from_numpy(np.ascontiguousarray(probability)).to(device).float()[None, None]
+        if tuple(tensor.shape[2:]) != spec.crop_shape:
+            tensor = F.interpolate(tensor, size=spec.crop_shape, mode="trilinear", align_corners=False)
+        ras[x0:x1, y0:y1, z0:z1] = tensor[0, 0].mul_(scale).clamp_(0, 255).round_().to(torch.uint8).cpu().numpy()
+        return np.ascontiguousarray(from_ras(ras, spec.ornt))
     crop = resample(probability.astype(np.float32, copy=False), spec.crop_shape)
     crop *= scale
     np.clip(crop, 0, 255, out=crop)
