@@ -4,6 +4,7 @@ checkpoints to and from storage, and a case's ensemble inference + attention as 
 
 from __future__ import annotations
 
+import json
 import math
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -24,9 +25,18 @@ from ml_engine.io import write_nifti, write_nifti_box
 from ml_engine.metrics import dice
 from ml_engine.networks import defaults_for
 from ml_engine.predict import Predictor
-from ml_engine.train import Checkpoint, TrainConfig, load_checkpoint, make_train_case, save_checkpoint, train
+from ml_engine.train import (
+    Checkpoint,
+    TrainConfig,
+    cached_train_case,
+    load_checkpoint,
+    make_train_case,
+    save_checkpoint,
+    train,
+)
 
 SHIPPED_CHECKPOINTS = Path(settings.BASE_DIR) / "ml_engine" / "checkpoints"
+PREPROCESSED_CACHE = Path(settings.VAR_DIR) / "cache" / "preprocessed"  # per worker machine
 
 
 def load_case_volume(case: Case) -> tuple[np.ndarray, np.ndarray]:
@@ -37,8 +47,12 @@ def load_case_volume(case: Case) -> tuple[np.ndarray, np.ndarray]:
 
 def read_label(ref: LabelRef, organs: Sequence[str]) -> tuple[np.ndarray, list[str]]:
     """A stored label (selectors.labels.LabelRef) as (x, y, z) uint8 and the organs of `organs` it covers."""
-    covered = list(organs) if ref.organs is None else [o for o in organs if o in ref.organs]
-    return read_voxels(ref.name), covered
+    return read_voxels(ref.name), covered_organs(ref, organs)
+
+
+def covered_organs(ref: LabelRef, organs: Sequence[str]) -> list[str]:
+    """The organs of `organs` that a stored label covers."""
+    return list(organs) if ref.organs is None else [o for o in organs if o in ref.organs]
 
 
 def training_cases(labelled: Sequence[tuple[Case, LabelRef]], *, organs: Sequence[str], values: dict[str, int],
@@ -50,13 +64,29 @@ def training_cases(labelled: Sequence[tuple[Case, LabelRef]], *, organs: Sequenc
     spec = defaults_for(arch, size)
     prepared = []
     for case, ref in labelled:
-        data, covered = read_label(ref, organs)
+        covered = covered_organs(ref, organs)
         if not covered:
             continue
-        ct, affine = load_case_volume(case)
-        masks = {organ: data == values[organ] for organ in covered}
-        prepared.append(make_train_case(case.name, ct, affine, masks, organs, spec.spacing))
+
+        def build(case=case, ref=ref):
+            data, covered = read_label(ref, organs)
+            ct, affine = load_case_volume(case)
+            return make_train_case(case.name, ct, affine, {o: data == values[o] for o in covered}, organs,
+                                   spec.spacing)
+
+        # preprocessed once per case, label and spacing for every architecture and round, memory-mapped from disk
+        key = json.dumps([case.checksum, case.ct_file.name, ref.name, _stamp(ref.name), list(organs),
+                          [values[o] for o in organs], covered, list(spec.spacing)])
+        prepared.append(cached_train_case(PREPROCESSED_CACHE, key, build))
     return prepared
+
+
+def _stamp(name: str) -> str:
+    """The stored file's size and modification time: a label replaced under the same name is a new cache key."""
+    try:
+        return f"{default_storage.size(name)}:{default_storage.get_modified_time(name).timestamp()}"
+    except (NotImplementedError, OSError):
+        return ""
 
 
 def shipped_checkpoint(arch: str, size: str) -> Path | None:

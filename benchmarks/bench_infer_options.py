@@ -6,13 +6,14 @@ network grid and mean Dice on held-out phantoms.
 
 Speed: the phantom CT of bench_infer.py (512 x 512 x 300 at 0.8 x 0.8 x 1.0 mm) is preprocessed once per member
 grid (3 mm: 133 x 108 x 100); each member's sliding-window inference on it is timed per option (after one warm-up
-window), in this process, with torch's threads as set (--threads). Options:
+window), in this process, with torch's threads as set (--threads), the options round-robin --repeat times (the
+best counts). Options:
 - baseline: overlap 0.5, 2 windows a forward pass, float32 (today's settings);
 - overlap_025: overlap 0.25; overlap_0: no overlap;
 - batch_1 / batch_4 / batch_8: windows per forward pass;
 - channels_last: the network and the input in torch.channels_last_3d;
-- bf16: bfloat16 autocast on the CPU (needs AVX-512 BF16 or AMX to pay);
-- compile: torch.compile (inductor), its compile time reported apart;
+- bf16: bfloat16 autocast on the CPU (needs AVX-512 BF16 or AMX to pay); overlap_025_bf16: both;
+- compile (only when named): torch.compile (inductor), its compile time reported apart;
 - onnxruntime / openvino: reported as not measured when the package is not installed.
 Quality: mean Dice (9 organs) of the ensemble on --dice-phantoms held-out phantoms (seeds 5000.., as
 bench_train.py), baseline against each option that changes the numbers (overlap, bf16).
@@ -22,7 +23,6 @@ The load average is printed before and after. Nothing is asserted about time.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import os
 import sys
 import time
@@ -40,9 +40,12 @@ from ml_engine.predict import Predictor  # noqa: E402
 from ml_engine.preprocess import prepare_image  # noqa: E402
 from ml_engine.train import load_checkpoint  # noqa: E402
 
-OPTIONS = ("baseline", "overlap_025", "overlap_0", "batch_1", "batch_4", "channels_last", "bf16", "compile",
-           "onnxruntime", "openvino")
-NUMERIC = {"overlap_025": {"overlap": 0.25}, "overlap_0": {"overlap": 0.0}, "bf16": {"cpu_bf16": True}}
+OPTIONS = ("baseline", "overlap_025", "overlap_0", "batch_1", "batch_4", "channels_last", "bf16", "overlap_025_bf16",
+           "compile", "onnxruntime", "openvino")
+DEFAULT_OPTIONS = ("baseline", "overlap_025", "overlap_0", "batch_1", "batch_4", "channels_last", "bf16",
+                   "onnxruntime", "openvino")  # compile only when asked: minutes of compiling per member
+NUMERIC = {"overlap_025": {"overlap": 0.25}, "overlap_0": {"overlap": 0.0}, "bf16": {"cpu_bf16": True},
+           "overlap_025_bf16": {"overlap": 0.25, "cpu_bf16": True}}
 
 
 def load() -> str:
@@ -62,47 +65,48 @@ def run_windows(model, image: np.ndarray, patch, *, overlap=0.5, batch=2, bf16=F
     return time.perf_counter() - started
 
 
-def speed(options: list[str], checkpoints, image_for) -> dict[str, dict[str, float]]:
+def speed(options: list[str], checkpoints, image_for, repeat: int) -> dict[str, dict[str, float]]:
+    """{arch: {option: best seconds of `repeat` rounds}}; the options run round-robin, so that a change of load
+    touches them all alike."""
     out: dict[str, dict[str, float]] = {}
     for ckpt in checkpoints:
         image = image_for(ckpt)
-        model = ckpt.build("cpu")
         warm = np.zeros(tuple(int(p) for p in ckpt.patch), dtype=np.float32)
-        run_windows(model, warm, ckpt.patch)
         row = out.setdefault(ckpt.arch, {})
+        runs: dict[str, tuple] = {}
         for option in options:
-            if option in ("onnxruntime", "openvino"):
-                if importlib.util.find_spec(option) is None:
-                    row[option] = float("nan")
-                    continue
             kwargs: dict = {}
-            net = model
+            net = ckpt.build("cpu")
+            if option in ("onnxruntime", "openvino"):
+                row[option] = float("nan")  # not installed here (not a pinned dependency): not measured
+                continue
             if option.startswith("overlap"):
                 kwargs["overlap"] = NUMERIC[option]["overlap"]
+                kwargs["bf16"] = NUMERIC[option].get("cpu_bf16", False)
             elif option.startswith("batch_"):
                 kwargs["batch"] = int(option.split("_")[1])
             elif option == "bf16":
                 kwargs["bf16"] = True
-                run_windows(net, warm, ckpt.patch, bf16=True)
             elif option == "channels_last":
-                net = ckpt.build("cpu").to(memory_format=torch.channels_last_3d)
+                net = net.to(memory_format=torch.channels_last_3d)
                 kwargs["channels_last"] = True
-                run_windows(net, warm, ckpt.patch, channels_last=True)
             elif option == "compile":
                 started = time.perf_counter()
                 try:
-                    net = torch.compile(ckpt.build("cpu"))
+                    net = torch.compile(net)
                     run_windows(net, warm, ckpt.patch)
                 except Exception as exc:  # noqa: BLE001 - a benchmark reports what failed and goes on
                     print(f"  {ckpt.arch} compile failed: {type(exc).__name__}: {str(exc).splitlines()[0][:120]}")
                     row[option] = float("nan")
                     continue
                 row["compile (one-off compile s)"] = time.perf_counter() - started
-            elif option in ("onnxruntime", "openvino"):
-                row[option] = float("nan")  # installed but not wired: reported as not measured
-                continue
-            row[option] = run_windows(net, image, ckpt.patch, **kwargs)
-            print(f"  {ckpt.arch:<11} {option:<14} {row[option]:7.1f} s   (load {load()})", flush=True)
+            run_windows(net, warm, ckpt.patch, **kwargs)  # warm-up
+            runs[option] = (net, kwargs)
+        for _ in range(repeat):
+            for option, (net, kwargs) in runs.items():
+                seconds = run_windows(net, image, ckpt.patch, **kwargs)
+                row[option] = min(row.get(option, seconds), seconds)
+                print(f"  {ckpt.arch:<11} {option:<14} {seconds:7.1f} s   (load {load()})", flush=True)
     return out
 
 
@@ -125,10 +129,11 @@ def main() -> int:
     parser.add_argument("--models", type=Path, nargs="+",
                         default=[REPO / "ml_engine" / "checkpoints" / f"{a}_tiny.pt"
                                  for a in ("swin_unetr", "nnunet", "unet")])
-    parser.add_argument("--options", nargs="+", choices=OPTIONS, default=list(OPTIONS))
+    parser.add_argument("--options", nargs="+", choices=OPTIONS, default=list(DEFAULT_OPTIONS))
     parser.add_argument("--shape", type=int, nargs=3, default=[512, 512, 300])
     parser.add_argument("--dice-phantoms", type=int, default=5)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--repeat", type=int, default=2, help="rounds over the options (the best counts)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     options = ["baseline", *[o for o in args.options if o != "baseline"]]
@@ -145,7 +150,7 @@ def main() -> int:
         return grids[key]
 
     print(f"speed: sliding windows on the network grid of a {' x '.join(map(str, args.shape))} CT")
-    times = speed(options, checkpoints, image_for)
+    times = speed(options, checkpoints, image_for, args.repeat)
     print(f"\nquality: ensemble mean Dice on {args.dice_phantoms} held-out phantoms")
     scores = quality(options, checkpoints, args.dice_phantoms) if args.dice_phantoms else {}
     print(f"\n| option | {' | '.join(times)} | sum | x baseline | ensemble Dice |")

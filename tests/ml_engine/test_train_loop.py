@@ -93,3 +93,41 @@ def test_progress_about_once_an_interval_and_at_the_last_step(case):
     assert rare[-1][2] == pytest.approx(every[-1][2])
     for key in a.state:
         assert torch.equal(a.state[key], b.state[key])
+
+
+def test_preprocessed_cases_are_cached_on_disk_and_memory_mapped(case, tmp_path):
+    from ml_engine.train import cached_train_case
+
+    built = []
+
+    def build():
+        built.append(1)
+        return case
+
+    first = cached_train_case(tmp_path / "cache", "case-a:3mm", build)
+    again = cached_train_case(tmp_path / "cache", "case-a:3mm", build)
+    assert len(built) == 1 and isinstance(again.image, np.memmap) and isinstance(again.labels, np.memmap)
+    assert np.array_equal(again.image, case.image) and np.array_equal(again.labels, case.labels)
+    assert np.array_equal(again.labelled, case.labelled) and again.name == case.name and first is case
+    # trained on the cache, the same weights as on the arrays in memory
+    a, b = train([case], _config()), train([again], _config())
+    assert all(torch.equal(a.state[k], b.state[k]) for k in a.state)
+    # another key is another entry; a damaged entry is rebuilt; the oldest go past the size limit
+    cached_train_case(tmp_path / "cache", "case-a:1.5mm", build)
+    assert len(built) == 2
+    entry = next(p for p in (tmp_path / "cache").iterdir() if (p / "case.json").is_file())
+    (entry / "labels.npy").write_bytes(b"broken")
+    rebuilt = [cached_train_case(tmp_path / "cache", k, build) for k in ("case-a:3mm", "case-a:1.5mm")]
+    assert len(built) == 3 and all(np.array_equal(r.labels, case.labels) for r in rebuilt)
+    cached_train_case(tmp_path / "cache", "case-b", build, max_bytes=1)
+    assert len([p for p in (tmp_path / "cache").iterdir() if not p.name.startswith(".")]) <= 1
+
+
+def test_restoring_on_a_device_gives_the_cpus_voxels():
+    from ml_engine.preprocess import prepare_image, restore_uint8
+
+    p = make_phantom(1, shape=(40, 36, 24), spacing=(1.5, 1.5, 2.5), troubles=())
+    _, spec = prepare_image(p.ct, p.affine, (3.0, 3.0, 3.0))
+    rng = np.random.default_rng(0)
+    for prob in (rng.integers(0, 256, spec.shape).astype(np.uint8), rng.random(spec.shape).astype(np.float32)):
+        assert np.array_equal(restore_uint8(prob, spec, device="cpu"), restore_uint8(prob, spec))
