@@ -131,3 +131,23 @@ def test_restoring_on_a_device_gives_the_cpus_voxels():
     rng = np.random.default_rng(0)
     for prob in (rng.integers(0, 256, spec.shape).astype(np.uint8), rng.random(spec.shape).astype(np.float32)):
         assert np.array_equal(restore_uint8(prob, spec, device="cpu"), restore_uint8(prob, spec))
+
+
+def test_restoring_an_organs_box_agrees_with_interpolating_the_whole_grid():
+    import torch.nn.functional as F
+
+    from ml_engine.preprocess import from_ras, prepare_image, restore_uint8
+
+    p = make_phantom(2, shape=(64, 56, 40), spacing=(1.0, 1.0, 1.5), troubles=())
+    _, spec = prepare_image(p.ct, p.affine, (3.0, 3.0, 3.0))
+    prob = np.zeros(spec.shape, np.uint8)
+    prob[3:9, 4:10, 2:7] = np.random.default_rng(1).integers(1, 256, (6, 6, 5))  # an organ's corner
+    whole = F.interpolate(torch.from_numpy(prob).float()[None, None], size=spec.crop_shape, mode="trilinear",
+                          align_corners=False)[0, 0].clamp(0, 255).round().to(torch.uint8).numpy()
+    ras = np.zeros(spec.ras_shape, np.uint8)
+    (x0, x1), (y0, y1), (z0, z1) = spec.crop
+    ras[x0:x1, y0:y1, z0:z1] = whole
+    expected = from_ras(ras, spec.ornt)
+    got = restore_uint8(prob, spec)
+    diff = np.abs(got.astype(int) - expected)
+    assert diff.max() <= 1 and (diff > 0).mean() < 1e-3 and (got > 0).sum() == (expected > 0).sum()
