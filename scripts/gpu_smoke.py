@@ -62,12 +62,21 @@ def peak_memory(device) -> str:
 
 
 def run(command: list[str], *, timeout: float) -> str:
-    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=max(1.0, timeout),
-                            env={**os.environ, "PYTHONPATH": str(REPO)})
-    if result.returncode != 0:
-        lines = (result.stderr or result.stdout).strip().splitlines()
-        raise RuntimeError(f"exit {result.returncode}: {lines[-1] if lines else ''}")
-    return result.stdout
+    """Run a command in its own process group; past timeout the whole group (its children too) is killed."""
+    import signal
+
+    process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               env={**os.environ, "PYTHONPATH": str(REPO)}, start_new_session=True)
+    try:
+        stdout, stderr = process.communicate(timeout=max(1.0, timeout))
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.communicate()
+        raise RuntimeError(f"timed out after {timeout:.0f} s (the run's time cap): {' '.join(command[1:4])}") from None
+    if process.returncode != 0:
+        lines = (stderr or stdout).strip().splitlines()
+        raise RuntimeError(f"exit {process.returncode}: {lines[-1] if lines else ''}")
+    return stdout
 
 
 def main() -> int:
