@@ -256,6 +256,10 @@ def write_ensemble(members: Iterable[tuple[str, dict[str, np.ndarray]]], *, valu
                    attention_settings: AttentionSettings | None = None) -> InferenceFiles:
     """Write members' soft predictions, their combination and its attention under workdir.
 
+    Each organ's heatmap is cropped to its attention box and the case's heatmap (max over organs) to the union of
+    the boxes, their affines shifted (ml_engine.io.write_nifti_box): viewers place them on the CT's grid, and
+    ml_engine.io.load_on_grid reads them back onto it.
+
     members: (organ, {member: (x, y, z) uint8 p x 255}), in any order; an organ no member votes on is left out.
     values: the label set's {organ: voxel value}. The members combine by ml_engine.ensemble.EnsembleAverage, the
     engine's one rule (the `infer` CLI's too), into the pseudo-label.
