@@ -3,15 +3,19 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
+# MONAI Label's stock Python client (monailabel/client/: the standard library and requests only) drives the
+# /monailabel/ tests; its package's dependencies (its own torch, monai, fastapi...) are not installed.
+MONAILABEL_CLIENT := monailabel==0.8.5
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: venv test lint demo serve worker clean frontend chromium schema quick
+.PHONY: venv test lint demo serve worker clean frontend chromium orthanc schema quick
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements-dev.txt
+	$(PY) -m pip install --quiet --no-deps $(MONAILABEL_CLIENT)
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 
@@ -20,7 +24,7 @@ venv: $(STAMP)
 lint: venv
 	$(VENV)/bin/ruff check .
 
-test: venv lint chromium
+test: venv lint chromium orthanc
 	$(PY) -m pytest
 
 # A quick subset while developing (no training, no browser, no worker process): under a minute on 2 cores.
@@ -33,6 +37,16 @@ chromium:
 	@test -x /usr/bin/chromium || ! command -v apt-get >/dev/null || \
 	  { SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); $$SUDO apt-get update -qq && \
 	    $$SUDO apt-get install -y -qq chromium >/dev/null; } || echo "chromium could not be installed"
+
+# The DICOMweb tests run a real Orthanc with its DICOMweb plugin (Debian's packages), started by the test on a free
+# port. Installed when missing and apt-get is there; otherwise those tests skip and say why (ATLAS_REQUIRE_ORTHANC=1
+# fails them).
+orthanc:
+	@{ test -x /usr/sbin/Orthanc && test -f /usr/share/orthanc/plugins/libOrthancDicomWeb.so; } || \
+	  ! command -v apt-get >/dev/null || \
+	  { SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); $$SUDO apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq orthanc orthanc-dicomweb >/dev/null; } || \
+	  echo "orthanc could not be installed"
 
 # The API's OpenAPI schema, which the frontend's types are generated from (frontend_static/src/api-schema.ts), then
 # the bundle: run after changing a serializer or an endpoint (tests/api/test_schema.py says when).

@@ -12,6 +12,8 @@
 - ATLAS_CACHE_URL: the cache that sign-in counters share (redis://...); default per process memory.
 - ATLAS_SCRATCH_DIR: temporary files (uploads, imports), default var/tmp/.
 - ATLAS_SQLITE_BUSY_TIMEOUT: seconds SQLite waits for a lock before the request gets 503.
+- ATLAS_JOB_HEARTBEAT_SECONDS, ATLAS_JOB_STALE_SECONDS, ATLAS_JOB_MAX_ATTEMPTS: jobs whose worker died are queued
+  again (see docs/deployment.md, "When a worker dies").
 """
 
 import os
@@ -21,6 +23,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("ATLAS_VAR_DIR", BASE_DIR / "var"))
@@ -303,6 +306,9 @@ ATLAS_LEASE_MINUTES = float(os.environ.get("ATLAS_LEASE_MINUTES", "30"))
 ATLAS_MAX_UPLOAD_BYTES = int(os.environ.get("ATLAS_MAX_UPLOAD_BYTES", str(512 * 1024**2)))
 ATLAS_MINUTES_PER_CASE = float(os.environ.get("ATLAS_MINUTES_PER_CASE", "15"))  # the paper's estimate
 ATLAS_HOURS_PER_DAY = float(os.environ.get("ATLAS_HOURS_PER_DAY", "8"))
+# MONAI Label protocol (3D Slicer): how long the image link handed out by /monailabel/activelearning/ opens the CT
+# to a request without an auth header (Slicer downloads with none); its lease holder only.
+ATLAS_MONAILABEL_LINK_MINUTES = float(os.environ.get("ATLAS_MONAILABEL_LINK_MINUTES", "10"))
 FILE_UPLOAD_MAX_MEMORY_SIZE = 8 * 1024**2  # larger uploads stream to a temporary file, under ATLAS_SCRATCH_DIR
 # Temporary files (uploads, imports, remote media copies): one folder per process under var/tmp/, removed once
 # its process is gone (annotation.storage.clean_scratch, at web and worker start).
@@ -318,3 +324,15 @@ ATLAS_GPU_WORKERS = env_bool("ATLAS_GPU_WORKERS", False)
 ATLAS_GPU_QUEUE = os.environ.get("ATLAS_GPU_QUEUE", "gpu")
 # How a job reaches a worker (annotation.services.dispatch): a dotted path to a function of one Job.
 ATLAS_JOB_ENQUEUE = os.environ.get("ATLAS_JOB_ENQUEUE", "annotation.tasks.enqueue_job")
+# Jobs whose worker died (annotation.services.reaper): the worker running a job refreshes its heartbeat every
+# ATLAS_JOB_HEARTBEAT_SECONDS, and every worker looks as often for running jobs not heard of for
+# ATLAS_JOB_STALE_SECONDS, which it queues again; a job claimed ATLAS_JOB_MAX_ATTEMPTS times fails instead (and its
+# round with it).
+ATLAS_JOB_HEARTBEAT_SECONDS = float(os.environ.get("ATLAS_JOB_HEARTBEAT_SECONDS", "10"))
+ATLAS_JOB_STALE_SECONDS = float(os.environ.get("ATLAS_JOB_STALE_SECONDS", "120"))
+ATLAS_JOB_MAX_ATTEMPTS = int(os.environ.get("ATLAS_JOB_MAX_ATTEMPTS", "3"))
+if not 0 < 3 * ATLAS_JOB_HEARTBEAT_SECONDS <= ATLAS_JOB_STALE_SECONDS:
+    raise ImproperlyConfigured(f"ATLAS_JOB_STALE_SECONDS ({ATLAS_JOB_STALE_SECONDS:g}) must be at least three "
+                               f"heartbeats (ATLAS_JOB_HEARTBEAT_SECONDS = {ATLAS_JOB_HEARTBEAT_SECONDS:g}, above 0)")
+if ATLAS_JOB_MAX_ATTEMPTS < 1:
+    raise ImproperlyConfigured(f"ATLAS_JOB_MAX_ATTEMPTS must be at least 1, got {ATLAS_JOB_MAX_ATTEMPTS}")

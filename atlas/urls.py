@@ -10,4 +10,6 @@ urlpatterns = [
     # Swagger UI in two requests (page, then its init script) so that no inline script needs the CSP relaxed.
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="swagger-ui"),
     path("api/", include("annotation.api.urls")),
+    # 3D Slicer / OHIF / MONAI Label clients: point them at http://HOST:PORT/monailabel
+    path("monailabel/", include("annotation.api.monailabel")),
 ]

@@ -97,7 +97,7 @@ def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
 
 
 def load_nifti(path: str | os.PathLike, *, max_bytes: int | None = None, allow_float: bool = True,
-               expect_shape: tuple[int, ...] | list[int] | None = None) -> Volume:
+               expect_shape: tuple[int, ...] | list[int] | None = None, any_axis_order: bool = False) -> Volume:
     """Read a NIfTI file and check that it is a usable 3D volume, deciding from its header before any voxel is read.
 
     The header is read first; the file is refused, without reading a voxel, when it is not 3D (trailing singleton
@@ -106,6 +106,7 @@ def load_nifti(path: str | os.PathLike, *, max_bytes: int | None = None, allow_f
     type or its scale factors would turn the voxels into floats. The data are then read once, inflating a .gz
     no further than the header allows: a file shorter than that is truncated, one longer (trailing data, such as
     a long compressed tail of zeros) is refused after one byte of the excess. NaN or infinite voxels are refused.
+    any_axis_order: expect_shape in any order of the axes (a label in another voxel order; see reorient_onto).
     ImageError names the file and the problem.
     """
     path = Path(path)
@@ -131,8 +132,10 @@ def load_nifti(path: str | os.PathLike, *, max_bytes: int | None = None, allow_f
         raise ImageError(path, f"expected a 3D volume, found shape {tuple(image.shape)}")
     if min(shape) < 2:
         raise ImageError(path, f"expected a 3D volume, found a single slice of shape {tuple(shape)}")
-    if expect_shape is not None and shape != tuple(int(s) for s in expect_shape):
-        raise ImageError(path, f"shape {shape} differs from the CT's {tuple(int(s) for s in expect_shape)}")
+    if expect_shape is not None:
+        expected = tuple(int(s) for s in expect_shape)
+        if (sorted(shape) != sorted(expected)) if any_axis_order else (shape != expected):
+            raise ImageError(path, f"shape {shape} differs from the CT's {expected}")
     dtype = image.header.get_data_dtype()
     if dtype.kind not in "iubf" or dtype.itemsize > 8:
         raise ImageError(path, f"unsupported voxel type {dtype}")
@@ -448,6 +451,93 @@ def sitk_to_volume(image, source: str | os.PathLike, *, max_bytes: int | None = 
     affine[:3, :3] = lps_to_ras @ direction @ np.diag(spacing)
     affine[:3, 3] = lps_to_ras @ origin
     return Volume(data=np.ascontiguousarray(data), affine=affine)
+
+
+LABEL_SUFFIXES = (".nii.gz", ".nii", ".seg.nrrd", ".nrrd")
+
+
+def label_suffix(name: str) -> str | None:
+    """The label-file suffix of a file name (.nii.gz, .nii, .seg.nrrd, .nrrd), or None for other files."""
+    lower = name.lower()
+    return next((s for s in LABEL_SUFFIXES if lower.endswith(s)), None)
+
+
+def load_label_image(path: str | os.PathLike, *, max_bytes: int, expect_shape: tuple[int, ...] | None = None
+                     ) -> Volume:
+    """Read a label map (NIfTI, or NRRD as 3D Slicer saves it) as a Volume (x, y, z; RAS+ affine), integer voxels.
+
+    NIfTI goes through load_nifti (header first, inflated no further than the header allows). NRRD is read with
+    SimpleITK, whose header is read first: a file whose voxels would take more than max_bytes, or that is not one
+    scalar 3D volume (a .seg.nrrd of overlapping segments holds several layers), is refused before any voxel is read.
+    With expect_shape, a shape that is not a permutation of it is refused there too. ImageError names the file.
+    """
+    import SimpleITK as sitk
+
+    path = Path(path)
+    suffix = label_suffix(path.name)
+    if suffix in (".nii", ".nii.gz"):
+        volume = load_nifti(path, max_bytes=max_bytes, allow_float=False, expect_shape=expect_shape,
+                            any_axis_order=True)
+    elif suffix in (".nrrd", ".seg.nrrd"):
+        reader = sitk.ImageFileReader()
+        reader.SetFileName(str(path))
+        reader.SetImageIO("NrrdImageIO")
+        try:
+            reader.ReadImageInformation()
+        except RuntimeError as exc:
+            raise ImageError(path, f"not a readable NRRD file ({_short(exc)})") from exc
+        size = tuple(int(s) for s in reader.GetSize())
+        layers = reader.GetNumberOfComponents()
+        if len(size) != 3 or layers != 1:
+            raise ImageError(path, f"expected one 3D label map, found size {size} with {layers} layer(s) "
+                                   f"(overlapping segments: save a label map without overlaps)")
+        pixel = sitk.GetPixelIDValueAsString(reader.GetPixelID())
+        if "float" in pixel or "complex" in pixel:
+            raise ImageError(path, f"expected integer voxels, found {pixel}")
+        nbytes = int(np.prod(size, dtype=object)) * 8
+        if nbytes > max_bytes:
+            raise ImageError(path, f"volume of size {size} exceeds the limit of {max_bytes} bytes")
+        if expect_shape is not None and sorted(size) != sorted(int(s) for s in expect_shape):
+            raise ImageError(path, f"shape {size} differs from the CT's {tuple(expect_shape)}")
+        try:
+            image = reader.Execute()
+        except RuntimeError as exc:
+            raise ImageError(path, f"truncated or corrupt NRRD data ({_short(exc)})") from exc
+        volume = sitk_to_volume(image, path, max_bytes=max_bytes)
+    else:
+        raise ImageError(path, "not a label file (.nii, .nii.gz, .nrrd or .seg.nrrd)")
+    return volume
+
+
+def axis_codes(affine: np.ndarray) -> str:
+    """Where the voxel axes point, as three letters (RAS: x to the patient's right, y anterior, z superior)."""
+    return "".join(nib.aff2axcodes(np.asarray(affine)))
+
+
+def reorient_onto(volume: Volume, affine: np.ndarray, shape: tuple[int, ...], path: str | os.PathLike
+                  ) -> tuple[np.ndarray, bool]:
+    """volume's voxels in the voxel order of the grid (affine, shape), and whether they had to be reordered.
+
+    A label whose affine describes the same physical grid as the CT with its axes flipped or permuted (two converters
+    disagreeing on voxel order) is transposed and flipped onto the CT's order. Any other grid (other spacing, origin,
+    extent or a rotation) raises ImageError naming path: nothing is resampled.
+    """
+    from nibabel.orientations import apply_orientation, inv_ornt_aff, io_orientation, ornt_transform
+
+    target = np.asarray(affine, dtype=np.float64)
+    shape = tuple(int(s) for s in shape)
+    if volume.shape == shape and same_geometry(volume.affine, target):
+        return volume.data, False
+    transform = ornt_transform(io_orientation(volume.affine), io_orientation(target))
+    data = apply_orientation(volume.data, transform)
+    moved = volume.affine @ inv_ornt_aff(transform, volume.shape)
+    if tuple(data.shape) != shape:
+        raise ImageError(path, f"label shape {volume.shape} differs from the CT's {shape}")
+    if not same_geometry(moved, target):
+        worst = float(np.abs(moved - target).max())
+        raise ImageError(path, f"label affine differs from the CT's (by up to {worst:.4g} mm): a different grid, "
+                               f"not the CT's grid in another voxel order")
+    return np.ascontiguousarray(data), True
 
 
 def _short(exc: BaseException) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import nibabel as nib
@@ -46,6 +48,32 @@ def _reference_data(request):
     yield
 
 
+def at_once(fn: Callable[[], object], n: int) -> list:
+    """Call fn in n threads released together; returns what they returned, in the order they finished. Each thread
+    closes its database connections; an exception raised in a thread is raised here once all have ended."""
+    barrier, results, errors = threading.Barrier(n), [], []
+
+    def run() -> None:
+        from django.db import connections
+
+        try:
+            barrier.wait()
+            results.append(fn())
+        except BaseException as exc:  # noqa: BLE001 - raised below, in the test's thread
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=run) for _ in range(n)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise errors[0]
+    return results
+
+
 def _uses_django(request) -> bool:
     return any(m.name == "django_db" for m in request.node.iter_markers())
 
@@ -55,6 +83,15 @@ def ct_example() -> Path:
     if not (CT_EXAMPLE / "ct.nii.gz").is_file():
         pytest.skip("../shared/data/ct_example is absent")
     return CT_EXAMPLE
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 now (for a server a test starts)."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def affine_for(spacing=(1.5, 1.5, 2.5), origin=(-60.0, -50.0, -80.0), flip=(1, 1, 1)) -> np.ndarray:
@@ -107,6 +144,9 @@ def write_dicom_series(folder: Path, ct: np.ndarray, spacing=(0.8, 0.8, 2.0), or
             "0008|0018": f"{series_uid}.{z + 1}",
             "0020|000d": "1.2.826.0.1.3680043.2.1125.1.1",
             "0020|000e": series_uid,
+            "0020|0052": "1.2.826.0.1.3680043.2.1125.1.7",  # frame of reference (a DICOM SEG needs it)
+            "0010|0020": "PHANTOM-1",
+            "0008|0020": "20260115",  # study date (DICOMweb queries by date)
             "0020|0013": str(z + 1),
             "0020|0032": "\\".join(f"{v:.6f}" for v in position),
             "0020|0037": "1\\0\\0\\0\\1\\0",
@@ -119,3 +159,16 @@ def write_dicom_series(folder: Path, ct: np.ndarray, spacing=(0.8, 0.8, 2.0), or
         writer.SetFileName(str(folder / f"slice{z:03d}.dcm"))
         writer.Execute(image)
     return folder
+
+
+def real_ct_as_dicom(ct_example, folder):
+    """The real CT written as a DICOM series in DICOM's usual voxel order (x and y flipped against its NIfTI's RAS
+    order: rows toward the patient's left, columns toward posterior); returns the folder and the RAS voxels."""
+    image = nib.load(str(ct_example / "ct.nii.gz"))
+    ras = np.asarray(image.dataobj).astype(np.int16)
+    nx, ny, _ = ras.shape
+    flip = np.array([[-1, 0, 0, nx - 1], [0, -1, 0, ny - 1], [0, 0, 1, 0], [0, 0, 0, 1.0]])
+    affine = image.affine @ flip  # the same grid, indexed from the right-posterior corner: identity in LPS
+    spacing = np.linalg.norm(affine[:3, :3], axis=0)
+    origin = np.diag([-1.0, -1.0, 1.0]) @ affine[:3, 3]
+    return write_dicom_series(folder, ras[::-1, ::-1, :], spacing=tuple(spacing), origin=tuple(origin)), ras

@@ -22,8 +22,10 @@ SETTINGS_PATH = ROOT / "atlas" / "settings.py"
 
 APP_SERVICES = ("web", "worker", "gpu-worker")
 ALL_SERVICES = ("postgres", "redis", *APP_SERVICES)
-# Read from the environment by boto3 (S3 media through django-storages), not by atlas/settings.py.
-LIBRARY_ENV_NAMES = {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_DEFAULT_REGION"}
+# Read from the environment by boto3 (S3 media through django-storages) and by torch, not by atlas/settings.py.
+LIBRARY_ENV_NAMES = {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_DEFAULT_REGION",
+                     "PYTORCH_CUDA_ALLOC_CONF"}
+GPU_ONLY_ENV = {"PYTORCH_CUDA_ALLOC_CONF": "expandable_segments:True"}
 SECRET_NAME = re.compile(r"PASSWORD|SECRET|TOKEN|(^|_)KEY($|_)")
 REFERENCE = re.compile(r"^\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?P<op>:?[-?])?(?P<arg>[^}]*)\}$")
 INTERPOLATION = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::?([-?])([^}]*))?\}")
@@ -279,8 +281,26 @@ def test_no_literal_secrets(compose, services):
 
 
 def test_app_services_share_one_environment(services):
-    envs = [environment(services[svc]) for svc in APP_SERVICES]
-    assert envs[0] == envs[1] == envs[2]
+    """One environment; the GPU worker adds only torch's allocator setting."""
+    web, worker, gpu = (environment(services[svc]) for svc in APP_SERVICES)
+    assert web == worker == {name: value for name, value in gpu.items() if name not in GPU_ONLY_ENV}
+    assert {name: gpu.get(name) for name in GPU_ONLY_ENV} == GPU_ONLY_ENV
+
+
+@pytest.mark.parametrize("service", APP_SERVICES)
+def test_training_and_inference_go_to_the_gpu_worker(services, service):
+    """Every process that queues jobs sends the heavy ones to the `gpu` queue, which the GPU worker consumes."""
+    value = interpolate(environment(services[service]).get("ATLAS_GPU_WORKERS") or "")  # nothing set: its default
+    assert value.strip().lower() in {"1", "true", "yes", "on"}, value  # what settings.env_bool takes for true
+    assert "ATLAS_GPU_WORKERS" in settings_env_names(SETTINGS_PATH.read_text())
+    assert celery_worker(services["gpu-worker"])["queues"] == ["gpu"]
+
+
+def test_gpu_worker_replaces_its_pool_process_now_and_then(services):
+    tokens = command_tokens(services["gpu-worker"])
+    limits = [tokens[i + 1] for i, token in enumerate(tokens[:-1]) if token == "--max-tasks-per-child"]
+    limits += [token.split("=", 1)[1] for token in tokens if token.startswith("--max-tasks-per-child=")]
+    assert len(limits) == 1 and int(limits[0]) >= 1, tokens
 
 
 def test_every_env_name_is_read_by_settings(compose, settings_names):

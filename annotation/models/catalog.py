@@ -77,6 +77,10 @@ class Case(models.Model):
     checksum = models.CharField(max_length=64, help_text="sha256 of the source file(s)")
     source_path = models.TextField(blank=True)
     source_format = models.CharField(max_length=32)
+    # DICOM sources: the series' UIDs, and its instances' headers in slice order (what a DICOM SEG references)
+    study_uid = models.CharField(max_length=64, blank=True)
+    series_uid = models.CharField(max_length=64, blank=True, db_index=True)
+    dicom_headers = models.FileField(max_length=500, blank=True)
     created = models.DateTimeField(auto_now_add=True)
 
     class Meta:

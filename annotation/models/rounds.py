@@ -125,7 +125,9 @@ class Job(models.Model):
     progress.
 
     key is deterministic (round, kind, case or architecture), so a task delivered twice finds its job done.
-    annotation.services.jobs maps each kind to its handler.
+    annotation.services.jobs maps each kind to its handler. While a job runs, its worker refreshes heartbeat_at;
+    annotation.services.reaper queues a running job again when its heartbeat grows stale (its worker died). attempts
+    counts claims and fences each one: only the attempt that holds the job may report progress or finish it.
     """
 
     class Kind(models.TextChoices):
@@ -157,11 +159,13 @@ class Job(models.Model):
     attempts = models.PositiveIntegerField(default=0)
     created = models.DateTimeField(auto_now_add=True)
     started = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True,
+                                        help_text="last sign of life of the worker running it (the database's clock)")
     finished = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["round", "kind", "id"]
-        indexes = [models.Index(fields=["round", "kind", "status"])]
+        indexes = [models.Index(fields=["round", "kind", "status"]), models.Index(fields=["status", "heartbeat_at"])]
 
     def __str__(self) -> str:
         return f"{self.key} ({self.status})"

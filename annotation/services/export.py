@@ -1,8 +1,9 @@
 """Exporting the finished dataset, each case with its final label (selectors.labels.final_label).
 
-Layouts: AbdomenAtlas (CASE/ct.nii.gz, CASE/combined_labels.nii.gz, CASE/segmentations/<organ>.nii.gz) or an
+Layouts: AbdomenAtlas (CASE/ct.nii.gz, CASE/combined_labels.nii.gz, CASE/segmentations/<organ>.nii.gz), an
 nnU-Net v2 raw dataset (dataset.json, imagesTr/CASE_0000.nii.gz, labelsTr/CASE.nii.gz) that nnU-Net trains on
-as it is. The export is built beside OUT and renamed onto it at the end: OUT appears whole or not at all.
+as it is, or DICOM Segmentation objects (CASE.seg.dcm, services.dicom_seg) for the cases imported from DICOM.
+The export is built beside OUT and renamed onto it at the end: OUT appears whole or not at all.
 """
 
 from __future__ import annotations
@@ -21,10 +22,12 @@ import numpy as np
 from annotation.errors import Invalid
 from annotation.models import Case, LabelSet
 from annotation.selectors.labels import final_label
+from annotation.services.dicom_seg import build_segmentation, read_headers
+from annotation.services.dicomweb import store
 from annotation.storage import local_copy, read_volume
 from ml_engine.io import DEFAULT, write_nifti
 
-FORMATS = ("abdomenatlas", "nnunetv2")
+FORMATS = ("abdomenatlas", "nnunetv2", "dicom-seg")
 RULES = {"revision": "accepted revision", "imported": "imported", "pseudo_label": "pseudo-label"}
 
 
@@ -35,19 +38,24 @@ class ExportReport:
     from_imported: int = 0
     from_pseudo_label: int = 0
     skipped: list[str] = field(default_factory=list)  # cases with no final label yet
+    not_dicom: list[str] = field(default_factory=list)  # dicom-seg: cases not imported from DICOM
+    stored: int = 0  # SEG objects the DICOMweb server accepted (--stow)
 
 
 def export_dataset(out: str | Path, *, format: str, label_set: str = "abdomenatlas", datasets: list[str] | None = None,
-                   accepted_only: bool = False, progress: Callable[[int, int, str], None] | None = None
-                   ) -> ExportReport:
+                   accepted_only: bool = False, progress: Callable[[int, int, str], None] | None = None,
+                   stow: str | None = None) -> ExportReport:
     """Write every case of label_set (optionally only some datasets) with its final label to out, and `sources.csv`:
     per case, the rule that chose its label (accepted revision, imported, pseudo-label) and the revision's number.
 
     accepted_only: only labels that people made or checked (an accepted revision or an imported label); the others
     are skipped.
+    stow: with format dicom-seg, a DICOMweb server's URL the SEG objects are then stored to (STOW-RS).
     """
     if format not in FORMATS:
         raise Invalid(f"{format!r} is not one of {', '.join(FORMATS)}", field="format")
+    if stow and format != "dicom-seg":
+        raise Invalid("only DICOM SEG objects (--format dicom-seg) can be stored to a DICOMweb server", field="stow")
     labels = LabelSet.objects.filter(name=label_set).first()
     if labels is None:
         raise Invalid(f"label set {label_set!r} does not exist", field="label_set")
@@ -68,7 +76,9 @@ def export_dataset(out: str | Path, *, format: str, label_set: str = "abdomenatl
         for done, case in enumerate(cases, start=1):
             name = f"{case.dataset.name}_{case.name}" if several else case.name
             final = final_label(case)
-            if final is None or (accepted_only and final.source == "pseudo_label"):
+            if format == "dicom-seg" and not case.dicom_headers:
+                report.not_dicom.append(name)
+            elif final is None or (accepted_only and final.source == "pseudo_label"):
                 report.skipped.append(name)
             else:
                 _write_case(staging, name, case, final.name, organs, format)
@@ -93,11 +103,18 @@ def export_dataset(out: str | Path, *, format: str, label_set: str = "abdomenatl
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+    if stow and report.exported:
+        report.stored = store(stow, sorted(out.glob("*.seg.dcm")))
     return report
 
 
 def _write_case(root: Path, name: str, case: Case, label_name: str, organs: list[tuple[int, str]],
                 format: str) -> None:
+    if format == "dicom-seg":
+        seg = build_segmentation(case, np.asarray(read_volume(label_name).data, dtype=np.uint8), organs,
+                                 headers=read_headers(case))
+        seg.save_as(root / f"{name}.seg.dcm", enforce_file_format=True)
+        return
     if format == "abdomenatlas":
         ct_path, label_path = root / name / "ct.nii.gz", root / name / "combined_labels.nii.gz"
     else:

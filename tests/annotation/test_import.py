@@ -30,7 +30,8 @@ def media_files(settings) -> set[str]:
 
 
 def stored_names() -> set[str]:
-    names = {c.ct_file.name for c in Case.objects.all()}
+    names = {c.ct_file.name for c in Case.objects.all()} | {c.dicom_headers.name for c in Case.objects.all()
+                                                             if c.dicom_headers}
     return names | {s.label_file.name for s in SourceLabel.objects.all()}
 
 

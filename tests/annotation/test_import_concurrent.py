@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 
 import pytest
-from django.db import connection
 
 from annotation.models import Case
 from annotation.services.imports import import_cases
-from tests.conftest import affine_for, make_ct, make_labels, save_nifti
+from tests.conftest import affine_for, at_once, make_ct, make_labels, save_nifti
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -19,24 +17,7 @@ def test_concurrent_imports_of_one_file(tmp_path, settings):
     src = save_nifti(tmp_path / "same.nii.gz", make_ct(shape=(64, 64, 48)), affine_for())
     lab = save_nifti(tmp_path / "same_seg.nii.gz", make_labels(shape=(64, 64, 48), values=(1, 5)), affine_for())
     import_cases(tmp_path / "nothing-yet.nii.gz", dataset="race")  # creates the dataset up front
-    reports, failures = [], []
-    barrier = threading.Barrier(4)
-
-    def run():
-        try:
-            barrier.wait()
-            reports.append(import_cases(src, dataset="race", labels=lab))
-        except Exception as exc:  # noqa: BLE001 - collected and asserted below
-            failures.append(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    assert failures == []
+    reports = at_once(lambda: import_cases(src, dataset="race", labels=lab), 4)
     assert sorted(len(r.imported) for r in reports) == [0, 0, 0, 1]
     assert all(r.ok for r in reports)
     case = Case.objects.get()

@@ -190,6 +190,7 @@ def test_a_failed_step_fails_the_round_and_resume_takes_it_up(phantoms, queued):
 
 def test_progress_is_written_at_most_once_an_interval(phantoms, queued):
     rounds.start_round(archs=["unet"], steps=1)
+    Job.objects.update(status=Job.Status.RUNNING)  # progress lands only on a running job
     job = Job.objects.get()
     now = [0.0]
     report = jobs.progress_reporter(job, interval=1.0, clock=lambda: now[0])

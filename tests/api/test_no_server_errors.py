@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import io
 import json
-import threading
 
 import pytest
 from django.db import connection
@@ -20,6 +19,7 @@ from hypothesis import strategies as st
 from annotation.models import Revision, Round, Task
 from tests.api.conftest import build_world
 from tests.api.test_workflow import nifti_bytes, upload
+from tests.conftest import at_once
 
 pytestmark = pytest.mark.django_db
 
@@ -129,22 +129,12 @@ def test_simultaneous_submits_one_201_one_409(tmp_path, settings):
     world = build_world(tmp_path, {"big": 50.0, "small": 10.0})
     task = world.client("a1").post("/api/tasks/next/").json()
     data = nifti_bytes(world.pseudo)
-    barrier, results = threading.Barrier(2), []
 
     def submit():
-        api = world.client("a1")
-        barrier.wait()
-        try:
-            response = upload(api, task["id"], data, base_revision=None)
-            results.append((response.status_code, response.json()))
-        finally:
-            connection.close()
+        response = upload(world.client("a1"), task["id"], data, base_revision=None)
+        return response.status_code, response.json()
 
-    threads = [threading.Thread(target=submit) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    results = at_once(submit, 2)
     assert sorted(code for code, _ in results) == [201, 409], results
     winner = next(body for code, body in results if code == 201)
     assert next(body for code, body in results if code == 409)["latest_revision"] == winner["id"]

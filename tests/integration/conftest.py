@@ -53,10 +53,18 @@ class Worker:
         os.killpg(self.process.pid, signal.SIGKILL)
         self.process.wait()
 
+    def freeze(self) -> None:
+        """SIGSTOP the worker and its pool children: nothing they do changes while the test looks."""
+        os.killpg(self.process.pid, signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        os.killpg(self.process.pid, signal.SIGCONT)
+
     def stop(self) -> None:
         if self.process is None or self.process.poll() is not None:
             return
         os.killpg(self.process.pid, signal.SIGTERM)
+        os.killpg(self.process.pid, signal.SIGCONT)  # a frozen worker must wake to stop
         try:
             self.process.wait(timeout=30)
         except subprocess.TimeoutExpired:
@@ -67,7 +75,13 @@ class Worker:
 
 
 @pytest.fixture
-def worker(settings, tmp_path) -> Iterator[Worker]:
+def worker_env() -> dict[str, str]:
+    """More environment for the worker (a test module overrides this fixture, e.g. for short job timeouts)."""
+    return {}
+
+
+@pytest.fixture
+def worker(settings, tmp_path, worker_env) -> Iterator[Worker]:
     """A started worker on a queue of its own, which is also the default queue of this test and the worker."""
     queue = f"test-{uuid.uuid4().hex[:8]}"
     settings.CELERY_TASK_DEFAULT_QUEUE = queue
@@ -80,6 +94,7 @@ def worker(settings, tmp_path) -> Iterator[Worker]:
         "ATLAS_BROKER_DIR": str(django_settings.BROKER_DIR),
         "ATLAS_DEFAULT_QUEUE": queue,
         "ATLAS_GPU_WORKERS": "0",
+        **worker_env,
     }
     handle = Worker(queue=queue, env=env, log=tmp_path / "worker.log").start()
     try:

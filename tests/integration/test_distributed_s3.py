@@ -10,7 +10,6 @@ SQLite file would be a shared filesystem).
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -27,6 +26,7 @@ from annotation.services.imports import import_cases
 from annotation.services.media import named_files, stored_names
 from atlas.celery import app
 from ml_engine.phantoms import ORGANS, make_phantom, write_phantom_case
+from tests.conftest import free_port
 from tests.integration.conftest import Worker, database_url
 from tests.integration.test_round_worker import wait_for
 
@@ -36,19 +36,13 @@ N_CASES = 4
 BUCKET = "atlas-media"
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture
 def s3_server(tmp_path):
     """moto's standalone S3 server in its own process, with an empty bucket. Yields its endpoint URL."""
     pytest.importorskip("moto.server", reason="moto[server] is in requirements-dev.txt")
     import boto3
 
-    port = _free_port()
+    port = free_port()
     log = open(tmp_path / "moto.log", "w")
     process = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)

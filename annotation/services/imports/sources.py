@@ -11,7 +11,7 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from ml_engine.io import ImageError, is_nifti, nifti_stem, read_dicom_series
+from ml_engine.io import ImageError, is_nifti, label_suffix, nifti_stem, read_dicom_series
 
 
 @dataclass
@@ -32,6 +32,7 @@ class CaseSource:
     series_uid: str | None = None
     labels: list[LabelSource] = field(default_factory=list)
     declared_organs: list[str] | None = None  # names a dataset.json says its labels cover
+    origin: str | None = None  # where it came from when `path` is a local copy (a DICOMweb series' URL)
 
 
 class SourceError(ValueError):
@@ -62,18 +63,23 @@ def discover(src: Path, *, labels: Path | None = None, workdir: Path) -> list[Ca
         cases = _discover_dicom(folder, fallback_name=src.stem, source_format="dicom-zip")
         for case in cases:
             case.name = case_name(src.stem) if len(cases) == 1 else case.name
-        return cases
+        if not cases:
+            raise SourceError(f"{src}: no DICOM series found in the archive")
+        return _dicom_labels(cases, labels, src)
     if src.is_file():
         if labels is not None and not labels.is_file():
             raise SourceError(f"{labels}: --labels must be a file when SRC is a file")
         name = nifti_stem(src) if is_nifti(src) else src.stem
         return [CaseSource(case_name(name), src, "nifti", labels=[LabelSource(labels)] if labels else [])]
     if (src / "dataset.json").is_file():
+        _no_labels_option(labels, src, "an nnU-Net / MSD dataset (its labels are labelsTr/)")
         return _discover_nnunet(src)
     if (src / "ct.nii.gz").is_file():
+        _no_labels_option(labels, src, "an AbdomenAtlas case (its labels are segmentations/)")
         return [_abdomenatlas_case(src)]
     atlas_cases = sorted(p for p in src.iterdir() if p.is_dir() and (p / "ct.nii.gz").is_file())
     if atlas_cases:
+        _no_labels_option(labels, src, "an AbdomenAtlas folder (its labels are CASE/segmentations/)")
         return [_abdomenatlas_case(p) for p in atlas_cases]
     niftis = sorted(p for p in src.iterdir() if p.is_file() and is_nifti(p))
     if niftis:
@@ -89,6 +95,44 @@ def discover(src: Path, *, labels: Path | None = None, workdir: Path) -> list[Ca
     cases = _discover_dicom(src, fallback_name=src.name, source_format="dicom")
     if not cases:
         raise SourceError(f"{src}: no NIfTI files, AbdomenAtlas cases, nnU-Net dataset or DICOM series found")
+    return _dicom_labels(cases, labels, src)
+
+
+def _no_labels_option(labels: Path | None, src: Path, what: str) -> None:
+    """--labels is refused where the source brings its own labels: never silently ignored."""
+    if labels is not None:
+        raise SourceError(f"{src}: --labels cannot be used with {what}")
+
+
+def _dicom_labels(cases: list[CaseSource], labels: Path | None, src: Path) -> list[CaseSource]:
+    """Attach --labels to DICOM series: a file for one series; for several, a folder of files named by series UID
+    or case name (NAME.nii.gz, .nii, .nrrd or .seg.nrrd). A file in the folder that names no series is refused, not
+    ignored."""
+    if labels is None:
+        return cases
+    if labels.is_file():
+        if len(cases) != 1:
+            raise SourceError(f"{labels}: one label file for {len(cases)} DICOM series in {src}; give a folder with "
+                              f"one file per series, named by series UID or case name")
+        cases[0].labels = [LabelSource(labels)]
+        return cases
+    files: dict[str, Path] = {}
+    for path in sorted(p for p in labels.iterdir() if p.is_file() and not p.name.startswith(".")):
+        suffix = label_suffix(path.name)
+        if suffix is None:
+            raise SourceError(f"{path}: not a label file (.nii.gz, .nii, .nrrd, .seg.nrrd)")
+        files[path.name[: -len(suffix)]] = path
+    used: set[str] = set()
+    for case in cases:
+        for key in (case.series_uid, case.name):
+            if key in files:
+                case.labels = [LabelSource(files[key])]
+                used.add(key)
+                break
+    unused = sorted(set(files) - used)
+    if unused:
+        raise SourceError(f"{labels}: label files {', '.join(files[k].name for k in unused[:5])} name no series of "
+                          f"{src} (by series UID or case name: {', '.join(c.name for c in cases[:5])})")
     return cases
 
 

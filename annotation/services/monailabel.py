@@ -1,0 +1,280 @@
+"""The MONAI Label protocol over Atlas's queue, leases and revisions (3D Slicer's MONAI Label module, OHIF, the Python
+client `monailabel.client.MONAILabelClient`). The views in `annotation/api/monailabel.py` are thin; this is the logic.
+
+The image id the client receives from `activelearning` is a signed capability: task, user and the revision the
+client is about to be given (its base), signed with the server's secret. It stands in for the case everywhere:
+
+- `GET datastore/image` (Slicer downloads with no auth header) serves the CT only for an id younger than
+  ATLAS_MONAILABEL_LINK_MINUTES whose user still holds the task's lease, so the CT never opens to anonymous requests
+  beyond the link it just handed to its lease holder;
+- `POST infer` serves the label the id was issued for (the latest counted revision, else the imported truth or the
+  pseudo-label), and renews the lease: Slicer sends no heartbeat;
+- `PUT datastore/label` stores a revision whose base is the id's: if another revision landed since, 409.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core import signing
+from django.utils import timezone
+
+from annotation.errors import Conflict, Forbidden, Invalid, NotFound
+from annotation.models import LabelSet, Revision, Round, Task
+from annotation.roles import role_of
+from annotation.selectors.labels import label_to_edit
+from annotation.services import queue, revisions
+from annotation.services.imports.labels import OrganIndex, present_values
+from annotation.storage import read_voxels
+from ml_engine import labels as vocabulary
+from ml_engine.io import ImageError, label_suffix, load_label_image, reorient_onto, write_nifti
+
+STRATEGY = "attention"
+MODEL = "atlas"
+_SALT = "atlas.monailabel.image"
+_MAX_AGE_HOURS = 24  # an id older than this is refused everywhere, lease or not
+
+
+@dataclass(frozen=True)
+class Capability:
+    """What an image id grants: the task leased to user, and the revision it was issued with (None: no revision)."""
+
+    task: Task
+    user_id: int
+    base_revision: int | None
+
+
+def strategies() -> dict[str, dict]:
+    return {STRATEGY: {"description": "Atlas's queue: your leased task, then the largest total attention size "
+                                      "(the same queue as POST /api/tasks/next/)"}}
+
+
+def _label_set() -> LabelSet | None:
+    """The label set of the round being annotated (the latest), else the default one."""
+    annotating = Round.objects.filter(status=Round.Status.ANNOTATING).order_by("-number").first()
+    if annotating is not None:
+        return annotating.label_set
+    return LabelSet.objects.filter(name="abdomenatlas").first() or LabelSet.objects.order_by("id").first()
+
+
+def _organs(label_set: LabelSet) -> OrganIndex:
+    return OrganIndex.from_label_set(label_set)
+
+
+def info(user) -> dict:
+    """The app description MONAI Label clients read at connect: labels, one model, strategies, progress."""
+    label_set = _label_set()
+    labels = dict(_organs(label_set).values) if label_set else {}
+    tasks = Task.objects.filter(round__status=Round.Status.ANNOTATING)
+    done = tasks.filter(status__in=(Task.Status.REVISED, Task.Status.CONFIRMED)).count()
+    return {
+        "name": "Atlas",
+        "description": "Atlas annotation queue (abdominal CT), spoken through the MONAI Label protocol",
+        "version": "1",
+        "labels": labels,
+        "models": {MODEL: {
+            "type": "segmentation", "dimension": 3, "labels": labels,
+            "description": "The label to correct: your latest revision, else the imported label or the ensemble's "
+                           "pseudo-label (no model runs in the request)",
+        }},
+        "trainers": {},
+        "strategies": strategies(),
+        "scoring": {},
+        "train_stats": {},
+        "datastore": {"total": tasks.count(), "completed": done, "label_set": label_set.name if label_set else None},
+    }
+
+
+def issue(task: Task, user) -> str:
+    """A signed image id for task, leased to user, carrying the revision the client will be given as its base."""
+    shown = label_to_edit(task.case)
+    base = shown.revision.pk if shown is not None and shown.revision is not None else None
+    return signing.dumps([task.pk, user.pk, base], salt=_SALT, compress=True)
+
+
+def _open(image_id: str, *, max_age_s: float) -> Capability:
+    try:
+        task_id, user_id, base = signing.loads(image_id, salt=_SALT, max_age=max_age_s)
+    except signing.SignatureExpired as exc:
+        raise Forbidden("this image id has expired; ask for the next sample again", field="image") from exc
+    except (signing.BadSignature, ValueError, TypeError) as exc:
+        raise NotFound("no such image: image ids come from POST /activelearning/attention", field="image") from exc
+    task = Task.objects.select_related("case__dataset__label_set").filter(pk=task_id).first()
+    if task is None:
+        raise NotFound("the task of this image id no longer exists", field="image")
+    return Capability(task=task, user_id=int(user_id), base_revision=base)
+
+
+def open_for(image_id: str, user) -> Capability:
+    """The capability of image_id for a signed-in user: it must be theirs (403 otherwise)."""
+    if not image_id:
+        raise Invalid("missing: the image id from POST /activelearning/attention", field="image")
+    capability = _open(image_id, max_age_s=_MAX_AGE_HOURS * 3600)
+    if capability.user_id != user.pk:
+        raise Forbidden("this image id was issued to another user", field="image")
+    return capability
+
+
+def next_sample(*, user, strategy: str) -> dict:
+    """Lease the user's next task through the queue (as POST /api/tasks/next/); {} when nothing is left."""
+    if strategy != STRATEGY:
+        raise NotFound(f"unknown strategy {strategy!r}; Atlas offers {STRATEGY!r}", field="strategy")
+    task = queue.lease_next(user=user)
+    if task is None:
+        return {}
+    case = task.case
+    image_id = issue(task, user)
+    return {
+        "id": image_id,
+        # Slicer saves the download under this name (its suffix picks the reader) and caches by it: unique per case
+        "name": f"atlas_{case.pk}_{case.name}.nii.gz",
+        "PatientID": case.name,
+        "task": task.pk,
+        "case": case.name,
+        "dataset": case.dataset.name,
+        "priority": task.priority,
+        "lease_expires": task.lease_expires.isoformat() if task.lease_expires else None,
+    }
+
+
+def image_for_download(image_id: str, user=None) -> str:
+    """The storage name of the CT behind image_id, for a plain GET (Slicer sends no auth header).
+
+    Without a signed-in user the id must be younger than ATLAS_MONAILABEL_LINK_MINUTES; either way its user must
+    still hold the task's lease.
+    """
+    if not image_id:
+        raise Invalid("missing: the image id from POST /activelearning/attention", field="image")
+    signed_in = user is not None and user.is_authenticated
+    minutes = _MAX_AGE_HOURS * 60 if signed_in else settings.ATLAS_MONAILABEL_LINK_MINUTES
+    capability = _open(image_id, max_age_s=minutes * 60)
+    if signed_in and capability.user_id != user.pk:
+        raise Forbidden("this image id was issued to another user", field="image")
+    holder = get_user_model().objects.filter(pk=capability.user_id).first()
+    if holder is None or not holder.is_active or role_of(holder) is None:
+        raise Forbidden("the user this image id was issued to may no longer annotate", field="image")
+    queue.check_lease(capability.task, holder)
+    return capability.task.case.ct_file.name
+
+
+@dataclass(frozen=True)
+class LabelToCorrect:
+    """A stored label map and the names of the values it holds ({organ: value}, present values only)."""
+
+    storage_name: str
+    label_names: dict[str, int]
+    source: str
+    base_revision: int | None
+
+
+def label_to_correct(*, image_id: str, user, model: str) -> LabelToCorrect:
+    """What `infer` answers: the label the id was issued with; renews the lease. No model runs."""
+    if model != MODEL:
+        raise NotFound(f"unknown model {model!r}; Atlas offers {MODEL!r} (the label to correct)", field="model")
+    capability = open_for(image_id, user)
+    task = queue.heartbeat(task_id=capability.task.pk, user=user)
+    shown = label_to_edit(task.case)
+    base = shown.revision.pk if shown is not None and shown.revision is not None else None
+    if base != capability.base_revision:
+        latest = Revision.objects.filter(pk=base).first() if base else None
+        raise Conflict("the case's label changed after this image id was issued; ask for the next sample again",
+                       latest_revision=latest.pk if latest else None)
+    if shown is None:
+        raise NotFound("this case has no label yet (no revision, imported label or pseudo-label)", field="image")
+    organs = _organs(task.case.dataset.label_set)
+    values = {int(v) for v in present_values(read_voxels(shown.name))}
+    names = {organ: value for organ, value in organs.values.items() if value in values}
+    return LabelToCorrect(shown.name, names, shown.source, base)
+
+
+def upload_suffix(name: str) -> str:
+    """The suffix an uploaded label file is read by; Invalid for anything but NIfTI or NRRD."""
+    suffix = label_suffix(name)
+    if suffix is None:
+        raise Invalid(f"{name[:80]!r} is not NIfTI or NRRD (.nii, .nii.gz, .nrrd, .seg.nrrd)", field="label")
+    return suffix
+
+
+def save_label(*, image_id: str, user, upload: Path, label_info: object, tag: str, workdir: Path) -> Revision:
+    """Store the client's label (NIfTI or NRRD) as a revision of the id's task, based on the id's revision.
+
+    label_info ([{"name", "idx"}], Slicer's segments in its own numbering) maps the file's values onto the label
+    set by organ names and aliases; without it the values must be the label set's. A label on the CT's grid in
+    another voxel order is reordered; anything else is refused like POST /api/tasks/{id}/revisions/. The time spent is
+    the time since the lease was taken.
+    """
+    if tag not in ("", "final"):
+        raise Invalid(f"Atlas stores final labels only (revisions), not {tag!r}", field="tag")
+    capability = open_for(image_id, user)
+    case = capability.task.case
+    organs = _organs(case.dataset.label_set)
+    lookup = _value_lookup(label_info, organs)
+    try:
+        volume = load_label_image(upload, max_bytes=min(settings.ATLAS_MAX_VOLUME_BYTES,
+                                                        int(np.prod(case.shape, dtype=object)) * 8),
+                                  expect_shape=tuple(case.shape))
+        data, _reordered = reorient_onto(volume, np.asarray(case.affine), tuple(case.shape), upload)
+        data = vocabulary.integer_labels(data)
+    except ImageError as exc:
+        raise Invalid(exc.problem, field="label") from exc
+    except vocabulary.LabelMapError as exc:
+        raise Invalid(str(exc), field="label") from exc
+    if lookup is not None:
+        data = _translate(data, lookup)
+    staged = write_nifti(workdir / "label.nii.gz", data, np.asarray(case.affine), dtype=np.uint8) \
+        if int(data.max(initial=0)) < 256 else None
+    if staged is None:
+        raise Invalid("label values above 255 are not organs of any label set", field="label")
+    return revisions.submit_revision(task_id=capability.task.pk, user=user, upload=staged,
+                                     base_revision=capability.base_revision, seconds_spent=_seconds_on(capability.task))
+
+
+def _seconds_on(task: Task) -> float:
+    """Slicer reports no editing time: the time since the lease was taken stands in (the dashboard's pace)."""
+    if task.leased_at is None:
+        return 0.0
+    return min(max(0.0, (timezone.now() - task.leased_at).total_seconds()), revisions.MAX_SECONDS_SPENT)
+
+
+def _value_lookup(label_info: object, organs: OrganIndex) -> dict[int, int] | None:
+    """{file value: label-set value} from Slicer's label_info; None when there is none."""
+    if label_info in (None, "", []):
+        return None
+    if not isinstance(label_info, list):
+        raise Invalid("expected a list of {\"name\", \"idx\"}", field="params.label_info")
+    lookup: dict[int, int] = {}
+    unknown: list[str] = []
+    for entry in label_info:
+        if not isinstance(entry, dict) or not isinstance(entry.get("name"), str) \
+                or isinstance(entry.get("idx"), bool) or not isinstance(entry.get("idx"), int):
+            raise Invalid(f"expected {{\"name\": text, \"idx\": number}}, found {str(entry)[:80]}",
+                          field="params.label_info")
+        name, idx = entry["name"], entry["idx"]
+        if not 0 < idx < 2**16:
+            raise Invalid(f"segment {name!r}: idx {idx} is not a label value", field="params.label_info")
+        organ = organs.resolve(name)
+        if organ is None:
+            unknown.append(name)
+            continue
+        lookup[idx] = organs.values[organ]
+    if unknown:
+        raise Invalid(f"segments {', '.join(repr(n[:40]) for n in unknown[:8])} are not organs of the label set "
+                      f"{organs.name} ({', '.join(organs.values)}); rename or remove them", field="params.label_info")
+    return lookup
+
+
+def _translate(data: np.ndarray, lookup: dict[int, int]) -> np.ndarray:
+    present = [int(v) for v in present_values(data) if v != 0]
+    missing = [v for v in present if v not in lookup]
+    if missing:
+        raise Invalid(f"label values {', '.join(map(str, missing[:8]))} have no segment in params.label_info",
+                      field="label")
+    table = np.zeros(max(present, default=0) + 1, dtype=np.uint8)
+    for source, target in lookup.items():
+        if source < table.size:
+            table[source] = target
+    return table[data]
