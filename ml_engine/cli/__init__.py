@@ -87,7 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     infer.add_argument("--models", type=Path, nargs="+", required=True, metavar="MODEL.pt", help="checkpoints")
     infer.add_argument("--out", type=Path, required=True, metavar="CASE_DIR", help="case folder to write into")
     infer.add_argument("--device", default=None, help="cpu, cuda ... (default: cuda when available)")
-    infer.add_argument("--overlap", type=float, default=0.5, help="sliding-window overlap (default 0.5)")
+    infer.add_argument("--overlap", type=float, default=0.25, help="sliding-window overlap (default 0.25)")
     infer.set_defaults(handler=cmd_infer)
 
     external = commands.add_parser(
