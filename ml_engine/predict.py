@@ -29,7 +29,7 @@ from ml_engine.train import Checkpoint, autocast_dtype, pick_device
 ProgressFn = Callable[[str, int, int], None]  # (stage, done, total)
 
 CPU_WINDOW_BATCH = 2
-# Sliding-window overlap: 0.25 takes 2.7 x fewer windows than 0.5 on a 512 x 512 x 300 CT's 3 mm grid, with the
+# Sliding-window overlap: 0.25 takes 2.4 x fewer windows than 0.5 on a 512 x 512 x 300 CT's 3 mm grid, with the
 # ensemble's mean Dice on held-out phantoms 0.9195 against 0.9185 (docs/benchmarks.md, CPU inference options).
 DEFAULT_OVERLAP = 0.25
 GPU_BYTES_PER_WINDOW_VOXEL = 2048  # activations of the `base` networks under mixed precision, with headroom
