@@ -26,7 +26,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 
-def child(ct_path: Path, models: list[Path], out: Path, device: str | None, base: bool) -> None:
+def child(ct_path: Path, models: list[Path], out: Path, device: str | None, base: bool, overlap: float | None) -> None:
     """Run inference once and print a JSON line of timings and peak RSS."""
     import numpy as np
     import torch
@@ -48,7 +48,8 @@ def child(ct_path: Path, models: list[Path], out: Path, device: str | None, base
                                           hu_window=(-175.0, 250.0), patch=d.patch, state=net.state_dict()))
     else:
         checkpoints = [load_checkpoint(p) for p in models]
-    predictor = Predictor(checkpoints, device=device)  # production's window batch: predict.window_batch
+    # production's window batch (predict.window_batch) and overlap (predict.DEFAULT_OVERLAP) unless --overlap
+    predictor = Predictor(checkpoints, device=device, **({"overlap": overlap} if overlap is not None else {}))
     times["load models"] = time.perf_counter() - started
     # warm-up, not timed with the case: the first call pays one-off costs (CUDA context and cuDNN autotuning on a
     # GPU, allocator and thread-pool start on the CPU) that a long-lived worker pays once
@@ -99,10 +100,13 @@ def main() -> int:
     parser.add_argument("--spacing", type=float, nargs=3, default=[0.8, 0.8, 1.0])
     parser.add_argument("--child", nargs=2, metavar=("CT", "OUT"), help=argparse.SUPPRESS)
     parser.add_argument("--device", default=None)
+    parser.add_argument("--overlap", type=float, nargs="+", default=None,
+                        help="sliding-window overlaps to compare on the CPU, one run each (default: production's)")
     parser.add_argument("--base", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        child(Path(args.child[0]), args.models, Path(args.child[1]), args.device, args.base)
+        child(Path(args.child[0]), args.models, Path(args.child[1]), args.device, args.base,
+              args.overlap[0] if args.overlap else None)
         return 0
 
     import numpy as np
@@ -118,22 +122,24 @@ def main() -> int:
         voxels = int(np.prod(args.shape))
         del phantom
         print(f"phantom {'x'.join(map(str, args.shape))} at {args.spacing} mm: {time.perf_counter() - t:.0f} s to make")
-        runs = [("cpu", "tiny", False)]
+        runs = [("cpu", "tiny", False, overlap) for overlap in (args.overlap or [None])]
         if torch.cuda.is_available():
-            runs += [("cuda", "tiny", False), ("cuda", "base", True)]
+            runs += [("cuda", "tiny", False, None), ("cuda", "base", True, None)]
         else:
             print("no CUDA device on this machine: the GPU figures (base networks on a GPU) are not measured")
-        for device, size, base in runs:
-            out = Path(tmp) / f"case_{device}_{size}"
+        for device, size, base, overlap in runs:
+            out = Path(tmp) / f"case_{device}_{size}_{overlap}"
             command = [sys.executable, __file__, "--child", str(ct_path), str(out), "--device", device,
-                       "--models", *map(str, args.models)] + (["--base"] if base else [])
+                       "--models", *map(str, args.models)] + (["--base"] if base else []) + \
+                (["--overlap", str(overlap)] if overlap is not None else [])
             proc = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
             if proc.returncode != 0:
                 print(proc.stderr[-3000:])
                 return 1
             report = json.loads(proc.stdout.strip().splitlines()[-1])
             naive = len(args.models) * len(ORGANS) * voxels * 4
-            print(f"\n{len(args.models)}-model ensemble, {size}, on {report['device']} "
+            print(f"\n{len(args.models)}-model ensemble, {size}, on {report['device']}, "
+                  f"overlap {overlap or 'default'}, load {' '.join(f'{v:.2f}' for v in os.getloadavg())} "
                   f"(network grid {'x'.join(map(str, report['network_grid']))}):")
             for stage, seconds in report["times"].items():
                 print(f"  {stage:55s} {seconds:7.1f} s")

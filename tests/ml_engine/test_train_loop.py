@@ -151,3 +151,15 @@ def test_restoring_an_organs_box_agrees_with_interpolating_the_whole_grid():
     got = restore_uint8(prob, spec)
     diff = np.abs(got.astype(int) - expected)
     assert diff.max() <= 1 and (diff > 0).mean() < 1e-3 and (got > 0).sum() == (expected > 0).sum()
+
+
+def test_window_batch_by_device_and_window_size():
+    from ml_engine.predict import CPU_WINDOW_BATCH, MAX_GPU_WINDOW_BATCH, window_batch
+
+    assert window_batch("cpu", (32, 32, 32)) == CPU_WINDOW_BATCH
+    gib = 2**30
+    small_gpu = window_batch("cuda", (96, 96, 96), memory_bytes=16 * gib)
+    big_gpu = window_batch("cuda", (96, 96, 96), memory_bytes=141 * gib)
+    assert 1 <= small_gpu < big_gpu <= MAX_GPU_WINDOW_BATCH
+    assert window_batch("cuda", (128, 128, 128), memory_bytes=16 * gib) <= small_gpu  # larger windows, fewer
+    assert window_batch("cuda", (256, 256, 256), memory_bytes=8 * gib) == 1
