@@ -283,11 +283,20 @@ def write_nifti(path: str | os.PathLike, data: np.ndarray, affine: np.ndarray,
         image.set_sform(np.asarray(affine), code=int(header["sform_code"]) or 1)
     with atomic_path(path) as tmp:
         if tmp.name.lower().endswith(".gz"):
-            with _gzip.open(tmp, "wb", compresslevel=level) as handle:
+            with _gzip_writer(tmp, level) as handle:
                 image.to_file_map({"image": nib.FileHolder(fileobj=handle)})
         else:
             nib.save(image, str(tmp))
     return Path(path)
+
+
+@contextlib.contextmanager
+def _gzip_writer(path: Path, level: int) -> Iterator:
+    """A gzip stream to path with neither a file name nor a time in its header (as nibabel's own writer): the same
+    voxels give the same bytes, so the same checksum (imports recognise a file they already have by it)."""
+    with open(path, "wb") as raw, _gzip.GzipFile(filename="", mode="wb", compresslevel=level, fileobj=raw,
+                                                 mtime=0) as handle:
+        yield handle
 
 
 def box_affine(affine: np.ndarray, start: tuple[int, ...] | list[int]) -> np.ndarray:
@@ -366,7 +375,7 @@ def copy_as_nifti_gz(src: str | os.PathLike, dst: str | os.PathLike, *, level: i
         if src.name.lower().endswith(".gz"):
             shutil.copyfile(src, tmp)
         else:
-            with open(src, "rb") as fin, _gzip.open(tmp, "wb", compresslevel=level) as fout:
+            with open(src, "rb") as fin, _gzip_writer(tmp, level) as fout:
                 shutil.copyfileobj(fin, fout, 1 << 22)
     return Path(dst)
 

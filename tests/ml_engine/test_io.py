@@ -29,6 +29,16 @@ def test_written_files_are_plain_gzip_nifti_for_every_reader(tmp_path):
     assert np.array_equal(back.data, data) and np.allclose(back.affine, AFFINE)
 
 
+def test_the_same_voxels_give_the_same_bytes(tmp_path):
+    data = _volume(seed=4)
+    a = io.write_nifti(tmp_path / "a.nii.gz", data, AFFINE)
+    import time
+
+    time.sleep(1.1)  # a gzip header's mtime has 1 s resolution
+    b = io.write_nifti(tmp_path / "b.nii.gz", data, AFFINE)
+    assert a.read_bytes() == b.read_bytes()
+
+
 def test_both_levels_read_back_the_same(tmp_path):
     data = np.zeros((64, 64, 32), np.uint8)
     data[10:40, 12:50, 5:25] = np.random.default_rng(1).integers(0, 4, (30, 38, 20))
