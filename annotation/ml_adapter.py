@@ -4,6 +4,7 @@ checkpoints to and from storage, and a case's ensemble inference + attention as 
 
 from __future__ import annotations
 
+import json
 import math
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -18,17 +19,26 @@ from annotation.errors import Invalid
 from annotation.models import Case, ModelVersion, Prediction
 from annotation.selectors.labels import LabelRef
 from annotation.storage import local_copy, read_volume, read_voxels, store_file
-from ml_engine.attention import AttentionSettings, case_attention
+from ml_engine.attention import AttentionSettings, case_attention, max_heatmap
 from ml_engine.ensemble import EnsembleAverage, member_votes
-from ml_engine.io import write_nifti
+from ml_engine.io import write_nifti, write_nifti_box
 from ml_engine.labels import LabelMap, LabelMapError, OrganIndex
 from ml_engine.members import MemberError, MemberInfo, MemberSpec, inspect_member, load_member
 from ml_engine.metrics import dice
 from ml_engine.networks import defaults_for
 from ml_engine.predict import Predictor
-from ml_engine.train import Checkpoint, TrainConfig, load_checkpoint, make_train_case, save_checkpoint, train
+from ml_engine.train import (
+    Checkpoint,
+    TrainConfig,
+    cached_train_case,
+    load_checkpoint,
+    make_train_case,
+    save_checkpoint,
+    train,
+)
 
 SHIPPED_CHECKPOINTS = Path(settings.BASE_DIR) / "ml_engine" / "checkpoints"
+PREPROCESSED_CACHE = Path(settings.VAR_DIR) / "cache" / "preprocessed"  # per worker machine
 
 
 def load_case_volume(case: Case) -> tuple[np.ndarray, np.ndarray]:
@@ -39,8 +49,12 @@ def load_case_volume(case: Case) -> tuple[np.ndarray, np.ndarray]:
 
 def read_label(ref: LabelRef, organs: Sequence[str]) -> tuple[np.ndarray, list[str]]:
     """A stored label (selectors.labels.LabelRef) as (x, y, z) uint8 and the organs of `organs` it covers."""
-    covered = list(organs) if ref.organs is None else [o for o in organs if o in ref.organs]
-    return read_voxels(ref.name), covered
+    return read_voxels(ref.name), covered_organs(ref, organs)
+
+
+def covered_organs(ref: LabelRef, organs: Sequence[str]) -> list[str]:
+    """The organs of `organs` that a stored label covers."""
+    return list(organs) if ref.organs is None else [o for o in organs if o in ref.organs]
 
 
 def training_cases(labelled: Sequence[tuple[Case, LabelRef]], *, organs: Sequence[str], values: dict[str, int],
@@ -52,13 +66,29 @@ def training_cases(labelled: Sequence[tuple[Case, LabelRef]], *, organs: Sequenc
     spec = defaults_for(arch, size)
     prepared = []
     for case, ref in labelled:
-        data, covered = read_label(ref, organs)
+        covered = covered_organs(ref, organs)
         if not covered:
             continue
-        ct, affine = load_case_volume(case)
-        masks = {organ: data == values[organ] for organ in covered}
-        prepared.append(make_train_case(case.name, ct, affine, masks, organs, spec.spacing))
+
+        def build(case=case, ref=ref):
+            data, covered = read_label(ref, organs)
+            ct, affine = load_case_volume(case)
+            return make_train_case(case.name, ct, affine, {o: data == values[o] for o in covered}, organs,
+                                   spec.spacing)
+
+        # preprocessed once per case, label and spacing for every architecture and round, memory-mapped from disk
+        key = json.dumps([case.checksum, case.ct_file.name, ref.name, _stamp(ref.name), list(organs),
+                          [values[o] for o in organs], covered, list(spec.spacing)])
+        prepared.append(cached_train_case(PREPROCESSED_CACHE, key, build))
     return prepared
+
+
+def _stamp(name: str) -> str:
+    """The stored file's size and modification time: a label replaced under the same name is a new cache key."""
+    try:
+        return f"{default_storage.size(name)}:{default_storage.get_modified_time(name).timestamp()}"
+    except (NotImplementedError, OSError):
+        return ""
 
 
 def shipped_checkpoint(arch: str, size: str) -> Path | None:
@@ -278,6 +308,10 @@ def write_ensemble(members: Iterable[tuple[str, dict[str, np.ndarray]]], *, valu
                    attention_settings: AttentionSettings | None = None) -> InferenceFiles:
     """Write members' soft predictions, their combination and its attention under workdir.
 
+    Each organ's heatmap is cropped to its attention box and the case's heatmap (max over organs) to the union of
+    the boxes, their affines shifted (ml_engine.io.write_nifti_box): viewers place them on the CT's grid, and
+    ml_engine.io.load_on_grid reads them back onto it.
+
     members: (organ, {member: (x, y, z) uint8 p x 255}), in any order; an organ no member votes on is left out.
     values: the label set's {organ: voxel value}. The members combine by ml_engine.ensemble.EnsembleAverage, the
     engine's one rule (the `infer` CLI's too), into the pseudo-label.
@@ -298,15 +332,17 @@ def write_ensemble(members: Iterable[tuple[str, dict[str, np.ndarray]]], *, valu
     write_nifti(files.pseudo_label, average.label, affine, dtype=np.uint8)
     spacing = tuple(float(v) for v in np.linalg.norm(affine[:3, :3], axis=0))
     attention = case_attention(probs, spacing=spacing, settings=attention_settings)
-    heatmap = np.zeros(tuple(shape), dtype=np.uint8)
+    crops = []
     for organ, organ_attention in attention.organs.items():
-        full = organ_attention.full_heatmap()
-        np.maximum(heatmap, full, out=heatmap)
-        files.attention[organ] = write_nifti(workdir / "attention" / f"{organ}.nii.gz", full, affine, dtype=np.uint8)
+        crop, start = organ_attention.compact_heatmap()  # the organ's attention box, the affine shifted
+        crops.append((crop, start))
+        files.attention[organ] = write_nifti_box(workdir / "attention" / f"{organ}.nii.gz", crop, affine, start,
+                                                 dtype=np.uint8)
         files.organs.append(OrganAttentionInput(
             organ=organ, size_ml=organ_attention.volume_ml, voxels=organ_attention.voxels,
             hotspots=[_hotspot(h, affine) for h in organ_attention.hotspots]))
-    write_nifti(files.heatmap, heatmap, affine, dtype=np.uint8)
+    combined, start = max_heatmap(crops)  # max over organs, cropped to the union of their boxes
+    write_nifti_box(files.heatmap, combined, affine, start, dtype=np.uint8)
     return files
 
 

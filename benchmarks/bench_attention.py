@@ -16,6 +16,11 @@ Prints, in this order:
    Peak memory is the process's peak resident set size above what it held before the work.
    Both are checked to give the same attention voxels.
 
+4. with --whole-process (alone: `--whole-process --shape 384 384 200`): the attention step as a whole process on
+   a case in the AbdomenAtlas layout (27 soft maps as .nii.gz): `python -m ml_engine attention CASE` (start-up,
+   reading, attention, compact heatmaps, attention.json) against the dense reference as a process of its own
+   (nibabel reads, published pseudo-labels and attention, 9 full-size heatmaps written by nibabel's defaults).
+
 Figures are measured in the same run; nothing is asserted about time.
 """
 
@@ -216,6 +221,82 @@ def speed(shape: tuple[int, int, int], spacing: tuple[float, float, float], mode
         shutil.rmtree(folder, ignore_errors=True)
 
 
+def whole_process(shape: tuple[int, int, int], spacing: tuple[float, float, float], models: int,
+                  repeat: int) -> None:
+    from ml_engine.io import write_nifti
+    from ml_engine.phantoms import write_phantom_case
+
+    folder = Path(tempfile.mkdtemp(prefix="bench_attention_case_"))
+    try:
+        start = time.perf_counter()
+        phantom = make_phantom(0, shape=shape, spacing=spacing, troubles=[], name="case")
+        case = write_phantom_case(phantom, folder)
+        archs = ("swin_unetr", "nnunet", "unet", "member_4", "member_5")[:models]
+        for index, organ in enumerate(ORGANS):
+            maps, _ = simulate_organ(phantom.labels == index + 1, spacing=spacing, models=models, seed=index,
+                                     errors=("stomach_cavity_missed", "boundary_shift", "liver_bite"), organ=organ)
+            for arch, data in zip(archs, maps, strict=True):
+                write_nifti(case / "backbones" / arch / "soft_pred" / f"{organ}.nii.gz", data, phantom.affine,
+                            dtype=np.uint8)
+        del phantom
+        print(f"4. whole process: {' x '.join(map(str, shape))} at {spacing} mm, {len(ORGANS)} organs, {models} "
+              f"members, {len(ORGANS) * models} soft maps as .nii.gz (made in {time.perf_counter() - start:.0f} s)")
+        print(f"load before: {' '.join(f'{v:.2f}' for v in os.getloadavg())} on {os.cpu_count()} cores")
+        env = dict(os.environ, PYTHONPATH=str(REPO))
+        fast_cmd = [sys.executable, "-m", "ml_engine", "attention", str(case)]
+        ref_cmd = [sys.executable, __file__, "--reference-process", str(case)]
+        fast_times, ref_times = [], []
+        for _ in range(repeat):  # interleaved, so that a change of load touches both
+            for command, times in ((fast_cmd, fast_times), (ref_cmd, ref_times)):
+                began = time.perf_counter()
+                result = subprocess.run(command, capture_output=True, text=True, check=False, env=env, cwd=REPO)
+                times.append(time.perf_counter() - began)
+                if result.returncode != 0:
+                    raise SystemExit(f"{command} failed:\n{result.stderr[-2000:]}")
+        fast_s, ref_s = min(fast_times), min(ref_times)
+        sizes = sum(p.stat().st_size for p in (case / "average" / "attention").iterdir())
+        ref_sizes = sum(p.stat().st_size for p in (case / "reference" / "attention").iterdir())
+        for label, best_s, times, size in (("ml_engine attention (compact maps)", fast_s, fast_times, sizes),
+                                           ("dense reference (full maps)", ref_s, ref_times, ref_sizes)):
+            runs = ", ".join(f"{t:.2f}" for t in times)
+            print(f"{label:<35} {best_s:7.2f} s  (runs: {runs}); heatmaps {size / 2**20:.2f} MiB")
+        print(f"ratio: {ref_s / fast_s:.1f} x faster (best of {repeat} each)")
+        print(f"load after: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def reference_process(case: Path) -> None:
+    """The dense reference as a whole process: read the soft maps, pseudo-labels, attention, full-size heatmaps."""
+    import nibabel as nib
+
+    from ml_engine.io import list_soft_preds
+
+    members = list_soft_preds(case)
+    organs = [o for o in ORGANS if o in next(iter(members.values()))]
+    affine = None
+
+    def load(organ: str) -> list[np.ndarray]:
+        nonlocal affine
+        maps = []
+        for files in members.values():
+            image = nib.load(str(files[organ]))
+            affine = image.affine
+            maps.append(np.asarray(image.dataobj))
+        return maps
+
+    out = case / "reference"
+    (out / "attention").mkdir(parents=True, exist_ok=True)
+    for organ in organs:
+        nib.save(nib.Nifti1Image(published_pseudo_label(load(organ)), affine), str(out / f"pseudo_{organ}.nii.gz"))
+
+    def load_pseudo(organ: str) -> np.ndarray:
+        return np.asarray(nib.load(str(out / f"pseudo_{organ}.nii.gz")).dataobj)
+
+    for organ, heatmap, _ in published_attention(organs, load, load_pseudo):
+        nib.save(nib.Nifti1Image(heatmap, affine), str(out / "attention" / f"{organ}.nii.gz"))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shape", type=int, nargs=3, default=(512, 512, 300))
@@ -223,12 +304,22 @@ def main() -> None:
     parser.add_argument("--models", type=int, default=3)
     parser.add_argument("--phantoms", type=int, default=8, help="phantoms for the attention evaluation")
     parser.add_argument("--skip-baseline", action="store_true")
+    parser.add_argument("--whole-process", action="store_true",
+                        help="only part 4: the attention step as a whole process against the dense reference")
+    parser.add_argument("--repeat", type=int, default=2, help="runs of each process in part 4 (the best counts)")
+    parser.add_argument("--reference-process", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--child", choices=("fast", "baseline"), help=argparse.SUPPRESS)
     parser.add_argument("--data", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     spacing = tuple(float(s) for s in args.spacing)
     if args.child:
         child(args.child, args.data, args.models, spacing)
+        return
+    if args.reference_process:
+        reference_process(args.reference_process)
+        return
+    if args.whole_process:
+        whole_process(tuple(args.shape), spacing, args.models, args.repeat)
         return
     real_data()
     phantom_evaluation(args.phantoms)

@@ -46,7 +46,9 @@ TRAINING_DEFAULTS: dict[tuple[str, str], TrainingDefaults] = {
     ("nnunet", "tiny"): TrainingDefaults((32, 32, 32), _TINY_SPACING, 2, 3e-3, 800),
     ("swin_unetr", "tiny"): TrainingDefaults((32, 32, 32), _TINY_SPACING, 2, 4e-3, 1500),
     ("unet", "base"): TrainingDefaults((96, 96, 96), _BASE_SPACING, 2, 1e-3, 40000),
-    ("nnunet", "base"): TrainingDefaults((128, 128, 128), _BASE_SPACING, 2, 1e-2, 40000),
+    # nnU-Net's own 1e-2 is for SGD with momentum 0.99; these networks train with AdamW, whose steps are the rate
+    # itself per parameter: 1e-2 would throw the weights around. AdamW's usual rate for 3D U-Nets.
+    ("nnunet", "base"): TrainingDefaults((128, 128, 128), _BASE_SPACING, 2, 1e-3, 40000),
     ("swin_unetr", "base"): TrainingDefaults((96, 96, 96), _BASE_SPACING, 2, 1e-4, 40000),
 }
 

@@ -1,13 +1,16 @@
 """Ensemble inference: a Predictor loaded once and used for many cases.
 
 Each member network runs MONAI sliding-window inference with Gaussian blending on its own preprocessed grid (RAS,
-body crop, its spacing and window); on CUDA under float16 autocast, on CPU otherwise. Its sigmoid probabilities are
+body crop, its spacing and window); on CUDA under bfloat16 autocast where the GPU supports it (float16 otherwise)
+with cuDNN autotuning, on CPU in float32 (or bfloat16 when asked). The windows per forward pass
+(`window_batch`) follow the device and the window's size. Its sigmoid probabilities are
 quantised to uint8 (p x 255) at once, on the small network grid, so that memory holds members x organs x the
 network grid in uint8, never members x organs x the full CT in float32.
 
 `EnsembleResult.iter_members()` then streams organ by organ back to the CT grid: for each organ the members' soft
-predictions (uint8, p x 255, (x, y, z) on the CT grid); `iter_organs()` combines them as it streams, by
-ml_engine.ensemble.EnsembleAverage (the one rule: per-organ mean and mask, and the multi-label pseudo-label).
+predictions (uint8, p x 255, (x, y, z) on the CT grid; resampled on the GPU when the networks ran there);
+`iter_organs()` combines them as it streams, by ml_engine.ensemble.EnsembleAverage (the one rule: per-organ mean and
+mask, and the multi-label pseudo-label).
 """
 
 from __future__ import annotations
@@ -21,9 +24,32 @@ import torch
 
 from ml_engine.ensemble import EnsembleAverage, OrganOutput
 from ml_engine.preprocess import GridSpec, prepare_image, restore_uint8
-from ml_engine.train import Checkpoint, pick_device
+from ml_engine.train import Checkpoint, autocast_dtype, pick_device
 
 ProgressFn = Callable[[str, int, int], None]  # (stage, done, total)
+
+CPU_WINDOW_BATCH = 2
+# Sliding-window overlap: 0.25 takes 2.4 x fewer windows than 0.5 on a 512 x 512 x 300 CT's 3 mm grid, with the
+# ensemble's mean Dice on held-out phantoms 0.9195 against 0.9185 (docs/benchmarks.md, CPU inference options).
+DEFAULT_OVERLAP = 0.25
+GPU_BYTES_PER_WINDOW_VOXEL = 2048  # activations of the `base` networks under mixed precision, with headroom
+MAX_GPU_WINDOW_BATCH = 8
+
+
+def window_batch(device: torch.device | str, window: Sequence[int], *, memory_bytes: int | None = None) -> int:
+    """Sliding windows per forward pass for this device and window size (x, y, z voxels).
+
+    CPU: CPU_WINDOW_BATCH (a larger batch does not run faster on a few cores: docs/benchmarks.md). CUDA: as many
+    windows as a quarter of the GPU's memory holds at GPU_BYTES_PER_WINDOW_VOXEL, between 1 and
+    MAX_GPU_WINDOW_BATCH. memory_bytes: the GPU's memory (default: asked from the device).
+    """
+    device = torch.device(device)
+    if device.type != "cuda":
+        return CPU_WINDOW_BATCH
+    if memory_bytes is None:
+        memory_bytes = torch.cuda.get_device_properties(device).total_memory
+    per_window = int(np.prod([int(w) for w in window])) * GPU_BYTES_PER_WINDOW_VOXEL
+    return int(max(1, min(MAX_GPU_WINDOW_BATCH, memory_bytes // 4 // per_window)))
 
 
 @dataclass
@@ -41,6 +67,7 @@ class EnsembleResult:
     original_shape: tuple[int, int, int]
     seconds: dict[str, float] = field(default_factory=dict)
     pseudo_label: np.ndarray | None = None
+    device: torch.device | None = None  # where to resample back to the CT grid (None: numpy on the CPU)
 
     def iter_members(self, extra: Mapping[str, Mapping[str, np.ndarray]] | None = None
                      ) -> Iterator[tuple[str, dict[str, np.ndarray]]]:
@@ -50,7 +77,7 @@ class EnsembleResult:
         they cover.
         """
         for c, organ in enumerate(self.organs):
-            soft = {name: restore_uint8(prob[c], spec)
+            soft = {name: restore_uint8(prob[c], spec, device=self.device)
                     for name, spec, prob in zip(self.members, self.specs, self.probabilities, strict=True)}
             for name, maps in (extra or {}).items():
                 if organ in maps:
@@ -74,11 +101,13 @@ class Predictor:
     """Load the ensemble's checkpoints once; predict many cases.
 
     checkpoints: Checkpoints of one organ list (ValueError naming the odd one otherwise). device: None picks CUDA when
-    available (with float16 autocast), else CPU. overlap: sliding-window overlap; sw_batch_size: windows per forward.
+    available, else CPU. overlap: sliding-window overlap; sw_batch_size: windows per forward (None: window_batch for
+    the device and each member's window); cpu_bf16: bfloat16 autocast on the CPU.
     """
 
-    def __init__(self, checkpoints: Sequence[Checkpoint], *, device: str | None = None, overlap: float = 0.5,
-                 sw_batch_size: int = 2):
+    def __init__(self, checkpoints: Sequence[Checkpoint], *, device: str | None = None,
+                 overlap: float = DEFAULT_OVERLAP,
+                 sw_batch_size: int | None = None, cpu_bf16: bool = False):
         if not checkpoints:
             raise ValueError("no checkpoints")
         organs = checkpoints[0].organs
@@ -90,6 +119,9 @@ class Predictor:
         self.device = pick_device(device)
         self.overlap = overlap
         self.sw_batch_size = sw_batch_size
+        self.cpu_bf16 = cpu_bf16
+        if self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = True  # each member's window shape is fixed: autotune it once
         self.checkpoints = list(checkpoints)
         self.models = [ckpt.build(self.device) for ckpt in checkpoints]
         names: list[str] = []
@@ -121,9 +153,10 @@ class Predictor:
             image, spec = prepared[key]
             started = time.perf_counter()
             x = torch.from_numpy(image)[None, None].to(self.device)
-            with torch.autocast(device_type=self.device.type, dtype=torch.float16,
-                                enabled=self.device.type == "cuda"):
-                logits = sliding_window_inference(x, roi_size=ckpt.patch, sw_batch_size=self.sw_batch_size,
+            dtype = autocast_dtype(self.device)[0] or (torch.bfloat16 if self.cpu_bf16 else None)
+            batch = self.sw_batch_size or window_batch(self.device, ckpt.patch)
+            with torch.autocast(device_type=self.device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+                logits = sliding_window_inference(x, roi_size=ckpt.patch, sw_batch_size=batch,
                                                   predictor=model, overlap=self.overlap, mode="gaussian")
             prob = torch.sigmoid(logits[0].float()).mul_(255.0).round_().to(torch.uint8).cpu().numpy()
             del logits, x
@@ -134,7 +167,7 @@ class Predictor:
             progress("done", total, total)
         return EnsembleResult(organs=self.organs, members=list(self.members), specs=specs,
                               probabilities=probabilities, original_shape=tuple(int(s) for s in ct.shape),
-                              seconds=seconds)
+                              seconds=seconds, device=self.device if self.device.type == "cuda" else None)
 
     def predict_masks(self, ct: np.ndarray, affine: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """Convenience for small volumes: (pseudo-label (x, y, z) uint8, {organ: mask (x, y, z) bool})."""

@@ -8,7 +8,13 @@ only the liver teaches nothing about the spleen, and never teaches that the sple
 Training draws random patches, two in three centred on a voxel of an organ the case labels (nnU-Net's
 foreground oversampling, the organ chosen uniformly so that small organs are seen as often as the liver),
 augments intensities (contrast, brightness, gamma, noise; no left-right flips, which would swap the kidneys),
-and optimises AdamW with a warm-up and cosine decay; AMP (float16 autocast + GradScaler) when on CUDA.
+and optimises AdamW with a warm-up and cosine decay. On CUDA: bfloat16 autocast where the GPU supports it (no
+GradScaler needed), else float16 autocast with a GradScaler; cuDNN autotuning (the patch shape is fixed).
+
+The device never waits for the CPU's sampling: a background thread draws and augments the next batches (one
+seeded generator, in order, so the same seed gives the same batches) and pins them for non-blocking copies on
+CUDA. The loss is read back from the device every `loss_every` steps (each read is a sync), and progress is
+reported about once every `progress_seconds`, and at the last step.
 
 Checkpoints are one file read with torch.load(weights_only=True): a dict of tensors and plain metadata
 (architecture, size, organs, spacing, window, patch, parent checkpoint, training cases, metrics).
@@ -17,10 +23,16 @@ Checkpoints are one file read with torch.load(weights_only=True): a dict of tens
 from __future__ import annotations
 
 import datetime as _dt
+import hashlib
+import json
 import math
 import os
+import queue
+import shutil
+import tempfile
+import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -82,6 +94,60 @@ def make_train_case(name: str, ct: np.ndarray, affine: np.ndarray, masks: dict[s
             stack[c] = masks[organ]
     labels = prepare_masks(stack, spec)
     return TrainCase(name=name, image=image, labels=labels, labelled=labelled)
+
+
+CACHE_MAX_BYTES = 20 * 2**30
+
+
+def cached_train_case(cache_dir: str | os.PathLike, key: str, build: Callable[[], TrainCase], *,
+                      max_bytes: int = CACHE_MAX_BYTES) -> TrainCase:
+    """The TrainCase stored under cache_dir for key, its arrays memory-mapped (read from disk as patches need them);
+    on a miss, build() it and store it.
+
+    key: everything that identifies the case's preprocessed arrays (the CT's and the label's identity, the organs,
+    the spacing, the window): each architecture at the same spacing reuses them, and a worker's memory holds only
+    the patches it reads. Entries land whole (a folder renamed into place); the least recently used go once the
+    cache holds more than max_bytes. A damaged entry is rebuilt.
+    """
+    root = Path(cache_dir)
+    folder = root / hashlib.sha256(key.encode()).hexdigest()[:32]
+    try:
+        info = json.loads((folder / "case.json").read_text(encoding="utf-8"))
+        case = TrainCase(name=str(info["name"]), image=np.load(folder / "image.npy", mmap_mode="r"),
+                         labels=np.load(folder / "labels.npy", mmap_mode="r"),
+                         labelled=np.asarray(info["labelled"], dtype=bool))
+        os.utime(folder)  # recently used
+        return case
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    case = build()
+    root.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=root))
+    try:
+        np.save(staging / "image.npy", np.ascontiguousarray(case.image))
+        np.save(staging / "labels.npy", np.ascontiguousarray(case.labels))
+        (staging / "case.json").write_text(json.dumps({"name": case.name, "key": key,
+                                                       "labelled": case.labelled.tolist()}), encoding="utf-8")
+        shutil.rmtree(folder, ignore_errors=True)  # a damaged entry
+        os.replace(staging, folder)
+    except OSError:
+        shutil.rmtree(staging, ignore_errors=True)  # another process stored it first, or the disk is full
+    _prune_cache(root, max_bytes)
+    return case
+
+
+def _prune_cache(root: Path, max_bytes: int) -> None:
+    entries = []
+    for folder in root.iterdir():
+        if folder.is_dir() and not folder.name.startswith("."):
+            size = sum(f.stat().st_size for f in folder.iterdir() if f.is_file())
+            entries.append((folder.stat().st_mtime, size, folder))
+    total = sum(size for _, size, _ in entries)
+    for _, size, folder in sorted(entries):
+        if total <= max_bytes:
+            break
+        shutil.rmtree(folder, ignore_errors=True)
+        total -= size
 
 
 def _pad_to(case: TrainCase, patch: Sequence[int]) -> TrainCase:
@@ -150,8 +216,67 @@ def augment(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         out *= float(rng.uniform(0.85, 1.15))
         out += float(rng.uniform(-0.08, 0.08))
     if rng.random() < 0.3:
-        out += rng.normal(0.0, float(rng.uniform(0.0, 0.05)), size=out.shape).astype(np.float32)
+        sigma = np.float32(rng.uniform(0.0, 0.05))
+        out += rng.standard_normal(size=out.shape, dtype=np.float32) * sigma  # drawn in float32, not float64
     return out
+
+
+Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # images (B, 1, x, y, z), labels (B, C, ...), labelled (B, C)
+
+
+def prefetch(make: Callable[[], Batch], count: int, *, depth: int = 2) -> Iterator[Batch]:
+    """Yield count batches made by make() in a background thread, up to depth ahead of the consumer.
+
+    One thread calls make() count times in order, so a seeded make() gives the same batches as a plain loop. An
+    exception in make() is raised in the consumer; leaving the loop early stops the thread.
+    """
+    slots: queue.Queue = queue.Queue(maxsize=max(1, depth))
+    stop = threading.Event()
+
+    def work() -> None:
+        try:
+            for _ in range(count):
+                item = make()
+                while not stop.is_set():
+                    try:
+                        slots.put(("batch", item), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+        except BaseException as exc:  # handed to the consumer
+            slots.put(("error", exc))
+
+    thread = threading.Thread(target=work, name="atlas-batches", daemon=True)
+    thread.start()
+    try:
+        for _ in range(count):
+            kind, item = slots.get()
+            if kind == "error":
+                raise item
+            yield item
+    finally:
+        stop.set()
+        while True:  # unblock a producer waiting on a full queue
+            try:
+                slots.get_nowait()
+            except queue.Empty:
+                break
+        thread.join(timeout=5)
+
+
+def autocast_dtype(device: torch.device) -> tuple[torch.dtype | None, bool]:
+    """(mixed-precision dtype on device or None for float32, whether a GradScaler is needed).
+
+    CUDA: bfloat16 where the GPU supports it (its float32 range needs no loss scaling), else float16 with a scaler.
+    CPU: float32.
+    """
+    if device.type != "cuda":
+        return None, False
+    if torch.cuda.is_bf16_supported():
+        return torch.bfloat16, False
+    return torch.float16, True
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -283,6 +408,8 @@ class TrainConfig:
     warmup_fraction: float = 0.05
     hu_window: tuple[float, float] = HU_WINDOW
     device: str | None = None
+    loss_every: int = 25
+    progress_seconds: float = 1.0
 
     def resolved(self) -> TrainConfig:
         d = defaults_for(self.arch, self.size)
@@ -291,7 +418,7 @@ class TrainConfig:
                            batch=self.batch or d.batch, lr=self.lr or d.lr, steps=self.steps or d.steps,
                            seed=self.seed, fg_probability=self.fg_probability, weight_decay=self.weight_decay,
                            warmup_fraction=self.warmup_fraction, hu_window=tuple(self.hu_window),
-                           device=self.device)
+                           device=self.device, loss_every=self.loss_every, progress_seconds=self.progress_seconds)
 
 
 def pick_device(device: str | None = None) -> torch.device:
@@ -343,14 +470,15 @@ def train(cases: Sequence[TrainCase], config: TrainConfig, *, init: Checkpoint |
         return 0.02 + 0.98 * 0.5 * (1.0 + math.cos(math.pi * (step - warmup) / max(1, steps - warmup)))
 
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor)
-    use_amp = device.type == "cuda"
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    amp_dtype, needs_scaler = autocast_dtype(device)
+    scaler = torch.amp.GradScaler("cuda", enabled=needs_scaler)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # fixed patch shape: autotune the convolutions once
     padded = [_pad_to(case, config.patch) for case in cases]
     usable = [case for case in padded if case.labelled.any()]
-    losses: list[float] = []
-    started = time.process_time()
-    wall = time.perf_counter()
-    for step in range(steps):
+    pin = device.type == "cuda"
+
+    def make_batch() -> Batch:
         images, labels, masks = [], [], []
         for _ in range(int(config.batch)):
             case = usable[int(rng.integers(len(usable)))]
@@ -358,11 +486,27 @@ def train(cases: Sequence[TrainCase], config: TrainConfig, *, init: Checkpoint |
             images.append(augment(image, rng))
             labels.append(label)
             masks.append(case.labelled)
-        x = torch.from_numpy(np.stack(images)[:, None]).to(device, non_blocking=True)
-        y = torch.from_numpy(np.stack(labels)).to(device, non_blocking=True)
-        m = torch.from_numpy(np.stack(masks)).to(device)
+        batch = (torch.from_numpy(np.stack(images)[:, None]), torch.from_numpy(np.stack(labels)),
+                 torch.from_numpy(np.stack(masks)))
+        return tuple(t.pin_memory() for t in batch) if pin else batch  # type: ignore[return-value]
+
+    losses: list[float] = []
+    pending: list[torch.Tensor] = []  # losses still on the device
+
+    def read_losses() -> None:
+        if pending:
+            losses.extend(torch.stack(pending).float().cpu().tolist())
+            pending.clear()
+
+    started = time.process_time()
+    wall = time.perf_counter()
+    reported = wall
+    for step, (xb, yb, mb) in enumerate(prefetch(make_batch, steps)):
+        x = xb.to(device, non_blocking=True)
+        y = yb.to(device, non_blocking=True)
+        m = mb.to(device, non_blocking=True)
         optimizer.zero_grad(set_to_none=True)
-        with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=use_amp):
+        with torch.autocast(device_type=device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
             logits = model(x)
         loss = masked_dice_bce_loss(logits, y, m)
         scaler.scale(loss).backward()
@@ -371,9 +515,16 @@ def train(cases: Sequence[TrainCase], config: TrainConfig, *, init: Checkpoint |
         scaler.step(optimizer)
         scaler.update()
         scheduler.step()
-        losses.append(float(loss.detach()))
+        pending.append(loss.detach())
+        last = step == steps - 1
+        if len(pending) >= config.loss_every or last:
+            read_losses()
         if progress is not None:
-            progress(step + 1, steps, losses[-1])
+            now = time.perf_counter()
+            if last or now - reported >= config.progress_seconds:
+                read_losses()
+                reported = now
+                progress(step + 1, steps, losses[-1])
     window = max(1, min(20, steps // 5))
     metrics = {"steps": float(steps), "loss_first": float(np.mean(losses[:window])),
                "loss_last": float(np.mean(losses[-window:])), "cpu_seconds": time.process_time() - started,

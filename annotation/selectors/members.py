@@ -11,13 +11,13 @@ from __future__ import annotations
 import base64
 from dataclasses import dataclass
 
-import nibabel as nib
 import numpy as np
 from scipy import ndimage
 
 from annotation.errors import Invalid, NotFound
 from annotation.models import Case, LabelSet, ModelVersion, Prediction, Round
 from annotation.storage import local_copy
+from ml_engine.io import load_on_grid
 
 MAX_VOXELS = 8_000_000  # a box of 200^3: larger than any hotspot, far smaller than a 512 x 512 x 300 volume
 AGREE_DICE = 0.9  # members agreeing this well in a region will not fix it for the annotator
@@ -61,9 +61,10 @@ def parse_box(text: str, shape: tuple[int, ...]) -> tuple[slice, slice, slice]:
     return tuple(slice(low, h + 1) for low, h in zip(lo, hi, strict=True))
 
 
-def _crop(name: str, box: tuple[slice, slice, slice]) -> np.ndarray:
+def _crop(name: str, box: tuple[slice, slice, slice], case: Case) -> np.ndarray:
+    """The stored map `name` inside box (slices of the case's grid): stored whole or cropped to its own box."""
     with local_copy(name) as path:
-        return np.asarray(nib.load(str(path)).dataobj[box])
+        return load_on_grid(path, tuple(case.shape), np.asarray(case.affine), box=box)
 
 
 def _dice(a: np.ndarray, b: np.ndarray) -> float:
@@ -81,13 +82,13 @@ def member_crops(case: Case, *, organ: str, box: str, seed: list[int] | None = N
     if not names:
         raise NotFound(f"no member's probability of {organ!r} is stored for case {case.name}", field="organ")
     slices = parse_box(box, tuple(case.shape))
-    members = {member: _crop(name, slices).astype(np.uint8) for member, name in names.items()}
+    members = {member: _crop(name, slices, case).astype(np.uint8) for member, name in names.items()}
     mean = np.rint(np.mean(np.stack(list(members.values())).astype(np.float32), axis=0)).astype(np.uint8)
     region = None
     agreement = None
     attention = (prediction.files or {}).get("attention", {}).get(organ)
     if seed is not None and attention:
-        region = _region(_crop(attention, slices) > 0, [s - sl.start for s, sl in zip(seed, slices, strict=True)])
+        region = _region(_crop(attention, slices, case) > 0, [s - sl.start for s, sl in zip(seed, slices, strict=True)])
         if region is not None:
             masks = [a[region] > 127 for a in members.values()]
             agreement = min((_dice(masks[i], masks[j]) for i in range(len(masks)) for j in range(i + 1, len(masks))),

@@ -25,7 +25,7 @@ from annotation.selectors.labels import final_label
 from annotation.services.dicom_seg import build_segmentation, read_headers
 from annotation.services.dicomweb import store
 from annotation.storage import local_copy, read_volume
-from ml_engine.io import write_nifti
+from ml_engine.io import DEFAULT, write_nifti
 
 FORMATS = ("abdomenatlas", "nnunetv2", "dicom-seg")
 RULES = {"revision": "accepted revision", "imported": "imported", "pseudo_label": "pseudo-label"}
@@ -124,8 +124,8 @@ def _write_case(root: Path, name: str, case: Case, label_name: str, organs: list
         shutil.copyfile(src, ct_path)
     volume = read_volume(label_name)
     data = np.asarray(volume.data, dtype=np.uint8)
-    write_nifti(label_path, data, volume.affine, header=volume.header, dtype=np.uint8)
+    write_nifti(label_path, data, volume.affine, header=volume.header, dtype=np.uint8, level=DEFAULT)  # leaves
     if format == "abdomenatlas":
         for value, organ in organs:
             write_nifti(root / name / "segmentations" / f"{organ}.nii.gz", (data == value).astype(np.uint8),
-                        volume.affine, header=volume.header)
+                        volume.affine, header=volume.header, level=DEFAULT)

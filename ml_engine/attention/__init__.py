@@ -3,6 +3,7 @@
     settings = AttentionSettings()                      # the published defaults; every threshold a field
     case = case_attention({"liver": [p_a, p_b, p_c], ...}, spacing=(0.8, 0.8, 1.5), settings=settings)
     case.organs["liver"].full_heatmap()                 # (x, y, z) uint8, > 0 exactly on the attention
+    case.organs["liver"].compact_heatmap()              # (crop, start): the same cropped to the attention's box
     case.organs["liver"].hotspots                       # connected components, largest first
     rank_cases({"case_1": {"liver": 12.5, ...}, ...})   # cases by total attention size, organs by their own
 
@@ -18,6 +19,7 @@ from ml_engine.attention.core import (
     check_spacing,
     inconsistency,
     iter_case_attention,
+    max_heatmap,
     mean_probability,
     open_mask,
     organ_attention,
@@ -41,6 +43,7 @@ __all__ = [
     "find_hotspots",
     "inconsistency",
     "iter_case_attention",
+    "max_heatmap",
     "label_components",
     "mean_probability",
     "open_mask",

@@ -356,6 +356,30 @@ class OrganAttention:
         """The heatmap (x, y, z) uint8 on the full grid."""
         return self.full(self.heatmap)
 
+    def compact_heatmap(self) -> tuple[np.ndarray, tuple[int, int, int]]:
+        """The heatmap cropped to the attention's bounding box: (crop (x, y, z) uint8, its start on the full grid).
+
+        The box is grown to at least 2 voxels a side (a NIfTI reader's smallest 3D volume), inside the grid; an
+        empty attention gives a 2 x 2 x 2 crop of zeros. Pasting the crop at `start` into zeros gives full_heatmap().
+        """
+        inner = bounding_box(self.heatmap)
+        if inner is None:
+            lo = [s.start for s in self.box]
+            box = tuple(slice(low, low + 1) for low in lo)
+        else:
+            box = tuple(slice(s.start + i.start, s.start + i.stop) for s, i in zip(self.box, inner, strict=True))
+        grown = []
+        for s, n in zip(box, self.shape, strict=True):
+            start, stop = s.start, max(s.stop, s.start + 2)
+            if stop > n:
+                start, stop = max(0, n - max(2, s.stop - s.start)), n
+            grown.append(slice(start, stop))
+        crop = np.zeros(_box_shape(tuple(grown)), dtype=np.uint8)  # type: ignore[arg-type]
+        if inner is not None:
+            crop[_relative(box, tuple(grown))] = self.heatmap[inner]  # type: ignore[arg-type]
+        return crop, tuple(g.start for g in grown)  # type: ignore[return-value]
+
+
     def summary(self) -> dict:
         """Sizes and counts as plain numbers (JSON-ready; hotspots not included)."""
         ml = self.voxel_volume_ml
@@ -373,6 +397,22 @@ class OrganAttention:
             "models": self.models,
             "hotspot_count": len(self.hotspots),
         }
+
+
+def max_heatmap(crops: Sequence[tuple[np.ndarray, Sequence[int]]]) -> tuple[np.ndarray, tuple[int, int, int]]:
+    """The voxel-wise max of compact heatmaps (crop, start) on one grid, cropped to the union of their boxes.
+
+    Returns (crop (x, y, z) uint8, start); ValueError for no crops.
+    """
+    if not crops:
+        raise ValueError("no heatmaps given")
+    lo = np.min([start for _, start in crops], axis=0)
+    hi = np.max([np.add(start, crop.shape) for crop, start in crops], axis=0)
+    out = np.zeros(tuple(int(v) for v in hi - lo), dtype=np.uint8)
+    for crop, start in crops:
+        at = tuple(slice(int(s - low), int(s - low) + n) for s, low, n in zip(start, lo, crop.shape, strict=True))
+        np.maximum(out[at], crop, out=out[at])
+    return out, tuple(int(v) for v in lo)  # type: ignore[return-value]
 
 
 @dataclass

@@ -87,7 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     infer.add_argument("--models", type=Path, nargs="+", required=True, metavar="MODEL.pt", help="checkpoints")
     infer.add_argument("--out", type=Path, required=True, metavar="CASE_DIR", help="case folder to write into")
     infer.add_argument("--device", default=None, help="cpu, cuda ... (default: cuda when available)")
-    infer.add_argument("--overlap", type=float, default=0.5, help="sliding-window overlap (default 0.5)")
+    infer.add_argument("--overlap", type=float, default=0.25, help="sliding-window overlap (default 0.25)")
     infer.set_defaults(handler=cmd_infer)
 
     external = commands.add_parser(
@@ -124,6 +124,9 @@ def build_parser() -> argparse.ArgumentParser:
                               "(6 = the published 2 voxels at 3 mm)")
     attention.add_argument("--connectivity", type=int, choices=(6, 18, 26), default=26,
                            help="hotspot connectivity (default 26)")
+    attention.add_argument("--full-maps", action="store_true",
+                           help="write each heatmap on the CT's whole grid (default: cropped to the organ's attention "
+                                "box, the affine shifted so that viewers place it on the CT)")
     attention.add_argument("--max-hotspots", type=_non_negative_int, default=50,
                            help="hotspots listed per organ in attention.json, largest first (default 50)")
     attention.set_defaults(handler=cmd_attention)

@@ -22,7 +22,8 @@ def cmd_attention(args: argparse.Namespace) -> int:
     failed = 0
     for case in args.cases:
         try:
-            payload = _attention_case(case, settings, max_hotspots=args.max_hotspots)
+            payload = _attention_case(case, settings, max_hotspots=args.max_hotspots,
+                                      full_maps=getattr(args, "full_maps", False))
         except (ImageError, OSError, ValueError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             failed += 1
@@ -35,8 +36,12 @@ def cmd_attention(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-def _attention_case(case: Path, settings, *, max_hotspots: int) -> dict:
-    """Read a case's soft predictions, write its heatmaps (swapped in whole) and attention.json; return the JSON."""
+def _attention_case(case: Path, settings, *, max_hotspots: int, full_maps: bool = False) -> dict:
+    """Read a case's soft predictions, write its heatmaps (swapped in whole) and attention.json; return the JSON.
+
+    Each heatmap is cropped to its attention's box with the affine shifted (ml_engine.io.write_nifti_box), or with
+    full_maps on the CT's whole grid.
+    """
     import os
     import secrets
     import shutil
@@ -53,6 +58,7 @@ def _attention_case(case: Path, settings, *, max_hotspots: int) -> dict:
         soft_pred_path,
         write_json,
         write_nifti,
+        write_nifti_box,
     )
     from ml_engine.labels import ORGANS
 
@@ -76,7 +82,7 @@ def _attention_case(case: Path, settings, *, max_hotspots: int) -> dict:
         maps = []
         for files in members.values():
             path = files[organ]
-            volume = load_nifti(path)
+            volume = first.pop(path, None) or load_nifti(path)
             if not reference:
                 reference.update(path=path, shape=volume.shape, affine=volume.affine, header=volume.header)
             elif volume.shape != reference["shape"]:
@@ -91,9 +97,10 @@ def _attention_case(case: Path, settings, *, max_hotspots: int) -> dict:
             maps.append(data)
         return maps
 
-    # The geometry comes from the first file; read it before computing so that spacing is known.
-    first = load_nifti(members[next(iter(members))][organs[0]])
-    spacing = first.spacing
+    # The geometry comes from the first file: read it before computing so that spacing is known, and only once.
+    first_path = members[next(iter(members))][organs[0]]
+    first = {first_path: load_nifti(first_path)}
+    spacing = first[first_path].spacing
     average = case / "average"
     average.mkdir(parents=True, exist_ok=True)
     staging = average / f".attention.{os.getpid()}.{secrets.token_hex(4)}"
@@ -105,10 +112,17 @@ def _attention_case(case: Path, settings, *, max_hotspots: int) -> dict:
             results = iter_case_attention(organs, load, spacing=spacing, settings=settings,
                                           progress=lambda done, total: bar.update(done - bar.n))
             for result in results:
-                write_nifti(staging / f"{result.organ}.nii.gz", result.full_heatmap(), reference["affine"],
-                            reference["header"], np.uint8)
+                if full_maps:
+                    write_nifti(staging / f"{result.organ}.nii.gz", result.full_heatmap(), reference["affine"],
+                                reference["header"], np.uint8)
+                else:
+                    crop, start = result.compact_heatmap()
+                    write_nifti_box(staging / f"{result.organ}.nii.gz", crop, reference["affine"], start,
+                                    dtype=np.uint8)
                 summary = result.summary()
                 summary["heatmap"] = f"attention/{result.organ}.nii.gz"
+                if not full_maps:
+                    summary["heatmap_box"] = {"start": list(start), "shape": list(crop.shape)}
                 summary["hotspots"] = [h.to_dict(reference["affine"]) for h in result.hotspots[:max_hotspots]]
                 summaries[result.organ] = summary
         target = average / "attention"

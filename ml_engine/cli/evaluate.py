@@ -49,7 +49,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     import numpy as np
     from tqdm import tqdm
 
-    from ml_engine.io import ImageError, load_nifti, same_geometry, write_json
+    from ml_engine.io import ImageError, load_on_grid, same_geometry, write_json
     from ml_engine.labels import ORGANS
     from ml_engine.metrics import attention_detection, evaluate_masks, mean_detection, tolerance_for
 
@@ -83,10 +83,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             if args.attention is not None:
                 heat_path = args.attention / f"{organ}.nii.gz"
                 if heat_path.is_file():
-                    heat = load_nifti(heat_path)
-                    if heat.shape != ref_volume.shape:
-                        raise ImageError(heat_path, f"shape {heat.shape} differs from {args.ref}'s {ref_volume.shape}")
-                    detections[organ] = attention_detection(np.asarray(heat.data) > 0, pred[organ], ref[organ])
+                    heat = load_on_grid(heat_path, ref_volume.shape, ref_volume.affine)  # whole or cropped
+                    detections[organ] = attention_detection(heat > 0, pred[organ], ref[organ])
                     results[organ]["attention"] = detections[organ].to_dict()
         if args.attention is not None and not detections:
             raise ImageError(args.attention, f"no attention heatmaps <organ>.nii.gz for {', '.join(common)}")

@@ -100,3 +100,23 @@ def test_members_box_size_limit(world, members, monkeypatch):
     case = world.cases["big"]
     answer = world.client("a1").get(f"/api/cases/{case.pk}/members/", {"organ": "liver", "box": "0,0,0,10,10,10"})
     assert answer.status_code == 400 and "more than 100" in answer.json()["detail"]
+
+
+def test_members_read_a_heatmap_stored_cropped_to_its_box_the_same(world, members, tmp_path):
+    from annotation.models import Prediction
+    from ml_engine.attention import max_heatmap
+    from ml_engine.io import write_nifti_box
+
+    _, heat = members
+    case = world.cases["big"]
+    queries = [{"organ": "liver", "box": "4,4,2,14,9,9", "seed": "6,6,5"},
+               {"organ": "liver", "box": "10,10,0,20,19,6", "seed": "15,15,1"}]
+    full = [world.client("a1").get(f"/api/cases/{case.pk}/members/", q).json() for q in queries]
+    prediction = Prediction.objects.get(case=case, round=world.round)
+    box = (slice(5, 17), slice(5, 17), slice(1, 7))  # both components, nothing else
+    crop, start = max_heatmap([(heat[box], (5, 5, 1))])
+    from django.core.files.storage import default_storage
+
+    write_nifti_box(default_storage.path(prediction.files["attention"]["liver"]), crop, affine_for(), start)
+    cropped = [world.client("a1").get(f"/api/cases/{case.pk}/members/", q).json() for q in queries]
+    assert cropped == full and full[0]["region"] and full[1]["agreement"] == 0.0

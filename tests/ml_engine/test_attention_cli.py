@@ -15,7 +15,7 @@ import pytest
 from ml_engine.__main__ import main
 from ml_engine.attention import AttentionSettings, case_attention
 from ml_engine.attention.simulate import simulate_ensemble
-from ml_engine.io import load_nifti, write_nifti
+from ml_engine.io import load_nifti, load_on_grid, write_nifti
 from ml_engine.phantoms import ORGANS, make_phantom, write_phantom_case
 
 REPO = Path(__file__).resolve().parents[2]
@@ -53,11 +53,18 @@ def test_attention_writes_heatmaps_and_json(cases, capsys):
     assert data["models"] == sorted(ARCHS) and data["settings"] == AttentionSettings().to_dict()
     assert data["opening_radius_voxels"] == [2, 2, 2] and data["spacing_mm"] == pytest.approx([1.5, 1.5, 2.5])
     expected = case_attention(ensemble.probs, spacing=(1.5, 1.5, 2.5))
+    ct = load_nifti(case / "ct.nii.gz")
     for organ in ORGANS:
         image = nib.load(str(folder / f"{organ}.nii.gz"))
-        assert image.get_data_dtype() == np.uint8 and np.allclose(image.affine, load_nifti(case / "ct.nii.gz").affine)
-        heat = np.asarray(image.dataobj)
+        box = data["organs"][organ]["heatmap_box"]
+        assert image.get_data_dtype() == np.uint8 and list(image.shape) == box["shape"]
+        # cropped to the attention's box, its voxel (0, 0, 0) placed at the box's start on the CT's grid
+        assert np.allclose(image.affine[:3, 3], (ct.affine @ [*box["start"], 1])[:3], atol=1e-4)
+        assert np.allclose(image.affine[:3, :3], ct.affine[:3, :3])
+        heat = load_on_grid(folder / f"{organ}.nii.gz", ct.shape, ct.affine)
         assert np.array_equal(heat, expected.organs[organ].full_heatmap()), organ
+        if heat.any():  # the crop holds every attention voxel and nothing more than its box
+            assert np.prod(image.shape) < heat.size and (heat > 0).sum() == (np.asarray(image.dataobj) > 0).sum()
         summary = data["organs"][organ]
         assert summary["voxels"] == int((heat > 0).sum())
         assert summary["volume_ml"] == pytest.approx(summary["voxels"] * 1.5 * 1.5 * 2.5 / 1000)
@@ -69,6 +76,18 @@ def test_attention_writes_heatmaps_and_json(cases, capsys):
     assert data["total"]["voxels"] == expected.total_voxels > 0
     assert data["organ_order"][0] == max(data["organs"], key=lambda o: data["organs"][o]["voxels"])
     assert not [p for p in (case / "average").rglob("*") if p.name.startswith(".")]
+
+
+def test_full_maps_keep_the_cts_grid(cases):
+    root, made = cases
+    case, ensemble = made[0]
+    assert main(["attention", str(case), "--full-maps"]) == 0
+    ct = load_nifti(case / "ct.nii.gz")
+    expected = case_attention(ensemble.probs, spacing=(1.5, 1.5, 2.5))
+    for organ in ("liver", "stomach"):
+        image = nib.load(str(case / "average" / "attention" / f"{organ}.nii.gz"))
+        assert image.shape == ct.shape and np.allclose(image.affine, ct.affine)
+        assert np.array_equal(np.asarray(image.dataobj), expected.organs[organ].full_heatmap())
 
 
 def test_attention_settings_from_the_command_line(cases):

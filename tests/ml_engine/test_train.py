@@ -147,7 +147,7 @@ def test_bad_checkpoint_files(tmp_path):
 def trained():
     cases = _cases(3)
     config = TrainConfig(arch="unet", size="tiny", organs=ORGANS, patch=PATCH, spacing=SPACING, batch=2, lr=5e-3,
-                         steps=60, seed=0)
+                         steps=60, seed=0, progress_seconds=0)
     seen = []
     ckpt = train(cases, config, progress=lambda done, total, loss: seen.append((done, total, loss)))
     return cases, ckpt, seen
