@@ -16,8 +16,8 @@ from annotation.api.permissions import IsAdmin, IsLead
 from annotation.models import Round, Task
 from annotation.selectors import dashboard as boards
 from annotation.selectors import quality
-from annotation.selectors.review_board import review_board
 from annotation.selectors.members import member_list
+from annotation.selectors.review_board import review_board
 from annotation.selectors.rounds import round_summary, shown_round
 from annotation.services import metrics
 from annotation.services.rounds import ARCHITECTURES, SIZES, start_round
