@@ -150,6 +150,8 @@ export type RoundState = Schemas['RoundState']
 export type JobsBoard = Schemas['JobsBoard']
 export type RoundSummary = Schemas['RoundSummary']
 export type RefreshAccepted = Schemas['RefreshAccepted']
+export type RoundMember = Schemas['RoundMember']
+export type MemberRow = Schemas['MemberRow']
 export type Matrix = Schemas['LabelBias']['mean']
 export type StartRoundBody = Pick<Schemas['StartRound'], 'archs' | 'size' | 'steps' | 'epochs'>
 
@@ -163,5 +165,6 @@ export const dashboardApi = {
   quality: () => request<{ rounds: RoundQuality[] }>('GET', '/api/dashboard/quality/'),
   refreshQuality: (round: number) => request<RefreshAccepted>('POST', '/api/dashboard/quality/refresh/', { round }),
   jobs: () => request<JobsBoard>('GET', '/api/dashboard/jobs/'),
+  members: () => request<Schemas['Members']>('GET', '/api/dashboard/members/'),
   startRound: (body: StartRoundBody) => request<RoundSummary>('POST', '/api/rounds/start/', body),
 }

@@ -299,3 +299,27 @@ def test_refresh_queues_a_metrics_job_and_shows_its_result(rounds, page, live_se
     quality = api_get(rounds, "/api/dashboard/quality/?round=1")["rounds"][0]
     assert quality["metrics"]["stale"] is False and quality["voxels"]["cases_revised"] == 2
     assert not page.errors
+
+
+def test_members_panel_shows_what_made_the_round_and_what_is_never_fine_tuned(rounds, page, live_server):
+    """Issue 17: the dashboard says which members made the round, which were fine-tuned, and lists registered models
+    and imported predictions (never fine-tuned) with the rounds they joined."""
+    from annotation.models import ModelVersion
+
+    shown = Round.objects.order_by("-number").first()
+    tool = ModelVersion.objects.create(name="tool", arch=ModelVersion.Arch.EXTERNAL,
+                                       metadata={"label_set": "abdomenatlas", "source": "/data/tool",
+                                                 "organs": ["liver", "spleen"]})
+    tool.rounds.add(shown)
+    open_dashboard(page, live_server.url)
+    page.wait_for_selector("[data-members-state=ready]")
+    board = api_get(rounds, "/api/dashboard/jobs/")["round"]
+    assert "tool" in {m["name"] for m in board["members"]}
+    check_table(page, "round-members", {m["name"]: {"source": m["source"], "fine_tuned": m["fine_tuned"],
+                                                    "kind": m["kind"]} for m in board["members"]})
+    tuned = [m["name"] for m in board["members"] if m["fine_tuned"]]
+    assert page.get_attribute("[data-fine-tuned]", "data-fine-tuned") == " ".join(tuned)
+    listed = api_get(rounds, "/api/dashboard/members/")["members"]
+    assert [m["name"] for m in listed] == ["tool"]
+    check_table(page, "registered-members", {"tool": {"source": "imported", "fine_tuned": False,
+                                                      "rounds": str(shown.number), "location": "/data/tool"}})

@@ -1,4 +1,5 @@
-// The lead dashboard (#/dashboard): queues, progress and time, the attention curve, quality per round, jobs.
+// The lead dashboard (#/dashboard): queues, progress and time, the attention curve, quality per round, review, the
+// ensemble's members, jobs.
 // Leads and admins only (the API refuses anyone else too). Every table has a CSV button; charts are Recharts, and
 // each chart and table mirrors its data in data-* attributes for the browser tests.
 import { useCallback, useEffect, useState } from 'react'
@@ -6,6 +7,7 @@ import { dashboardApi, type AttentionCurve as Curve, type Me, type Overview, typ
 import { AttentionCurve } from '../dashboard/AttentionCurve'
 import { errorText } from '../dashboard/DataTable'
 import { Jobs } from '../dashboard/Jobs'
+import { Members } from '../dashboard/Members'
 import { Progress } from '../dashboard/Progress'
 import { Quality } from '../dashboard/Quality'
 import { Queues } from '../dashboard/Queues'
@@ -16,7 +18,7 @@ const REFRESH_MS = 30_000
 
 const SECTIONS = [
   ['queues', 'Queues'], ['progress', 'Progress'], ['attention', 'Attention'], ['quality', 'Quality'],
-  ['reviews', 'Review'], ['jobs', 'Jobs'],
+  ['reviews', 'Review'], ['members', 'Members'], ['jobs', 'Jobs'],
 ] as const
 
 export default function Dashboard({ me, go, logout }: { me: Me; go: (to: string) => void; logout: () => void }) {
@@ -93,6 +95,10 @@ export default function Dashboard({ me, go, logout }: { me: Me; go: (to: string)
       <section id="dash-reviews" className="dash-section" data-section="reviews">
         <h2>Review and double reads</h2>
         <Reviews round={round && round.status === 'annotating' ? round.number : null} go={go} />
+      </section>
+      <section id="dash-members" className="dash-section" data-section="members">
+        <h2>Ensemble members</h2>
+        <Members />
       </section>
       <section id="dash-jobs" className="dash-section" data-section="jobs">
         <h2>Jobs</h2>
