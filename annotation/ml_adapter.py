@@ -264,9 +264,10 @@ def registered_votes(version: ModelVersion, ct: np.ndarray, affine: np.ndarray, 
     return _MEMBERS[key].votes(ct, affine)
 
 
-def infer_case(*, case: Case, versions: Sequence[ModelVersion], workdir: Path,
-               attention_settings: AttentionSettings | None = None) -> InferenceFiles:
-    """Run the ensemble on a case; write soft predictions, pseudo-label and attention under workdir.
+def case_members(case: Case, versions: Sequence[ModelVersion]
+                 ) -> tuple[Iterator[tuple[str, dict[str, np.ndarray]]], tuple[int, ...], np.ndarray]:
+    """Run the ensemble on a case: its members' votes organ by organ, (organ, {member: (x, y, z) uint8 p x 255}), and
+    the CT's shape and affine.
 
     Trained networks run through the Predictor; registered members (an nnU-Net v2 folder, TotalSegmentator) run
     through ml_engine.members; external members (imported predictions of other tools) vote with their stored label
@@ -281,20 +282,37 @@ def infer_case(*, case: Case, versions: Sequence[ModelVersion], workdir: Path,
         organs = OrganIndex.from_entries(case.dataset.label_set.organs.values("name", "value", "aliases"),
                                          name=case.dataset.label_set.name)
         externals |= {v.name: registered_votes(v, ct, affine, organs) for v in sorted(registered, key=lambda v: v.pk)}
-    label_set = case.dataset.label_set
     if networks:
-        members = predictor_for(networks).predict(ct, affine).iter_members(extra=externals)
-    else:
-        members = ((organ, {name: soft[organ] for name, soft in externals.items() if organ in soft})
-                   for organ in label_set.organ_names())
-    return write_ensemble(members, values=label_set.organ_values(), shape=ct.shape, affine=affine, workdir=workdir,
-                          attention_settings=attention_settings)
+        return predictor_for(networks).predict(ct, affine).iter_members(extra=externals), ct.shape, affine
+    return ((organ, {name: soft[organ] for name, soft in externals.items() if organ in soft})
+            for organ in case.dataset.label_set.organ_names()), ct.shape, affine
 
 
-def stored_members(prediction: Prediction, *, organs: Sequence[str], exclude: str | None = None
+def infer_case(*, case: Case, versions: Sequence[ModelVersion], workdir: Path,
+               attention_settings: AttentionSettings | None = None) -> InferenceFiles:
+    """Run the ensemble on a case; write soft predictions, pseudo-label and attention under workdir (one step)."""
+    members, shape, affine = case_members(case, versions)
+    return write_ensemble(members, values=case.dataset.label_set.organ_values(), shape=shape, affine=affine,
+                          workdir=workdir, attention_settings=attention_settings)
+
+
+def write_votes(members: Iterable[tuple[str, dict[str, np.ndarray]]], *, affine: np.ndarray,
+                workdir: Path) -> dict[str, dict[str, Path]]:
+    """Only the members' soft predictions (uint8 votes, fast gzip) under workdir: member -> organ -> file. The first
+    half of the split inference (the GPU worker's part); write_ensemble over stored_members is the second."""
+    files: dict[str, dict[str, Path]] = {}
+    for organ, soft in members:
+        for member, array in soft.items():
+            path = workdir / "backbones" / member / f"{organ}.nii.gz"
+            files.setdefault(member, {})[organ] = write_nifti(path, array, affine, dtype=np.uint8)
+    if not files:
+        raise Invalid("no ensemble member predicts any organ of this case")
+    return files
+
+
+def stored_members(soft_pred: dict[str, dict[str, str]], *, organs: Sequence[str], exclude: str | None = None
                    ) -> Iterator[tuple[str, dict[str, np.ndarray]]]:
-    """The soft predictions already stored with a prediction, organ by organ: (organ, {member: uint8})."""
-    soft_pred = (prediction.files or {}).get("soft_pred", {})
+    """Stored soft predictions (member -> organ -> storage name), read back organ by organ: (organ, {member: uint8})."""
     for organ in organs:
         maps = {}
         for member, per_organ in soft_pred.items():
@@ -305,7 +323,7 @@ def stored_members(prediction: Prediction, *, organs: Sequence[str], exclude: st
 
 def write_ensemble(members: Iterable[tuple[str, dict[str, np.ndarray]]], *, values: dict[str, int],
                    shape: Sequence[int], affine: np.ndarray, workdir: Path,
-                   attention_settings: AttentionSettings | None = None) -> InferenceFiles:
+                   attention_settings: AttentionSettings | None = None, write_soft: bool = True) -> InferenceFiles:
     """Write members' soft predictions, their combination and its attention under workdir.
 
     Each organ's heatmap is cropped to its attention box and the case's heatmap (max over organs) to the union of
@@ -313,7 +331,8 @@ def write_ensemble(members: Iterable[tuple[str, dict[str, np.ndarray]]], *, valu
     ml_engine.io.load_on_grid reads them back onto it.
 
     members: (organ, {member: (x, y, z) uint8 p x 255}), in any order; an organ no member votes on is left out.
-    values: the label set's {organ: voxel value}. The members combine by ml_engine.ensemble.EnsembleAverage, the
+    values: the label set's {organ: voxel value}. write_soft: False when the soft predictions are stored already (the
+    split inference's attend step): files.soft_pred stays empty. The members combine by ml_engine.ensemble.EnsembleAverage, the
     engine's one rule (the `infer` CLI's too), into the pseudo-label.
     """
     files = InferenceFiles(pseudo_label=workdir / "pseudo_label.nii.gz", heatmap=workdir / "attention.nii.gz")
@@ -322,9 +341,9 @@ def write_ensemble(members: Iterable[tuple[str, dict[str, np.ndarray]]], *, valu
     for organ, soft in members:
         if not soft:
             continue
-        for member, array in soft.items():
-            path = workdir / "backbones" / member / f"{organ}.nii.gz"
-            files.soft_pred.setdefault(member, {})[organ] = write_nifti(path, array, affine, dtype=np.uint8)
+        if write_soft:
+            for member, per_organ in write_votes([(organ, soft)], affine=affine, workdir=workdir).items():
+                files.soft_pred.setdefault(member, {}).update(per_organ)
         average.add(organ, soft)
         probs[organ] = list(soft.values())
     if not probs:

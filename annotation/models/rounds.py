@@ -141,6 +141,7 @@ class Job(models.Model):
     class Kind(models.TextChoices):
         TRAIN = "train"
         INFER = "infer"
+        ATTEND = "attend"  # with GPU workers: combine a case's stored votes, attention, record (default queue)
         RANK = "rank"
         METRICS = "metrics"
         QC = "qc"

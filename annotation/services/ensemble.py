@@ -7,12 +7,14 @@ queue; leases in progress and revisions are untouched.
 
 from __future__ import annotations
 
+import json
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from django.core.files.storage import default_storage
 from django.db import transaction
 
 from annotation import ml_adapter
@@ -22,7 +24,7 @@ from annotation.selectors.labels import open_cases
 from annotation.selectors.rounds import annotating_round, cases_to_infer, latest_round
 from annotation.services.imports.labels import LabelMap, LabelMapError, OrganIndex, convert_multilabel
 from annotation.services.members import check_member_name
-from annotation.services.predictions import record_prediction
+from annotation.services.predictions import record_prediction, round_folder
 from annotation.services.queue import rebuild_tasks
 from annotation.storage import read_volume, store_file
 from ml_engine.ensemble import member_votes
@@ -33,10 +35,53 @@ _SUFFIXES = (".nii.gz", ".nii")
 
 
 def predict_case(case: Case, round: Round) -> Prediction:
-    """Run the round's ensemble on one case and record the prediction (replacing an earlier one)."""
+    """Run the round's ensemble on one case and record the prediction (replacing an earlier one): one step."""
     with tempfile.TemporaryDirectory(prefix="atlas-infer-") as tmp:
         files = ml_adapter.infer_case(case=case, versions=list(round.members.all()), workdir=Path(tmp))
         return _record(case, round, files)
+
+
+# Split inference (with GPU workers): the GPU worker only runs the members and stores their votes (stage_case); a
+# light job on the default queue combines them, writes the pseudo-label and attention and records them (attend_case).
+
+
+def votes_manifest(case: Case, round: Round) -> str:
+    """Storage name of the list of a case's stored votes in a round, written last by stage_case."""
+    return f"{round_folder(case, round)}/backbones/votes.json"
+
+
+def stage_case(case: Case, round: Round) -> dict[str, dict[str, str]]:
+    """Run the round's ensemble on one case and store only its members' votes (uint8, fast gzip) where the
+    prediction keeps them, then their manifest (so attend_case never sees half of them). Returns member -> organ ->
+    storage name."""
+    prefix = round_folder(case, round)
+    with tempfile.TemporaryDirectory(prefix="atlas-stage-") as tmp:
+        members, _, affine = ml_adapter.case_members(case, list(round.members.all()))
+        local = ml_adapter.write_votes(members, affine=affine, workdir=Path(tmp))
+        names = {member: {organ: store_file(f"{prefix}/backbones/{member}/soft_pred/{organ}.nii.gz", path)
+                          for organ, path in per_organ.items()} for member, per_organ in local.items()}
+        manifest = Path(tmp) / "votes.json"
+        manifest.write_text(json.dumps(names, sort_keys=True))
+        store_file(votes_manifest(case, round), manifest)
+    return names
+
+
+def attend_case(case: Case, round: Round) -> Prediction:
+    """Combine the votes stage_case stored, write the pseudo-label and attention, record the prediction."""
+    name = votes_manifest(case, round)
+    if not default_storage.exists(name):
+        raise Invalid(f"{name}: no stored votes of case {case.name} in round {round.number}; its infer job "
+                      "stores them first")
+    with default_storage.open(name, "rb") as handle:
+        names = json.loads(handle.read())
+    label_set = case.dataset.label_set
+    with tempfile.TemporaryDirectory(prefix="atlas-attend-") as tmp:
+        files = ml_adapter.write_ensemble(ml_adapter.stored_members(names, organs=label_set.organ_names()),
+                                          values=label_set.organ_values(), shape=tuple(case.shape),
+                                          affine=np.asarray(case.affine, dtype=float), workdir=Path(tmp),
+                                          write_soft=False)
+        return record_prediction(case=case, round=round, pseudo_label=files.pseudo_label, heatmap=files.heatmap,
+                                 attention=files.attention, organs=files.organs, stored_soft_pred=names)
 
 
 def _record(case: Case, round: Round, files) -> Prediction:
@@ -190,7 +235,8 @@ def _import_one(case: Case, round: Round | None, version: ModelVersion, path: Pa
         members = ((organ, {version.name: votes[organ]} if organ in votes else {}) for organ in names)
     else:
         members = ((organ, soft | ({version.name: votes[organ]} if organ in votes else {}))
-                   for organ, soft in ml_adapter.stored_members(prediction, organs=names, exclude=version.name))
+                   for organ, soft in ml_adapter.stored_members((prediction.files or {}).get("soft_pred", {}),
+                                                                organs=names, exclude=version.name))
     with tempfile.TemporaryDirectory(prefix="atlas-external-") as tmp:
         files = ml_adapter.write_ensemble(members, values=organs.values, shape=ct.shape, affine=ct.affine,
                                           workdir=Path(tmp) / "out")

@@ -1,6 +1,6 @@
 """The job runner: claim a job, run its kind's handler with progress, record how it ended.
 
-One registry maps each job kind to its handler. Round steps (train, infer, rank) run only while their round is
+One registry maps each job kind to its handler. Round steps (train, infer, attend, rank) run only while their round is
 being built; when one fails the round fails, and when one succeeds the round's state machine moves on
 (services.rounds.advance). Other kinds (metrics, quality checks) run whenever they are delivered. A job that
 succeeded, was cancelled or is running is never started again, so a task delivered twice does nothing the second
@@ -42,10 +42,22 @@ class JobKind:
     round_step: bool = False  # a step of the round's state machine
 
 
+def _infer(job: Job, progress: Callable[[float, str], None]) -> None:
+    """Infer one case. With GPU workers the job (on the GPU queue) only runs the members and stores their votes,
+    then queues the case's ATTEND job (default queue) for the CPU-only rest, so writing and attention never hold the
+    GPU worker; without, one job does it all (no extra round trip)."""
+    if not settings.ATLAS_GPU_WORKERS:
+        ensemble.predict_case(job.case, job.round)
+        return
+    ensemble.stage_case(job.case, job.round)
+    progress(0.99, "votes stored; attention queued")
+    rounds.queue_attend(job)
+
+
 KINDS: dict[str, JobKind] = {
     Job.Kind.TRAIN: JobKind(training.train_job, heavy=True, round_step=True),
-    Job.Kind.INFER: JobKind(lambda job, progress: ensemble.predict_case(job.case, job.round), heavy=True,
-                            round_step=True),
+    Job.Kind.INFER: JobKind(_infer, heavy=True, round_step=True),
+    Job.Kind.ATTEND: JobKind(lambda job, progress: ensemble.attend_case(job.case, job.round), round_step=True),
     Job.Kind.RANK: JobKind(lambda job, progress: queue.rebuild_tasks(round=job.round), round_step=True),
     Job.Kind.METRICS: JobKind(lambda job, progress: metrics.update_round_metrics(round_id=job.round_id,
                                                                                 progress=progress)),

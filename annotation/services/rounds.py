@@ -25,10 +25,10 @@ from annotation.services.training import any_labelled
 from ml_engine.networks import ARCHITECTURES, SIZES
 
 __all__ = ["ARCHITECTURES", "SIZES", "DEFAULT_HOLDOUT", "start_round", "cancel_round", "advance", "fail",
-           "resume_round"]
+           "resume_round", "queue_attend"]
 
 STEP_OF = {Job.Kind.TRAIN: Round.Status.TRAINING, Job.Kind.INFER: Round.Status.INFERRING,
-           Job.Kind.RANK: Round.Status.RANKING}
+           Job.Kind.ATTEND: Round.Status.INFERRING, Job.Kind.RANK: Round.Status.RANKING}
 
 
 def start_round(*, archs: Sequence[str] = ARCHITECTURES, size: str = "tiny", epochs: int | None = None,
@@ -108,7 +108,9 @@ def fail(*, round_id: int, reason: str) -> None:
 def advance(*, round_id: int) -> Round:
     """Move the round on while every job of its current step has succeeded; queue the next step's jobs.
 
-    training -> inferring (one job per case not final), inferring -> ranking (one job), ranking -> annotating (the
+    training -> inferring (one job per case not final; with GPU workers each infer job queues its case's attend job,
+    queue_attend, and the step is done once every infer and attend job has succeeded), inferring -> ranking (one
+    job), ranking -> annotating (the
     cached file metrics of this round and of the one it closed are refreshed by METRICS jobs, and a QC job checks its
     pseudo-labels).
     """
@@ -135,7 +137,7 @@ def advance(*, round_id: int) -> Round:
             round.status = Round.Status.INFERRING
             for case in cases_to_infer(round):
                 job(f"infer:case{case.pk}", Job.Kind.INFER, case=case)
-        if round.status == Round.Status.INFERRING and step_done(Job.Kind.INFER):
+        if round.status == Round.Status.INFERRING and step_done(Job.Kind.INFER) and step_done(Job.Kind.ATTEND):
             round.status = Round.Status.RANKING
             job("rank", Job.Kind.RANK)
         if round.status == Round.Status.RANKING and step_done(Job.Kind.RANK):
@@ -147,6 +149,21 @@ def advance(*, round_id: int) -> Round:
         round.save(update_fields=["status"])
         enqueue(new_jobs)
     return round
+
+
+def queue_attend(infer: Job) -> Job:
+    """The split inference's second half: the ATTEND job of an infer job's case (created once), queued unless it
+    succeeded already. Called by the infer job before it finishes, so the step never looks done without it."""
+    with transaction.atomic():
+        attend, created = Job.objects.get_or_create(key=f"round{infer.round.number}:attend:case{infer.case_id}",
+                                                    defaults={"kind": Job.Kind.ATTEND, "round": infer.round,
+                                                              "case": infer.case})
+        if not created and attend.status in (Job.Status.SUCCEEDED, Job.Status.RUNNING, Job.Status.CANCELLED):
+            return attend
+        if attend.status != Job.Status.QUEUED:
+            Job.objects.filter(pk=attend.pk).update(status=Job.Status.QUEUED, progress=0.0)
+        enqueue([attend])
+    return attend
 
 
 def resume_round(*, round: Round | None = None) -> tuple[Round, int]:
@@ -170,7 +187,10 @@ def resume_round(*, round: Round | None = None) -> tuple[Round, int]:
             raise Conflict(f"round {round.number} is {round.status}: nothing to resume")
         round.jobs.filter(status__in=[Job.Status.RUNNING, Job.Status.FAILED], kind__in=list(STEP_OF)).update(
             status=Job.Status.QUEUED, progress=0.0)
-        pending = list(round.jobs.filter(status=Job.Status.QUEUED, kind__in=list(STEP_OF)))
+        # an attend job whose case's infer job has to run again waits for it (queue_attend sends it then)
+        waiting = round.jobs.filter(kind=Job.Kind.INFER).exclude(status=Job.Status.SUCCEEDED).values("case_id")
+        pending = list(round.jobs.filter(status=Job.Status.QUEUED, kind__in=list(STEP_OF))
+                       .exclude(kind=Job.Kind.ATTEND, case_id__in=waiting))
         enqueue(pending)
     if not pending:
         advance(round_id=round.pk)
