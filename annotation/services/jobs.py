@@ -157,6 +157,7 @@ def run_job(job_id: int) -> str:
     if job is None:
         return Job.objects.get(pk=job_id).status
     kind = KINDS[job.kind]
+    log.info("job %s: attempt %d started", job.key, job.attempts)
     error = None
     with _heartbeat(job):
         try:

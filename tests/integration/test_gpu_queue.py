@@ -1,5 +1,5 @@
-"""A round with the GPU queue on: training and inference run on the worker of the GPU queue, ranking and metrics on
-the default queue's. On a machine with CUDA the GPU queue's worker trains and infers on the GPU (scripts/gpu_smoke.sh
+"""A round with the GPU queue on: training and inference (the members' votes) run on the worker of the GPU queue;
+combining the votes with attention (attend), ranking and metrics on the default queue's. On a machine with CUDA the GPU queue's worker trains and infers on the GPU (scripts/gpu_smoke.sh
 runs this test); elsewhere on its CPU, the same code path otherwise."""
 
 from __future__ import annotations
@@ -54,6 +54,15 @@ def test_train_and_infer_run_on_the_gpu_queue(settings, tmp_path):
         assert len(received) >= 1 + N_CASES, gpu_log[-2000:]
         heavy = Job.objects.filter(round=round0, kind__in=(Job.Kind.TRAIN, Job.Kind.INFER)).count()
         assert heavy == 1 + N_CASES
+        # each case's votes were combined, and its attention written, by an attend job on the default queue's worker
+        attend = Job.objects.filter(round=round0, kind=Job.Kind.ATTEND)
+        assert attend.count() == N_CASES and set(attend.values_list("attempts", flat=True)) == {1}
+        cpu_log = workers[0].log.read_text()
+        for job in Job.objects.filter(round=round0).exclude(kind=Job.Kind.QC):
+            ran_on = [name for name, log in (("cpu", cpu_log), ("gpu", gpu_log))
+                      if f"job {job.key}: attempt 1 started" in log]  # services.jobs.run_job logs it
+            expected = "gpu" if job.kind in (Job.Kind.TRAIN, Job.Kind.INFER) else "cpu"
+            assert ran_on == [expected], (job.key, ran_on)
     finally:
         for worker in workers:
             worker.stop()
