@@ -1038,12 +1038,13 @@ export interface components {
         /**
          * @description * `train` - Train
          *     * `infer` - Infer
+         *     * `attend` - Attend
          *     * `rank` - Rank
          *     * `metrics` - Metrics
          *     * `qc` - Qc
          * @enum {string}
          */
-        JobKindEnum: "train" | "infer" | "rank" | "metrics" | "qc";
+        JobKindEnum: "train" | "infer" | "attend" | "rank" | "metrics" | "qc";
         JobRow: {
             id: number;
             key: string;

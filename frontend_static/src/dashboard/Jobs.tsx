@@ -23,6 +23,8 @@ const roundColumns: Column<RoundState>[] = [
   { key: 'converged', label: 'converged', value: (r) => r.converged },
   { key: 'train', label: 'trained', value: (r) => stepText(r, 'train') },
   { key: 'infer', label: 'inferred', value: (r) => stepText(r, 'infer') },
+  // with GPU workers: each case's votes combined, its attention written, on the default queue
+  { key: 'attend', label: 'attended', value: (r) => stepText(r, 'attend') },
   { key: 'rank', label: 'ranked', value: (r) => stepText(r, 'rank') },
   { key: 'created', label: 'started', value: (r) => r.created, render: (r) => time(r.created) },
   { key: 'finished', label: 'finished', value: (r) => r.finished, render: (r) => time(r.finished) },
