@@ -16,7 +16,7 @@ from django.conf import settings
 from django.core.files.storage import default_storage
 
 from annotation.errors import Invalid
-from annotation.models import Case, ModelVersion, Prediction
+from annotation.models import Case, ModelVersion
 from annotation.selectors.labels import LabelRef
 from annotation.storage import local_copy, read_volume, read_voxels, store_file
 from ml_engine.attention import AttentionSettings, case_attention, max_heatmap
@@ -332,8 +332,8 @@ def write_ensemble(members: Iterable[tuple[str, dict[str, np.ndarray]]], *, valu
 
     members: (organ, {member: (x, y, z) uint8 p x 255}), in any order; an organ no member votes on is left out.
     values: the label set's {organ: voxel value}. write_soft: False when the soft predictions are stored already (the
-    split inference's attend step): files.soft_pred stays empty. The members combine by ml_engine.ensemble.EnsembleAverage, the
-    engine's one rule (the `infer` CLI's too), into the pseudo-label.
+    split inference's attend step): files.soft_pred stays empty. The members combine by
+    ml_engine.ensemble.EnsembleAverage, the engine's one rule (the `infer` CLI's too), into the pseudo-label.
     """
     files = InferenceFiles(pseudo_label=workdir / "pseudo_label.nii.gz", heatmap=workdir / "attention.nii.gz")
     average = EnsembleAverage(shape, values)

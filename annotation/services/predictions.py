@@ -36,8 +36,8 @@ def record_prediction(*, case: Case, round: Round, pseudo_label: Path, heatmap: 
     written: list[str] = []
     try:
         with transaction.atomic():
-            files: dict[str, dict] = {"attention": {},
-                                      "soft_pred": {arch: dict(names) for arch, names in (stored_soft_pred or {}).items()}}
+            stored = {arch: dict(names) for arch, names in (stored_soft_pred or {}).items()}
+            files: dict[str, dict] = {"attention": {}, "soft_pred": stored}
             written.append(store_file(f"{prefix}/average/pseudo_label.nii.gz", pseudo_label))
             heatmap_name = ""
             if heatmap is not None:

@@ -151,10 +151,13 @@ def advance(*, round_id: int) -> Round:
     return round
 
 
-def queue_attend(infer: Job) -> Job:
+def queue_attend(infer: Job) -> Job | None:
     """The split inference's second half: the ATTEND job of an infer job's case (created once), queued unless it
-    succeeded already. Called by the infer job before it finishes, so the step never looks done without it."""
+    succeeded already. Called by the infer job before it finishes, so the step never looks done without it. None
+    when the round stopped meanwhile (cancelled, failed): nothing is queued then."""
     with transaction.atomic():
+        if not Round.objects.select_for_update().filter(pk=infer.round_id, status__in=Round.ACTIVE).exists():
+            return None
         attend, created = Job.objects.get_or_create(key=f"round{infer.round.number}:attend:case{infer.case_id}",
                                                     defaults={"kind": Job.Kind.ATTEND, "round": infer.round,
                                                               "case": infer.case})

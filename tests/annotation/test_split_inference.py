@@ -42,7 +42,8 @@ def test_the_split_path_records_what_the_one_step_path_does(settings, phantoms, 
 
     versions = list(round0.members.all())
     for prediction in Prediction.objects.filter(round=round0).select_related("case"):
-        one_step = ml_adapter.infer_case(case=prediction.case, versions=versions, workdir=tmp_path / prediction.case.name)
+        one_step = ml_adapter.infer_case(case=prediction.case, versions=versions,
+                                         workdir=tmp_path / prediction.case.name)
         _assert_same_file(prediction.pseudo_label.name, one_step.pseudo_label)
         _assert_same_file(prediction.heatmap.name, one_step.heatmap)
         assert set(prediction.files["attention"]) == set(one_step.attention)
@@ -112,6 +113,26 @@ def test_the_infer_job_stores_only_votes_and_the_step_waits_for_attend(settings,
     assert Job.objects.get(pk=first.pk).attempts == 2
     assert set(Job.objects.filter(round=round0, kind=Job.Kind.INFER).exclude(pk=first.pk)
                .values_list("attempts", flat=True)) == {1}
+
+
+def test_a_round_cancelled_after_the_votes_queues_no_attend_job(settings, phantoms):
+    settings.ATLAS_GPU_WORKERS = True
+    settings.ATLAS_JOB_ENQUEUE = "tests.annotation.loop.collect"
+    loop.QUEUED.clear()
+    round0 = rounds.start_round(archs=["unet"], steps=2)
+    assert jobs.run_job(loop.QUEUED[0].pk) == Job.Status.SUCCEEDED
+    first, second = loop.QUEUED[1:3]
+    loop.QUEUED.clear()
+    assert jobs.run_job(first.pk) == Job.Status.SUCCEEDED
+    (attend,) = loop.QUEUED
+    rounds.cancel_round(round=round0)
+    assert Job.objects.get(pk=attend.pk).status == Job.Status.CANCELLED
+    assert jobs.run_job(attend.pk) == Job.Status.CANCELLED  # a late delivery does nothing
+    ensemble.stage_case(second.case, round0)  # an infer job that was running when the round was cancelled
+    assert rounds.queue_attend(Job.objects.select_related("round").get(pk=second.pk)) is None
+    assert not Job.objects.filter(round=round0, kind=Job.Kind.ATTEND, case=second.case).exists()
+    assert not Prediction.objects.filter(round=round0).exists()
+    loop.QUEUED.clear()
 
 
 def test_without_gpu_workers_one_job_per_case(settings, phantoms):

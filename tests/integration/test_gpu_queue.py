@@ -1,6 +1,7 @@
 """A round with the GPU queue on: training and inference (the members' votes) run on the worker of the GPU queue;
-combining the votes with attention (attend), ranking and metrics on the default queue's. On a machine with CUDA the GPU queue's worker trains and infers on the GPU (scripts/gpu_smoke.sh
-runs this test); elsewhere on its CPU, the same code path otherwise."""
+combining the votes with attention (attend), ranking and metrics on the default queue's. On a machine with CUDA the
+GPU queue's worker trains and infers on the GPU (scripts/gpu_smoke.sh runs this test); elsewhere on its CPU, the same
+code path otherwise."""
 
 from __future__ import annotations
 
