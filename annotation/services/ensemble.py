@@ -81,7 +81,8 @@ def attend_case(case: Case, round: Round) -> Prediction:
                                           affine=np.asarray(case.affine, dtype=float), workdir=Path(tmp),
                                           write_soft=False)
         return record_prediction(case=case, round=round, pseudo_label=files.pseudo_label, heatmap=files.heatmap,
-                                 attention=files.attention, organs=files.organs, stored_soft_pred=names)
+                                 attention=files.attention, organs=files.organs, stored_soft_pred=names,
+                                 votes_manifest=name)
 
 
 def _record(case: Case, round: Round, files) -> Prediction:

@@ -23,12 +23,14 @@ def round_folder(case: Case, round: Round) -> str:
 def record_prediction(*, case: Case, round: Round, pseudo_label: Path, heatmap: Path | None = None,
                       attention: dict[str, Path] | None = None, soft_pred: dict[str, dict[str, Path]] | None = None,
                       organs: Iterable[OrganAttentionInput] = (),
-                      stored_soft_pred: dict[str, dict[str, str]] | None = None) -> Prediction:
+                      stored_soft_pred: dict[str, dict[str, str]] | None = None,
+                      votes_manifest: str = "") -> Prediction:
     """Store the files of one case's prediction in a round and replace its rows; all or nothing.
 
     pseudo_label: multi-label map; heatmap: max-over-organs attention; attention: organ -> heatmap file;
     soft_pred: arch -> organ -> uint8 probability file. Paths are local files on the case's grid. stored_soft_pred:
-    arch -> organ -> storage name of soft predictions stored already (the split inference's infer job stored them).
+    arch -> organ -> storage name of soft predictions stored already (the split inference's infer job stored them);
+    votes_manifest: the storage name of their list (files["votes"]: a row names it, so reconcile_media keeps it).
     """
     prefix = round_folder(case, round)
     names = {organ: Organ.objects.get(label_set=case.dataset.label_set_id, name=organ).pk for organ in
@@ -37,7 +39,9 @@ def record_prediction(*, case: Case, round: Round, pseudo_label: Path, heatmap: 
     try:
         with transaction.atomic():
             stored = {arch: dict(names) for arch, names in (stored_soft_pred or {}).items()}
-            files: dict[str, dict] = {"attention": {}, "soft_pred": stored}
+            files: dict = {"attention": {}, "soft_pred": stored}
+            if votes_manifest:
+                files["votes"] = votes_manifest
             written.append(store_file(f"{prefix}/average/pseudo_label.nii.gz", pseudo_label))
             heatmap_name = ""
             if heatmap is not None:

@@ -46,6 +46,8 @@ def test_the_split_path_records_what_the_one_step_path_does(settings, phantoms, 
                                          workdir=tmp_path / prediction.case.name)
         _assert_same_file(prediction.pseudo_label.name, one_step.pseudo_label)
         _assert_same_file(prediction.heatmap.name, one_step.heatmap)
+        # the votes' list is named by the row (reconcile_media keeps it; the S3 test finds every stored file named)
+        assert prediction.files["votes"] == ensemble.votes_manifest(prediction.case, round0)
         assert set(prediction.files["attention"]) == set(one_step.attention)
         for organ, path in one_step.attention.items():
             _assert_same_file(prediction.files["attention"][organ], path)
