@@ -25,37 +25,21 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_viewer import PASSWORD, REPO, loadavg  # noqa: E402
-from browser_session import atlas_server, signed_in_page  # noqa: E402
+from browser_session import atlas_server, import_bench_phantom, signed_in_page  # noqa: E402
 
 LIVER = 5
 
 
 def build_case(var: Path, shape: tuple[int, int, int]) -> None:
-    import django
     import nibabel as nib
     import numpy as np
     from scipy import ndimage
 
-    django.setup()
-    from django.core.management import call_command
-
+    phantom, case, round0 = import_bench_phantom(var, shape)
     from annotation.ml_adapter import OrganAttentionInput
-    from annotation.models import Case, LabelSet, Round
-    from annotation.services.imports import import_cases
     from annotation.services.predictions import record_prediction
     from annotation.services.queue import rebuild_tasks
     from annotation.services.users import create_user
-    from ml_engine.phantoms import make_phantom
-
-    call_command("migrate", verbosity=0)
-    phantom = make_phantom(7, shape=shape, name="bench")
-    src = var / "in"
-    src.mkdir(parents=True)
-    nib.save(nib.Nifti1Image(phantom.ct, phantom.affine), str(src / "bench.nii.gz"))
-    assert import_cases(src, dataset="bench").ok
-    case = Case.objects.get(name="bench")
-    round0 = Round.objects.create(number=0, status=Round.Status.ANNOTATING,
-                                  label_set=LabelSet.objects.get(name="abdomenatlas"))
     labels = phantom.labels.copy()
     liver = labels == LIVER
     # work for the clean-up tools: 3 x 3 x 3 islands of liver in the background beside it, and holes inside it

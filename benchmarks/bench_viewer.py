@@ -33,7 +33,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from browser_session import REPO, atlas_server, signed_in_page  # noqa: E402
+from browser_session import REPO, atlas_server, import_bench_phantom, signed_in_page  # noqa: E402
 
 PASSWORD = "bench-password-123"
 MOVES = 20  # mouse moves per drag
@@ -41,30 +41,14 @@ MOVES = 20  # mouse moves per drag
 
 def build_case(var: Path, shape: tuple[int, int, int], predict: bool = False) -> None:
     """A phantom imported into a fresh database, with a pseudo-label and heatmap recorded for round 0."""
-    import django
     import nibabel as nib
     import numpy as np
 
-    django.setup()
-    from django.core.management import call_command
-
+    phantom, case, round0 = import_bench_phantom(var, shape)
     from annotation.ml_adapter import OrganAttentionInput
-    from annotation.models import Case, LabelSet, Round
-    from annotation.services.imports import import_cases
     from annotation.services.predictions import record_prediction
     from annotation.services.queue import rebuild_tasks
     from annotation.services.users import create_user
-    from ml_engine.phantoms import make_phantom
-
-    call_command("migrate", verbosity=0)
-    phantom = make_phantom(7, shape=shape, name="bench")
-    src = var / "in"
-    src.mkdir(parents=True)
-    nib.save(nib.Nifti1Image(phantom.ct, phantom.affine), str(src / "bench.nii.gz"))
-    assert import_cases(src, dataset="bench").ok
-    case = Case.objects.get(name="bench")
-    round0 = Round.objects.create(number=0, status=Round.Status.ANNOTATING,
-                                   label_set=LabelSet.objects.get(name="abdomenatlas"))
     if predict:
         files = predict_case(case, var / "prediction")
         record_prediction(case=case, round=round0, pseudo_label=files.pseudo_label, heatmap=files.heatmap,

@@ -1,5 +1,6 @@
-"""What the browser benchmarks and scripts share: a throw-away Atlas served by `manage.py runserver`, and a Chromium
-page signed in to it (Debian's /usr/bin/chromium, or ATLAS_CHROMIUM, headless with SwiftShader's WebGL2)."""
+"""What the browser benchmarks and scripts share: a phantom imported into a fresh database, a throw-away Atlas served
+by `manage.py runserver`, and a Chromium page signed in to it (Debian's /usr/bin/chromium, or ATLAS_CHROMIUM, headless
+with SwiftShader's WebGL2)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,30 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 ARGS = ["--no-sandbox", "--use-angle=swiftshader", "--enable-unsafe-swiftshader", "--disable-background-networking",
         "--disable-dev-shm-usage"]
+
+
+def import_bench_phantom(var: Path, shape: tuple[int, int, int]):
+    """Phantom 7 of this shape imported as case "bench" into a freshly migrated database (settings from the
+    environment), with round 0 annotating: (phantom, case, round)."""
+    import django
+    import nibabel as nib
+
+    django.setup()
+    from django.core.management import call_command
+
+    from annotation.models import Case, LabelSet, Round
+    from annotation.services.imports import import_cases
+    from ml_engine.phantoms import make_phantom
+
+    call_command("migrate", verbosity=0)
+    phantom = make_phantom(7, shape=shape, name="bench")
+    src = var / "in"
+    src.mkdir(parents=True)
+    nib.save(nib.Nifti1Image(phantom.ct, phantom.affine), str(src / "bench.nii.gz"))
+    assert import_cases(src, dataset="bench").ok
+    round0 = Round.objects.create(number=0, status=Round.Status.ANNOTATING,
+                                  label_set=LabelSet.objects.get(name="abdomenatlas"))
+    return phantom, Case.objects.get(name="bench"), round0
 
 
 def free_port() -> int:
