@@ -126,7 +126,7 @@ def surface_distances(pred: np.ndarray, ref: np.ndarray, spacing: Sequence[float
     pred_empty, ref_empty = not pred.any(), not ref.any()
     if pred_empty and ref_empty:
         return SurfaceDistances(empty, empty, empty, empty, True, True)
-    from ml_engine.attention.core import bounding_box
+    from ml_engine.attention.boxes import bounding_box
 
     box = bounding_box(union)
     assert box is not None

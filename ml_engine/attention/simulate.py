@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import ndimage
 
-from ml_engine.attention.core import bounding_box, check_spacing
+from ml_engine.attention.boxes import bounding_box
+from ml_engine.attention.maps import check_spacing
 from ml_engine.labels import ORGANS
 
 SIMULATED_ERRORS: tuple[str, ...] = ("stomach_cavity_missed", "boundary_shift", "liver_bite")

@@ -11,6 +11,7 @@ import pytest
 from ml_engine import io
 from ml_engine.attention import case_attention, max_heatmap
 from ml_engine.attention.simulate import simulate_ensemble
+from ml_engine.io import gz
 from ml_engine.phantoms import make_phantom
 
 AFFINE = np.array([[-0.8, 0, 0, 120.0], [0, -0.8, 0, 95.5], [0, 0, 1.5, -300.0], [0, 0, 0, 1]])
@@ -51,7 +52,7 @@ def test_both_levels_read_back_the_same(tmp_path):
 def test_the_standard_library_fallback_reads_and_writes_the_same_files(tmp_path, monkeypatch):
     data = _volume(seed=2)
     accelerated = io.write_nifti(tmp_path / "a.nii.gz", data, AFFINE)
-    monkeypatch.setattr(io, "_gzip", gzip)
+    monkeypatch.setattr(gz, "_gzip", gzip)  # every gzip stream of ml_engine.io opens through gz._gzip
     plain = io.write_nifti(tmp_path / "b.nii.gz", data, AFFINE, level=6)
     assert np.array_equal(io.load_nifti(accelerated).data, data)
     assert np.array_equal(io.load_nifti(plain).data, data)

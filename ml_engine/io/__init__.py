@@ -1,0 +1,100 @@
+"""Reading and writing CT volumes and label maps with their geometry kept exactly.
+
+Arrays are in NIfTI voxel order (x, y, z); `affine` is the 4 x 4 voxel-to-RAS+ matrix (mm).
+Every write lands whole or not at all: it goes to a temporary name beside the target, then is renamed.
+DICOM series are read with SimpleITK and converted to the same convention.
+
+Gzip goes through ISA-L (python-isal's igzip: the same format, 3 to 10 times faster than zlib) when it is installed,
+else through the standard library. The compression level is chosen per use: FAST for the files the loop writes and
+reads again (soft predictions, pseudo-labels, heatmaps, revisions), DEFAULT for what leaves the system (exports).
+
+The package's modules, each imported from here by the rest of the project:
+
+- errors: ImageError, CheckpointError (str() names the file and the problem);
+- files: atomic_path (temporary name, then rename), sha256_file, write_json, write_csv;
+- gz: the gzip backend and levels, a reproducible writer, reads bounded by what a header promises;
+- nifti: Volume, load_nifti (header checked before any voxel is read), write_nifti, copy_as_nifti_gz;
+- grid: maps stored cropped to a box (write_nifti_box, load_on_grid), labels reordered onto a CT (reorient_onto);
+- sitk_images: DICOM series and NRRD label maps through SimpleITK;
+- atlas, checkpoints: AbdomenAtlas case folders and ensemble outputs, model checkpoints.
+"""
+
+from ml_engine.io.atlas import (
+    AtlasCase,
+    average_mask_path,
+    find_atlas_cases,
+    list_soft_preds,
+    load_atlas_case,
+    pseudo_label_path,
+    soft_pred_path,
+)
+from ml_engine.io.checkpoints import read_checkpoint, write_checkpoint
+from ml_engine.io.errors import CheckpointError, ImageError
+from ml_engine.io.files import atomic_path, sha256_file, write_csv, write_json
+from ml_engine.io.grid import box_affine, grid_offset, load_on_grid, reorient_onto, write_nifti_box
+from ml_engine.io.gz import DEFAULT, FAST, GZIP_BACKEND, check_gzip_whole
+from ml_engine.io.nifti import (
+    AFFINE_TOLERANCE_MM,
+    NIFTI_SUFFIXES,
+    Volume,
+    axis_codes,
+    copy_as_nifti_gz,
+    is_nifti,
+    load_nifti,
+    nifti_stem,
+    same_geometry,
+    spacing_from_affine,
+    write_nifti,
+)
+from ml_engine.io.sitk_images import (
+    LABEL_SUFFIXES,
+    label_suffix,
+    load_dicom_series,
+    load_label_image,
+    read_dicom_series,
+    sitk_to_volume,
+)
+
+__all__ = [
+    "AFFINE_TOLERANCE_MM",
+    "DEFAULT",
+    "FAST",
+    "GZIP_BACKEND",
+    "LABEL_SUFFIXES",
+    "NIFTI_SUFFIXES",
+    "AtlasCase",
+    "CheckpointError",
+    "ImageError",
+    "Volume",
+    "atomic_path",
+    "average_mask_path",
+    "axis_codes",
+    "box_affine",
+    "check_gzip_whole",
+    "copy_as_nifti_gz",
+    "find_atlas_cases",
+    "grid_offset",
+    "is_nifti",
+    "label_suffix",
+    "list_soft_preds",
+    "load_atlas_case",
+    "load_dicom_series",
+    "load_label_image",
+    "load_nifti",
+    "load_on_grid",
+    "nifti_stem",
+    "pseudo_label_path",
+    "read_checkpoint",
+    "read_dicom_series",
+    "reorient_onto",
+    "same_geometry",
+    "sha256_file",
+    "sitk_to_volume",
+    "soft_pred_path",
+    "spacing_from_affine",
+    "write_checkpoint",
+    "write_csv",
+    "write_json",
+    "write_nifti",
+    "write_nifti_box",
+]
