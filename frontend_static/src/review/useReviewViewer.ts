@@ -3,7 +3,8 @@
 // them). Choosing another organ's diff or the other label loads the case again (the edit history starts anew).
 import { useEffect, useRef, useState } from 'react'
 import { api, type LabelSet } from '../api'
-import { Viewer } from '../viewer/niivue'
+import { openViewer } from '../viewer/lifecycle'
+import type { Viewer } from '../viewer/niivue'
 import type { ReviewDetail } from './reviewApi'
 
 export type Shown = 'revision' | 'parent'
@@ -23,23 +24,15 @@ export function useReviewViewer(canvasRef: { current: HTMLCanvasElement | null }
 
   useEffect(() => {
     if (!detail || !labelSet || !canvasRef.current) return
-    let cancelled = false
     setState('loading')
-    const open = async () => {
-      const viewer = await Viewer.create(canvasRef.current!)
-      if (cancelled) {
-        viewer.destroy()
-        return
-      }
-      viewerRef.current = viewer
-      if (localStorage.getItem('atlas.debug') === '1') {
-        (window as unknown as { atlasViewer?: Viewer }).atlasViewer = viewer
-      }
+    return openViewer(canvasRef, viewerRef, async (session) => {
+      const viewer = await session.create()
+      if (!viewer) return
       viewer.onEdit = () => setDirty(viewer.dirty)
       const diff = organ ? `${detail.urls.diff}?organ=${encodeURIComponent(organ)}` : detail.urls.diff
       await viewer.load({ ct: detail.urls.ct, label: shown === 'parent' ? detail.urls.parent : detail.urls.label,
         attention: diff })
-      if (cancelled) return
+      if (session.cancelled()) return
       viewer.setLabelColours(labelSet.organs.map((o) => ({ value: o.value, color: o.color, visible: true })))
       viewer.setLabelOpacity(0.45)
       viewer.setHeatmap(true, 0.9)
@@ -50,19 +43,10 @@ export function useReviewViewer(canvasRef: { current: HTMLCanvasElement | null }
       setDirty(false)
       setOverlay(true)
       setState('ready')
-    }
-    open().catch((e: Error) => {
-      if (!cancelled) {
-        setError(e.message)
-        setState('error')
-      }
+    }, (message) => {
+      setError(message)
+      setState('error')
     })
-    return () => {
-      cancelled = true
-      viewerRef.current?.destroy()
-      viewerRef.current = null
-      delete (window as unknown as { atlasViewer?: Viewer }).atlasViewer
-    }
   }, [canvasRef, detail, labelSet, shown, organ])
 
   const toggleOverlay = () => {

@@ -2,7 +2,8 @@
 // heartbeat; asking before leaving with unsaved edits; Submit / Confirm / Skip and the 409 reload.
 import { useCallback, useEffect, useMemo, useRef, useState } from 'react'
 import { ApiError, api, type ErrorTag, type Task } from '../api'
-import { Viewer } from '../viewer/niivue'
+import { openViewer } from '../viewer/lifecycle'
+import type { Viewer } from '../viewer/niivue'
 import type { EditStats, HotspotRow, LoadState, OrganRow } from './types'
 
 function heartbeatSeconds(): number {
@@ -43,10 +44,9 @@ export function useTask(canvasRef: { current: HTMLCanvasElement | null }, go: (t
   }, [task])
 
   useEffect(() => {
-    let cancelled = false
-    const open = async () => {
+    return openViewer(canvasRef, viewerRef, async (session) => {
       const next = await api.next()
-      if (cancelled) return
+      if (session.cancelled()) return
       if (!next) {
         setState('empty')
         return
@@ -61,13 +61,8 @@ export function useTask(canvasRef: { current: HTMLCanvasElement | null }, go: (t
       }
       setOrgans(rows)
       setTags(errorTags)
-      const viewer = await Viewer.create(canvasRef.current!)
-      if (cancelled) return
-      viewerRef.current = viewer
-      // tests and benchmarks reach the viewer when asked to (localStorage atlas.debug = 1)
-      if (localStorage.getItem('atlas.debug') === '1') {
-        (window as unknown as { atlasViewer?: Viewer }).atlasViewer = viewer
-      }
+      const viewer = await session.create()
+      if (!viewer) return
       setWebgl(viewer.webgl())
       viewer.onEdit = () => setEdits({ dirty: viewer.dirty, undo: viewer.undoDepth[0], redo: viewer.undoDepth[1],
         strokeMs: viewer.lastStrokeMs, strokeVoxels: viewer.lastStrokeVoxels, scanned: viewer.lastStrokeScanned,
@@ -75,7 +70,7 @@ export function useTask(canvasRef: { current: HTMLCanvasElement | null }, go: (t
         redrawMs: viewer.lastRedrawMs })
       onViewerRef.current(viewer)
       const times = await viewer.load(next.urls)
-      if (cancelled) return
+      if (session.cancelled()) return
       setLoadMs(Math.round(times.totalMs))
       viewer.onEdit()
       viewer.setLabelColours(rows)
@@ -84,19 +79,10 @@ export function useTask(canvasRef: { current: HTMLCanvasElement | null }, go: (t
       viewer.onCrosshair(viewer.crosshairVoxel())
       started.current = performance.now()
       setState('ready')
-    }
-    open().catch((e: Error) => {
-      if (!cancelled) {
-        setError(e.message)
-        setState('error')
-      }
+    }, (message) => {
+      setError(message)
+      setState('error')
     })
-    return () => {
-      cancelled = true
-      viewerRef.current?.destroy()
-      viewerRef.current = null
-      delete (window as unknown as { atlasViewer?: Viewer }).atlasViewer
-    }
   }, [canvasRef])
 
   useEffect(() => {
