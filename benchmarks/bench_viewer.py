@@ -28,12 +28,11 @@ import argparse
 import os
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from browser_session import REPO, atlas_server, import_bench_phantom, signed_in_page  # noqa: E402
+from browser_session import REPO, atlas_server, import_bench_phantom, signed_in_page, throwaway_var  # noqa: E402
 
 PASSWORD = "bench-password-123"
 MOVES = 20  # mouse moves per drag
@@ -142,10 +141,7 @@ def main() -> None:
     args = parser.parse_args()
 
     print(f"machine load before: {loadavg()}")
-    with tempfile.TemporaryDirectory(prefix="atlas-bench-viewer-") as tmp:
-        var = Path(tmp)
-        env = {**os.environ, "ATLAS_VAR_DIR": str(var), "DJANGO_SETTINGS_MODULE": "atlas.settings", "DEBUG": "0"}
-        os.environ.update(env)
+    with throwaway_var("atlas-bench-viewer-") as (var, env):
         sys.path.insert(0, str(REPO))
         t0 = time.perf_counter()
         build_case(var, tuple(args.shape), predict=args.predict)

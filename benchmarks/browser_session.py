@@ -1,6 +1,6 @@
-"""What the browser benchmarks and scripts share: a phantom imported into a fresh database, a throw-away Atlas served
-by `manage.py runserver`, and a Chromium page signed in to it (Debian's /usr/bin/chromium, or ATLAS_CHROMIUM, headless
-with SwiftShader's WebGL2)."""
+"""What the browser benchmarks and scripts share: a throw-away ATLAS_VAR_DIR and its freshly migrated database, a
+phantom imported into it, Atlas served from it by `manage.py runserver`, a Chromium page signed in to it (Debian's
+/usr/bin/chromium, or ATLAS_CHROMIUM, headless with SwiftShader's WebGL2), and a screenshot of that page."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,20 +19,36 @@ ARGS = ["--no-sandbox", "--use-angle=swiftshader", "--enable-unsafe-swiftshader"
         "--disable-dev-shm-usage"]
 
 
-def import_bench_phantom(var: Path, shape: tuple[int, int, int]):
-    """Phantom 7 of this shape imported as case "bench" into a freshly migrated database (settings from the
-    environment), with round 0 annotating: (phantom, case, round)."""
+@contextmanager
+def throwaway_var(prefix: str, **extra: str) -> Iterator[tuple[Path, dict]]:
+    """A temporary ATLAS_VAR_DIR, this process's environment set for it (atlas.settings, DEBUG off, and extra):
+    yields (the folder, the environment for atlas_server); the folder is removed at the end."""
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+        env = {**os.environ, "ATLAS_VAR_DIR": tmp, "DJANGO_SETTINGS_MODULE": "atlas.settings", "DEBUG": "0", **extra}
+        os.environ.update(env)
+        yield Path(tmp), env
+
+
+def migrate() -> None:
+    """Set Django up (settings from the environment) and migrate its database."""
     import django
-    import nibabel as nib
 
     django.setup()
     from django.core.management import call_command
 
+    call_command("migrate", verbosity=0)
+
+
+def import_bench_phantom(var: Path, shape: tuple[int, int, int]):
+    """Phantom 7 of this shape imported as case "bench" into a freshly migrated database (settings from the
+    environment), with round 0 annotating: (phantom, case, round)."""
+    import nibabel as nib
+
+    migrate()
     from annotation.models import Case, LabelSet, Round
     from annotation.services.imports import import_cases
     from ml_engine.phantoms import make_phantom
 
-    call_command("migrate", verbosity=0)
     phantom = make_phantom(7, shape=shape, name="bench")
     src = var / "in"
     src.mkdir(parents=True)
@@ -89,3 +106,20 @@ def signed_in_page(base: str, username: str, password: str, *, viewport: tuple[i
             yield page
         finally:
             browser.close()
+
+
+def save_screenshot(page, out: Path, *, full_page: bool = False) -> None:
+    """Let the page settle (half a second after its last wait), then save it as the PNG out."""
+    page.wait_for_timeout(500)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(out), full_page=full_page)
+    print(f"saved {out}")
+
+
+def screenshot_path(doc: str) -> Path:
+    """A screenshot script's one argument, the PNG to write (its --help from the script's docstring)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=doc.split("\n")[0])
+    parser.add_argument("out", type=Path, help="the PNG to write")
+    return parser.parse_args().out

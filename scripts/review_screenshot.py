@@ -10,13 +10,19 @@ or ATLAS_CHROMIUM). A tool for docs/ and the README, not a check.
 
 from __future__ import annotations
 
-import argparse
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from benchmarks.browser_session import (  # noqa: E402
+    atlas_server,
+    save_screenshot,
+    screenshot_path,
+    signed_in_page,
+    throwaway_var,
+)
 
 
 def revise(var: Path) -> None:
@@ -49,19 +55,11 @@ def hold(job) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("out", type=Path, help="the PNG to write")
-    args = parser.parse_args()
-    sys.path.insert(0, str(REPO))
+    out = screenshot_path(__doc__)
     sys.path.insert(0, str(REPO / "benchmarks"))
     from benchmarks.bench_viewer import build_case
-    from benchmarks.browser_session import atlas_server, signed_in_page
 
-    with tempfile.TemporaryDirectory(prefix="atlas-review-shot-") as tmp:
-        var = Path(tmp)
-        env = {**os.environ, "ATLAS_VAR_DIR": tmp, "DJANGO_SETTINGS_MODULE": "atlas.settings", "DEBUG": "0",
-               "ATLAS_JOB_ENQUEUE": "scripts.review_screenshot.hold"}
-        os.environ.update(env)
+    with throwaway_var("atlas-review-shot-", ATLAS_JOB_ENQUEUE="scripts.review_screenshot.hold") as (var, env):
         build_case(var, (96, 96, 64))
         revise(var)
         from annotation.services.users import create_user
@@ -75,9 +73,7 @@ def main() -> None:
             page.wait_for_selector("[data-page=review][data-state=ready]", timeout=120_000)
             page.locator("[data-table=diff] [data-row=liver]").click()
             page.wait_for_selector("[data-page=review][data-organ=liver][data-state=ready]", timeout=120_000)
-            page.wait_for_timeout(500)
-            page.screenshot(path=str(args.out))
-    print(f"saved {args.out}")
+            save_screenshot(page, out)
 
 
 if __name__ == "__main__":
