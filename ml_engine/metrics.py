@@ -28,6 +28,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ml_engine.attention.boxes import bounding_box
+from ml_engine.attention.maps import check_spacing
+
 #: FLARE's per-organ NSD tolerances in mm (abdomenatlas organ names).
 FLARE_TOLERANCE_MM: dict[str, float] = {
     "liver": 5.0, "kidney_right": 3.0, "kidney_left": 3.0, "spleen": 3.0, "pancreas": 5.0, "aorta": 2.0,
@@ -52,13 +55,6 @@ def _check_pair(pred: np.ndarray, ref: np.ndarray) -> tuple[np.ndarray, np.ndarr
     if pred.ndim != 3:
         raise ValueError(f"masks must be 3D (x, y, z), got shape {pred.shape}")
     return pred.astype(bool, copy=False), ref.astype(bool, copy=False)
-
-
-def _check_spacing(spacing: Sequence[float]) -> tuple[float, float, float]:
-    values = tuple(float(s) for s in spacing)
-    if len(values) != 3 or not all(math.isfinite(s) and s > 0 for s in values):
-        raise ValueError(f"spacing must be three positive numbers of mm, got {tuple(spacing)}")
-    return values  # type: ignore[return-value]
 
 
 def dice(pred: np.ndarray, ref: np.ndarray) -> float:
@@ -120,14 +116,12 @@ def surface_distances(pred: np.ndarray, ref: np.ndarray, spacing: Sequence[float
     Works inside the bounding box of pred | ref padded by one voxel, so the cost follows the organ, not the scan.
     """
     pred, ref = _check_pair(pred, ref)
-    spacing = _check_spacing(spacing)
+    spacing = check_spacing(spacing)
     empty = np.zeros(0, dtype=np.float64)
     union = pred | ref
     pred_empty, ref_empty = not pred.any(), not ref.any()
     if pred_empty and ref_empty:
         return SurfaceDistances(empty, empty, empty, empty, True, True)
-    from ml_engine.attention.boxes import bounding_box
-
     box = bounding_box(union)
     assert box is not None
     shape = tuple(s.stop - s.start + 2 for s in box)
@@ -220,7 +214,7 @@ def assd(pred: np.ndarray, ref: np.ndarray, spacing: Sequence[float]) -> float:
 def evaluate_masks(pred: np.ndarray, ref: np.ndarray, spacing: Sequence[float], *, tolerance_mm: float) -> dict:
     """Dice, NSD, HD95 and ASSD of one organ (surface distances computed once), and both volumes in mL."""
     pred, ref = _check_pair(pred, ref)
-    spacing = _check_spacing(spacing)
+    spacing = check_spacing(spacing)
     d = surface_distances(pred, ref, spacing)
     voxel_ml = float(np.prod(spacing)) / 1000.0
     return {

@@ -28,7 +28,7 @@ from ml_engine.attention.boxes import (
 )
 from ml_engine.attention.hotspots import Hotspot, find_hotspots
 from ml_engine.attention.maps import (
-    check_probability_dtype,
+    check_probability_maps,
     check_spacing,
     inconsistency,
     open_mask,
@@ -169,17 +169,10 @@ class _Prepared:
 
 def _prepare(organ: str, probs: Sequence[np.ndarray], *, settings: AttentionSettings) -> _Prepared:
     """Find the organ's support box over all models and keep only that crop of each map (no full-size stack)."""
-    arrays = [np.asarray(p) for p in probs]
-    if not arrays:
-        raise ValueError(f"{organ}: no probability maps given")
+    arrays = check_probability_maps(probs, organ)
     shape = arrays[0].shape
     box: Box | None = None
-    for index, array in enumerate(arrays):
-        if array.ndim != 3:
-            raise ValueError(f"{organ}: probability map {index} is not 3D (shape {array.shape})")
-        if array.shape != shape:
-            raise ValueError(f"{organ}: probability map {index} has shape {array.shape}, map 0 has {shape}")
-        check_probability_dtype(array, f"{index} of {organ}")
+    for array in arrays:
         box = box_union(box, bounding_box(array))
     shape3 = tuple(int(s) for s in shape)
     if box is None:

@@ -49,22 +49,33 @@ def stack_probabilities(probs: Sequence[np.ndarray]) -> np.ndarray:
 
     ValueError for no maps, differing shapes, other dtypes, or float values outside [0, 1] or not finite.
     """
-    arrays = [np.asarray(p) for p in probs]
-    if not arrays:
-        raise ValueError("no probability maps given")
+    arrays = check_probability_maps(probs)
     shape = arrays[0].shape
-    for index, array in enumerate(arrays):
-        if array.ndim != 3:
-            raise ValueError(f"probability map {index} is not 3D (shape {array.shape})")
-        if array.shape != shape:
-            raise ValueError(f"probability map {index} has shape {array.shape}, map 0 has {shape}")
-        check_probability_dtype(array, index)
     if all(a.dtype == np.uint8 for a in arrays):
         return np.stack(arrays)
     stacked = np.empty((len(arrays), *shape), dtype=np.float32)
     for index, array in enumerate(arrays):
         stacked[index] = array / np.float32(255) if array.dtype == np.uint8 else array
     return stacked
+
+
+def check_probability_maps(probs: Sequence[np.ndarray], organ: str | None = None) -> list[np.ndarray]:
+    """The M maps as arrays, checked: at least one, each 3D, one shape, uint8 or float in [0, 1].
+
+    ValueError otherwise, its message starting with the organ's name when one is given.
+    """
+    arrays = [np.asarray(p) for p in probs]
+    prefix = f"{organ}: " if organ is not None else ""
+    if not arrays:
+        raise ValueError(f"{prefix}no probability maps given")
+    shape = arrays[0].shape
+    for index, array in enumerate(arrays):
+        if array.ndim != 3:
+            raise ValueError(f"{prefix}probability map {index} is not 3D (shape {array.shape})")
+        if array.shape != shape:
+            raise ValueError(f"{prefix}probability map {index} has shape {array.shape}, map 0 has {shape}")
+        check_probability_dtype(array, index if organ is None else f"{index} of {organ}")
+    return arrays
 
 
 def check_probability_dtype(array: np.ndarray, index: int | str) -> None:
