@@ -1,9 +1,9 @@
 """python manage.py export_dataset OUT --format abdomenatlas|nnunetv2|dicom-seg [--label-set S] [--dataset D ...]"""
 
 from django.core.management.base import BaseCommand
-from tqdm import tqdm
 
 from annotation.errors import command_errors
+from annotation.management.progress import case_progress
 from annotation.services.export import FORMATS, export_dataset
 
 
@@ -23,11 +23,7 @@ class Command(BaseCommand):
                             help="only cases whose label a lead accepted or that were imported with every organ")
 
     def handle(self, *args, **options):
-        with tqdm(unit="case", desc="export", disable=options["verbosity"] == 0) as bar:
-            def progress(done, total, name):
-                bar.total = total
-                bar.update(done - bar.n)
-
+        with case_progress("export", verbosity=options["verbosity"]) as progress:
             with command_errors():
                 report = export_dataset(options["out"], format=options["format"], label_set=options["label_set"],
                                         datasets=options["dataset"], accepted_only=options["accepted_only"],

@@ -1,9 +1,9 @@
 """python manage.py import_cases SRC --dataset NAME [--label-set abdomenatlas] [--labels L] [--label-map M]"""
 
 from django.core.management.base import BaseCommand, CommandError
-from tqdm import tqdm
 
 from annotation.errors import command_errors
+from annotation.management.progress import case_progress
 from annotation.services.imports import ImportSetupError, SeriesQuery, import_cases
 
 
@@ -28,27 +28,18 @@ class Command(BaseCommand):
         web.add_argument("--study-date", help="studies of this date or range: YYYYMMDD or YYYYMMDD-YYYYMMDD")
 
     def handle(self, *args, **options):
-        bar = tqdm(total=0, unit="case", desc="import", disable=options["verbosity"] == 0)
-
-        def progress(done: int, total: int, name: str) -> None:
-            bar.total = total
-            bar.set_postfix_str(name, refresh=False)
-            bar.update(done - bar.n)
-
         query = None
         if any(options[k] for k in ("study_uid", "series_uid", "modality", "study_date")):
             modality = options["modality"] or "CT"
             query = SeriesQuery(study_uid=options["study_uid"], series_uid=options["series_uid"],
                                 modality=None if modality == "any" else modality, study_date=options["study_date"])
         try:
-            with command_errors():
+            with case_progress("import", verbosity=options["verbosity"]) as progress, command_errors():
                 report = import_cases(options["src"], dataset=options["dataset"], label_set=options["label_set"],
                                       labels=options["labels"], label_map=options["label_map"], query=query,
                                       progress=progress)
         except ImportSetupError as exc:
             raise CommandError(str(exc)) from exc
-        finally:
-            bar.close()
         for line in report.notes:
             self.stdout.write(f"note: {line}")
         for line in report.errors:

@@ -1,9 +1,9 @@
 """python manage.py import_predictions --model NAME DIR [--label-map map.json] [--round N] [--label-set NAME]"""
 
 from django.core.management.base import BaseCommand, CommandError
-from tqdm import tqdm
 
 from annotation.errors import command_errors
+from annotation.management.progress import case_progress
 from annotation.services.ensemble import import_predictions
 
 
@@ -21,12 +21,7 @@ class Command(BaseCommand):
                             help="the cases' label set when there is no round yet (default abdomenatlas)")
 
     def handle(self, *args, **options):
-        with tqdm(unit="case", desc=f"importing {options['model']}", disable=options["verbosity"] == 0) as bar:
-            def progress(done: int, total: int, name: str) -> None:
-                bar.total = total
-                bar.set_postfix_str(name, refresh=False)
-                bar.update(done - bar.n)
-
+        with case_progress(f"importing {options['model']}", verbosity=options["verbosity"]) as progress:
             with command_errors():
                 report = import_predictions(model=options["model"], src=options["src"],
                                             label_map=options["label_map"], round_number=options["round"],

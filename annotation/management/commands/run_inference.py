@@ -1,9 +1,9 @@
 """python manage.py run_inference [--cases NAME ...] [--round N]"""
 
 from django.core.management.base import BaseCommand
-from tqdm import tqdm
 
 from annotation.errors import command_errors
+from annotation.management.progress import case_progress
 from annotation.selectors.rounds import annotating_round
 from annotation.services.ensemble import refresh_predictions
 
@@ -19,13 +19,7 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         with command_errors():
             round = annotating_round(options["round"])
-            with tqdm(unit="case", desc=f"round {round.number} inference",
-                      disable=options["verbosity"] == 0) as bar:
-                def progress(done: int, total: int, name: str) -> None:
-                    bar.total = total
-                    bar.set_postfix_str(name, refresh=False)
-                    bar.update(done - bar.n)
-
+            with case_progress(f"round {round.number} inference", verbosity=options["verbosity"]) as progress:
                 report = refresh_predictions(round=round, case_names=options["cases"], progress=progress)
         models = ", ".join(round.members.order_by("name").values_list("name", flat=True))
         self.stdout.write(f"round {report.round}: {len(report.inferred)} cases inferred with {models}; "
