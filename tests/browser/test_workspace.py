@@ -108,7 +108,10 @@ def test_paint_a_stroke_and_submit(world, page, live_server):
 
 def test_undo_redo_eraser_and_shortcuts(world, page, live_server):
     sign_in(page, live_server.url)
+    page.evaluate("localStorage.setItem('atlas.debug', '1')")  # the page exposes its viewer to tests
     open_next_case(page)
+    niivue_letters = "window.atlasViewer.nv.opts.isOrientationTextVisible"
+    assert page.evaluate(niivue_letters) is False  # one set of letters: the page's markers, not NiiVue's too
     _select(page, "liver", "brush")
     screen = ScreenMap(page)
     _paint(page, screen, (5, 17), (15, 17), expect_undo=1)
@@ -130,6 +133,7 @@ def test_undo_redo_eraser_and_shortcuts(world, page, live_server):
     # views, presets, heatmap, help
     page.keyboard.press("4")
     assert workspace(page, "view") == "multiplanar"
+    assert page.evaluate(niivue_letters) is True and not page.locator("[data-orient-left]").count()  # per tile
     page.click("[data-window-preset=bone]")
     assert workspace(page, "window") == "1800/400"
     page.keyboard.press("h")

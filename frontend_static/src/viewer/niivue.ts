@@ -158,7 +158,7 @@ export class Viewer {
     const t3 = performance.now()
     performance.measure('atlas:load:label', { start: t2, end: t3 })
     this.onWindow(WINDOW_PRESETS.abdomen.width, WINDOW_PRESETS.abdomen.level)
-    this.nv.setSliceType(SLICE[this.view])
+    this.showSliceType()
     this.applyTool()
     // The GPU works through the layers' blending after the calls above return: wait for it, so that "loaded" means
     // the first frame is painted (in software WebGL this is most of the load).
@@ -278,7 +278,14 @@ export class Viewer {
   setView(view: ViewName): void {
     if (view === this.view) return
     this.view = view
-    this.nv.setSliceType(SLICE[view])
+    this.showSliceType()
+  }
+
+  // One set of orientation letters: the page's markers on a single view (ViewPanel's OrientationMarkers, which follow
+  // the radiological switch), NiiVue's own per tile in the multiplanar view, where the page draws none.
+  private showSliceType(): void {
+    this.nv.opts.isOrientationTextVisible = this.view === 'multiplanar'
+    this.nv.setSliceType(SLICE[this.view])
   }
 
   window(): { width: number; level: number } {
