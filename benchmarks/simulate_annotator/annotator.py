@@ -9,6 +9,7 @@ import numpy as np
 
 LIMIT = 40  # actions per case before giving up
 
+# Moore neighbourhood, clockwise on screen (y down), as (dx, dy): W, NW, N, NE, E, SE, S, SW
 AROUND = ((-1, 0), (-1, -1), (0, -1), (1, -1), (1, 0), (1, 1), (0, 1), (-1, 1))
 
 

@@ -31,7 +31,7 @@ SHAPE = (40, 36, 16)
 PASSWORD = "correct-horse-battery-1"
 
 # the tool's constants (viewer/ops/snap.ts)
-IN_HALF, OUT_HALF, MARGIN = (7, 7, 3), (2, 2, 2), 12
+IN_HALF, OUT_HALF, MARGIN = (7, 7, 3), (2, 2, 2), np.array([8, 8, 6])
 S6 = ndimage.generate_binary_structure(3, 1)
 
 

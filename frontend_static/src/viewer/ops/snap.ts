@@ -16,7 +16,8 @@ export interface SnapInput {
 
 export const IN_HALF = [7, 7, 3] // half-sizes of the inside window (and the widened outside one)
 export const OUT_HALF = [2, 2, 2]
-export const SNAP_MARGIN = 12 // voxels of context the caller adds around the region's box (>= reach + 3 + 7)
+// voxels of context the caller adds around the crop (the region lies inside it): the windows and distances reach
+export const SNAP_MARGIN = [8, 8, 6]
 
 const FAR = 1e20
 
@@ -77,46 +78,39 @@ export function squaredDistance(feature: (i: number) => boolean, shape: number[]
   return out
 }
 
-/** Sums over a window of half-sizes `half` around each voxel, clipped to the box (separable running sums). */
-function windowSums(values: Float64Array, shape: number[], half: number[]): Float64Array {
-  const [w, h] = shape
-  const strides = [1, w, w * h]
-  let src = values
-  for (let a = 0; a < 3; a++) {
-    const m = shape[a]
-    const s = strides[a]
-    const r = half[a]
-    const dst = new Float64Array(src.length)
-    const [p, q] = [0, 1, 2].filter((b) => b !== a)
-    const prefix = new Float64Array(m + 1)
-    for (let j = 0; j < shape[q]; j++) {
-      for (let i = 0; i < shape[p]; i++) {
-        const base = i * strides[p] + j * strides[q]
-        for (let t = 0; t < m; t++) prefix[t + 1] = prefix[t] + src[base + t * s]
-        for (let t = 0; t < m; t++) dst[base + t * s] = prefix[Math.min(t + r + 1, m)] - prefix[Math.max(t - r, 0)]
+/** A summed-volume table of `values` where `mask` is 1: (w + 1) x (h + 1) x (d + 1), x fastest. */
+function summedVolume(mask: Uint8Array, values: Float32Array | null, shape: number[]): Float64Array {
+  const [w, h, d] = shape
+  const W = w + 1
+  const WH = W * (h + 1)
+  const out = new Float64Array(WH * (d + 1))
+  for (let z = 0; z < d; z++) {
+    for (let y = 0; y < h; y++) {
+      let row = 0
+      const src = (z * h + y) * w
+      const dst = (z + 1) * WH + (y + 1) * W + 1
+      for (let x = 0; x < w; x++) {
+        if (mask[src + x]) row += values ? values[src + x] : 1
+        out[dst + x] = row + out[dst + x - W] + out[dst + x - WH] - out[dst + x - W - WH]
       }
     }
-    src = dst
   }
-  return src
+  return out
 }
 
-/** The local mean of `ct` over the voxels where `mask` is 1 (NaN where the window holds none). */
-function windowMean(mask: Uint8Array, ct: Float32Array, shape: number[], half: number[]): Float64Array {
-  const n = mask.length
-  const values = new Float64Array(n)
-  const counts = new Float64Array(n)
-  for (let i = 0; i < n; i++) {
-    if (mask[i]) {
-      values[i] = ct[i]
-      counts[i] = 1
-    }
-  }
-  const sum = windowSums(values, shape, half)
-  const count = windowSums(counts, shape, half)
-  const out = new Float64Array(n)
-  for (let i = 0; i < n; i++) out[i] = count[i] > 0 ? sum[i] / count[i] : NaN
-  return out
+/** The sum of a summed-volume table over the window of half-sizes `half` around (x, y, z), clipped to the box. */
+function windowSum(t: Float64Array, shape: number[], x: number, y: number, z: number, half: number[]): number {
+  const [w, h, d] = shape
+  const W = w + 1
+  const WH = W * (h + 1)
+  const x0 = Math.max(x - half[0], 0)
+  const x1 = Math.min(x + half[0] + 1, w)
+  const y0 = Math.max(y - half[1], 0) * W
+  const y1 = Math.min(y + half[1] + 1, h) * W
+  const z0 = Math.max(z - half[2], 0) * WH
+  const z1 = Math.min(z + half[2] + 1, d) * WH
+  return t[z1 + y1 + x1] - t[z1 + y1 + x0] - t[z1 + y0 + x1] + t[z1 + y0 + x0] -
+    t[z0 + y1 + x1] + t[z0 + y1 + x0] + t[z0 + y0 + x1] - t[z0 + y0 + x0]
 }
 
 /** A 6-neighbour closing of `mask` (dilation, then erosion; outside the box counts as 0), at the `at` voxels only. */
@@ -177,16 +171,28 @@ export function snapEdge(input: SnapInput): { organ: Uint8Array; band: number } 
   for (let i = 0, k = 0; i < n; i++) if (inRef[i]) deep[k++] = ct[i]
   deep.sort()
   const median = deep[(inCount - 1) >> 1]
-  const muIn = windowMean(inRef, ct, shape, IN_HALF)
-  const muOut = windowMean(outRef, ct, shape, OUT_HALF)
-  const muWide = windowMean(outRef, ct, shape, IN_HALF)
+  // local means from summed-volume tables, read at the band's voxels only
+  const inSum = summedVolume(inRef, ct, shape)
+  const inCnt = summedVolume(inRef, null, shape)
+  const outSum = summedVolume(outRef, ct, shape)
+  const outCnt = summedVolume(outRef, null, shape)
   const next = organ.slice()
-  for (let i = 0; i < n; i++) {
-    if (!band[i]) continue
-    const inside = Number.isNaN(muIn[i]) ? median : muIn[i]
-    const outside = Number.isNaN(muOut[i]) ? muWide[i] : muOut[i]
-    if (Number.isNaN(outside)) continue // nothing outside to compare with: keep the label
-    next[i] = Math.abs(ct[i] - inside) < Math.abs(ct[i] - outside) ? 1 : 0
+  for (let z = 0, i = 0; z < d; z++) {
+    for (let y = 0; y < h; y++) {
+      for (let x = 0; x < w; x++, i++) {
+        if (!band[i]) continue
+        const ni = windowSum(inCnt, shape, x, y, z, IN_HALF)
+        const inside = ni > 0 ? windowSum(inSum, shape, x, y, z, IN_HALF) / ni : median
+        let no = windowSum(outCnt, shape, x, y, z, OUT_HALF)
+        let outside = no > 0 ? windowSum(outSum, shape, x, y, z, OUT_HALF) / no : NaN
+        if (no === 0) {
+          no = windowSum(outCnt, shape, x, y, z, IN_HALF)
+          if (no === 0) continue // nothing outside to compare with: keep the label
+          outside = windowSum(outSum, shape, x, y, z, IN_HALF) / no
+        }
+        next[i] = Math.abs(ct[i] - inside) < Math.abs(ct[i] - outside) ? 1 : 0
+      }
+    }
   }
   // keep the band's organ voxels 6-connected to the core (the organ outside the band)
   const kept = new Uint8Array(n)

@@ -16,9 +16,10 @@ export function snapEdit(viewer: Viewer, crops: MemberCrops, value: number, reac
   const [cw, ch] = crops.shape
   const inner = g.fileBoxToViewer(lo, hi)
   const [nx, ny, nz] = g.dims
-  const box: Box = { x0: Math.max(0, inner.x0 - SNAP_MARGIN), x1: Math.min(nx - 1, inner.x1 + SNAP_MARGIN),
-    y0: Math.max(0, inner.y0 - SNAP_MARGIN), y1: Math.min(ny - 1, inner.y1 + SNAP_MARGIN),
-    z0: Math.max(0, inner.z0 - SNAP_MARGIN), z1: Math.min(nz - 1, inner.z1 + SNAP_MARGIN) }
+  const [mx, my, mz] = SNAP_MARGIN
+  const box: Box = { x0: Math.max(0, inner.x0 - mx), x1: Math.min(nx - 1, inner.x1 + mx),
+    y0: Math.max(0, inner.y0 - my), y1: Math.min(ny - 1, inner.y1 + my),
+    z0: Math.max(0, inner.z0 - mz), z1: Math.min(nz - 1, inner.z1 + mz) }
   const w = box.x1 - box.x0 + 1
   const h = box.y1 - box.y0 + 1
   const d = box.z1 - box.z0 + 1
