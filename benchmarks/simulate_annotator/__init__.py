@@ -15,7 +15,8 @@ Two sets of cases, on demo-sized phantoms (96 x 96 x 64; 1.5 x 1.5 x 2.5 mm):
   the neighbour), since a small error hardly moves a whole organ's Dice.
 - pseudo: the demo's phantoms (`seed_demo`'s seeds) with the shipped ensemble's real pseudo-label, members and
   attention (the three tiny networks, run here); the target is the error inside the case's top hotspot (the first in
-  the workspace's list): Dice of its organ inside the hotspot's box.
+  the workspace's list): Dice of its organ inside the hotspot's region, the one the members, threshold and snap
+  tools work in (the server's: the attention component at the hotspot inside its box padded by 3, dilated by one).
 
 What the simulated annotator knows (a careful annotator's view, never the truth beyond it):
 - where to look: the error's box (for the injected set, as a hotspot would point there) or the top hotspot's box;
@@ -34,17 +35,24 @@ Policy (b), the tools first, then (a) on what is left:
 - missed, spill: the same outlines on the first, middle and last wrong slices only, then `i` (interpolation);
 - hole: "Fill holes"; island: the island's size in mL (typed, rounded up), then "Remove islands";
 - boundary and pseudo: the hotspot (one click) draws the members' outlines; on the displayed slice (the hotspot's
-  centre), the annotator compares each outline and the label with the CT and, when one member (or the mean) follows
-  the CT better than the label, clicks "use <member>"; then it drags the local threshold (one action) watching the
-  preview on that slice and applies it (one action) when a threshold follows the CT better still.
+  centre), unless the page says the members agree there (then no member will fix the label: both steps skipped), the
+  annotator compares each outline and the label with the CT and, when one member (or the mean) follows the CT better
+  than the label (slice Dice up by more than 0.02), clicks "use <member>"; then it drags the local threshold (one
+  action) watching the preview on that slice and applies it (one action) when a threshold follows the CT better
+  still, else cancels it (one action). Then, with "protect other organs" off (an edge between two organs is both
+  organs' and their labels are suspect alike), it clicks "Snap edge to CT" (one action) and applies it (one action)
+  when the preview follows the CT better on that slice by the same rule; else it sets the reach to 2 (one action)
+  and applies on the same rule, else cancels (one action).
+- At a hotspot, each step is taken only while Dice < 0.95 (the stopping rule); then (a) as everywhere.
 Actions: strokes, clicks, typed values and tool key presses; slice scrolling (arrow keys, and the review's slices) is
 counted apart, as are the organ, tool and protection toggles (settings, the same in both policies). In the boundary
 and pseudo cases both policies click the hotspot to get there.
 
-    .venv/bin/python benchmarks/simulate_annotator.py [--seeds 2] [--pseudo 4] [--kinds missed spill ...]
+    .venv/bin/python benchmarks/simulate_annotator [--seeds 2] [--pseudo 4] [--kinds missed spill ...]
     (or each policy apart: --policy a > a.log; --policy b > b.log; then --table a.log b.log)
 
-Needs Chromium (/usr/bin/chromium) and the Python playwright package. Never asserts.
+Modules: cases (the two sets, stored as one round), annotator (what it sees and does; policy a), policy (policy b),
+report (the runs and the table). Needs Chromium (/usr/bin/chromium) and the Python playwright package. Never asserts.
 """
 
 import sys

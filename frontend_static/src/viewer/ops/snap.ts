@@ -19,63 +19,61 @@ export const OUT_HALF = [2, 2, 2]
 // voxels of context the caller adds around the crop (the region lies inside it): the windows and distances reach
 export const SNAP_MARGIN = [8, 8, 6]
 
-const FAR = 1e20
-
-/** Squared Euclidean distance (voxel units) from each voxel to the nearest voxel where `feature` is 1 (FAR: none). */
-export function squaredDistance(feature: (i: number) => boolean, shape: number[]): Float64Array {
+/**
+ * Squared Euclidean distance (voxel units) from each voxel to the nearest voxel where `mask` is `want`: exact up to
+ * `R` squared, `R` squared + 1 beyond (and where the box holds none). Separable: along x by two sweeps, then along y
+ * and z the least of (the previous pass + k squared) over |k| <= R; plane by plane, x fastest.
+ */
+export function nearDistance(mask: Uint8Array, want: number, shape: number[], R: number): Uint8Array {
   const [w, h, d] = shape
-  const n = w * h * d
-  const out = new Float64Array(n)
-  for (let i = 0; i < n; i++) out[i] = feature(i) ? 0 : FAR
-  const len = Math.max(w, h, d)
-  const f = new Float64Array(len)
-  const g = new Float64Array(len)
-  const v = new Int32Array(len)
-  const zb = new Float64Array(len + 1)
-  const strides = [1, w, w * h]
-  // one pass per axis (Felzenszwalb & Huttenlocher's lower envelope of parabolas)
-  for (let a = 0; a < 3; a++) {
-    const m = shape[a]
-    const s = strides[a]
-    const others = [0, 1, 2].filter((b) => b !== a)
-    const [p, q] = others
-    for (let j = 0; j < shape[q]; j++) {
-      for (let i = 0; i < shape[p]; i++) {
-        const base = i * strides[p] + j * strides[q]
-        let any = false
-        for (let t = 0; t < m; t++) {
-          f[t] = out[base + t * s]
-          if (f[t] < FAR) any = true
-        }
-        if (!any) continue
-        let k = 0
-        let start = 0
-        while (f[start] >= FAR) start++
-        v[0] = start
-        zb[0] = -Infinity
-        zb[1] = Infinity
-        for (let t = start + 1; t < m; t++) {
-          if (f[t] >= FAR) continue
-          let sx = ((f[t] + t * t) - (f[v[k]] + v[k] * v[k])) / (2 * t - 2 * v[k])
-          while (sx <= zb[k]) {
-            k--
-            sx = ((f[t] + t * t) - (f[v[k]] + v[k] * v[k])) / (2 * t - 2 * v[k])
-          }
-          k++
-          v[k] = t
-          zb[k] = sx
-          zb[k + 1] = Infinity
-        }
-        k = 0
-        for (let t = 0; t < m; t++) {
-          while (zb[k + 1] < t) k++
-          g[t] = (t - v[k]) * (t - v[k]) + f[v[k]]
-        }
-        for (let t = 0; t < m; t++) out[base + t * s] = g[t]
-      }
+  const wh = w * h
+  const n = wh * d
+  const cap = R * R + 1
+  let cur = new Uint8Array(n)
+  for (let row = 0; row < n; row += w) {
+    let last = -1e9
+    for (let x = 0; x < w; x++) {
+      if (mask[row + x] === want) last = x
+      const dx = x - last
+      cur[row + x] = dx > R ? cap : dx * dx
+    }
+    last = 1e9
+    for (let x = w - 1; x >= 0; x--) {
+      if (mask[row + x] === want) last = x
+      const dx = last - x
+      if (dx <= R && dx * dx < cur[row + x]) cur[row + x] = dx * dx
     }
   }
-  return out
+  for (let a = 1; a < 3; a++) {
+    const stride = a === 1 ? w : wh
+    const m = shape[a]
+    const next = cur.slice()
+    for (let k = 1; k <= R; k++) {
+      const kk = k * k
+      for (let z = 0; z < d; z++) {
+        for (let y = 0; y < h; y++) {
+          const t = a === 1 ? y : z
+          const row = z * wh + y * w
+          if (t + k < m) {
+            const other = row + k * stride
+            for (let x = 0; x < w; x++) {
+              const v = cur[other + x] + kk
+              if (v < next[row + x]) next[row + x] = v
+            }
+          }
+          if (t - k >= 0) {
+            const other = row - k * stride
+            for (let x = 0; x < w; x++) {
+              const v = cur[other + x] + kk
+              if (v < next[row + x]) next[row + x] = v
+            }
+          }
+        }
+      }
+    }
+    cur = next
+  }
+  return cur
 }
 
 /** A summed-volume table of `values` where `mask` is 1: (w + 1) x (h + 1) x (d + 1), x fastest. */
@@ -113,28 +111,26 @@ function windowSum(t: Float64Array, shape: number[], x: number, y: number, z: nu
     t[z0 + y1 + x1] + t[z0 + y1 + x0] + t[z0 + y0 + x1] - t[z0 + y0 + x0]
 }
 
-/** A 6-neighbour closing of `mask` (dilation, then erosion; outside the box counts as 0), at the `at` voxels only. */
-function closeAt(mask: Uint8Array, shape: number[], at: Uint8Array): Uint8Array {
+/** A 6-neighbour closing of `mask` (dilation, then erosion; outside the box counts as 0), at the listed voxels. */
+function closeAt(mask: Uint8Array, shape: number[], at: Int32Array): Uint8Array {
   const [w, h, d] = shape
   const wh = w * h
-  const grown = new Uint8Array(mask.length)
-  for (let z = 0; z < d; z++) {
-    for (let y = 0; y < h; y++) {
-      for (let x = 0, i = z * wh + y * w; x < w; x++, i++) {
-        grown[i] = mask[i] || (x > 0 && mask[i - 1]) || (x + 1 < w && mask[i + 1]) || (y > 0 && mask[i - w]) ||
-          (y + 1 < h && mask[i + w]) || (z > 0 && mask[i - wh]) || (z + 1 < d && mask[i + wh]) ? 1 : 0
-      }
-    }
+  // the dilation at voxel (x, y, z); 0 outside the box
+  const grown = (x: number, y: number, z: number): boolean => {
+    if (x < 0 || y < 0 || z < 0 || x >= w || y >= h || z >= d) return false
+    const i = z * wh + y * w + x
+    return mask[i] === 1 || (x > 0 && mask[i - 1] === 1) || (x + 1 < w && mask[i + 1] === 1) ||
+      (y > 0 && mask[i - w] === 1) || (y + 1 < h && mask[i + w] === 1) || (z > 0 && mask[i - wh] === 1) ||
+      (z + 1 < d && mask[i + wh] === 1)
   }
   const out = mask.slice()
-  for (let z = 0; z < d; z++) {
-    for (let y = 0; y < h; y++) {
-      for (let x = 0, i = z * wh + y * w; x < w; x++, i++) {
-        if (!at[i]) continue
-        out[i] = grown[i] && x > 0 && grown[i - 1] && x + 1 < w && grown[i + 1] && y > 0 && grown[i - w] &&
-          y + 1 < h && grown[i + w] && z > 0 && grown[i - wh] && z + 1 < d && grown[i + wh] ? 1 : 0
-      }
-    }
+  for (let k = 0; k < at.length; k++) {
+    const i = at[k]
+    const z = Math.floor(i / wh)
+    const y = Math.floor((i - z * wh) / w)
+    const x = i - z * wh - y * w
+    out[i] = grown(x, y, z) && grown(x - 1, y, z) && grown(x + 1, y, z) && grown(x, y - 1, z) &&
+      grown(x, y + 1, z) && grown(x, y, z - 1) && grown(x, y, z + 1) ? 1 : 0
   }
   return out
 }
@@ -147,69 +143,87 @@ export function snapEdge(input: SnapInput): { organ: Uint8Array; band: number } 
   const wh = w * h
   const r2 = reach * reach
   const o2 = (reach + 3) * (reach + 3)
-  const dIn = squaredDistance((i) => organ[i] === 0, shape) // inside: to the nearest non-organ voxel
-  const dOut = squaredDistance((i) => organ[i] === 1, shape) // outside: to the nearest organ voxel
+  const dIn = nearDistance(organ, 0, shape, reach) // inside: to the nearest non-organ voxel (only <= reach matters)
+  const dOut = nearDistance(organ, 1, shape, reach + 3) // outside: to the nearest organ voxel
   const band = new Uint8Array(n)
   const inRef = new Uint8Array(n)
   const outRef = new Uint8Array(n)
   let bandCount = 0
   let inCount = 0
   for (let i = 0; i < n; i++) {
-    if (organ[i]) {
+    if (organ[i] === 1) {
       if (dIn[i] > r2) {
         inRef[i] = 1
         inCount++
-      } else if (region[i] && !(locked && locked[i])) band[i] = 1
+      } else if (region[i] === 1 && (locked === null || locked[i] === 0)) {
+        band[i] = 1
+        bandCount++
+      }
     } else if (dOut[i] > r2) {
       if (dOut[i] <= o2) outRef[i] = 1
-    } else if (region[i] && !(locked && locked[i])) band[i] = 1
-    bandCount += band[i]
+    } else if (region[i] === 1 && (locked === null || locked[i] === 0)) {
+      band[i] = 1
+      bandCount++
+    }
   }
   if (bandCount === 0 || inCount === 0) return { organ: organ.slice(), band: 0 }
+  const list = new Int32Array(bandCount) // the band's voxels, in index order
+  for (let i = 0, k = 0; i < n; i++) if (band[i] === 1) list[k++] = i
   // the organ's HU: the local mean, or the (lower) median of every voxel deeper than reach where the window has none
-  const deep = new Float32Array(inCount)
-  for (let i = 0, k = 0; i < n; i++) if (inRef[i]) deep[k++] = ct[i]
-  deep.sort()
-  const median = deep[(inCount - 1) >> 1]
+  let median = NaN
+  const deepMedian = () => {
+    if (Number.isNaN(median)) {
+      const deep = new Float32Array(inCount)
+      for (let i = 0, k = 0; i < n; i++) if (inRef[i] === 1) deep[k++] = ct[i]
+      deep.sort()
+      median = deep[(inCount - 1) >> 1]
+    }
+    return median
+  }
   // local means from summed-volume tables, read at the band's voxels only
   const inSum = summedVolume(inRef, ct, shape)
   const inCnt = summedVolume(inRef, null, shape)
   const outSum = summedVolume(outRef, ct, shape)
   const outCnt = summedVolume(outRef, null, shape)
   const next = organ.slice()
-  for (let z = 0, i = 0; z < d; z++) {
-    for (let y = 0; y < h; y++) {
-      for (let x = 0; x < w; x++, i++) {
-        if (!band[i]) continue
-        const ni = windowSum(inCnt, shape, x, y, z, IN_HALF)
-        const inside = ni > 0 ? windowSum(inSum, shape, x, y, z, IN_HALF) / ni : median
-        let no = windowSum(outCnt, shape, x, y, z, OUT_HALF)
-        let outside = no > 0 ? windowSum(outSum, shape, x, y, z, OUT_HALF) / no : NaN
-        if (no === 0) {
-          no = windowSum(outCnt, shape, x, y, z, IN_HALF)
-          if (no === 0) continue // nothing outside to compare with: keep the label
-          outside = windowSum(outSum, shape, x, y, z, IN_HALF) / no
-        }
-        next[i] = Math.abs(ct[i] - inside) < Math.abs(ct[i] - outside) ? 1 : 0
-      }
+  for (let k = 0; k < bandCount; k++) {
+    const i = list[k]
+    const z = Math.floor(i / wh)
+    const y = Math.floor((i - z * wh) / w)
+    const x = i - z * wh - y * w
+    const ni = windowSum(inCnt, shape, x, y, z, IN_HALF)
+    const inside = ni > 0 ? windowSum(inSum, shape, x, y, z, IN_HALF) / ni : deepMedian()
+    let no = windowSum(outCnt, shape, x, y, z, OUT_HALF)
+    let outside = no > 0 ? windowSum(outSum, shape, x, y, z, OUT_HALF) / no : NaN
+    if (no === 0) {
+      no = windowSum(outCnt, shape, x, y, z, IN_HALF)
+      if (no === 0) continue // nothing outside to compare with: keep the label
+      outside = windowSum(outSum, shape, x, y, z, IN_HALF) / no
     }
+    next[i] = Math.abs(ct[i] - inside) < Math.abs(ct[i] - outside) ? 1 : 0
   }
-  // keep the band's organ voxels 6-connected to the core (the organ outside the band)
+  // keep the band's organ voxels 6-connected to the core (the organ outside the band): a flood through the band from
+  // its voxels that touch the core
   const kept = new Uint8Array(n)
   const queue = new Int32Array(bandCount)
   let tail = 0
-  const core = (i: number) => organ[i] === 1 && band[i] === 0
-  for (let z = 0; z < d; z++) {
-    for (let y = 0; y < h; y++) {
-      for (let x = 0; x < w; x++) {
-        const i = z * wh + y * w + x
-        if (!band[i] || !next[i]) continue
-        if ((x > 0 && core(i - 1)) || (x + 1 < w && core(i + 1)) || (y > 0 && core(i - w)) ||
-          (y + 1 < h && core(i + w)) || (z > 0 && core(i - wh)) || (z + 1 < d && core(i + wh))) {
-          kept[i] = 1
-          queue[tail++] = i
-        }
-      }
+  const core = (j: number) => organ[j] === 1 && band[j] === 0
+  for (let k = 0; k < bandCount; k++) {
+    const i = list[k]
+    if (next[i] === 0) continue
+    const z = Math.floor(i / wh)
+    const y = Math.floor((i - z * wh) / w)
+    const x = i - z * wh - y * w
+    if ((x > 0 && core(i - 1)) || (x + 1 < w && core(i + 1)) || (y > 0 && core(i - w)) ||
+      (y + 1 < h && core(i + w)) || (z > 0 && core(i - wh)) || (z + 1 < d && core(i + wh))) {
+      kept[i] = 1
+      queue[tail++] = i
+    }
+  }
+  const visit = (j: number) => {
+    if (band[j] === 1 && next[j] === 1 && kept[j] === 0) {
+      kept[j] = 1
+      queue[tail++] = j
     }
   }
   for (let head = 0; head < tail; head++) {
@@ -217,12 +231,6 @@ export function snapEdge(input: SnapInput): { organ: Uint8Array; band: number } 
     const z = Math.floor(i / wh)
     const y = Math.floor((i - z * wh) / w)
     const x = i - z * wh - y * w
-    const visit = (j: number) => {
-      if (band[j] && next[j] && !kept[j]) {
-        kept[j] = 1
-        queue[tail++] = j
-      }
-    }
     if (x > 0) visit(i - 1)
     if (x + 1 < w) visit(i + 1)
     if (y > 0) visit(i - w)
@@ -230,7 +238,7 @@ export function snapEdge(input: SnapInput): { organ: Uint8Array; band: number } 
     if (z > 0) visit(i - wh)
     if (z + 1 < d) visit(i + wh)
   }
-  for (let i = 0; i < n; i++) if (band[i]) next[i] = kept[i]
+  for (let k = 0; k < bandCount; k++) next[list[k]] = kept[list[k]]
   // a 6-neighbour closing fills pinholes; it changes the band only
-  return { organ: closeAt(next, shape, band), band: bandCount }
+  return { organ: closeAt(next, shape, list), band: bandCount }
 }
