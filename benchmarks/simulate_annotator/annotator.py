@@ -70,6 +70,7 @@ class Annotator:
         self.view = ViewMap(page)
         assert (self.view.h, self.view.v) == (0, 1), "the axial view"
         self.tool_state: tuple | None = None
+        self.used: list[str] = []  # the correction tools kept (policy b), for the log
 
     # --- what the annotator sees ---
     def label(self) -> np.ndarray:

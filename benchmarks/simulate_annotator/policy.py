@@ -45,6 +45,7 @@ def members_at_hotspot(a: Annotator) -> None:
     best, score = max(((n, slice_dice((p > 127) & inside, seen)) for n, p in maps.items()), key=lambda s: s[1])
     if score > agreement(a, z, inside, seen) + 0.02:
         a.act(lambda: a.page.click(f"[data-member-accept={best}]"))
+        a.used.append(f"member {best}")
     if a.done():
         return
     current = agreement(a, z, inside, seen)
@@ -60,6 +61,7 @@ def members_at_hotspot(a: Annotator) -> None:
         a.page.fill("[data-control=local-threshold]", f"{t_best:.2f}")
         a.page.wait_for_timeout(50)
         a.act_click("[data-action=threshold-apply]")
+        a.used.append(f"threshold {t_best:.2f}")
     else:
         a.act_click("[data-action=threshold-cancel]")
 
@@ -80,6 +82,7 @@ def snap_at_hotspot(a: Annotator) -> None:
             a.page.evaluate("document.activeElement && document.activeElement.blur()")
         if agreement(a, z, inside, seen) > before + 0.02:
             a.act_click("[data-action=snap-apply]")
+            a.used.append(f"snap reach {reach}")
             return
     a.act_click("[data-action=snap-cancel]")
 

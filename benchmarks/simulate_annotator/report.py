@@ -50,9 +50,10 @@ def run(policy: str, seeds: int, kinds: list[str], pseudo: int) -> list[dict]:
                 seconds = time.perf_counter() - t0
                 rows.append({"case": name, "set": case["set"], "kind": kind, "policy": policy,
                              "actions": a.actions, "scrolls": a.scrolls, "seconds": seconds, "start": start,
-                             "dice": a.dice()})
+                             "dice": a.dice(), "used": a.used})
+                kept = f"; kept: {', '.join(a.used)}" if a.used else ""
                 print(f"  {policy} {name} ({kind}): {a.actions} actions, {a.scrolls} scrolls, {seconds:.0f} s, "
-                      f"Dice {start:.3f} -> {rows[-1]['dice']:.3f}", flush=True)
+                      f"Dice {start:.3f} -> {rows[-1]['dice']:.3f}{kept}", flush=True)
                 page.click("[data-action=submit]")
                 page.click("[data-action=upload]")
     return rows
