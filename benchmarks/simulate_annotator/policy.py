@@ -3,16 +3,11 @@
 from __future__ import annotations
 
 import math
-import os
 
 import numpy as np
 
 from .annotator import Annotator, slice_dice
 from .cases import LIVER
-
-# missed part and spill: outline the first and last wrong slices only, `i`, then the middle slice if still wrong
-# (instead of first, middle and last, then `i`); SIMULATE_ADAPTIVE_KEYS=1 (an experiment, see docs/benchmarks.md)
-ADAPTIVE_KEYS = os.environ.get("SIMULATE_ADAPTIVE_KEYS") == "1"
 
 
 def hotspot_slice(a: Annotator) -> tuple[int, np.ndarray, np.ndarray]:
@@ -109,18 +104,11 @@ def with_tools(a: Annotator, kind: str) -> None:
         a.tool(a.organ, "fill", protect=not spill)
         slices = {z: m for z, (m, _) in a.review().items() if len(m) >= 3}
         keys = sorted(slices)
-        mid = keys[len(keys) // 2]
-        for z in sorted({keys[0], keys[-1]} if ADAPTIVE_KEYS else {keys[0], mid, keys[-1]}):
+        for z in sorted({keys[0], keys[len(keys) // 2], keys[-1]}):
             for piece in a.organ_pieces(z, slices[z]):
                 a.outline(z, piece)
         a.page.evaluate("document.activeElement && document.activeElement.blur()")
         a.act(lambda: a.page.keyboard.press("i"))
-        if ADAPTIVE_KEYS and mid not in (keys[0], keys[-1]):  # look at the middle slice; outline it if still wrong
-            a.go_to(mid)
-            missing, _ = a.on_slice(mid)
-            if len(missing) >= 3:
-                for piece in a.organ_pieces(mid, missing):
-                    a.outline(mid, piece)
     else:  # boundary, pseudo: the members at the hotspot (already clicked), then the snap
         members_at_hotspot(a)
         if not a.done():
