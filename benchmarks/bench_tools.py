@@ -166,6 +166,9 @@ def run_tools(page, repeat: int) -> dict:
         timed(page, "local threshold: one preview",
               lambda r=r: page.fill("[data-control=local-threshold]", f"{0.3 + 0.05 * r:.2f}"), results)
         page.click("[data-action=threshold-apply]")
+        timed(page, "snap edge to CT: one preview, reach 1 (hotspot's box)",
+              lambda: page.click("[data-action=snap-edge]"), results)
+        page.click("[data-action=snap-apply]")
     # interpolation: outlines on two axial slices 10 apart
     page.click("[data-tool-button=fill]")
 

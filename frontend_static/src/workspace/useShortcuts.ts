@@ -2,6 +2,7 @@
 import { useEffect } from 'react'
 import { shortcutAction } from '../shortcuts'
 import { WINDOW_PRESETS, type ViewName } from '../viewer/niivue'
+import { previewSnap } from './tools/SnapEdge'
 import type { Members } from './tools/useMembers'
 import type { Tools } from './tools/useTools'
 import type { Dialog, OrganRow, ViewerRef } from './types'
@@ -58,6 +59,9 @@ export function useShortcuts(ctx: ShortcutContext) {
         }
         case 'member-keep':
           members.keep()
+          break
+        case 'snap-edge':
+          previewSnap(members, t)
           break
         case 'brush-smaller':
           t.setBrush((b) => Math.max(1, b - 1))

@@ -35,7 +35,7 @@ export function MembersControls({ m }: { m: Members }) {
           <button key={name} onClick={() => m.accept(name)} data-member-accept={name}
             title={`replace the organ in this hotspot by ${name}'s version (one edit)`}>use {name}</button>
         ))}
-        {m.shown && !m.shown.startsWith('p') && <button className="primary" onClick={m.keep}
+        {m.shown && !m.shown.startsWith('p') && !m.shown.startsWith('snap:') && <button className="primary" onClick={m.keep}
           data-action="member-keep">keep {m.shown} (a)</button>}
       </div>
     </div>

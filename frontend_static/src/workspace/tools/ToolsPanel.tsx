@@ -7,6 +7,7 @@ import { InterpolateControls } from './Interpolate'
 import { LocalThreshold } from './LocalThreshold'
 import { MembersControls } from './Members'
 import { PenTools } from './PenTools'
+import { SnapEdgeControls } from './SnapEdge'
 import { SphereControls } from './SphereBrush'
 import type { Members } from './useMembers'
 import type { Tools } from './useTools'
@@ -27,6 +28,7 @@ export function ToolsPanel({ t, m, viewerRef, organ, undo, redo, say }: { t: Too
       <CleanupControls t={t} viewer={viewer} />
       <MembersControls m={m} />
       <LocalThreshold m={m} />
+      <SnapEdgeControls m={m} t={t} />
     </section>
   )
 }

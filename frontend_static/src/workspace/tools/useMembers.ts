@@ -72,7 +72,7 @@ export function useMembers(viewerRef: ViewerRef, caseId: number | undefined, hot
   const [crops, setCrops] = useState<MemberCrops | null>(null)
   const [error, setError] = useState('')
   const [outlines, setOutlines] = useState(true) // draw the members' outlines over the slices
-  const [shown, setShown] = useState('') // what the preview shows: '' (the label), a member's name, 'mean', 'p0.40'
+  const [shown, setShown] = useState('') // what the preview shows: '' (the label), a member's name, 'mean', 'p0.40', 'snap:1'
   const preview = useRef<number | null>(null) // undo depth right after the preview's edit (null: none on top)
   const key = hotspot && hotspot.value === active && caseId ? `${caseId}/${hotspot.organ}/${hotspot.centroid}` : ''
 
@@ -107,25 +107,37 @@ export function useMembers(viewerRef: ViewerRef, caseId: number | undefined, hot
     preview.current = null
   }, [viewerRef])
 
-  const show = useCallback((what: string) => {
+  /** Show `what` as the preview: the previous preview is taken back, then `run` makes one edit (or none). */
+  const previewEdit = useCallback((what: string, run: (viewer: Viewer, crops: MemberCrops) => void) => {
     const viewer = viewerRef.current
     if (!viewer || !crops) return
     dropPreview()
     setShown(what)
     if (!what) return
+    const before = viewer.undoDepth[0]
+    run(viewer, crops)
+    preview.current = viewer.undoDepth[0] > before ? viewer.undoDepth[0] : null
+  }, [viewerRef, crops, dropPreview])
+
+  const show = useCallback((what: string) => {
+    if (!crops || !what) {
+      previewEdit('', () => {})
+      return
+    }
     let inside: (c: number) => boolean
     if (what.startsWith('p')) {
       const t = Math.round(Number(what.slice(1)) * 255)
       inside = (c) => crops.mean[c] >= t
     } else {
       const p = what === 'mean' ? crops.mean : crops.members.find((m) => m.name === what)?.probability
-      if (!p) return
+      if (!p) {
+        previewEdit(what, () => {})
+        return
+      }
       inside = (c) => p[c] > 127
     }
-    const before = viewer.undoDepth[0]
-    applyInRegion(viewer, crops, active, inside)
-    preview.current = viewer.undoDepth[0] > before ? viewer.undoDepth[0] : null
-  }, [viewerRef, crops, active, dropPreview])
+    previewEdit(what, (viewer, c) => applyInRegion(viewer, c, active, inside))
+  }, [crops, active, previewEdit])
 
   /** Keep what the preview shows (already one edit in the history). */
   const keep = useCallback(() => {
@@ -139,7 +151,7 @@ export function useMembers(viewerRef: ViewerRef, caseId: number | undefined, hot
     keep()
   }, [show, keep])
 
-  return { crops, error, shown, show, keep, accept, outlines, setOutlines,
+  return { crops, error, shown, show, previewEdit, keep, accept, outlines, setOutlines,
     cancel: () => { dropPreview(); setShown('') } }
 }
 

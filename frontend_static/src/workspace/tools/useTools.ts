@@ -1,4 +1,4 @@
-// The tools' state (tool, active organ, brush, protection, HU range, sphere and grow settings) and its wiring into
+// The tools' state (tool, active organ, brush, protection, HU range, sphere, grow and snap settings) and its wiring into
 // the viewer: NiiVue's pen for brush / eraser / outline, our pointer tools for the sphere brush and click-to-grow.
 import { useEffect, useState } from 'react'
 import type { Tool } from '../../viewer/edits'
@@ -18,6 +18,7 @@ export function useTools(viewerRef: ViewerRef, ready: boolean) {
   const [hu, setHu] = useState({ on: false, lo: -100, hi: 300 })
   const [grow, setGrow] = useState({ radiusMm: 30, threeD: true })
   const [islandMl, setIslandMl] = useState(1)
+  const [snapReach, setSnapReach] = useState(1) // snap edge to CT: voxels either side of the edge, 1 to 3
 
   useEffect(() => viewerRef.current?.setTool(tool, active, brush, protect), [viewerRef, tool, active, brush, protect,
     ready])
@@ -35,7 +36,7 @@ export function useTools(viewerRef: ViewerRef, ready: boolean) {
   }, [viewerRef, tool, active, protect, sphereMm, grow, hu, ready])
 
   return { tool, setTool, active, setActive, brush, setBrush, protect, setProtect, sphereMm, setSphereMm, hu, setHu,
-    grow, setGrow, islandMl, setIslandMl }
+    grow, setGrow, islandMl, setIslandMl, snapReach, setSnapReach }
 }
 
 export type Tools = ReturnType<typeof useTools>
