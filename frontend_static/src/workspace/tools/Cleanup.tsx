@@ -1,9 +1,64 @@
 // 3D clean-up of the active organ inside its box, each one click and one undoable edit: remove islands smaller
-// than N mL, keep only the largest component, fill enclosed holes.
+// than N mL, keep only the largest component, fill enclosed holes. Once a case is loaded, the page warms the
+// clean-ups up for the JIT while it is idle (one small step per idle callback), so that the first click is as fast
+// as the later ones.
+import { useEffect } from 'react'
 import { unionBox } from '../../viewer/edits'
 import type { Viewer } from '../../viewer/niivue'
-import { fillHoles, keepLargest, removeIslands } from '../../viewer/ops/components'
+import { fillHoles, keepLargest, removeIslands, warmUpSteps } from '../../viewer/ops/components'
 import type { Tools } from './useTools'
+
+const WARM_UP_ROUNDS = 8 // of each clean-up on the small synthetic volume
+let warmUp: (() => void)[] | null = null // the warm-up's steps not yet run (null: not started); once per page
+
+type Idle = (run: (deadline: { timeRemaining: () => number }) => void) => number
+// Safari has no requestIdleCallback: a timer stands in for it
+const whenIdle: Idle = typeof requestIdleCallback === 'function' ? (run) => requestIdleCallback(run)
+  : (run) => window.setTimeout(() => run({ timeRemaining: () => 50 }), 250)
+const cancelIdle = (handle: number) => (typeof cancelIdleCallback === 'function' ? cancelIdleCallback(handle)
+  : window.clearTimeout(handle))
+
+function warmUpOff(): boolean {
+  try {
+    return localStorage.getItem('atlas.warmup') === 'off'
+  } catch {
+    return false // storage refused (a private window): warm up
+  }
+}
+
+/**
+ * Run the warm-up's steps while the page is idle, once the viewer has a case: a step only when the idle period has
+ * room for it (twice the longest step so far, or 40 of an idle period's 50 ms at most), each measured as 'atlas:warmup'; 'atlas:warmup:done' marks
+ * the end. Returns the cancel function (the steps left run on the next mount). localStorage atlas.warmup = 'off'
+ * turns it off (benchmarks/bench_tools.py --no-warmup measures the first calls without it).
+ */
+function warmUpWhenIdle(viewer: Viewer): () => void {
+  if (warmUpOff()) return () => {}
+  let handle = 0
+  let waiting = 0
+  let longest = 5
+  const step = (deadline: { timeRemaining: () => number }) => {
+    if (!viewer.geometry) {
+      waiting = window.setTimeout(() => (handle = whenIdle(step)), 500) // the case is still loading
+      return
+    }
+    warmUp ??= warmUpSteps(WARM_UP_ROUNDS)
+    while (warmUp.length > 0 && deadline.timeRemaining() >= Math.min(2 * longest, 40)) {
+      const t0 = performance.now()
+      warmUp.shift()!()
+      const t1 = performance.now()
+      performance.measure('atlas:warmup', { start: t0, end: t1 })
+      longest = Math.max(longest, t1 - t0)
+    }
+    if (warmUp.length > 0) handle = whenIdle(step)
+    else performance.mark('atlas:warmup:done')
+  }
+  if (warmUp === null || warmUp.length > 0) handle = whenIdle(step)
+  return () => {
+    cancelIdle(handle)
+    window.clearTimeout(waiting)
+  }
+}
 
 export type CleanupOp = 'islands' | 'largest' | 'holes'
 
@@ -25,6 +80,7 @@ export function cleanup(viewer: Viewer, op: CleanupOp, value: number, islandMl: 
 
 export function CleanupControls({ t, viewer }: { t: Tools; viewer: Viewer | null }) {
   const run = (op: CleanupOp) => viewer && cleanup(viewer, op, t.active, t.islandMl)
+  useEffect(() => (viewer ? warmUpWhenIdle(viewer) : undefined), [viewer])
   return (
     <div className="cleanup">
       <div className="buttons">
