@@ -256,7 +256,8 @@ def test_cleanup_matches_scipy_on_a_random_label(world, page, live_server, op, s
     for prediction in Prediction.objects.filter(round=world.round):
         save_nifti(Path(default_storage.path(prediction.pseudo_label.name)), label, affine_for())
     task = _open(page, live_server)
-    page.wait_for_function("() => performance.getEntriesByName('atlas:warmup:done').length > 0", timeout=60_000)
+    page.wait_for_function("() => performance.getEntriesByName('atlas:warmup:done').length > 0", polling=100,
+                           timeout=60_000)
     assert workspace(page, "undo") == "0"
     page.click("[data-organ=liver]")
     page.fill("[data-control=island-ml]", "0.02")  # 3.6 voxels of 5.625 mm3: islands of 1 to 3 voxels go

@@ -11,10 +11,15 @@ import type { Tools } from './useTools'
 const WARM_UP_ROUNDS = 8 // of each clean-up on the small synthetic volume
 let warmUp: (() => void)[] | null = null // the warm-up's steps not yet run (null: not started); once per page
 
-type Idle = (run: (deadline: { timeRemaining: () => number }) => void) => number
-// Safari has no requestIdleCallback: a timer stands in for it
-const whenIdle: Idle = typeof requestIdleCallback === 'function' ? (run) => requestIdleCallback(run)
-  : (run) => window.setTimeout(() => run({ timeRemaining: () => 50 }), 250)
+interface Deadline {
+  didTimeout: boolean
+  timeRemaining: () => number
+}
+type Idle = (run: (deadline: Deadline) => void) => number
+// an idle period, or a second at most (a busy or starved page still warms up, a step at a time); Safari has no
+// requestIdleCallback: a timer stands in for it
+const whenIdle: Idle = typeof requestIdleCallback === 'function' ? (run) => requestIdleCallback(run, { timeout: 1000 })
+  : (run) => window.setTimeout(() => run({ didTimeout: false, timeRemaining: () => 50 }), 250)
 const cancelIdle = (handle: number) => (typeof cancelIdleCallback === 'function' ? cancelIdleCallback(handle)
   : window.clearTimeout(handle))
 
@@ -28,22 +33,25 @@ function warmUpOff(): boolean {
 
 /**
  * Run the warm-up's steps while the page is idle, once the viewer has a case: a step only when the idle period has
- * room for it (twice the longest step so far, or 40 of an idle period's 50 ms at most), each measured as 'atlas:warmup'; 'atlas:warmup:done' marks
- * the end. Returns the cancel function (the steps left run on the next mount). localStorage atlas.warmup = 'off'
- * turns it off (benchmarks/bench_tools.py --no-warmup measures the first calls without it).
+ * room for it (twice the longest step so far, or 40 of an idle period's 50 ms at most), or one step when no idle
+ * period came for a second (a page kept busy, or a machine so loaded that idle callbacks come late). Each step is
+ * measured as 'atlas:warmup'; 'atlas:warmup:done' marks the end. Returns the cancel function (the steps left run on
+ * the next mount). localStorage atlas.warmup = 'off' turns it off (bench_tools.py --no-warmup measures without it).
  */
 function warmUpWhenIdle(viewer: Viewer): () => void {
   if (warmUpOff()) return () => {}
   let handle = 0
   let waiting = 0
   let longest = 5
-  const step = (deadline: { timeRemaining: () => number }) => {
+  const step = (deadline: Deadline) => {
     if (!viewer.geometry) {
       waiting = window.setTimeout(() => (handle = whenIdle(step)), 500) // the case is still loading
       return
     }
     warmUp ??= warmUpSteps(WARM_UP_ROUNDS)
-    while (warmUp.length > 0 && deadline.timeRemaining() >= Math.min(2 * longest, 40)) {
+    let forced = deadline.didTimeout
+    while (warmUp.length > 0 && (forced || deadline.timeRemaining() >= Math.min(2 * longest, 40))) {
+      forced = false
       const t0 = performance.now()
       warmUp.shift()!()
       const t1 = performance.now()
