@@ -41,26 +41,35 @@ export function clipBox(box: Box, dims: readonly number[]): Box | null {
   return b.x0 <= b.x1 && b.y0 <= b.y1 && b.z0 <= b.z1 ? b : null
 }
 
-/** The box around flat voxel indices (null for none). */
+/**
+ * The box around flat voxel indices (null for none). Its bounds are kept in locals, so that the box is made of
+ * small integers only: a Box holding Infinity, even for a moment, would change every Box's hidden class (integer
+ * fields become doubles) and throw away the code the JIT compiled for boxes.
+ */
 export function boxOfIndices(index: Uint32Array, dims: readonly number[]): Box | null {
   if (index.length === 0) return null
   const nx = dims[0]
   const nxy = dims[0] * dims[1]
-  const box = { x0: Infinity, x1: -Infinity, y0: Infinity, y1: -Infinity, z0: Infinity, z1: -Infinity }
+  let x0 = nx
+  let x1 = -1
+  let y0 = dims[1]
+  let y1 = -1
+  let z0 = dims[2]
+  let z1 = -1
   for (let k = 0; k < index.length; k++) {
     const i = index[k]
     const z = Math.floor(i / nxy)
     const r = i - z * nxy
     const y = Math.floor(r / nx)
     const x = r - y * nx
-    if (x < box.x0) box.x0 = x
-    if (x > box.x1) box.x1 = x
-    if (y < box.y0) box.y0 = y
-    if (y > box.y1) box.y1 = y
-    if (z < box.z0) box.z0 = z
-    if (z > box.z1) box.z1 = z
+    if (x < x0) x0 = x
+    if (x > x1) x1 = x
+    if (y < y0) y0 = y
+    if (y > y1) y1 = y
+    if (z < z0) z0 = z
+    if (z > z1) z1 = z
   }
-  return box
+  return { x0, x1, y0, y1, z0, z1 }
 }
 
 /** First word index in [w, end) where a and b differ (end if none). */

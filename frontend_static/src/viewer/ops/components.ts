@@ -16,12 +16,12 @@
 import { type Box, EditHistory, type Policy } from '../edits'
 
 // Scratch, kept across calls. Hot functions take the arrays as arguments (a module variable may be reassigned).
-let runStart: Int32Array = new Int32Array(1024) // x of each run's first voxel (crop coordinates)
-let runEnd: Int32Array = new Int32Array(1024) // x of its last voxel
-let runParent: Int32Array = new Int32Array(1024) // union-find over runs (parent[i] <= i); each run's root once resolved
-let compSize: Int32Array = new Int32Array(1024) // voxels per component, at its root run
-let compMark: Uint8Array = new Uint8Array(1024) // components chosen (at their root run)
-let rowFirst: Int32Array = new Int32Array(1024) // per row of the box (z * h + y), its first run; rowFirst[rows] = the run count
+let runStart: Int32Array = new Int32Array(64) // x of each run's first voxel (crop coordinates)
+let runEnd: Int32Array = new Int32Array(64) // x of its last voxel
+let runParent: Int32Array = new Int32Array(64) // union-find over runs (parent[i] <= i); each run's root once resolved
+let compSize: Int32Array = new Int32Array(64) // voxels per component, at its root run
+let compMark: Uint8Array = new Uint8Array(64) // components chosen (at their root run)
+let rowFirst: Int32Array = new Int32Array(64) // per row of the box (z * h + y), its first run; rowFirst[rows] = the run count
 
 function grownInt32(a: Int32Array, need: number, keep: number): Int32Array {
   let size = a.length
@@ -39,6 +39,16 @@ function reserveRuns(need: number, keep: number): void {
   runParent = new Int32Array(runStart.length)
   compSize = new Int32Array(runStart.length)
   compMark = new Uint8Array(runStart.length)
+}
+
+/**
+ * Room in the scratch for a box of `rows` rows (z * y) with up to four runs per row on average: a case's largest
+ * organ box, reserved before its first clean-up, so that the scratch grows on that call only for a ragged organ
+ * (growing in a compiled loop costs a deoptimisation the first time: the JIT has no feedback for the branch).
+ */
+export function reserveScratch(rows: number): void {
+  if (rowFirst.length < rows + 1) rowFirst = grownInt32(rowFirst, rows + 1, 0)
+  reserveRuns(rows * 4, 0)
 }
 
 /** The label as 32-bit words (four voxels each) when its bytes are aligned for it, else null. */
@@ -294,7 +304,7 @@ function markClosed(n: number, w: number, h: number, d: number): void {
  * the code compiled here still holds there.
  */
 export function warmUpSteps(rounds: number): (() => void)[] {
-  const dims = [70, 64, 40] // rows not a multiple of four voxels, so that boxes start and end inside words
+  const dims = [42, 38, 24] // rows not a multiple of four voxels, so that boxes start and end inside words
   const [nx, ny, nz] = dims
   let volume: { label: Uint8Array; history: EditHistory } | null = null
   const make = () => {
@@ -304,15 +314,15 @@ export function warmUpSteps(rounds: number): (() => void)[] {
     for (let z = 0; z < nz; z++) {
       for (let y = 0; y < ny; y++) {
         for (let x = 0; x < nx; x++) {
-          const organ = ((x - 30) / 22) ** 2 + ((y - 32) / 24) ** 2 + ((z - 20) / 15) ** 2 < 1
-          const inner = ((x - 30) / 4) ** 2 + ((y - 32) / 4) ** 2 + ((z - 20) / 3) ** 2 < 1
-          const other = ((x - 58) / 10) ** 2 + ((y - 30) / 14) ** 2 + ((z - 20) / 12) ** 2 < 1
+          const organ = ((x - 18) / 13) ** 2 + ((y - 19) / 14) ** 2 + ((z - 12) / 9) ** 2 < 1
+          const inner = ((x - 18) / 2) ** 2 + ((y - 19) / 2) ** 2 + ((z - 12) / 2) ** 2 < 1
+          const other = ((x - 35) / 6) ** 2 + ((y - 18) / 8) ** 2 + ((z - 12) / 7) ** 2 < 1
           label[(z * ny + y) * nx + x] = inner ? 1 : organ ? 5 : other ? 1 : 0
         }
       }
     }
     // islands of 1 to 8 voxels beside the organ, holes of 1 to 8 voxels inside it
-    for (let k = 0; k < 60; k++) {
+    for (let k = 0; k < 40; k++) {
       const x = 2 + Math.floor(random() * (nx - 5))
       const y = 2 + Math.floor(random() * (ny - 5))
       const z = 2 + Math.floor(random() * (nz - 5))
@@ -321,23 +331,24 @@ export function warmUpSteps(rounds: number): (() => void)[] {
       if (into < 0) continue
       for (let j = 0; j < 8; j++) if (random() < 0.6) label[i + (j & 1) + ((j >> 1) & 1) * nx + (j >> 2) * nx * ny] = into
     }
-    return { label, history: new EditHistory(label, dims) }
+    volume = { label, history: new EditHistory(label, dims) }
   }
-  const box: Box = { x0: 1, x1: 54, y0: 4, y1: 60, z0: 3, z1: 37 }
-  const grown: Box = { x0: 0, x1: 55, y0: 3, y1: 61, z0: 2, z1: 38 }
-  // policies as the viewer builds them for a computed edit (a spread of its policy plus `allow`); two intensity
-  // limits of different code, so that the call of `allow` is compiled for any function
+  const box: Box = { x0: 3, x1: 33, y0: 3, y1: 35, z0: 2, z1: 22 }
+  const grown: Box = { x0: 2, x1: 34, y0: 2, y1: 36, z0: 1, z1: 23 }
+  // policies as the viewer builds them for a computed edit (a spread of its policy plus `allow`) and for a stroke;
+  // two intensity limits of different code, so that the call of `allow` is compiled for any function
   const plain = { tool: 'navigate' as const, active: 5, protectOthers: false }
   const protect = { tool: 'navigate' as const, active: 5, protectOthers: true }
   const policies: Policy[] = [{ ...plain, allow: undefined }, { ...protect, allow: undefined },
-    { ...plain, allow: (i: number) => (i & 7) !== 0 }, { ...protect, allow: (i: number) => i % 5 !== 0 }]
+    { ...plain, allow: (i: number) => (i & 7) !== 0 }, { ...protect, allow: (i: number) => i % 5 !== 0 },
+    { tool: 'navigate', active: 5, protectOthers: false }] // and the pen's own (niivue.ts)
   const step = (op: (label: Uint8Array) => number, where: Box, policy: Policy) => () => {
-    volume ??= make()
-    op(volume.label)
-    volume.history.accept(volume.label, policy, where)
-    volume.history.undo(volume.label)
+    if (!volume) make()
+    op(volume!.label)
+    volume!.history.accept(volume!.label, policy, where)
+    volume!.history.undo(volume!.label)
   }
-  const steps: (() => void)[] = []
+  const steps: (() => void)[] = [make] // the volume, a step of its own
   for (let r = 0; r < rounds; r++) {
     const policy = policies[r % policies.length]
     steps.push(step((label) => removeIslands(label, box, dims, 5, 6), box, policy))

@@ -5,7 +5,7 @@
 import { useEffect } from 'react'
 import { unionBox } from '../../viewer/edits'
 import type { Viewer } from '../../viewer/niivue'
-import { fillHoles, keepLargest, removeIslands, warmUpSteps } from '../../viewer/ops/components'
+import { fillHoles, keepLargest, removeIslands, reserveScratch, warmUpSteps } from '../../viewer/ops/components'
 import type { Tools } from './useTools'
 
 const WARM_UP_ROUNDS = 8 // of each clean-up on the small synthetic volume
@@ -22,6 +22,16 @@ const whenIdle: Idle = typeof requestIdleCallback === 'function' ? (run) => requ
   : (run) => window.setTimeout(() => run({ didTimeout: false, timeRemaining: () => 50 }), 250)
 const cancelIdle = (handle: number) => (typeof cancelIdleCallback === 'function' ? cancelIdleCallback(handle)
   : window.clearTimeout(handle))
+
+/** Rows (y times z) of the largest box any organ of the case has, grown by one voxel (fill holes' box). */
+function largestBoxRows(viewer: Viewer): number {
+  let rows = 0
+  for (let value = 1; value < 256; value++) {
+    const box = viewer.organBox(value)
+    if (box) rows = Math.max(rows, (box.y1 - box.y0 + 3) * (box.z1 - box.z0 + 3))
+  }
+  return rows
+}
 
 function warmUpOff(): boolean {
   try {
@@ -48,7 +58,10 @@ function warmUpWhenIdle(viewer: Viewer): () => void {
       waiting = window.setTimeout(() => (handle = whenIdle(step)), 500) // the case is still loading
       return
     }
-    warmUp ??= warmUpSteps(WARM_UP_ROUNDS)
+    if (warmUp === null) {
+      warmUp = warmUpSteps(WARM_UP_ROUNDS)
+      reserveScratch(largestBoxRows(viewer))
+    }
     let forced = deadline.didTimeout
     while (warmUp.length > 0 && (forced || deadline.timeRemaining() >= Math.min(2 * longest, 40))) {
       forced = false
