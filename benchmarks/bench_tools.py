@@ -150,7 +150,7 @@ def warmup_report(page) -> str:
         return "no warm-up in this page"
     done = f"done {(w['done'] - w['loaded']) / 1000:.2f} s after the case's load" if w["done"] is not None \
         else "not done yet"
-    return f"warm-up: {w['chunks']} idle chunks, {w['total']:.0f} ms in all, longest {w['longest']:.1f} ms; {done}"
+    return f"warm-up: {w['chunks']} steps, {w['total']:.0f} ms in all, longest {w['longest']:.1f} ms; {done}"
 
 
 def run_tools(page, repeat: int) -> dict:
