@@ -6,9 +6,11 @@ small liver islands near the liver and 24 small holes in it, so that every clean
 liver probabilities (the liver, dilated, eroded and shifted: uint8 p x 255) and a liver hotspot of
 about 40 x 40 x 20 voxels on the liver's border; starts `manage.py runserver`, opens the case as an annotator and
 runs each tool once or more on the liver (the largest organ, so the largest box), reading the page's
-data-tool-ms (the tool's own work, performance mark 'atlas:tool') and data-redraw-ms after each.
+data-tool-ms (the tool's own work, performance mark 'atlas:tool') and data-redraw-ms after each. Each tool's first
+call in the page (its code not yet compiled by the browser's JIT) is given apart from its later calls; so is the
+clean-up's idle-time warm-up (performance measures 'atlas:warmup', mark 'atlas:warmup:done'), when the page has one.
 
-    .venv/bin/python benchmarks/bench_tools.py [--shape 512 512 300] [--repeat 3]
+    .venv/bin/python benchmarks/bench_tools.py [--shape 512 512 300] [--repeat 3] [--no-warmup]
 
 Needs Chromium (/usr/bin/chromium) and the Python playwright package. Never asserts.
 """
@@ -130,6 +132,27 @@ def undo(page) -> None:
         page.wait_for_selector(f"[data-page=workspace][data-undo='{depth - 1}']")
 
 
+WARMUP = """() => {
+  const m = performance.getEntriesByType('measure').filter(e => e.name === 'atlas:warmup')
+  const done = performance.getEntriesByName('atlas:warmup:done')
+  const load = performance.getEntriesByName('atlas:load', 'measure')
+  return {chunks: m.length, total: m.reduce((a, e) => a + e.duration, 0),
+          longest: Math.max(0, ...m.map(e => e.duration)), done: done.length ? done[0].startTime : null,
+          loaded: load.length ? load[0].startTime + load[0].duration : null}
+}"""
+
+
+def warmup_report(page) -> str:
+    """The page's idle-time warm-up so far: chunks, their total and longest, when it finished (after the case's
+    load), or that the page has none."""
+    w = page.evaluate(WARMUP)
+    if not w["chunks"]:
+        return "no warm-up in this page"
+    done = f"done {(w['done'] - w['loaded']) / 1000:.2f} s after the case's load" if w["done"] is not None \
+        else "not done yet"
+    return f"warm-up: {w['chunks']} steps, {w['total']:.0f} ms in all, longest {w['longest']:.1f} ms; {done}"
+
+
 def run_tools(page, repeat: int) -> dict:
     results: dict = {}
     page.click("[data-hotspot-index='0']")  # the liver hotspot: centres the views, fetches the members' crop
@@ -144,6 +167,7 @@ def run_tools(page, repeat: int) -> dict:
         page.mouse.up()
 
     page.uncheck("[data-control=protect]")
+    print(f"  before the first tool: {warmup_report(page)}", flush=True)
     for r in range(repeat):
         page.click("[data-tool-button=sphere]")
         page.fill("[data-control=sphere-mm]", "10")
@@ -193,6 +217,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--shape", type=int, nargs=3, default=[512, 512, 300])
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--no-warmup", action="store_true",
+                        help="turn the page's idle-time warm-up of the clean-ups off (localStorage atlas.warmup)")
     args = parser.parse_args()
 
     print(f"machine load before: {loadavg()}")
@@ -206,18 +232,22 @@ def main() -> None:
         print(f"case {' x '.join(map(str, args.shape))} built in {time.perf_counter() - t0:.1f} s")
         with atlas_server(env) as base, signed_in_page(base, "annotator", PASSWORD) as page:
             page.wait_for_selector("[data-page=queue]")
+            if args.no_warmup:
+                page.evaluate("localStorage.setItem('atlas.warmup', 'off')")
             page.click("[data-action=next-case]")
             page.wait_for_selector("[data-page=workspace][data-state=ready]", timeout=1_200_000)
             print("case open", flush=True)
             results = run_tools(page, args.repeat)
+            print(warmup_report(page))
     print(f"machine load after: {loadavg()}")
-    print("| tool | own work (compute + apply), median / max | redraw (upload + draw), median | voxels changed "
-          "| voxels in its box |")
-    print("| --- | --- | --- | --- | --- |")
+    print("| tool | own work (compute + apply), first call in the page | later calls, median / max "
+          "| redraw (upload + draw), median | voxels changed | voxels in its box |")
+    print("| --- | --- | --- | --- | --- | --- |")
     for label, rows in results.items():
-        work = [r[0] for r in rows]
-        print(f"| {label} | {statistics.median(work):.1f} / {max(work):.1f} ms | "
-              f"{statistics.median(r[1] for r in rows):.0f} ms | {rows[-1][2]} | {rows[-1][3]} |")
+        later = [r[0] for r in rows[1:]]
+        rest = f"{statistics.median(later):.1f} / {max(later):.1f} ms" if later else "-"
+        print(f"| {label} | {rows[0][0]:.1f} ms | {rest} | {statistics.median(r[1] for r in rows):.0f} ms "
+              f"| {rows[-1][2]} | {rows[-1][3]} |")
 
 
 if __name__ == "__main__":

@@ -9,13 +9,15 @@ x 12..20, both at y 5..14, z 3..8; the CT is 40 +- 20 HU inside x 3..20, y 3..16
 from __future__ import annotations
 
 from collections import deque
+from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 import pytest
 from django.core.files.storage import default_storage
+from scipy import ndimage
 
-from annotation.models import Task
+from annotation.models import Prediction, Task
 from tests.browser.conftest import (
     ScreenMap,
     ViewMap,
@@ -26,6 +28,7 @@ from tests.browser.conftest import (
     wait_undo,
     workspace,
 )
+from tests.conftest import affine_for, save_nifti
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -196,6 +199,76 @@ def test_cleanup_islands_holes_and_largest(world, page, live_server):
     data = submit(page, task)
     assert changed_voxels(data, world.pseudo) == {(1, 18, z), (2, 18, z)}
     assert data[1, 18, z] == data[2, 18, z] == LIVER
+    assert not page.errors
+
+
+def _random_label(reference: np.ndarray, seed: int) -> np.ndarray:
+    """The world's label with work for every clean-up: liver islands of 1 to 6 voxels in the background, holes of
+    background and of spleen inside the liver."""
+    rng = np.random.default_rng(seed)
+    label = reference.copy()
+    for _ in range(int(rng.integers(8, 14))):  # holes
+        x, y, z = rng.integers((13, 6, 4), (20, 14, 8))
+        label[x, y, z] = SPLEEN if rng.random() < 0.25 else 0
+    near = ndimage.binary_dilation(label == LIVER, np.ones((3, 3, 3)), iterations=2)
+    for _ in range(int(rng.integers(6, 10))):  # islands, each a random walk of up to 6 voxels
+        free = np.argwhere((label == 0) & ~near)
+        voxel = free[rng.integers(len(free))]
+        for _ in range(int(rng.integers(1, 7))):
+            if label[tuple(voxel)] == 0 and not near[tuple(voxel)]:
+                label[tuple(voxel)] = LIVER
+            voxel = np.clip(voxel + rng.integers(-1, 2, 3), 0, np.array(label.shape) - 1)
+        near = ndimage.binary_dilation(label == LIVER, np.ones((3, 3, 3)))  # islands one voxel apart at least
+    return label
+
+
+def _cleaned(label: np.ndarray, op: str, min_voxels: int, protect: bool) -> np.ndarray:
+    """The clean-up by scipy: liver components 26-connected, background 6-connected inside the liver's box grown by
+    one voxel (and clipped to the volume)."""
+    out = label.copy()
+    liver = label == LIVER
+    if op in ("remove-islands", "keep-largest"):
+        parts, n = ndimage.label(liver, np.ones((3, 3, 3)))
+        sizes = np.bincount(parts.ravel())[1:]
+        if op == "remove-islands":
+            drop = [k + 1 for k in range(n) if sizes[k] < min_voxels]
+        else:
+            assert (sizes == sizes.max()).sum() == 1
+            drop = [k + 1 for k in range(n) if k != int(np.argmax(sizes))]
+        out[np.isin(parts, drop)] = 0
+        return out
+    where = np.argwhere(liver)
+    lo, hi = np.maximum(where.min(0) - 1, 0), np.minimum(where.max(0) + 2, label.shape)
+    crop = label[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]]
+    parts, _ = ndimage.label(crop != LIVER)
+    faces = np.concatenate([parts[[0, -1]].ravel(), parts[:, [0, -1]].ravel(), parts[:, :, [0, -1]].ravel()])
+    enclosed = (parts > 0) & ~np.isin(parts, faces)
+    if protect:
+        enclosed &= crop == 0
+    out[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]][enclosed] = LIVER
+    return out
+
+
+@pytest.mark.parametrize(("op", "seed"), [("remove-islands", 1), ("keep-largest", 2), ("fill-holes", 3)])
+def test_cleanup_matches_scipy_on_a_random_label(world, page, live_server, op, seed):
+    """Each clean-up, after the page's idle-time warm-up (which changes nothing), gives scipy's voxels exactly."""
+    label = _random_label(world.pseudo, seed)
+    for prediction in Prediction.objects.filter(round=world.round):
+        save_nifti(Path(default_storage.path(prediction.pseudo_label.name)), label, affine_for())
+    task = _open(page, live_server)
+    page.wait_for_function("() => performance.getEntriesByName('atlas:warmup:done').length > 0", polling=100,
+                           timeout=60_000)
+    assert workspace(page, "undo") == "0"
+    page.click("[data-organ=liver]")
+    page.fill("[data-control=island-ml]", "0.02")  # 3.6 voxels of 5.625 mm3: islands of 1 to 3 voxels go
+    protect = page.is_checked("[data-control=protect]")
+    expected = _cleaned(label, op, 4, protect)
+    assert (expected != label).sum() > 0
+    page.click(f"[data-action={op}]")
+    wait_undo(page, 1)
+    assert int(workspace(page, "stroke-voxels")) == int((expected != label).sum())
+    data = submit(page, task)
+    assert changed_voxels(data, expected) == set()
     assert not page.errors
 
 

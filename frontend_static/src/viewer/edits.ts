@@ -41,26 +41,41 @@ export function clipBox(box: Box, dims: readonly number[]): Box | null {
   return b.x0 <= b.x1 && b.y0 <= b.y1 && b.z0 <= b.z1 ? b : null
 }
 
-/** The box around flat voxel indices (null for none). */
+/**
+ * The box around flat voxel indices (null for none). Its bounds are kept in locals, so that the box is made of
+ * small integers only: a Box holding Infinity, even for a moment, would change every Box's hidden class (integer
+ * fields become doubles) and throw away the code the JIT compiled for boxes.
+ */
 export function boxOfIndices(index: Uint32Array, dims: readonly number[]): Box | null {
   if (index.length === 0) return null
   const nx = dims[0]
   const nxy = dims[0] * dims[1]
-  const box = { x0: Infinity, x1: -Infinity, y0: Infinity, y1: -Infinity, z0: Infinity, z1: -Infinity }
+  let x0 = nx
+  let x1 = -1
+  let y0 = dims[1]
+  let y1 = -1
+  let z0 = dims[2]
+  let z1 = -1
   for (let k = 0; k < index.length; k++) {
     const i = index[k]
     const z = Math.floor(i / nxy)
     const r = i - z * nxy
     const y = Math.floor(r / nx)
     const x = r - y * nx
-    if (x < box.x0) box.x0 = x
-    if (x > box.x1) box.x1 = x
-    if (y < box.y0) box.y0 = y
-    if (y > box.y1) box.y1 = y
-    if (z < box.z0) box.z0 = z
-    if (z > box.z1) box.z1 = z
+    if (x < x0) x0 = x
+    if (x > x1) x1 = x
+    if (y < y0) y0 = y
+    if (y > y1) y1 = y
+    if (z < z0) z0 = z
+    if (z > z1) z1 = z
   }
-  return box
+  return { x0, x1, y0, y1, z0, z1 }
+}
+
+/** First word index in [w, end) where a and b differ (end if none). */
+function firstDifference(a: Uint32Array, b: Uint32Array, w: number, end: number): number {
+  while (w < end && a[w] === b[w]) w++
+  return w
 }
 
 interface Step {
@@ -74,30 +89,79 @@ export interface StrokeResult {
   refused: number // voxels the viewer changed that the policy put back
 }
 
-function growable(): { push: (i: number, b: number, a: number) => void; done: () => Step } {
-  let index = new Uint32Array(1024)
-  let before = new Uint8Array(1024)
-  let after = new Uint8Array(1024)
-  let n = 0
-  return {
-    push(i, b, a) {
-      if (n === index.length) {
-        const i2 = new Uint32Array(n * 2)
-        i2.set(index)
-        index = i2
-        const b2 = new Uint8Array(n * 2)
-        b2.set(before)
-        before = b2
-        const a2 = new Uint8Array(n * 2)
-        a2.set(after)
-        after = a2
-      }
-      index[n] = i
-      before[n] = b
-      after[n] = a
-      n++
-    },
-    done: () => ({ index: index.slice(0, n), before: before.slice(0, n), after: after.slice(0, n) }),
+/**
+ * One accept(): applies the policy to each voxel it is given, keeps the step's voxels in arrays grown by doubling.
+ * A class, not closures made per call: its methods are the same functions on every call, so the code the JIT
+ * compiles for them (and inlines into accept) holds from one call to the next.
+ */
+class Acceptor {
+  changed = 0
+  refused = 0
+  private index = new Uint32Array(1024)
+  private before = new Uint8Array(1024)
+  private after = new Uint8Array(1024)
+  private n = 0
+  private readonly active: number
+  private readonly protectOthers: boolean
+  private readonly allow: ((index: number) => boolean) | null
+
+  constructor(private readonly committed: Uint8Array, private readonly live: Uint8Array, policy: Policy) {
+    this.active = policy.active
+    this.protectOthers = policy.protectOthers
+    this.allow = policy.allow ?? null
+  }
+
+  /** Accept or put back voxel i (which may equal the committed one). */
+  visit(i: number): void {
+    const old = this.committed[i]
+    const now = this.live[i]
+    if (old === now) return
+    // only the active organ is added or removed (the pen never writes 0 except as the eraser)
+    let ok: boolean
+    if (now === 0) ok = old === this.active
+    else ok = now === this.active && (!this.protectOthers || old === 0 || old === this.active)
+    if (ok && this.allow !== null && !this.allow(i)) ok = false
+    if (ok) {
+      this.push(i, old, now)
+      this.committed[i] = now
+      this.changed++
+    } else {
+      this.live[i] = old
+      this.refused++
+    }
+  }
+
+  /** Visit the four voxels of word w. */
+  visitWord(w: number): void {
+    const i = w << 2
+    this.visit(i)
+    this.visit(i + 1)
+    this.visit(i + 2)
+    this.visit(i + 3)
+  }
+
+  private push(i: number, b: number, a: number): void {
+    const n = this.n
+    if (n === this.index.length) {
+      const i2 = new Uint32Array(n * 2)
+      i2.set(this.index)
+      this.index = i2
+      const b2 = new Uint8Array(n * 2)
+      b2.set(this.before)
+      this.before = b2
+      const a2 = new Uint8Array(n * 2)
+      a2.set(this.after)
+      this.after = a2
+    }
+    this.index[n] = i
+    this.before[n] = b
+    this.after[n] = a
+    this.n = n + 1
+  }
+
+  step(): Step {
+    const n = this.n
+    return { index: this.index.slice(0, n), before: this.before.slice(0, n), after: this.after.slice(0, n) }
   }
 }
 
@@ -144,27 +208,7 @@ export class EditHistory {
   accept(live: Uint8Array, policy: Policy, box?: Box | null): StrokeResult {
     const c = this.committed
     const n = c.length
-    const step = growable()
-    let changed = 0
-    let refused = 0
-    const visit = (i: number) => {
-      const old = c[i]
-      const now = live[i]
-      if (old === now) return
-      // only the active organ is added or removed (the pen never writes 0 except as the eraser)
-      let ok: boolean
-      if (now === 0) ok = old === policy.active
-      else ok = now === policy.active && (!policy.protectOthers || old === 0 || old === policy.active)
-      if (ok && policy.allow && !policy.allow(i)) ok = false
-      if (ok) {
-        step.push(i, old, now)
-        c[i] = now
-        changed++
-      } else {
-        live[i] = old
-        refused++
-      }
-    }
+    const v = new Acceptor(c, live, policy)
     const aligned = c.byteOffset % 4 === 0 && live.byteOffset % 4 === 0
     if (box) {
       // row by row; a row's aligned middle four voxels (one 32-bit word) at a time
@@ -179,17 +223,13 @@ export class EditHistory {
             const end = row + inside.x1 + 1
             let i = row + inside.x0
             if (c32 && l32) {
-              for (; i < end && (i & 3) !== 0; i++) if (c[i] !== live[i]) visit(i)
-              for (; i + 4 <= end; i += 4) {
-                if (c32[i >> 2] !== l32[i >> 2]) {
-                  visit(i)
-                  visit(i + 1)
-                  visit(i + 2)
-                  visit(i + 3)
-                }
-              }
+              for (; i < end && (i & 3) !== 0; i++) v.visit(i)
+              // the row's whole words: each differing one found by a small loop of its own (compiled early)
+              const wordEnd = end >> 2
+              for (let w = i >> 2; (w = firstDifference(c32, l32, w, wordEnd)) < wordEnd; w++) v.visitWord(w)
+              if (wordEnd << 2 > i) i = wordEnd << 2 // (a row shorter than its unaligned head stays as it is)
             }
-            for (; i < end; i++) if (c[i] !== live[i]) visit(i)
+            for (; i < end; i++) v.visit(i)
           }
         }
       }
@@ -197,24 +237,16 @@ export class EditHistory {
       const words = n >> 2
       const c32 = new Uint32Array(c.buffer, c.byteOffset, words)
       const l32 = new Uint32Array(live.buffer, live.byteOffset, words)
-      for (let w = 0; w < words; w++) {
-        if (c32[w] !== l32[w]) {
-          const i = w << 2
-          visit(i)
-          visit(i + 1)
-          visit(i + 2)
-          visit(i + 3)
-        }
-      }
-      for (let i = words << 2; i < n; i++) visit(i)
+      for (let w = 0; (w = firstDifference(c32, l32, w, words)) < words; w++) v.visitWord(w)
+      for (let i = words << 2; i < n; i++) v.visit(i)
     } else {
-      for (let i = 0; i < n; i++) visit(i)
+      for (let i = 0; i < n; i++) v.visit(i)
     }
-    if (changed > 0) {
-      this.undoStack.push(step.done())
+    if (v.changed > 0) {
+      this.undoStack.push(v.step())
       this.redoStack = []
     }
-    return { changed, refused }
+    return { changed: v.changed, refused: v.refused }
   }
 
   /** Put `live` back to the committed state (a stroke the viewer drew but we discard). */
