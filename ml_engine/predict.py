@@ -18,6 +18,7 @@ mask, and the multi-label pseudo-label).
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 import warnings
@@ -62,6 +63,21 @@ def window_batch(device: torch.device | str, window: Sequence[int], *, memory_by
     return int(max(1, min(MAX_GPU_WINDOW_BATCH, memory_bytes // 4 // per_window)))
 
 
+def decline_openvino_telemetry() -> None:
+    """Record "no" to OpenVINO's usage telemetry (its opt-out: ~/intel/openvino_telemetry holding 0) unless an
+    answer is recorded already. ov.convert_model otherwise takes a missing answer for consent and sends usage
+    events to Google Analytics; a platform holding patients' CTs sends nothing it was not told to."""
+    try:
+        from openvino_telemetry.utils.opt_in_checker import ConsentCheckResult, OptInChecker
+    except ImportError:  # OpenVINO without its telemetry package: nothing is sent
+        return
+    checker = OptInChecker()
+    if checker.consent_file_base_dir() is None or os.path.exists(checker.consent_file()):
+        return
+    if not checker.update_result(ConsentCheckResult.DECLINED):
+        log.warning("could not record the opt-out of OpenVINO's telemetry in %s", checker.consent_file())
+
+
 class OpenVinoMember:
     """A member network converted by OpenVINO straight from PyTorch (ov.convert_model: no ONNX file) and compiled
     for the CPU; called like the network on sliding windows: (batch, 1, *window) float32 -> logits (torch).
@@ -75,6 +91,7 @@ class OpenVinoMember:
                  bf16: bool = False):
         import openvino as ov
 
+        decline_openvino_telemetry()
         self.window = tuple(int(w) for w in window)
         with torch.no_grad(), warnings.catch_warnings():
             # tracing fixes Swin UNETR's shape arithmetic for this window: that is intended, not worth a warning

@@ -65,3 +65,14 @@ def test_predictor_names_a_wrong_cpu_runtime():
     ckpt = load_checkpoint(SHIPPED / "unet_tiny.pt")
     with pytest.raises(ValueError, match="cpu_runtime: unknown 'onnx' .valid: openvino, torch."):
         Predictor([ckpt], device="cpu", cpu_runtime="onnx")
+
+
+def test_converting_records_no_to_openvinos_telemetry_unless_answered(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    OpenVinoMember(build_network("unet", 2, "tiny"), (32, 32, 32))
+    consent = tmp_path / "intel" / "openvino_telemetry"
+    assert consent.read_text().strip() == "0"  # OpenVINO's opt-out; a missing file counts as consent there
+    assert not (tmp_path / "intel" / "openvino_ga_cid").exists()  # no client id: nothing was to be sent
+    consent.write_text("1")  # somebody's own answer stays
+    OpenVinoMember(build_network("unet", 2, "tiny"), (32, 32, 32))
+    assert consent.read_text().strip() == "1"
