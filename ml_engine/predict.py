@@ -2,9 +2,9 @@
 
 Each member network runs MONAI sliding-window inference with Gaussian blending on its own preprocessed grid (RAS,
 body crop, its spacing and window); on CUDA under bfloat16 autocast where the GPU supports it (float16 otherwise)
-with cuDNN autotuning; on the CPU each member is converted once by OpenVINO (`OpenVinoMember`: 9 to 46 x faster
-windows than PyTorch's on 2 cores, the same probabilities within 4e-4: docs/benchmarks.md), in float32 (or
-bfloat16 when asked). The windows per forward pass
+with cuDNN autotuning; on the CPU each member is converted once by OpenVINO (`OpenVinoMember`: its windows 2.2 x
+faster than PyTorch's on 2 shared cores, probabilities within 1e-3, the same Dice: docs/benchmarks.md), in float32
+(or bfloat16 when asked). The windows per forward pass
 (`window_batch`) follow the device and the window's size. Its sigmoid probabilities are
 quantised to uint8 (p x 255) at once, on the small network grid, so that memory holds members x organs x the
 network grid in uint8, never members x organs x the full CT in float32.
