@@ -189,7 +189,8 @@ def predictor_for(versions: Sequence[ModelVersion]) -> Predictor:
     key = tuple(sorted(v.pk for v in versions))
     if key not in _PREDICTORS:
         _PREDICTORS.clear()  # one ensemble in memory at a time
-        _PREDICTORS[key] = Predictor([load_model(v) for v in sorted(versions, key=lambda v: v.pk)])
+        _PREDICTORS[key] = Predictor([load_model(v) for v in sorted(versions, key=lambda v: v.pk)],
+                                     cpu_runtime=settings.ATLAS_CPU_RUNTIME)
     return _PREDICTORS[key]
 
 

@@ -321,6 +321,11 @@ tempfile.tempdir = FILE_UPLOAD_TEMP_DIR
 
 # Rounds: training and inference go to the GPU queue when GPU workers exist (ATLAS_GPU_WORKERS=1).
 ATLAS_GPU_WORKERS = env_bool("ATLAS_GPU_WORKERS", False)
+# How a worker runs the members on the CPU: "torch" (default) or "openvino" (converted once per worker process, then
+# about 2 x faster sliding windows: docs/benchmarks.md). Checked when the worker builds its Predictor.
+ATLAS_CPU_RUNTIME = os.environ.get("ATLAS_CPU_RUNTIME", "torch")
+if ATLAS_CPU_RUNTIME not in ("torch", "openvino"):
+    raise ImproperlyConfigured(f"ATLAS_CPU_RUNTIME must be torch or openvino, got {ATLAS_CPU_RUNTIME!r}")
 ATLAS_GPU_QUEUE = os.environ.get("ATLAS_GPU_QUEUE", "gpu")
 # How a job reaches a worker (annotation.services.dispatch): a dotted path to a function of one Job.
 ATLAS_JOB_ENQUEUE = os.environ.get("ATLAS_JOB_ENQUEUE", "annotation.tasks.enqueue_job")

@@ -2,10 +2,10 @@
 
 Each member network runs MONAI sliding-window inference with Gaussian blending on its own preprocessed grid (RAS,
 body crop, its spacing and window); on CUDA under bfloat16 autocast where the GPU supports it (float16 otherwise)
-with cuDNN autotuning; on the CPU each member is converted once by OpenVINO (`OpenVinoMember`: its windows 2.2 x
-faster than PyTorch's on 2 shared cores, probabilities within 1e-3, the same Dice: docs/benchmarks.md), in float32
-(or bfloat16 when asked). The windows per forward pass
-(`window_batch`) follow the device and the window's size. Its sigmoid probabilities are
+with cuDNN autotuning; on the CPU in PyTorch, or (cpu_runtime="openvino") converted once by OpenVINO
+(`OpenVinoMember`: its windows 2.2 x faster than PyTorch's on 2 shared cores, probabilities within 1e-3, the same
+Dice, for a one-off conversion of seconds per Predictor: docs/benchmarks.md), in float32 (or bfloat16 when asked).
+The windows per forward pass (`window_batch`) follow the device and the window's size. Its sigmoid probabilities are
 quantised to uint8 (p x 255) at once, on the small network grid, so that memory holds members x organs x the
 network grid in uint8, never members x organs x the full CT in float32.
 
@@ -42,9 +42,10 @@ CPU_WINDOW_BATCH = 2
 DEFAULT_OVERLAP = 0.25
 GPU_BYTES_PER_WINDOW_VOXEL = 2048  # activations of the `base` networks under mixed precision, with headroom
 MAX_GPU_WINDOW_BATCH = 8
-# How the members run on the CPU: "openvino" (converted once per Predictor, the default) or "torch" (PyTorch).
-CPU_RUNTIMES = ("openvino", "torch")
-DEFAULT_CPU_RUNTIME = "openvino"
+# How the members run on the CPU: "torch" (PyTorch, the default) or "openvino" (converted once per Predictor: worth
+# it for a worker that keeps its Predictor over many cases, not for a one-case run; ATLAS_CPU_RUNTIME for workers).
+CPU_RUNTIMES = ("torch", "openvino")
+DEFAULT_CPU_RUNTIME = "torch"
 
 
 def window_batch(device: torch.device | str, window: Sequence[int], *, memory_bytes: int | None = None) -> int:

@@ -88,6 +88,9 @@ def build_parser() -> argparse.ArgumentParser:
     infer.add_argument("--out", type=Path, required=True, metavar="CASE_DIR", help="case folder to write into")
     infer.add_argument("--device", default=None, help="cpu, cuda ... (default: cuda when available)")
     infer.add_argument("--overlap", type=float, default=0.25, help="sliding-window overlap (default 0.25)")
+    infer.add_argument("--cpu-runtime", choices=("torch", "openvino"), default="torch",
+                       help="how the members run on the CPU: torch (default) or openvino (a one-off conversion of "
+                            "seconds, then faster windows)")
     infer.set_defaults(handler=cmd_infer)
 
     external = commands.add_parser(

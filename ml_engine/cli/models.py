@@ -92,7 +92,7 @@ def cmd_infer(args: argparse.Namespace) -> int:
             if unknown := [o for o in ckpt.organs if o not in ABDOMENATLAS.values]:
                 raise CheckpointError(path, f"organs {', '.join(unknown)} are not in the abdomenatlas label set")
         ct = load_nifti(args.ct)
-        predictor = Predictor(checkpoints, device=args.device, overlap=args.overlap)
+        predictor = Predictor(checkpoints, device=args.device, overlap=args.overlap, cpu_runtime=args.cpu_runtime)
         with tqdm(total=len(checkpoints) + len(predictor.organs), desc="infer", unit="step", file=sys.stderr) as bar:
             def progress(stage: str, done: int, total: int) -> None:
                 bar.update(done - bar.n)

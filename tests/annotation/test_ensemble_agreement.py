@@ -120,3 +120,16 @@ def test_write_ensemble_writes_the_label_sets_values(tmp_path):
     label = np.asarray(load_nifti(files.pseudo_label).data)
     assert set(np.unique(label[:4])) == {word.values["liver"]} and set(np.unique(label[4:])) == {word.values["spleen"]}
     assert set(files.soft_pred) == {"a", "b"} and set(files.soft_pred["b"]) == {"spleen"}
+
+
+def test_a_worker_runs_its_members_in_the_cpu_runtime_it_is_set_to(settings):
+    name = store_file("models/shipped-unet.pt", SHIPPED / "unet_tiny.pt")
+    version = ModelVersion.objects.create(name="shipped-unet", arch="unet", size="tiny", checkpoint=name)
+    ml_adapter._PREDICTORS.clear()
+    assert ml_adapter.predictor_for([version]).runtimes == ["torch"]  # the default
+    settings.ATLAS_CPU_RUNTIME = "openvino"
+    ml_adapter._PREDICTORS.clear()
+    try:
+        assert ml_adapter.predictor_for([version]).runtimes == ["openvino"]
+    finally:
+        ml_adapter._PREDICTORS.clear()

@@ -183,6 +183,7 @@ def test_a_running_job_beats_while_its_handler_works(round0, queued, monkeypatch
     ({"ATLAS_JOB_HEARTBEAT_SECONDS": "10", "ATLAS_JOB_STALE_SECONDS": "20"},
      "ATLAS_JOB_STALE_SECONDS (20) must be at least three heartbeats (ATLAS_JOB_HEARTBEAT_SECONDS = 10, above 0)"),
     ({"ATLAS_JOB_MAX_ATTEMPTS": "0"}, "ATLAS_JOB_MAX_ATTEMPTS must be at least 1, got 0"),
+    ({"ATLAS_CPU_RUNTIME": "onnx"}, "ATLAS_CPU_RUNTIME must be torch or openvino, got 'onnx'"),
 ])
 def test_settings_refuse_timeouts_that_would_reap_live_jobs(env, message, tmp_path):
     result = subprocess.run([sys.executable, "-c", "import atlas.settings"], capture_output=True, text=True, cwd=REPO,

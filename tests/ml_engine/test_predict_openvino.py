@@ -1,6 +1,7 @@
 """The Predictor's CPU runtime: the members converted by OpenVINO give PyTorch's probabilities.
 
-The shipped checkpoints run on a held-out phantom once under OpenVINO (the CPU default) and once in PyTorch; the
+The shipped checkpoints run on a held-out phantom once under OpenVINO (cpu_runtime="openvino", ATLAS_CPU_RUNTIME
+for workers) and once in PyTorch (the default); the
 uint8 probabilities on the CT grid must agree within a level or two of 255 (float32 in both: the logits differ by
 about 1e-4) and the pseudo-labels must be the same organs. If the conversion breaks (a new torch, OpenVINO or MONAI
 release), the member falls back to PyTorch with a warning and `runtimes` says so: that fails here.
@@ -26,8 +27,8 @@ SHIPPED = Path(__file__).resolve().parents[2] / "ml_engine" / "checkpoints"
 def test_openvino_members_give_pytorchs_probabilities():
     checkpoints = [load_checkpoint(SHIPPED / f"{arch}_tiny.pt") for arch in ARCHITECTURES]
     phantom = make_phantom(5001, shape=(96, 96, 64), spacing=(2.0, 2.0, 2.5))
-    converted = Predictor(checkpoints, device="cpu")
-    plain = Predictor(checkpoints, device="cpu", cpu_runtime="torch")
+    converted = Predictor(checkpoints, device="cpu", cpu_runtime="openvino")
+    plain = Predictor(checkpoints, device="cpu")  # PyTorch: the default
     assert converted.runtimes == ["openvino"] * 3 and plain.runtimes == ["torch"] * 3
     a = converted.predict(phantom.ct, phantom.affine)
     b = plain.predict(phantom.ct, phantom.affine)
@@ -63,7 +64,7 @@ def test_openvino_member_refuses_another_window():
 
 def test_predictor_names_a_wrong_cpu_runtime():
     ckpt = load_checkpoint(SHIPPED / "unet_tiny.pt")
-    with pytest.raises(ValueError, match="cpu_runtime: unknown 'onnx' .valid: openvino, torch."):
+    with pytest.raises(ValueError, match="cpu_runtime: unknown 'onnx' .valid: torch, openvino."):
         Predictor([ckpt], device="cpu", cpu_runtime="onnx")
 
 
@@ -76,3 +77,20 @@ def test_converting_records_no_to_openvinos_telemetry_unless_answered(tmp_path, 
     consent.write_text("1")  # somebody's own answer stays
     OpenVinoMember(build_network("unet", 2, "tiny"), (32, 32, 32))
     assert consent.read_text().strip() == "1"
+
+
+def test_the_infer_command_runs_the_members_in_openvino_when_asked(tmp_path, caplog):
+    from ml_engine.__main__ import main
+    from ml_engine.io import pseudo_label_path, write_nifti
+
+    phantom = make_phantom(5002, shape=(48, 48, 32), spacing=(3.0, 3.0, 3.0))
+    ct = write_nifti(tmp_path / "ct.nii.gz", phantom.ct, phantom.affine)
+    out = tmp_path / "out"
+    with caplog.at_level("WARNING"):
+        assert main(["infer", "--ct", str(ct), "--models", str(SHIPPED / "unet_tiny.pt"), "--out", str(out),
+                     "--cpu-runtime", "openvino"]) == 0
+    assert "OpenVINO could not run it" not in caplog.text  # no silent fallback to PyTorch
+    assert pseudo_label_path(out).exists()
+    with pytest.raises(SystemExit):  # argparse names the choices
+        main(["infer", "--ct", str(ct), "--models", str(SHIPPED / "unet_tiny.pt"), "--out", str(tmp_path / "x"),
+              "--cpu-runtime", "onnx"])
