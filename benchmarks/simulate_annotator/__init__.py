@@ -47,8 +47,8 @@ Policy (b), the tools first, then (a) on what is left:
 - At a hotspot, each step is taken only while Dice < 0.95 (the stopping rule); then (a) as everywhere.
 - Tried for the spill and dropped (SIMULATE_SPILL_GROW=1): the neighbour's HU preset (one action), then one
   click-to-grow in 3D (30 mm, protection off) from the spilled part's deepest point on the middle wrong slice:
-  2 actions, but Dice 0.626 -> 0.806 (seed 0, vessels preset) and 0.922 -> 0.716 (seed 1, stomach preset): the grow painted the
-  neighbour where the CT does not show it, which the neighbour's outlines by hand do not take back.
+  2 actions, but Dice 0.626 -> 0.806 (seed 0, vessels preset) and 0.922 -> 0.716 (seed 1, stomach preset): the
+  grow painted the neighbour where the CT does not show it, which the neighbour's outlines by hand do not take back.
 The cap: LIMIT (120) actions a case for both policies (40 before 2026-12-02, which policy (a) hit on the pseudo liver
 hotspots); the table also prints what the old cap would have counted.
 Actions: strokes, clicks, typed values and tool key presses; slice scrolling (arrow keys, and the review's slices) is
