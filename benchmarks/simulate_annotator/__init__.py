@@ -49,8 +49,8 @@ Policy (b), the tools first, then (a) on what is left:
   click-to-grow in 3D (30 mm, protection off) from the spilled part's deepest point on the middle wrong slice:
   2 actions, but Dice 0.626 -> 0.806 (seed 0, vessels preset) and 0.922 -> 0.716 (seed 1, stomach preset): the
   grow painted the neighbour where the CT does not show it, which the neighbour's outlines by hand do not take back.
-The cap: LIMIT (120) actions a case for both policies (40 before 2026-12-02, which policy (a) hit on the pseudo liver
-hotspots); the table also prints what the old cap would have counted.
+The cap: LIMIT (120) actions a case for both policies (40 in the runs up to 2026-12-01 18:46, when policy (a) hit it
+on the pseudo liver hotspots); the table also prints what the old cap would have counted.
 Actions: strokes, clicks, typed values and tool key presses; slice scrolling (arrow keys, and the review's slices) is
 counted apart, as are the organ, tool and protection toggles (settings, the same in both policies). In the boundary
 and pseudo cases both policies click the hotspot to get there.

@@ -20,7 +20,7 @@ from .cases import KINDS, build
 from .policy import with_tools
 
 PACKAGE = Path(__file__).resolve().parent
-OLD_LIMIT = 40  # the per-case cap before 2026-12-02
+OLD_LIMIT = 40  # the per-case cap in the runs up to 2026-12-01 18:46
 
 def run(policy: str, seeds: int, kinds: list[str], pseudo: int) -> list[dict]:
     rows = []
@@ -82,7 +82,7 @@ def table(rows: list[dict]) -> None:
               f"{min(r['dice'] for r in b):.3f} |")
     a = [r for r in rows if r["policy"] == "a"]
     b = [r for r in rows if r["policy"] == "b"]
-    if a and b:  # what the cap of 40 actions a case (before 2026-12-02) would have counted
+    if a and b:  # what the cap of 40 actions a case (in the runs up to 2026-12-01 18:46) would have counted
         ca, cb = sum(min(r["actions"], OLD_LIMIT) for r in a), sum(min(r["actions"], OLD_LIMIT) for r in b)
         over = sum(r["actions"] > OLD_LIMIT for r in a + b)
         print(f"\nwith the old cap of {OLD_LIMIT} actions a case: (a) {ca}, (b) {cb}, ratio {ca / max(cb, 1):.1f} "
