@@ -33,17 +33,24 @@ boundary (a vertex on every boundary voxel, every second one above 60) ("protect
 for a spill, the neighbour's piece with protection off, so that it paints over the spilled liver, and no eraser).
 Policy (b), the tools first, then (a) on what is left:
 - missed, spill: the same outlines on the first, middle and last wrong slices only, then `i` (interpolation);
-- hole: "Fill holes"; island: the island's size in mL (typed, rounded up), then "Remove islands";
+- hole: "Fill holes"; island: "Keep largest" (one click: a careful annotator knows the liver is one piece);
 - boundary and pseudo: the hotspot (one click) draws the members' outlines; on the displayed slice (the hotspot's
   centre), unless the page says the members agree there (then no member will fix the label: both steps skipped), the
   annotator compares each outline and the label with the CT and, when one member (or the mean) follows the CT better
   than the label (slice Dice up by more than 0.02), clicks "use <member>"; then it drags the local threshold (one
   action) watching the preview on that slice and applies it (one action) when a threshold follows the CT better
   still, else cancels it (one action). Then, with "protect other organs" off (an edge between two organs is both
-  organs' and their labels are suspect alike), it clicks "Snap edge to CT" (one action) and applies it (one action)
-  when the preview follows the CT better on that slice by the same rule; else it sets the reach to 2 (one action)
-  and applies on the same rule, else cancels (one action).
+  organs' and their labels are suspect alike), the page draws the snap's proposal (reach 1) as one more outline at
+  the hotspot, recomputed after each edit, which costs nothing to look at, like the members' outlines; the annotator
+  compares it with the CT on that slice and clicks "Apply snap" (one action) by the same rule. No paid preview and no
+  reach trial.
 - At a hotspot, each step is taken only while Dice < 0.95 (the stopping rule); then (a) as everywhere.
+- Tried for the spill and dropped (SIMULATE_SPILL_GROW=1): the neighbour's HU preset (one action), then one
+  click-to-grow in 3D (30 mm, protection off) from the spilled part's deepest point on the middle wrong slice:
+  2 actions, but Dice 0.626 -> 0.806 (seed 0, vessels preset) and 0.922 -> 0.716 (seed 1, stomach preset): the
+  grow painted the neighbour where the CT does not show it, which the neighbour's outlines by hand do not take back.
+The cap: LIMIT (120) actions a case for both policies (40 in the runs up to 2026-12-01 18:46, when policy (a) hit it
+on the pseudo liver hotspots); the table also prints what the old cap would have counted.
 Actions: strokes, clicks, typed values and tool key presses; slice scrolling (arrow keys, and the review's slices) is
 counted apart, as are the organ, tool and protection toggles (settings, the same in both policies). In the boundary
 and pseudo cases both policies click the hotspot to get there.

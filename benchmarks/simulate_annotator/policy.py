@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-import math
+import os
 
 import numpy as np
 
 from .annotator import Annotator, slice_dice
 from .cases import LIVER
+
+SPILL_GROW = os.environ.get("SIMULATE_SPILL_GROW") == "1"  # the spill's grow route (tried; see the docstring)
 
 
 def hotspot_slice(a: Annotator) -> tuple[int, np.ndarray, np.ndarray]:
@@ -61,25 +63,80 @@ def members_at_hotspot(a: Annotator) -> None:
         a.act_click("[data-action=threshold-cancel]")
 
 
+def snap_outline(a: Annotator, z: int) -> np.ndarray | None:
+    """The snap's proposal as the page draws it (the red "snap" outline at the hotspot) on slice z, inside the box
+    (in-slice x, y), once the page has computed it for the current label and settings; None when it draws none."""
+    organ = a.case["organ"]
+    a.page.wait_for_function(
+        """organ => { const s = document.querySelector('.snap'), w = document.querySelector('[data-page=workspace]');
+            return s && s.dataset.snapState === `${w.dataset.undo}:${w.dataset.redo}:1:0:${organ}` }""",
+        arg=organ, timeout=60_000)
+    b = a.box
+    flat = a.page.evaluate("""([x0, x1, y0, y1, z]) => { const p = window.atlasSnap; if (!p) return null;
+        const o = p.outline, out = [];
+        for (let x = x0; x < x1; x++) for (let y = y0; y < y1; y++)
+            out.push(x >= o.box.x0 && x <= o.box.x1 && y >= o.box.y0 && y <= o.box.y1 && o.inside(x, y, z) ? 1 : 0);
+        return out }""", [b[0].start, b[0].stop, b[1].start, b[1].stop, z])
+    return None if flat is None else np.array(flat, dtype=bool).reshape(b[0].stop - b[0].start, b[1].stop - b[1].start)
+
+
 def snap_at_hotspot(a: Annotator) -> None:
-    """Policy (b)'s boundary step: preview "Snap edge to CT" (reach 1; protection off, since the edge between two
-    organs is both organs' and their labels are suspect alike) and apply it when it follows the CT better on the
-    displayed slice (slice Dice up by more than 0.02); else reach 2 (one action), applied on the same rule; else
-    Cancel. Each click and the reach change are one action."""
+    """Policy (b)'s boundary step: with "protect other organs" off (the edge between two organs is both organs' and
+    their labels are suspect alike), the page draws the snap's proposal (reach 1) as one more outline at the hotspot,
+    at no cost to look at; the annotator compares it with the CT on the displayed slice and clicks "Apply snap" (one
+    action) when it follows the CT better than the label there (slice Dice up by more than 0.02)."""
     z, inside, seen = hotspot_slice(a)
     a.tool(a.organ, "navigate", protect=False)
-    before = agreement(a, z, inside, seen)
-    for reach in (1, 2):
-        if reach == 1:
-            a.act(lambda: a.page.click("[data-action=snap-edge]"))
-        else:
-            a.act(lambda: a.page.select_option("[data-control=snap-reach]", "2"))
-            a.page.evaluate("document.activeElement && document.activeElement.blur()")
-        if agreement(a, z, inside, seen) > before + 0.02:
-            a.act_click("[data-action=snap-apply]")
-            a.used.append(f"snap reach {reach}")
-            return
-    a.act_click("[data-action=snap-cancel]")
+    proposal = snap_outline(a, z)
+    if proposal is not None and slice_dice(proposal & inside, seen) > agreement(a, z, inside, seen) + 0.02:
+        a.act(lambda: a.page.click("[data-action=snap-use]"))
+        a.used.append("snap")
+
+
+NAMES = {1: "spleen", 2: "kidney_right", 3: "kidney_left", 4: "gallbladder", 5: "liver", 6: "stomach", 7: "aorta",
+         8: "postcava", 9: "pancreas"}
+
+
+def preset_for(organ: int) -> str:
+    """The workspace's HU preset for an organ (IntensityRange.tsx's presetFor)."""
+    name = NAMES[organ]
+    if name.startswith("kidney"):
+        return "kidney"
+    if name in ("aorta", "postcava"):
+        return "vessels"
+    return name if name in ("liver", "spleen", "pancreas", "stomach", "gallbladder") else "soft tissue"
+
+
+def grow_spill(a: Annotator) -> None:
+    """Spill, the grow route: the neighbour's HU preset (one action), then one click-to-grow in 3D (radius 30 mm,
+    the default) with protection off on the spilled part's widest piece on the middle wrong slice, at its point
+    deepest inside it."""
+    from scipy import ndimage
+
+    wrong = a.review()
+    slices = {z: m for z, (m, _) in wrong.items() if len(m) >= 3}
+    if not slices:
+        return
+    keys = sorted(slices)
+    z = keys[len(keys) // 2]
+    a.tool(a.organ, "grow", protect=False)
+    a.page.select_option("[data-control=hu-preset]", preset_for(a.organ))
+    a.actions += 1
+    a.go_to(z)
+    missing = slices[z]
+    lo = missing.min(axis=0)
+    mask = np.zeros(tuple(missing.max(axis=0) - lo + 3), dtype=bool)
+    mask[tuple((missing - lo + 1).T)] = True
+    depth = ndimage.distance_transform_edt(mask)
+    x, y = np.unravel_index(np.argmax(depth), mask.shape) + lo - 1
+
+    def click():
+        a.page.mouse.move(*a.view.screen(int(x), int(y)))
+        a.page.mouse.down()
+        a.page.mouse.up()
+
+    a.act(click)
+    a.used.append(f"grow {preset_for(a.organ)}")
 
 
 def with_tools(a: Annotator, kind: str) -> None:
@@ -88,18 +145,11 @@ def with_tools(a: Annotator, kind: str) -> None:
     if kind == "hole":
         a.tool(LIVER, "navigate")
         a.act(lambda: a.page.click("[data-action=fill-holes]"))
-    elif kind == "island":
+    elif kind == "island":  # the liver is one piece: keep its largest
         a.tool(LIVER, "navigate")
-        wrong = a.review()
-        z, (_, extra) = max(wrong.items(), key=lambda w: len(w[1][1]))  # the island's widest slice
-        a.go_to(z)
-        # its size, as an annotator estimates it: a ball as wide as its widest slice, rounded up to the next mL
-        spacing = np.abs(np.diag(a.case["affine"])[:3])
-        radius = math.sqrt(len(extra) * spacing[0] * spacing[1] / math.pi)
-        ml = math.ceil(4 / 3 * math.pi * radius ** 3 / 1000 + 0.5)
-        a.page.fill("[data-control=island-ml]", str(ml))
-        a.actions += 1
-        a.act(lambda: a.page.click("[data-action=remove-islands]"))
+        a.act(lambda: a.page.click("[data-action=keep-largest]"))
+    elif spill and SPILL_GROW:
+        grow_spill(a)
     elif kind in ("missed", "spill"):
         a.tool(a.organ, "fill", protect=not spill)
         slices = {z: m for z, (m, _) in a.review().items() if len(m) >= 3}

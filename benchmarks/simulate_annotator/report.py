@@ -15,11 +15,12 @@ from bench_viewer import PASSWORD, REPO, loadavg
 from browser_session import atlas_server, signed_in_page
 
 from . import __doc__ as DOC
-from .annotator import Annotator
+from .annotator import LIMIT, Annotator
 from .cases import KINDS, build
 from .policy import with_tools
 
 PACKAGE = Path(__file__).resolve().parent
+OLD_LIMIT = 40  # the per-case cap in the runs up to 2026-12-01 18:46
 
 def run(policy: str, seeds: int, kinds: list[str], pseudo: int) -> list[dict]:
     rows = []
@@ -79,6 +80,13 @@ def table(rows: list[dict]) -> None:
               f"{sum(r['seconds'] for r in b):.0f} | {sum(r['dice'] >= 0.95 for r in a)} / "
               f"{sum(r['dice'] >= 0.95 for r in b)} | {min(r['dice'] for r in a):.3f} / "
               f"{min(r['dice'] for r in b):.3f} |")
+    a = [r for r in rows if r["policy"] == "a"]
+    b = [r for r in rows if r["policy"] == "b"]
+    if a and b:  # what the cap of 40 actions a case (in the runs up to 2026-12-01 18:46) would have counted
+        ca, cb = sum(min(r["actions"], OLD_LIMIT) for r in a), sum(min(r["actions"], OLD_LIMIT) for r in b)
+        over = sum(r["actions"] > OLD_LIMIT for r in a + b)
+        print(f"\nwith the old cap of {OLD_LIMIT} actions a case: (a) {ca}, (b) {cb}, ratio {ca / max(cb, 1):.1f} "
+              f"({over} case(s) past {OLD_LIMIT}); cap now {LIMIT}")
 
 
 def main() -> None:

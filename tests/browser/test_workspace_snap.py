@@ -224,3 +224,66 @@ def test_snap_edge_reach_hu_range_undo_and_keys(snap_case, page, live_server):
     assert (data[27, 14:22, 5:11] == LIVER).all()  # taken back from the postcava (protection off)
     assert (data[10:26, 5, 5:11] == LIVER).all()  # the fat is outside the HU range: untouched
     assert not page.errors
+
+
+def _label(page) -> np.ndarray:
+    """The page's label (x, y, z): the viewer's voxel order is the file's here (RAS+)."""
+    import base64
+
+    data = page.evaluate("() => { const l = window.atlasViewer.label(); let s = '';"
+                         " for (let i = 0; i < l.length; i += 4096)"
+                         " s += String.fromCharCode(...l.subarray(i, i + 4096));"
+                         " return btoa(s) }")
+    return np.frombuffer(base64.b64decode(data), dtype=np.uint8).reshape(SHAPE[::-1]).transpose(2, 1, 0)
+
+
+def _edges(page) -> dict[str, int]:
+    text = page.get_attribute("svg.outlines", "data-outline-edges") or ""
+    return {k: int(v) for k, v in (p.split(":") for p in text.split(",") if p)}
+
+
+def test_snap_outline_at_hotspot_apply_and_undo(snap_case, page, live_server):
+    c = snap_case
+    task = _open_hotspot(page, live_server.url)
+    expected, region = expected_revision(c["case"], c["pseudo"], c["ct"], c["hotspot"], reach=1, protect=True)
+    n = int((expected != c["pseudo"]).sum())
+    # on selecting the hotspot the snap's proposal is drawn as one more outline, with no edit made
+    page.wait_for_selector(f"[data-snap-state='0:0:1:1:{LIVER}'][data-snap-changes='{n}']")
+    assert workspace(page, "undo") == "0" and page.locator("[data-outline-colour=snap]").count() == 1
+    assert _edges(page)["snap"] > 0 and page.locator("svg.outlines path[data-outline=snap]").count() == 1
+    z = int(workspace(page, "crosshair").split(",")[2])
+    drawn = np.array(page.evaluate(
+        "([nx, ny, z]) => { const o = window.atlasSnap.outline, out = [];"
+        " for (let y = 0; y < ny; y++) for (let x = 0; x < nx; x++) out.push(x >= o.box.x0 && x <= o.box.x1 &&"
+        " y >= o.box.y0 && y <= o.box.y1 && o.inside(x, y, z) ? 1 : 0); return out }", [SHAPE[0], SHAPE[1], z]),
+        dtype=bool).reshape(SHAPE[1], SHAPE[0]).T
+    inside = region[:, :, z]
+    assert inside.any() and np.array_equal(drawn[inside], expected[:, :, z][inside] == LIVER)
+    # toggled with the members' outlines
+    page.uncheck("[data-control=member-outlines]")
+    assert "snap" not in _edges(page)
+    page.check("[data-control=member-outlines]")
+    page.wait_for_function("() => (document.querySelector('svg.outlines').dataset.outlineEdges || '')"
+                           ".includes('snap:')")
+    # Apply snap: one undoable edit, the tool's voxels; the proposal is then recomputed on the new label
+    page.click("[data-action=snap-use]")
+    wait_undo(page, 1)
+    applied = _label(page)
+    assert np.array_equal(applied, expected)
+    page.wait_for_selector(f"[data-snap-state='1:0:1:1:{LIVER}']")
+    assert int(page.get_attribute(".snap", "data-snap-changes")) < n
+    # undo restores the loaded label (and the proposal)
+    page.click("[data-action=undo]")
+    wait_undo(page, 0)
+    assert page.evaluate("window.atlasViewer.changes().voxels") == 0
+    assert np.array_equal(_label(page), c["pseudo"])
+    page.wait_for_selector(f"[data-snap-state='0:1:1:1:{LIVER}'][data-snap-changes='{n}']")
+    # the preview path (Snap edge to CT, then Apply) gives the same voxels; the outline hides while it previews
+    page.click("[data-action=snap-edge]")
+    page.wait_for_selector("[data-page=workspace][data-undo='1'][data-redo='0']")
+    page.wait_for_function("() => !(document.querySelector('svg.outlines').dataset.outlineEdges || '')"
+                           ".includes('snap:')")
+    page.click("[data-action=snap-apply]")
+    assert np.array_equal(_label(page), applied)
+    assert np.array_equal(submit(page, task), expected)
+    assert not page.errors

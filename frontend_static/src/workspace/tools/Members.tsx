@@ -1,8 +1,8 @@
 // Members at a hotspot: for the active organ's selected hotspot, draw where each ensemble member and the mean put the
 // organ (outlines over the slices, on by default), show a member's version in the hotspot's region as a preview, and
 // accept one with one click (or m to cycle, a to accept); say when the members agree there, so that no member will
-// fix a wrong label.
-import { OUTLINE_COLOURS, type Members } from './useMembers'
+// fix a wrong label. The snap's proposal (SnapEdge.tsx) is one more outline, toggled with the members'.
+import { OUTLINE_COLOURS, SNAP_COLOUR, type Members } from './useMembers'
 
 export function MembersControls({ m }: { m: Members }) {
   if (m.error) return <p className="muted" data-members-error>members: {m.error}</p>
@@ -22,6 +22,8 @@ export function MembersControls({ m }: { m: Members }) {
           <span key={name} className="outline-key" data-outline-colour={name} style={{ color: name === 'mean' ? '#fff'
             : OUTLINE_COLOURS[n % 5] }}>{name === 'mean' ? '┄' : '━'} {name} </span>
         ))}
+        <span className="outline-key" data-outline-colour="snap" style={{ color: SNAP_COLOUR }}
+          title="where Snap edge to CT would put the edge (current reach and protection)">━ snap </span>
       </label>
       <div className="buttons">
         <button className={m.shown === '' ? 'on' : ''} onClick={() => m.cancel()} data-member-show="">label</button>

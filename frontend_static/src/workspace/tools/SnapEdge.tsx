@@ -1,17 +1,23 @@
 // Snap edge to CT: inside the selected hotspot's region, move the active organ's edge by up to `reach` voxels (1 to
 // 3) to where the CT says it lies (viewer/ops/snap.ts), previewed on the label; Apply keeps it as one undoable edit.
 // It honours "protect other organs" (another organ's voxels neither taken nor given) and the HU range when set.
+// Its proposal is also drawn as one more outline at the hotspot ("snap", with the members'), recomputed after each
+// edit there; "Apply snap" keeps it as one undoable edit (the same edit as the preview + Apply).
+import { useEffect } from 'react'
 import type { Box } from '../../viewer/edits'
-import type { Viewer } from '../../viewer/niivue'
+import type { Outline, Viewer } from '../../viewer/niivue'
 import { SNAP_MARGIN, snapEdge } from '../../viewer/ops/snap'
 import type { MemberCrops } from '../membersApi'
-import type { Members } from './useMembers'
+import type { ViewerRef } from '../types'
+import { SNAP_COLOUR, type Members } from './useMembers'
 import type { Tools } from './useTools'
 
-/** Snap the organ `value`'s edge in the crop's region as one edit. Returns the voxels changed. */
-export function snapEdit(viewer: Viewer, crops: MemberCrops, value: number, reach: number, protect: boolean): number {
+/** The snap's box (the crop grown by SNAP_MARGIN, clipped), the crop's box in viewer voxels, and the organ after
+ * snapping the label `label` there (1 / 0 over the box, x fastest), next to the organ before. Reads only. */
+export function computeSnap(viewer: Viewer, label: Uint8Array, crops: MemberCrops, value: number, reach: number,
+  protect: boolean): { box: Box; inner: Box; organ: Uint8Array; snapped: Uint8Array } | null {
   const g = viewer.geometry
-  if (!g) return 0
+  if (!g) return null
   const [lo, hi] = crops.box
   const [cw, ch] = crops.shape
   const inner = g.fileBoxToViewer(lo, hi)
@@ -36,25 +42,40 @@ export function snapEdit(viewer: Viewer, crops: MemberCrops, value: number, reac
     })
   })
   const allow = viewer.intensityLimit
-  return viewer.edit(box, (label) => {
-    const n = w * h * d
-    const organ = new Uint8Array(n)
-    const region = new Uint8Array(n)
-    const locked = protect || allow ? new Uint8Array(n) : null
-    for (let z = box.z0, o = 0; z <= box.z1; z++) {
-      for (let y = box.y0; y <= box.y1; y++) {
-        const row = (z * ny + y) * nx
-        for (let x = box.x0; x <= box.x1; x++, o++) {
-          const v = label[row + x]
-          organ[o] = v === value ? 1 : 0
-          if (locked && ((protect && v !== 0 && v !== value) || (allow && !allow(row + x)))) locked[o] = 1
-          if (x < inner.x0 || x > inner.x1 || y < inner.y0 || y > inner.y1 || z < inner.z0 || z > inner.z1) continue
-          const c = term[2][z - inner.z0] + term[1][y - inner.y0] + term[0][x - inner.x0]
-          region[o] = !crops.region || crops.region[c] ? 1 : 0
-        }
+  const n = w * h * d
+  const organ = new Uint8Array(n)
+  const region = new Uint8Array(n)
+  const locked = protect || allow ? new Uint8Array(n) : null
+  for (let z = box.z0, o = 0; z <= box.z1; z++) {
+    for (let y = box.y0; y <= box.y1; y++) {
+      const row = (z * ny + y) * nx
+      for (let x = box.x0; x <= box.x1; x++, o++) {
+        const v = label[row + x]
+        organ[o] = v === value ? 1 : 0
+        if (locked && ((protect && v !== 0 && v !== value) || (allow && !allow(row + x)))) locked[o] = 1
+        if (x < inner.x0 || x > inner.x1 || y < inner.y0 || y > inner.y1 || z < inner.z0 || z > inner.z1) continue
+        const c = term[2][z - inner.z0] + term[1][y - inner.y0] + term[0][x - inner.x0]
+        region[o] = !crops.region || crops.region[c] ? 1 : 0
       }
     }
-    const snapped = snapEdge({ shape, organ, ct: g.huBox(box), region, locked, reach }).organ
+  }
+  const snapped = snapEdge({ shape, organ, ct: g.huBox(box), region, locked, reach }).organ
+  return { box, inner, organ, snapped }
+}
+
+/** Snap the organ `value`'s edge in the crop's region as one edit. Returns the voxels changed. */
+export function snapEdit(viewer: Viewer, crops: MemberCrops, value: number, reach: number, protect: boolean): number {
+  const g = viewer.geometry
+  if (!g) return 0
+  const [nx, ny] = g.dims
+  const inner = g.fileBoxToViewer(crops.box[0], crops.box[1])
+  const [mx, my, mz] = SNAP_MARGIN
+  const outer: Box = { x0: inner.x0 - mx, x1: inner.x1 + mx, y0: inner.y0 - my, y1: inner.y1 + my,
+    z0: inner.z0 - mz, z1: inner.z1 + mz } // clipped by edit(), as computeSnap clips it
+  return viewer.edit(outer, (label) => {
+    const r = computeSnap(viewer, label, crops, value, reach, protect)
+    if (!r) return
+    const { box, organ, snapped } = r
     for (let z = box.z0, o = 0; z <= box.z1; z++) {
       for (let y = box.y0; y <= box.y1; y++) {
         const row = (z * ny + y) * nx
@@ -66,17 +87,70 @@ export function snapEdit(viewer: Viewer, crops: MemberCrops, value: number, reac
   })
 }
 
+/** The snap's proposal as an outline over the slices: the organ after snapping, inside the crop's box. */
+export function snapOutline(viewer: Viewer, crops: MemberCrops, value: number, reach: number,
+  protect: boolean): { outline: Outline; changes: number; ms: number } | null {
+  const t0 = performance.now()
+  const r = computeSnap(viewer, viewer.label(), crops, value, reach, protect)
+  if (!r) return null
+  const { box, inner, organ, snapped } = r
+  let changes = 0
+  for (let i = 0; i < organ.length; i++) if (organ[i] !== snapped[i]) changes++
+  const w = box.x1 - box.x0 + 1
+  const h = box.y1 - box.y0 + 1
+  const ms = performance.now() - t0
+  performance.measure('atlas:snap-outline', { start: t0, end: t0 + ms })
+  return { changes, ms, outline: { name: 'snap', colour: SNAP_COLOUR, box: inner,
+    inside: (x, y, z) => snapped[((z - box.z0) * h + (y - box.y0)) * w + (x - box.x0)] === 1 } }
+}
+
 /** Preview the snap at `reach` (replacing any other preview at this hotspot). */
 export function previewSnap(m: Members, t: Tools, reach = t.snapReach): void {
   m.previewEdit(`snap:${reach}`, (viewer, crops) => snapEdit(viewer, crops, t.active, reach, t.protect))
 }
 
-export function SnapEdgeControls({ m, t }: { m: Members; t: Tools }) {
+/** Apply the snap as one undoable edit: the same edit as the preview + Apply (or keep the snap's preview). */
+export function applySnap(m: Members, t: Tools): void {
+  if (!m.shown.startsWith('snap:')) previewSnap(m, t)
+  m.keep()
+}
+
+/**
+ * The snap's proposal, drawn as one more outline at the hotspot (0 clicks to look at): computed when the crops have
+ * loaded and again after each edit or settings change (reach, protection, HU range, organ), after the browser has
+ * painted. Hidden while a preview is on the label (the preview shows it there).
+ */
+function useSnapProposal(m: Members, t: Tools, viewerRef: ViewerRef, undo: number, redo: number): void {
+  const { crops, shown, setSnap } = m
+  const { active, protect, snapReach, hu } = t
+  useEffect(() => {
+    if (!crops || shown) {
+      setSnap(null)
+      return
+    }
+    // a timer: after the parent's effects (the HU range reaches the viewer there) and after the paint
+    const timer = window.setTimeout(() => {
+      const viewer = viewerRef.current
+      const r = viewer ? snapOutline(viewer, crops, active, snapReach, protect) : null
+      setSnap(r && { ...r, state: `${undo}:${redo}:${snapReach}:${protect ? 1 : 0}:${active}` })
+    }, 0)
+    return () => window.clearTimeout(timer)
+  }, [crops, shown, setSnap, viewerRef, active, protect, snapReach, hu, undo, redo])
+}
+
+export function SnapEdgeControls({ m, t, viewerRef, undo, redo }: { m: Members; t: Tools; viewerRef: ViewerRef
+  undo: number; redo: number }) {
+  useSnapProposal(m, t, viewerRef, undo, redo)
   if (!m.crops) return null
   const previewing = m.shown.startsWith('snap:')
+  const proposal = m.snap
   return (
-    <div className="snap">
+    <div className="snap" data-snap-state={proposal?.state ?? ''} data-snap-changes={proposal?.changes ?? ''}
+      data-snap-ms={proposal ? proposal.ms.toFixed(1) : ''}>
       <div className="buttons">
+        <button className="primary" disabled={!previewing && !proposal?.changes} onClick={() => applySnap(m, t)}
+          data-action="snap-use" title="keep the snap's outline (red) as one edit">
+          Apply snap{proposal && !previewing ? ` (${proposal.changes} voxels)` : ''}</button>
         <button onClick={() => previewSnap(m, t)} className={previewing ? 'on' : ''} data-action="snap-edge"
           title="move the organ's edge in this hotspot to where the CT shows it (preview; k)">Snap edge to CT</button>
         <label>reach

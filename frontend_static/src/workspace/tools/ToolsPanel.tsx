@@ -28,7 +28,7 @@ export function ToolsPanel({ t, m, viewerRef, organ, undo, redo, say }: { t: Too
       <CleanupControls t={t} viewer={viewer} />
       <MembersControls m={m} />
       <LocalThreshold m={m} />
-      <SnapEdgeControls m={m} t={t} />
+      <SnapEdgeControls m={m} t={t} viewerRef={viewerRef} undo={undo} redo={redo} />
     </section>
   )
 }

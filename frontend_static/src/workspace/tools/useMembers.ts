@@ -48,8 +48,18 @@ export function applyInRegion(viewer: Viewer, crops: MemberCrops, value: number,
   }, false)
 }
 
-/** Outline colours by member order; the mean is dashed white. */
+/** Outline colours by member order; the mean is dashed white; the snap's proposal red. */
 export const OUTLINE_COLOURS = ['#ffd400', '#00e5ff', '#ff4fd8', '#7dff5a', '#ff8c1a']
+export const SNAP_COLOUR = '#ff3030'
+
+/** The snap's proposal at the hotspot (SnapEdge.tsx): its outline, the voxels it would change, what it was computed
+ * for (tools' settings and the edit history's depth) and how long it took. */
+export interface SnapProposal {
+  outline: Outline
+  changes: number
+  state: string
+  ms: number
+}
 
 /** Each member's and the mean's organ (p > 0.5) in the crop, as outlines on the viewer's slices. */
 export function memberOutlines(viewer: Viewer, crops: MemberCrops): Outline[] {
@@ -72,12 +82,14 @@ export function useMembers(viewerRef: ViewerRef, caseId: number | undefined, hot
   const [crops, setCrops] = useState<MemberCrops | null>(null)
   const [error, setError] = useState('')
   const [outlines, setOutlines] = useState(true) // draw the members' outlines over the slices
+  const [snap, setSnap] = useState<SnapProposal | null>(null) // the snap's proposal, drawn as one more outline
   const [shown, setShown] = useState('') // what the preview shows: '' (the label), a member's name, 'mean', 'p0.40', 'snap:1'
   const preview = useRef<number | null>(null) // undo depth right after the preview's edit (null: none on top)
   const key = hotspot && hotspot.value === active && caseId ? `${caseId}/${hotspot.organ}/${hotspot.centroid}` : ''
 
   useEffect(() => {
     setCrops(null)
+    setSnap(null)
     setShown('')
     setError('')
     preview.current = null
@@ -96,9 +108,11 @@ export function useMembers(viewerRef: ViewerRef, caseId: number | undefined, hot
   useEffect(() => {
     const viewer = viewerRef.current
     if (!viewer) return
-    viewer.setOutlines(crops && outlines ? memberOutlines(viewer, crops) : [])
+    viewer.setOutlines(crops && outlines ? [...memberOutlines(viewer, crops), ...(snap ? [snap.outline] : [])] : [])
+    if (localStorage.getItem('atlas.debug') === '1') (window as unknown as { atlasSnap?: SnapProposal | null })
+      .atlasSnap = crops ? snap : null
     return () => viewer.setOutlines([])
-  }, [viewerRef, crops, outlines])
+  }, [viewerRef, crops, outlines, snap])
 
   /** Take back the preview when it is still the newest edit. */
   const dropPreview = useCallback(() => {
@@ -151,7 +165,7 @@ export function useMembers(viewerRef: ViewerRef, caseId: number | undefined, hot
     keep()
   }, [show, keep])
 
-  return { crops, error, shown, show, previewEdit, keep, accept, outlines, setOutlines,
+  return { crops, error, shown, show, previewEdit, keep, accept, outlines, setOutlines, snap, setSnap,
     cancel: () => { dropPreview(); setShown('') } }
 }
 
