@@ -187,9 +187,8 @@ def run_tools(page, repeat: int) -> dict:
             undo(page)  # the islands and holes are back for the next clean-up and the next repeat
         timed(page, "members: accept one member in the hotspot", lambda: page.click("[data-member-accept=nnunet]"),
               results)
-        timed(page, "local threshold: one preview",
+        timed(page, "local threshold: one drag, kept on release",
               lambda r=r: page.fill("[data-control=local-threshold]", f"{0.3 + 0.05 * r:.2f}"), results)
-        page.click("[data-action=threshold-apply]")
         timed(page, "snap edge to CT: one preview, reach 1 (hotspot's box)",
               lambda: page.click("[data-action=snap-edge]"), results)
         page.click("[data-action=snap-apply]")

@@ -38,12 +38,12 @@ Policy (b), the tools first, then (a) on what is left:
   centre), unless the page says the members agree there (then no member will fix the label: both steps skipped), the
   annotator compares each outline and the label with the CT and, when one member (or the mean) follows the CT better
   than the label (slice Dice up by more than 0.02), clicks "use <member>"; then it drags the local threshold (one
-  action) watching the preview on that slice and applies it (one action) when a threshold follows the CT better
-  still, else cancels it (one action). Then, with "protect other organs" off (an edge between two organs is both
-  organs' and their labels are suspect alike), the page draws the snap's proposal (reach 1) as one more outline at
-  the hotspot, recomputed after each edit, which costs nothing to look at, like the members' outlines; the annotator
-  compares it with the CT on that slice and clicks "Apply snap" (one action) by the same rule. No paid preview and no
-  reach trial.
+  action) watching the preview on that slice, and lets go at the best threshold, which keeps it, when it follows the
+  CT better still; else it lets go and takes the drag back with Ctrl+Z (one action). Then, with "protect other
+  organs" off (an edge between two organs is both organs' and their labels are suspect alike), the page draws the
+  snap's proposal (reach 1) as one more outline at the hotspot, recomputed after each edit, which costs nothing to
+  look at, like the members' outlines; the annotator compares it with the CT on that slice and clicks "Apply snap"
+  (one action) by the same rule. No paid preview and no reach trial.
 - At a hotspot, each step is taken only while Dice < 0.95 (the stopping rule); then (a) as everywhere.
 - Tried for the spill and dropped (SIMULATE_SPILL_GROW=1): the neighbour's HU preset (one action), then one
   click-to-grow in 3D (30 mm, protection off) from the spilled part's deepest point on the middle wrong slice:

@@ -30,8 +30,8 @@ def agreement(a: Annotator, z: int, inside: np.ndarray, seen: np.ndarray) -> flo
 def members_at_hotspot(a: Annotator) -> None:
     """Policy (b) at a hotspot: unless the page says the members agree there (then none will fix the label), the
     member (or the mean) whose outline follows the CT best on the displayed slice, if better than the label there;
-    then the local threshold, kept if a threshold follows the CT better still (the drag is one action, Apply or
-    Cancel another)."""
+    then the local threshold, kept if a threshold follows the CT better still (the drag is one action and letting go
+    keeps it; when no threshold is better, Ctrl+Z after it is one more)."""
     z, inside, seen = hotspot_slice(a)
     if a.page.locator("[data-members-agree]").count():
         return
@@ -46,21 +46,31 @@ def members_at_hotspot(a: Annotator) -> None:
     if a.done():
         return
     current = agreement(a, z, inside, seen)
-    # the threshold slider: dragged while watching the preview on this slice (one action), applied or cancelled
+    # the threshold slider, dragged while watching the preview on this slice (input events, one action); letting go
+    # at the best threshold keeps it (the change event); when none beat the label, let go and Ctrl+Z (one more)
     trials = {}
     for t in np.arange(0.2, 0.801, 0.05):
-        a.page.fill("[data-control=local-threshold]", f"{t:.2f}")
-        a.page.wait_for_timeout(50)
+        drag_to(a, f"{t:.2f}")
         trials[round(float(t), 2)] = agreement(a, z, inside, seen)
     a.actions += 1  # the drag
     t_best = max(trials, key=lambda t: trials[t])
-    if trials[t_best] > current + 0.02:
-        a.page.fill("[data-control=local-threshold]", f"{t_best:.2f}")
-        a.page.wait_for_timeout(50)
-        a.act_click("[data-action=threshold-apply]")
+    keep = trials[t_best] > current + 0.02
+    drag_to(a, f"{t_best:.2f}" if keep else f"{0.8:.2f}")
+    a.page.locator("[data-control=local-threshold]").dispatch_event("change")  # let go
+    a.page.wait_for_timeout(50)
+    if keep:
         a.used.append(f"threshold {t_best:.2f}")
     else:
-        a.act_click("[data-action=threshold-cancel]")
+        a.page.evaluate("document.activeElement && document.activeElement.blur()")
+        a.act(lambda: a.page.keyboard.press("Control+z"))
+
+
+def drag_to(a: Annotator, value: str) -> None:
+    """The slider moved to value mid-drag: an input event (what a pointer's move sends), no change event yet."""
+    a.page.locator("[data-control=local-threshold]").evaluate(
+        "(el, v) => { Object.getOwnPropertyDescriptor(HTMLInputElement.prototype, 'value').set.call(el, v);"
+        " el.dispatchEvent(new Event('input', { bubbles: true })) }", value)
+    a.page.wait_for_timeout(50)
 
 
 def snap_outline(a: Annotator, z: int) -> np.ndarray | None:

@@ -127,17 +127,27 @@ def test_members_drawn_as_outlines_on_the_slice(members_world, page, live_server
     assert not page.errors
 
 
-def test_local_threshold_previews_and_applies(members_world, page, live_server):
+def test_local_threshold_previews_while_dragging_and_keeps_on_release(members_world, page, live_server):
     world = members_world
     task = _open_hotspot(page, live_server)
     page.uncheck("[data-control=protect]")
-    page.fill("[data-control=local-threshold]", "0.25")  # mean >= 0.25: A and B
-    page.wait_for_selector("[data-page=workspace][data-undo='1']")
-    assert workspace(page, "stroke-voxels") == str(27 + 18)
-    page.fill("[data-control=local-threshold]", "0.45")  # A only: the preview is replaced, still one edit
+    slider = page.locator("[data-control=local-threshold]")
+    # a drag: input events while it moves (the preview is replaced, one edit on top), the change event at its end;
+    # a later drag replaces the kept one while nothing was edited after it
+    for t in ("0.35", "0.25"):
+        slider.evaluate("(el, v) => { Object.getOwnPropertyDescriptor(HTMLInputElement.prototype, 'value').set"
+                        ".call(el, v); el.dispatchEvent(new Event('input', { bubbles: true })) }", t)
+    page.wait_for_function("document.querySelector('[data-page=workspace]').dataset.strokeVoxels === '45'")
+    assert workspace(page, "undo") == "1"  # mean >= 0.25: A and B, still one edit
+    slider.dispatch_event("change")  # let go: kept
+    page.fill("[data-control=local-threshold]", "0.45")  # a second drag (input + change) replaces the kept one: A
     page.wait_for_function("document.querySelector('[data-page=workspace]').dataset.strokeVoxels === '27'")
     assert workspace(page, "undo") == "1"
-    page.click("[data-action=threshold-apply]")
+    page.evaluate("document.activeElement && document.activeElement.blur()")  # the page's keys, not the slider's
+    page.keyboard.press("Control+z")  # takes the threshold back
+    page.wait_for_selector("[data-page=workspace][data-undo='0']")
+    page.keyboard.press("Control+y")
+    page.wait_for_selector("[data-page=workspace][data-undo='1']")
     data = submit(page, task)
     assert changed_voxels(data, world.pseudo) == _cube(A)
     assert not page.errors

@@ -200,6 +200,11 @@ export class EditHistory {
     return [this.undoStack.length, this.redoStack.length]
   }
 
+  /** The newest edit still on the undo stack (compared by identity: is an edit still the newest?). */
+  get newest(): object | null {
+    return this.undoStack.length ? this.undoStack[this.undoStack.length - 1] : null
+  }
+
   /**
    * Accept the viewer's stroke in `live` under the policy; refused voxels are put back in `live`. With `box`, only
    * voxels inside it are compared: the caller promises that `live` and the committed label agree outside it.

@@ -177,6 +177,10 @@ export class LabelEdits {
     return this.history?.depth ?? [0, 0]
   }
 
+  get newest(): object | null {
+    return this.history?.newest ?? null
+  }
+
   changes(): { voxels: number; byValue: Map<number, number> } {
     return this.history?.changes() ?? { voxels: 0, byValue: new Map() }
   }

@@ -363,6 +363,11 @@ export class Viewer {
     return this.edits.depth
   }
 
+  /** The newest edit on the undo stack, by identity (null: none). */
+  get newestEdit(): object | null {
+    return this.edits.newest
+  }
+
   /** Changed voxels against the loaded label, and per organ value how many voxels it gained or lost. */
   changes(): { voxels: number; byValue: Map<number, number> } {
     return this.edits.changes()

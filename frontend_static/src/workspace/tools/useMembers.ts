@@ -85,6 +85,7 @@ export function useMembers(viewerRef: ViewerRef, caseId: number | undefined, hot
   const [snap, setSnap] = useState<SnapProposal | null>(null) // the snap's proposal, drawn as one more outline
   const [shown, setShown] = useState('') // what the preview shows: '' (the label), a member's name, 'mean', 'p0.40', 'snap:1'
   const preview = useRef<number | null>(null) // undo depth right after the preview's edit (null: none on top)
+  const threshold = useRef<object | null>(null) // the kept threshold's edit: the next drag replaces it while newest
   const key = hotspot && hotspot.value === active && caseId ? `${caseId}/${hotspot.organ}/${hotspot.centroid}` : ''
 
   useEffect(() => {
@@ -93,6 +94,7 @@ export function useMembers(viewerRef: ViewerRef, caseId: number | undefined, hot
     setShown('')
     setError('')
     preview.current = null
+    threshold.current = null
     if (!key || !hotspot || !caseId) return
     let cancelled = false
     const lo = hotspot.bbox[0].map((v) => v - PAD)
@@ -140,6 +142,9 @@ export function useMembers(viewerRef: ViewerRef, caseId: number | undefined, hot
     }
     let inside: (c: number) => boolean
     if (what.startsWith('p')) {
+      const viewer = viewerRef.current
+      if (viewer && threshold.current && viewer.newestEdit === threshold.current) viewer.undo() // a new drag
+      threshold.current = null
       const t = Math.round(Number(what.slice(1)) * 255)
       inside = (c) => crops.mean[c] >= t
     } else {
@@ -151,7 +156,17 @@ export function useMembers(viewerRef: ViewerRef, caseId: number | undefined, hot
       inside = (c) => p[c] > 127
     }
     previewEdit(what, (viewer, c) => applyInRegion(viewer, c, active, inside))
-  }, [crops, active, previewEdit])
+  }, [crops, active, previewEdit, viewerRef])
+
+  /** Keep the threshold's preview (a drag's end); the next drag replaces it while it is still the newest edit. */
+  const keepThreshold = useCallback(() => {
+    const viewer = viewerRef.current
+    if (preview.current !== null && viewer && viewer.undoDepth[0] === preview.current) {
+      threshold.current = viewer.newestEdit
+    }
+    preview.current = null
+    setShown('')
+  }, [viewerRef])
 
   /** Keep what the preview shows (already one edit in the history). */
   const keep = useCallback(() => {
@@ -165,7 +180,7 @@ export function useMembers(viewerRef: ViewerRef, caseId: number | undefined, hot
     keep()
   }, [show, keep])
 
-  return { crops, error, shown, show, previewEdit, keep, accept, outlines, setOutlines, snap, setSnap,
+  return { crops, error, shown, show, previewEdit, keep, keepThreshold, accept, outlines, setOutlines, snap, setSnap,
     cancel: () => { dropPreview(); setShown('') } }
 }
 
