@@ -155,9 +155,16 @@ def warmup_report(page) -> str:
 
 def run_tools(page, repeat: int) -> dict:
     results: dict = {}
+    # an annotator's first click comes seconds after the case appears; the page's idle warm-up takes a fraction of one
+    page.wait_for_timeout(2000)
     page.click("[data-hotspot-index='0']")  # the liver hotspot: centres the views, fetches the members' crop
     page.wait_for_selector("[data-members]", timeout=120_000)
     print("  members fetched", flush=True)
+    # the snap's proposal (an outline at the hotspot) is computed once the crop has drawn: its own work, first call
+    page.wait_for_function("() => { const s = document.querySelector('.snap'); return s && s.dataset.snapMs }",
+                           timeout=120_000)
+    print(f"  snap outline at the hotspot's selection (first call in the page): "
+          f"{float(page.get_attribute('.snap', 'data-snap-ms')):.1f} ms", flush=True)
     x, y = liver_point(page)
     print(f"  liver at {x:.0f}, {y:.0f}", flush=True)
 

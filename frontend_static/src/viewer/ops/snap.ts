@@ -242,3 +242,49 @@ export function snapEdge(input: SnapInput): { organ: Uint8Array; band: number } 
   // a 6-neighbour closing fills pinholes; it changes the band only
   return { organ: closeAt(next, shape, list), band: bandCount }
 }
+
+/**
+ * Steps that run snapEdge on a small synthetic box (a ball of organ in noisy CT beside a brighter neighbour), each
+ * reach in turn, with and without a lock: the page's idle-time warm-up (Cleanup.tsx) runs them once after a case
+ * loads, so that the JIT has compiled the snap before the first hotspot is selected. Touches nothing of the case.
+ */
+export function snapWarmUpSteps(rounds: number): (() => void)[] {
+  const shape = [34, 30, 20]
+  const [w, h, d] = shape
+  const n = w * h * d
+  let input: SnapInput | null = null
+  const make = () => {
+    const organ = new Uint8Array(n)
+    const ct = new Float32Array(n)
+    const region = new Uint8Array(n)
+    const locked = new Uint8Array(n)
+    let seed = 4321
+    const noise = () => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x80000000 - 0.5) * 30
+    for (let z = 0; z < d; z++) {
+      for (let y = 0; y < h; y++) {
+        for (let x = 0; x < w; x++) {
+          const i = (z * h + y) * w + x
+          const ball = ((x - 14) / 9) ** 2 + ((y - 15) / 9) ** 2 + ((z - 10) / 6) ** 2
+          organ[i] = ball < 1.1 ? 1 : 0 // a label a little too big
+          ct[i] = (ball < 1 ? 60 : x > 24 ? 130 : -80) + noise()
+          region[i] = x > 8 && x < 30 && z > 3 && z < 17 ? 1 : 0
+          locked[i] = x > 27 ? 1 : 0
+        }
+      }
+    }
+    input = { shape, organ, ct, region, locked: null, reach: 1 }
+    return locked
+  }
+  let locked: Uint8Array | null = null
+  const steps: (() => void)[] = [() => (locked = make())]
+  for (let r = 0; r < rounds; r++) {
+    steps.push(() => {
+      snapEdge({ ...input!, reach: 1 + (r % 3), locked: r % 2 ? locked : null })
+    })
+  }
+  steps.push(() => {
+    input = null
+    locked = null
+  })
+  return steps
+}

@@ -1,14 +1,16 @@
 // 3D clean-up of the active organ inside its box, each one click and one undoable edit: remove islands smaller
 // than N mL, keep only the largest component, fill enclosed holes. Once a case is loaded, the page warms the
-// clean-ups up for the JIT while it is idle (one small step per idle callback), so that the first click is as fast
-// as the later ones.
+// clean-ups (and the snap) up for the JIT while it is idle (one small step per idle callback), so that the first
+// click is as fast as the later ones.
 import { useEffect } from 'react'
 import { unionBox } from '../../viewer/edits'
 import type { Viewer } from '../../viewer/niivue'
 import { fillHoles, keepLargest, removeIslands, reserveScratch, warmUpSteps } from '../../viewer/ops/components'
+import { snapWarmUpSteps } from '../../viewer/ops/snap'
 import type { Tools } from './useTools'
 
 const WARM_UP_ROUNDS = 8 // of each clean-up on the small synthetic volume
+const SNAP_WARM_UP_ROUNDS = 6 // of the snap (viewer/ops/snap.ts), whose outline is computed on a hotspot's selection
 let warmUp: (() => void)[] | null = null // the warm-up's steps not yet run (null: not started); once per page
 
 interface Deadline {
@@ -59,7 +61,7 @@ function warmUpWhenIdle(viewer: Viewer): () => void {
       return
     }
     if (warmUp === null) {
-      warmUp = warmUpSteps(WARM_UP_ROUNDS)
+      warmUp = [...warmUpSteps(WARM_UP_ROUNDS), ...snapWarmUpSteps(SNAP_WARM_UP_ROUNDS)]
       reserveScratch(largestBoxRows(viewer))
     }
     let forced = deadline.didTimeout
