@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 
 from .annotator import Annotator, slice_dice
 from .cases import LIVER
-
-SPILL_GROW = os.environ.get("SIMULATE_SPILL_GROW") == "1"  # the spill's grow route (tried; see the docstring)
 
 
 def hotspot_slice(a: Annotator) -> tuple[int, np.ndarray, np.ndarray]:
@@ -103,52 +99,6 @@ def snap_at_hotspot(a: Annotator) -> None:
         a.used.append("snap")
 
 
-NAMES = {1: "spleen", 2: "kidney_right", 3: "kidney_left", 4: "gallbladder", 5: "liver", 6: "stomach", 7: "aorta",
-         8: "postcava", 9: "pancreas"}
-
-
-def preset_for(organ: int) -> str:
-    """The workspace's HU preset for an organ (IntensityRange.tsx's presetFor)."""
-    name = NAMES[organ]
-    if name.startswith("kidney"):
-        return "kidney"
-    if name in ("aorta", "postcava"):
-        return "vessels"
-    return name if name in ("liver", "spleen", "pancreas", "stomach", "gallbladder") else "soft tissue"
-
-
-def grow_spill(a: Annotator) -> None:
-    """Spill, the grow route: the neighbour's HU preset (one action), then one click-to-grow in 3D (radius 30 mm,
-    the default) with protection off on the spilled part's widest piece on the middle wrong slice, at its point
-    deepest inside it."""
-    from scipy import ndimage
-
-    wrong = a.review()
-    slices = {z: m for z, (m, _) in wrong.items() if len(m) >= 3}
-    if not slices:
-        return
-    keys = sorted(slices)
-    z = keys[len(keys) // 2]
-    a.tool(a.organ, "grow", protect=False)
-    a.page.select_option("[data-control=hu-preset]", preset_for(a.organ))
-    a.actions += 1
-    a.go_to(z)
-    missing = slices[z]
-    lo = missing.min(axis=0)
-    mask = np.zeros(tuple(missing.max(axis=0) - lo + 3), dtype=bool)
-    mask[tuple((missing - lo + 1).T)] = True
-    depth = ndimage.distance_transform_edt(mask)
-    x, y = np.unravel_index(np.argmax(depth), mask.shape) + lo - 1
-
-    def click():
-        a.page.mouse.move(*a.view.screen(int(x), int(y)))
-        a.page.mouse.down()
-        a.page.mouse.up()
-
-    a.act(click)
-    a.used.append(f"grow {preset_for(a.organ)}")
-
-
 def with_tools(a: Annotator, kind: str) -> None:
     """Policy (b), then (a) on what is left."""
     spill = kind == "spill"
@@ -158,8 +108,6 @@ def with_tools(a: Annotator, kind: str) -> None:
     elif kind == "island":  # the liver is one piece: keep its largest
         a.tool(LIVER, "navigate")
         a.act(lambda: a.page.click("[data-action=keep-largest]"))
-    elif spill and SPILL_GROW:
-        grow_spill(a)
     elif kind in ("missed", "spill"):
         a.tool(a.organ, "fill", protect=not spill)
         slices = {z: m for z, (m, _) in a.review().items() if len(m) >= 3}

@@ -9,7 +9,7 @@ import type { Outline, Viewer } from '../../viewer/niivue'
 import { SNAP_MARGIN, snapEdge } from '../../viewer/ops/snap'
 import type { MemberCrops } from '../membersApi'
 import type { ViewerRef } from '../types'
-import { SNAP_COLOUR, type Members } from './useMembers'
+import { cropOffsetTerms, SNAP_COLOUR, type Members } from './useMembers'
 import type { Tools } from './useTools'
 
 /** The snap's box (the crop grown by SNAP_MARGIN, clipped), the crop's box in viewer voxels, and the organ after
@@ -18,9 +18,7 @@ export function computeSnap(viewer: Viewer, label: Uint8Array, crops: MemberCrop
   protect: boolean): { box: Box; inner: Box; organ: Uint8Array; snapped: Uint8Array } | null {
   const g = viewer.geometry
   if (!g) return null
-  const [lo, hi] = crops.box
-  const [cw, ch] = crops.shape
-  const inner = g.fileBoxToViewer(lo, hi)
+  const inner = g.fileBoxToViewer(crops.box[0], crops.box[1])
   const [nx, ny, nz] = g.dims
   const [mx, my, mz] = SNAP_MARGIN
   const box: Box = { x0: Math.max(0, inner.x0 - mx), x1: Math.min(nx - 1, inner.x1 + mx),
@@ -30,17 +28,7 @@ export function computeSnap(viewer: Viewer, label: Uint8Array, crops: MemberCrop
   const h = box.y1 - box.y0 + 1
   const d = box.z1 - box.z0 + 1
   const shape = [w, h, d]
-  // the crop offset of a viewer voxel: one term per axis (the file axes are a permutation, maybe flipped)
-  const strides = [1, cw, cw * ch]
-  const term = [0, 1, 2].map((a) => {
-    const { f, flip } = g.axes[a]
-    const v0 = [inner.x0, inner.y0, inner.z0][a]
-    const v1 = [inner.x1, inner.y1, inner.z1][a]
-    return Int32Array.from({ length: v1 - v0 + 1 }, (_, k) => {
-      const v = v0 + k
-      return ((flip ? g.fileDims[f] - 1 - v : v) - lo[f]) * strides[f]
-    })
-  })
+  const term = cropOffsetTerms(g, crops, inner)
   const allow = viewer.intensityLimit
   const n = w * h * d
   const organ = new Uint8Array(n)
