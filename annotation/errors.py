@@ -12,7 +12,6 @@ from contextlib import contextmanager
 from django.core.management.base import CommandError
 from rest_framework import status
 from rest_framework.response import Response
-from rest_framework.views import exception_handler as drf_exception_handler
 
 
 class DomainError(Exception):
@@ -55,6 +54,12 @@ class NotFound(DomainError):
     status_code = status.HTTP_404_NOT_FOUND
 
 
+class TooLarge(DomainError):
+    """The request's body is larger than its door allows (413)."""
+
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+
+
 class Conflict(DomainError):
     """The request is valid but the state has moved on (409): a stale base, a round already running."""
 
@@ -72,6 +77,9 @@ def command_errors():
 
 def exception_handler(exc, context):
     """DRF's handler, plus the domain's refusals as their status with ``{"detail", "field"?, ...}``."""
+    # imported here: rest_framework.views reads the API settings, whose parser (annotation.api.parsing) imports this
+    from rest_framework.views import exception_handler as drf_exception_handler
+
     if isinstance(exc, DomainError):
         return Response(exc.body(), status=exc.status_code)
     return drf_exception_handler(exc, context)

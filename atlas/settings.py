@@ -99,6 +99,10 @@ MIDDLEWARE = [
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
+    # A body larger than its route allows is refused with 413 before a byte of it is read (uploads: the doors of
+    # annotation.api.intake, ATLAS_MAX_UPLOAD_BYTES; anything else DATA_UPLOAD_MAX_MEMORY_SIZE). Before the CSRF
+    # check, which would read a form's body.
+    "annotation.api.intake.BodySizeLimit",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -191,10 +195,14 @@ STORAGES = {
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.SessionAuthentication",
+        "annotation.api.session.SessionAuthentication",  # Django's session; the CSRF token in its header only
         "knox.auth.TokenAuthentication",  # hashed (SHA-512), expiring tokens; "Authorization: Token <key>"
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # JSON under a depth limit and bounded numbers (annotation.api.parsing); bodies are bounded before they are read
+    # (annotation.api.intake.BodySizeLimit: files only through the upload doors)
+    "DEFAULT_PARSER_CLASSES": ["annotation.api.parsing.BoundedJSONParser", "rest_framework.parsers.FormParser",
+                               "rest_framework.parsers.MultiPartParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "annotation.errors.exception_handler",
     "DEFAULT_PAGINATION_CLASS": "atlas.security.BoundedLimitOffsetPagination",

@@ -5,6 +5,7 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from annotation.api.parsing import query_numbers
 from annotation.api.permissions import HasRole
 from annotation.errors import Invalid
 from annotation.selectors.members import member_crops
@@ -27,13 +28,9 @@ class CaseMembers(APIView):
         organ = request.query_params.get("organ", "")
         if not organ:
             raise Invalid("name the organ", field="organ")
+        box = query_numbers(request.query_params.get("box", ""), count=6, field="box", whole=True)
         seed = None
-        if request.query_params.get("seed"):
-            try:
-                seed = [round(float(v)) for v in request.query_params["seed"].split(",")]
-            except ValueError:
-                seed = []
-            if len(seed) != 3:
-                raise Invalid("give three numbers x,y,z", field="seed")
-        crops = member_crops(case, organ=organ, box=request.query_params.get("box", ""), seed=seed)
+        if "seed" in request.query_params:
+            seed = query_numbers(request.query_params["seed"], count=3, field="seed")
+        crops = member_crops(case, organ=organ, box=",".join(map(str, box)), seed=seed)
         return Response(crops.as_json())

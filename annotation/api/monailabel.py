@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import secrets
-import shutil
 
 from django.conf import settings
 from django.core.files.storage import default_storage
@@ -21,18 +20,20 @@ from django.urls import re_path
 from knox.auth import TokenAuthentication
 from knox.models import AuthToken
 from rest_framework import status
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from annotation.api import intake
 from annotation.api.auth import sign_in
 from annotation.api.files import storage_file_response
+from annotation.api.intake import upload_door
+from annotation.api.parsing import BoundedJSONParser, loads
 from annotation.api.permissions import HasRole
 from annotation.errors import Invalid
 from annotation.roles import role_of
 from annotation.services import monailabel
-from annotation.storage import scratch_dir
 
 
 class BearerTokenAuthentication(TokenAuthentication):
@@ -64,7 +65,7 @@ class TokenLogin(_Protocol):
 
     permission_classes = [AllowAny]
     authentication_classes = []
-    parser_classes = [FormParser, MultiPartParser, JSONParser]
+    parser_classes = [FormParser, MultiPartParser, BoundedJSONParser]
 
     def post(self, request):
         user = sign_in(request)
@@ -88,7 +89,7 @@ class Info(_Protocol):
 
 
 class ActiveLearning(_Protocol):
-    parser_classes = [JSONParser, FormParser]
+    parser_classes = [BoundedJSONParser, FormParser]
 
     def post(self, request, strategy: str):
         return Response(monailabel.next_sample(user=request.user, strategy=strategy))
@@ -109,11 +110,8 @@ def _params(request) -> dict:
     if raw in (None, ""):
         return {}
     if hasattr(raw, "read"):  # sent as a file part
-        raw = raw.read(1 << 20).decode("utf-8", "replace")
-    try:
-        value = json.loads(raw) if isinstance(raw, str | bytes) else raw
-    except json.JSONDecodeError as exc:
-        raise Invalid(f"not valid JSON ({exc})", field="params") from exc
+        raw = raw.read(1 << 20)
+    value = loads(raw, field="params") if isinstance(raw, str | bytes) else raw
     if not isinstance(value, dict):
         raise Invalid("expected a JSON object", field="params")
     return value
@@ -132,7 +130,7 @@ def _multipart(params: dict, file_name: str, content: bytes) -> HttpResponse:
 class Infer(_Protocol):
     """The label to correct for an image id (no model runs): multipart `params` + `image` (the label, NIfTI)."""
 
-    parser_classes = [MultiPartParser, FormParser, JSONParser]
+    parser_classes = [MultiPartParser, FormParser, BoundedJSONParser]
 
     def post(self, request, model: str):
         label = monailabel.label_to_correct(image_id=request.query_params.get("image", ""), user=request.user,
@@ -145,29 +143,25 @@ class Infer(_Protocol):
         return _multipart(params, "label.nii.gz", content)
 
 
+@upload_door("label")
 class DatastoreLabel(_Protocol):
     """Save the corrected label (multipart: `params` with `label_info`, `label` file, NIfTI or NRRD)."""
 
     parser_classes = [MultiPartParser, FormParser]
 
     def put(self, request):
-        limit = settings.ATLAS_MAX_UPLOAD_BYTES
-        if int(request.META.get("CONTENT_LENGTH") or 0) > limit:
-            return Response({"detail": f"label: the upload is larger than the limit of {limit} bytes"},
-                            status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
-        upload = request.data.get("label")
-        if upload is None or not hasattr(upload, "read"):
-            raise Invalid("missing: the label file (multipart field 'label')", field="label")
-        suffix = monailabel.upload_suffix(upload.name or "")
-        params = _params(request)
-        with scratch_dir("monailabel") as tmp:
-            path = tmp / f"upload{suffix}"
-            with open(path, "wb") as handle:
-                shutil.copyfileobj(upload, handle, 1 << 20)
-            revision = monailabel.save_label(
-                image_id=request.query_params.get("image", ""), user=request.user, upload=path,
-                label_info=params.get("label_info"), tag=request.query_params.get("tag", ""), workdir=tmp)
-        return Response({"image": request.query_params.get("image", ""), "label": f"revision {revision.number}",
+        image_id = request.query_params.get("image", "")
+        capability = None
+
+        def authorize():
+            nonlocal capability
+            capability = monailabel.open_for_upload(image_id=image_id, user=request.user,
+                                                    tag=request.query_params.get("tag", ""))
+
+        with intake.receive(request, field="label", suffixes=monailabel.UPLOAD_SUFFIXES, authorize=authorize) as path:
+            revision = monailabel.save_label(capability=capability, user=request.user, upload=path,
+                                             label_info=_params(request).get("label_info"), workdir=path.parent)
+        return Response({"image": image_id, "label": f"revision {revision.number}",
                          "revision": revision.pk, "number": revision.number, "case": revision.case.name})
 
 

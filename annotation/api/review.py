@@ -7,9 +7,7 @@ from __future__ import annotations
 
 import csv
 import io
-import shutil
 
-from django.conf import settings
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404
 from django.urls import path
@@ -21,16 +19,17 @@ from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from annotation.api import intake
 from annotation.api.files import storage_file_response
+from annotation.api.intake import upload_door
 from annotation.api.permissions import HasRole, IsLead
 from annotation.api.serializers import RevisionSerializer, RevisionUploadSerializer
-from annotation.errors import Invalid, NotFound
+from annotation.errors import NotFound
 from annotation.models import QualityFlag, Review, Revision, Round, Task
 from annotation.roles import is_lead
 from annotation.selectors import review as selectors
 from annotation.selectors.labels import started_from
-from annotation.services import double_reads, review_diff, reviews
-from annotation.storage import scratch_dir
+from annotation.services import double_reads, review_diff, reviews, revisions
 
 
 class ReviewQuery(s.Serializer):
@@ -298,6 +297,7 @@ class EditAcceptBody(RevisionUploadSerializer, VerdictBody):
     tags = None
 
 
+@upload_door("file")
 class ReviewEditAccept(APIView):
     """Edit and accept: the lead's corrected label map (multipart: file) becomes a new revision, child of this one,
     accepted; this one is marked "edited"."""
@@ -307,19 +307,10 @@ class ReviewEditAccept(APIView):
 
     @extend_schema(request={"multipart/form-data": EditAcceptBody}, responses={201: RevisionSerializer, 413: None})
     def post(self, request, pk: int):
-        limit = settings.ATLAS_MAX_UPLOAD_BYTES
-        if int(request.META.get("CONTENT_LENGTH") or 0) > limit:
-            return Response({"detail": f"file: the upload is larger than the limit of {limit} bytes",
-                             "field": "file"}, status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
-        body = EditAcceptBody(data=request.data)
-        body.is_valid(raise_exception=True)
-        upload = body.validated_data["file"]
-        if not upload.name.lower().endswith((".nii", ".nii.gz")):
-            raise Invalid(f"{upload.name!r} is not NIfTI (.nii or .nii.gz)", field="file")
-        with scratch_dir("upload") as tmp:
-            path = tmp / ("upload.nii.gz" if upload.name.lower().endswith(".gz") else "upload.nii")
-            with open(path, "wb") as handle:
-                shutil.copyfileobj(upload, handle, 1 << 20)
+        with intake.receive(request, field="file", suffixes=revisions.UPLOAD_SUFFIXES,
+                            authorize=lambda: reviews.check_may_edit(revision_id=pk, reviewer=request.user)) as path:
+            body = EditAcceptBody(data=request.data)
+            body.is_valid(raise_exception=True)
             revision = reviews.edit_and_accept(revision_id=pk, reviewer=request.user, upload=path,
                                                seconds_spent=body.validated_data.get("seconds_spent"),
                                                comment=body.validated_data["comment"])

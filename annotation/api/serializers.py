@@ -1,5 +1,7 @@
 from rest_framework import serializers
 
+from annotation.api.parsing import BoundedJSONField
+from annotation.errors import Invalid
 from annotation.models import Case, LabelSet, Organ, Review, Revision, Task
 from annotation.selectors.work import task_organs
 from annotation.services.revisions import MAX_SECONDS_SPENT, latest_revision
@@ -110,8 +112,15 @@ def _seconds() -> serializers.FloatField:
 class RevisionUploadSerializer(serializers.Serializer):
     file = serializers.FileField()
     base_revision = _id(required=False, allow_null=True)
-    tags = serializers.JSONField(required=False, help_text='{"liver": ["ambiguous_boundary"]}')
+    tags = BoundedJSONField(required=False, help_text='{"liver": ["ambiguous_boundary"]}')
     seconds_spent = _seconds()
+
+    def validate_tags(self, value):
+        if value in (None, ""):
+            return {}
+        if not isinstance(value, dict):
+            raise Invalid("expected an object {organ: [tag codes]}", field="tags")
+        return value
 
 
 class ConfirmSerializer(serializers.Serializer):

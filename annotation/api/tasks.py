@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import shutil
-
-from django.conf import settings
 from django.contrib.auth.models import User
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema, inline_serializer
@@ -14,6 +10,8 @@ from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from annotation.api import intake
+from annotation.api.intake import upload_door
 from annotation.api.permissions import HasRole, IsLead
 from annotation.api.serializers import (
     AssignSerializer,
@@ -30,11 +28,6 @@ from annotation.models import Revision, Task
 from annotation.roles import ANNOTATOR, role_of
 from annotation.selectors.work import my_queue
 from annotation.services import queue, reviews, revisions
-from annotation.storage import scratch_dir
-
-
-def _error(message: str, code: int, **extra) -> Response:
-    return Response({"detail": message, **extra}, status=code)
 
 
 class TaskNext(APIView):
@@ -59,6 +52,7 @@ class TaskHeartbeat(APIView):
         return Response(QueueTaskSerializer(task).data)
 
 
+@upload_door("file")
 class TaskRevisions(APIView):
     """Upload the corrected label map (multipart: file, base_revision, tags, seconds_spent)."""
 
@@ -68,40 +62,14 @@ class TaskRevisions(APIView):
     @extend_schema(request={"multipart/form-data": RevisionUploadSerializer},
                    responses={201: RevisionSerializer, 400: None, 409: None, 413: None})
     def post(self, request, pk: int):
-        limit = settings.ATLAS_MAX_UPLOAD_BYTES
-        if int(request.META.get("CONTENT_LENGTH") or 0) > limit:
-            return _error(f"file: the upload is larger than the limit of {limit} bytes",
-                          status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
-        get_object_or_404(Task, pk=pk)
-        body = RevisionUploadSerializer(data=request.data)
-        body.is_valid(raise_exception=True)
-        upload = body.validated_data["file"]
-        suffix = ".nii.gz" if upload.name.lower().endswith(".nii.gz") else ".nii" \
-            if upload.name.lower().endswith(".nii") else None
-        if suffix is None:
-            return _error(f"file: {upload.name!r} is not NIfTI (.nii or .nii.gz)", status.HTTP_400_BAD_REQUEST)
-        tags = _tags(body.validated_data.get("tags"))
-        with scratch_dir("upload") as tmp:
-            path = tmp / f"upload{suffix}"
-            with open(path, "wb") as handle:
-                shutil.copyfileobj(upload, handle, 1 << 20)
+        with intake.receive(request, field="file", suffixes=revisions.UPLOAD_SUFFIXES,
+                            authorize=lambda: revisions.check_may_send(task_id=pk, user=request.user)) as path:
+            body = RevisionUploadSerializer(data=request.data)
+            body.is_valid(raise_exception=True)
             revision = revisions.submit_revision(
                 task_id=pk, user=request.user, upload=path, base_revision=body.validated_data.get("base_revision"),
-                tags=tags, seconds_spent=body.validated_data.get("seconds_spent", 0.0))
+                tags=body.validated_data.get("tags") or {}, seconds_spent=body.validated_data.get("seconds_spent", 0.0))
         return Response(RevisionSerializer(revision).data, status=status.HTTP_201_CREATED)
-
-
-def _tags(raw) -> dict:
-    if raw in (None, ""):
-        return {}
-    if isinstance(raw, str):
-        try:
-            raw = json.loads(raw)
-        except json.JSONDecodeError as exc:
-            raise Invalid(f"not valid JSON ({exc})", field="tags") from exc
-    if not isinstance(raw, dict):
-        raise Invalid("expected an object {organ: [tag codes]}", field="tags")
-    return raw
 
 
 class TaskConfirm(APIView):

@@ -152,3 +152,21 @@ class Review(models.Model):
     seconds = models.FloatField(null=True, blank=True, help_text="how long the review took (the page's clock, "
                                 "else since the review lease was taken)")
     created = models.DateTimeField(auto_now_add=True)
+
+
+class ImageLink(models.Model):
+    """An image id handed to a MONAI Label client (3D Slicer): a random token that stands for one leased task.
+
+    The token itself is never stored: `digest` is its SHA-256, so the table cannot be replayed from a backup or a
+    leak. What it grants (task, user, the revision the client was given as its base) stays on the server; the id says
+    nothing about any of them. Ids older than services.monailabel.MAX_AGE are refused and removed.
+    """
+
+    digest = models.CharField(max_length=64, unique=True)
+    task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="image_links")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="image_links")
+    base_revision = models.ForeignKey(Revision, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    created = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    def __str__(self) -> str:
+        return f"image link {self.pk}: task {self.task_id} for user {self.user_id}"

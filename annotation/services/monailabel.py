@@ -1,42 +1,49 @@
 """The MONAI Label protocol over Atlas's queue, leases and revisions (3D Slicer's MONAI Label module, OHIF, the Python
 client `monailabel.client.MONAILabelClient`). The views in `annotation/api/monailabel.py` are thin; this is the logic.
 
-The image id the client receives from `activelearning` is a signed capability: task, user and the revision the
-client is about to be given (its base), signed with the server's secret. It stands in for the case everywhere:
+The image id the client receives from `activelearning` is an opaque capability: a random token whose SHA-256 names an
+ImageLink row (task, user, and the revision the client is about to be given: its base). The id itself says nothing
+of any of them; ids older than MAX_AGE are refused everywhere and removed. It stands in for the case everywhere:
 
 - `GET datastore/image` (Slicer downloads with no auth header) serves the CT only for an id younger than
   ATLAS_MONAILABEL_LINK_MINUTES whose user still holds the task's lease, so the CT never opens to anonymous requests
   beyond the link it just handed to its lease holder;
 - `POST infer` serves the label the id was issued for (the latest counted revision, else the imported truth or the
   pseudo-label), and renews the lease: Slicer sends no heartbeat;
-- `PUT datastore/label` stores a revision whose base is the id's: if another revision landed since, 409.
+- `PUT datastore/label` stores a revision whose base is the id's: if another revision landed since, 409. The id and
+  its user's lease are checked before the upload's body is read (annotation.api.intake).
 """
 
 from __future__ import annotations
 
+import hashlib
+import re
+import secrets
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.core import signing
 from django.utils import timezone
 
 from annotation.errors import Conflict, Forbidden, Invalid, NotFound
-from annotation.models import LabelSet, Revision, Round, Task
+from annotation.models import ImageLink, LabelSet, Revision, Round, Task
 from annotation.roles import role_of
 from annotation.selectors.labels import label_to_edit
 from annotation.services import queue, revisions
 from annotation.services.imports.labels import OrganIndex, present_values
 from annotation.storage import read_voxels
 from ml_engine import labels as vocabulary
-from ml_engine.io import ImageError, label_suffix, load_label_image, reorient_onto, write_nifti
+from ml_engine.io import LABEL_SUFFIXES, ImageError, load_label_image, reorient_onto, write_nifti
 
 STRATEGY = "attention"
 MODEL = "atlas"
-_SALT = "atlas.monailabel.image"
-_MAX_AGE_HOURS = 24  # an id older than this is refused everywhere, lease or not
+MAX_AGE = timedelta(hours=24)  # an id older than this is refused everywhere, lease or not
+_TOKEN = re.compile(r"[A-Za-z0-9_-]{43}")  # secrets.token_urlsafe(32)
+
+UPLOAD_SUFFIXES = LABEL_SUFFIXES  # what an upload may be (annotation.api.intake checks the name)
 
 
 @dataclass(frozen=True)
@@ -89,31 +96,40 @@ def info(user) -> dict:
     }
 
 
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode("ascii")).hexdigest()
+
+
 def issue(task: Task, user) -> str:
-    """A signed image id for task, leased to user, carrying the revision the client will be given as its base."""
+    """A new image id for task, leased to user, carrying the revision the client will be given as its base.
+
+    Ids past MAX_AGE are removed here, so the table holds a day of ids at most.
+    """
     shown = label_to_edit(task.case, task)  # its own read of a double read
-    base = shown.revision.pk if shown is not None and shown.revision is not None else None
-    return signing.dumps([task.pk, user.pk, base], salt=_SALT, compress=True)
+    base = shown.revision if shown is not None and shown.revision is not None else None
+    ImageLink.objects.filter(created__lt=timezone.now() - MAX_AGE).delete()
+    token = secrets.token_urlsafe(32)
+    ImageLink.objects.create(digest=_digest(token), task=task, user=user, base_revision=base)
+    return token
 
 
-def _open(image_id: str, *, max_age_s: float) -> Capability:
-    try:
-        task_id, user_id, base = signing.loads(image_id, salt=_SALT, max_age=max_age_s)
-    except signing.SignatureExpired as exc:
-        raise Forbidden("this image id has expired; ask for the next sample again", field="image") from exc
-    except (signing.BadSignature, ValueError, TypeError) as exc:
-        raise NotFound("no such image: image ids come from POST /activelearning/attention", field="image") from exc
-    task = Task.objects.select_related("case__dataset__label_set").filter(pk=task_id).first()
-    if task is None:
-        raise NotFound("the task of this image id no longer exists", field="image")
-    return Capability(task=task, user_id=int(user_id), base_revision=base)
+def _open(image_id: str, *, max_age: timedelta) -> Capability:
+    link = None
+    if _TOKEN.fullmatch(image_id):
+        link = ImageLink.objects.select_related("task__case__dataset__label_set").filter(
+            digest=_digest(image_id)).first()
+    if link is None:
+        raise NotFound("no such image: image ids come from POST /activelearning/attention", field="image")
+    if link.created < timezone.now() - max_age:
+        raise Forbidden("this image id has expired; ask for the next sample again", field="image")
+    return Capability(task=link.task, user_id=link.user_id, base_revision=link.base_revision_id)
 
 
 def open_for(image_id: str, user) -> Capability:
     """The capability of image_id for a signed-in user: it must be theirs (403 otherwise)."""
     if not image_id:
         raise Invalid("missing: the image id from POST /activelearning/attention", field="image")
-    capability = _open(image_id, max_age_s=_MAX_AGE_HOURS * 3600)
+    capability = _open(image_id, max_age=MAX_AGE)
     if capability.user_id != user.pk:
         raise Forbidden("this image id was issued to another user", field="image")
     return capability
@@ -150,8 +166,8 @@ def image_for_download(image_id: str, user=None) -> str:
     if not image_id:
         raise Invalid("missing: the image id from POST /activelearning/attention", field="image")
     signed_in = user is not None and user.is_authenticated
-    minutes = _MAX_AGE_HOURS * 60 if signed_in else settings.ATLAS_MONAILABEL_LINK_MINUTES
-    capability = _open(image_id, max_age_s=minutes * 60)
+    max_age = MAX_AGE if signed_in else timedelta(minutes=settings.ATLAS_MONAILABEL_LINK_MINUTES)
+    capability = _open(image_id, max_age=max_age)
     if signed_in and capability.user_id != user.pk:
         raise Forbidden("this image id was issued to another user", field="image")
     holder = get_user_model().objects.filter(pk=capability.user_id).first()
@@ -191,25 +207,25 @@ def label_to_correct(*, image_id: str, user, model: str) -> LabelToCorrect:
     return LabelToCorrect(shown.name, names, shown.source, base)
 
 
-def upload_suffix(name: str) -> str:
-    """The suffix an uploaded label file is read by; Invalid for anything but NIfTI or NRRD."""
-    suffix = label_suffix(name)
-    if suffix is None:
-        raise Invalid(f"{name[:80]!r} is not NIfTI or NRRD (.nii, .nii.gz, .nrrd, .seg.nrrd)", field="label")
-    return suffix
+def open_for_upload(*, image_id: str, user, tag: str) -> Capability:
+    """Before the label's body is read (annotation.api.intake): the tag is one Atlas stores, the id is this user's,
+    and they may send a revision of its task (revisions.check_may_send: the lease, as every upload door asks)."""
+    if tag not in ("", "final"):
+        raise Invalid(f"Atlas stores final labels only (revisions), not {tag!r}", field="tag")
+    capability = open_for(image_id, user)
+    revisions.check_may_send(task_id=capability.task.pk, user=user)
+    return capability
 
 
-def save_label(*, image_id: str, user, upload: Path, label_info: object, tag: str, workdir: Path) -> Revision:
-    """Store the client's label (NIfTI or NRRD) as a revision of the id's task, based on the id's revision.
+def save_label(*, capability: Capability, user, upload: Path, label_info: object, workdir: Path) -> Revision:
+    """Store the client's label (NIfTI or NRRD) as a revision of the capability's task (open_for_upload's), based on
+    its revision.
 
     label_info ([{"name", "idx"}], Slicer's segments in its own numbering) maps the file's values onto the label
     set by organ names and aliases; without it the values must be the label set's. A label on the CT's grid in
     another voxel order is reordered; anything else is refused like POST /api/tasks/{id}/revisions/. The time spent is
     the time since the lease was taken.
     """
-    if tag not in ("", "final"):
-        raise Invalid(f"Atlas stores final labels only (revisions), not {tag!r}", field="tag")
-    capability = open_for(image_id, user)
     case = capability.task.case
     organs = _organs(case.dataset.label_set)
     lookup = _value_lookup(label_info, organs)

@@ -65,6 +65,23 @@ def review_seconds(revision: Revision, reviewer, *, now: datetime | None = None)
     return max(0.0, ((now or timezone.now()) - lease.leased_at).total_seconds())
 
 
+def check_may_edit(*, revision_id: int, reviewer) -> Revision:
+    """The lead may send their edit of this revision (checked again, locked, when it lands; the upload intake asks
+    before it reads the file): it exists, is not theirs, is no read of a double read, has no verdict, and no other
+    lead is reviewing it."""
+    revision = Revision.objects.select_related("case__dataset", "task").filter(pk=revision_id).first()
+    if revision is None:
+        raise NotFound(f"no revision with id {revision_id}")
+    if revision.author_id == reviewer.pk:
+        raise Forbidden("you may not review your own revision")
+    if other_read_ids(revision.task_id):
+        raise Conflict(f"revision {revision_id} is one read of a double read: adjudicate the pair instead")
+    if Review.objects.filter(revision=revision).exists():
+        raise Conflict(f"revision {revision_id} was reviewed already")
+    check_review_lease(revision, reviewer)
+    return revision
+
+
 @transaction.atomic
 def decide(*, revision_id: int, reviewer, decision: str, comment: str = "", reassign_to: str | None = None,
            seconds_spent: float | None = None) -> Review:
@@ -105,13 +122,7 @@ def edit_and_accept(*, revision_id: int, reviewer, upload: Path, seconds_spent: 
     """The lead corrects a revision and accepts the correction: their label map (a local NIfTI file, checked like an
     annotator's upload) becomes a new revision whose parent is the annotator's; the annotator's gets the verdict
     "edited", the new one "accepted". 409: another lead is reviewing it, or a newer revision of its read landed."""
-    revision = Revision.objects.select_related("case__dataset", "task").filter(pk=revision_id).first()
-    if revision is None:
-        raise NotFound(f"no revision with id {revision_id}")
-    if revision.author_id == reviewer.pk:
-        raise Forbidden("you may not review your own revision")
-    if other_read_ids(revision.task_id):
-        raise Conflict(f"revision {revision_id} is one read of a double read: adjudicate the pair instead")
+    revision = check_may_edit(revision_id=revision_id, reviewer=reviewer)
     if seconds_spent is not None:
         revisions.check_seconds(seconds_spent)
     data = revisions.check_label_upload(upload, revision.case)

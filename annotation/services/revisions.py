@@ -25,9 +25,11 @@ from annotation.services import quality_checks
 from annotation.services.imports.labels import integer_labels, present_values
 from annotation.services.queue import check_lease
 from annotation.storage import delete_files, read_voxels, scratch_dir, store_file
-from ml_engine.io import ImageError, load_nifti, same_geometry, sha256_file, write_nifti
+from ml_engine.io import NIFTI_SUFFIXES, ImageError, load_nifti, same_geometry, sha256_file, write_nifti
 
 MAX_SECONDS_SPENT = 7 * 24 * 3600.0  # a week on one case: more is a client's mistake, not a measurement
+
+UPLOAD_SUFFIXES = NIFTI_SUFFIXES  # what an upload may be (annotation.api.intake checks the name)
 
 
 class UploadError(Invalid):
@@ -217,7 +219,7 @@ def submit_revision(*, task_id: int, user, upload: Path, base_revision: int | No
     """
     task = _task(task_id)
     _check_turn(task, user, base_revision, now=now)
-    _check_base(task.case, base_revision)
+    _check_base(task, base_revision)
     check_seconds(seconds_spent)
     label_set_id = task.case.dataset.label_set_id
     _tag_rows(tags or {}, dict(Organ.objects.filter(label_set=label_set_id).values_list("name", "value")),
@@ -233,7 +235,7 @@ def confirm(*, task_id: int, user, base_revision: int | None, seconds_spent: flo
     label to edit: the latest revision no lead rejected, else imported truth, else the pseudo-label)."""
     task = _task(task_id)
     _check_turn(task, user, base_revision, now=now)
-    _check_base(task.case, base_revision)
+    _check_base(task, base_revision)
     check_seconds(seconds_spent)
     shown = label_to_edit(task.case, task)
     if shown is None:
@@ -250,6 +252,24 @@ def _task(task_id: int) -> Task:
     return task
 
 
+def _own_revision_ended_lease(task: Task, user) -> Revision | None:
+    """The user's own revision of task that landed last and so ended their lease (a double submit, two tabs, a retry
+    racing the first try), else None."""
+    latest = latest_revision(task.case, task)
+    if (latest is not None and latest.task_id == task.pk and latest.author_id == user.pk
+            and task.lease_holder_id != user.pk):
+        return latest
+    return None
+
+
+def check_may_send(*, task_id: int, user) -> None:
+    """Before an upload's body is read (annotation.api.intake): the user holds the task's lease, or their own revision
+    of it landed last (submit_revision then answers 409 with it). NotFound, QueueError (403), LeaseExpired (409)."""
+    task = _task(task_id)
+    if _own_revision_ended_lease(task, user) is None:
+        check_lease(task, user)
+
+
 def _check_turn(task: Task, user, base_revision: int | None, *, now: datetime | None) -> None:
     """The user may store a revision of task: they hold its lease (QueueError, 403; LeaseExpired, 409).
 
@@ -257,20 +277,22 @@ def _check_turn(task: Task, user, base_revision: int | None, *, now: datetime | 
     a retry racing the first try), the answer is RevisionConflict (409, with the revision to reload): the lease
     ended because of that revision, and the page's reload-and-keep-edits flow is what helps them.
     """
-    latest = latest_revision(task.case, task)
-    if (latest is not None and latest.pk != base_revision and latest.task_id == task.pk
-            and latest.author_id == user.pk and task.lease_holder_id != user.pk):
-        raise RevisionConflict(latest)
+    own = _own_revision_ended_lease(task, user)
+    if own is not None and own.pk != base_revision:
+        raise RevisionConflict(own)
     check_lease(task, user, now=now)
 
 
-def _check_base(case: Case, base_revision: int | None) -> Revision | None:
-    """The revision an edit started from, which must be one of this case's (None: the pseudo-label)."""
+def _check_base(task: Task, base_revision: int | None) -> Revision | None:
+    """The revision an edit started from, which must be one of this case's that this task's reader may see (None: the
+    pseudo-label). The other read of a double read is answered exactly as a revision that does not exist."""
     if base_revision is None:
         return None
-    parent = Revision.objects.filter(pk=base_revision, case=case).first() if 0 < base_revision < 2**63 else None
+    hidden = other_read_ids(task)
+    parent = (Revision.objects.filter(pk=base_revision, case=task.case_id).exclude(task_id__in=hidden).first()
+              if 0 < base_revision < 2**63 else None)
     if parent is None:
-        raise UploadError(f"{base_revision} is no revision of case {case.name}", field="base_revision")
+        raise UploadError(f"{base_revision} is no revision of case {task.case.name}", field="base_revision")
     return parent
 
 
