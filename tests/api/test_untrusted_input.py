@@ -22,6 +22,9 @@ import zlib
 import numpy as np
 import pytest
 from django.core import signing
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
 from annotation.models import DoubleRead, ImageLink, Revision, Task
 from annotation.services import double_reads, monailabel, queue
@@ -265,7 +268,7 @@ def test_a_slicer_label_still_lands_through_the_intake(world):
     assert Revision.objects.get().number == response.json()["number"]
 
 
-# --- the session's CSRF token: from its header only -------------------------------------------------------------------
+# --- the session's CSRF token: from its header only -------------------------------------------------------------
 
 
 def test_a_session_is_checked_for_csrf_by_its_header_and_the_body_is_not_read_for_it(world):
@@ -291,3 +294,61 @@ def test_a_session_is_checked_for_csrf_by_its_header_and_the_body_is_not_read_fo
     in_header = browser.post(f"/api/tasks/{task.json()['id']}/revisions/", body, format="multipart",
                              HTTP_X_CSRFTOKEN=token)
     assert in_header.status_code == 201, in_header.content[:300]
+
+
+# --- the intake under random files (Hypothesis) ---------------------------------------------------------------------
+
+_NRRD_LINES = st.one_of(
+    st.sampled_from(["type: uint8", "type: float", "type: short", "type: block", "dimension: 3", "dimension: 4",
+                     "dimension: 999999999999999", "sizes: 24 20 12", "sizes: 1 24 20 12", "sizes: -1 2 3",
+                     "sizes: 99999 99999 99999", "encoding: raw", "encoding: gzip", "encoding: bzip2",
+                     "encoding: ascii", "endian: big", "endian: little", "space: left-posterior-superior",
+                     "space: RAS", "space: scanner-xyz", "space directions: (-1.5,0,0) (0,-1.5,0) (0,0,2.5)",
+                     "space directions: (nan,0,0) (0,1,0) (0,0,1)", "space directions: none (1,0,0) (0,1,0) (0,0,1)",
+                     "space origin: (60,50,-80)", "kinds: domain domain domain", "data file: /etc/hostname",
+                     "data file: LIST", "datafile: ./x", "byte skip: -1", "line skip: 3", "# a comment", "k:=v",
+                     "content: " + "A" * 2000, ""]),
+    st.text(max_size=40))
+
+
+@st.composite
+def _upload_files(draw) -> bytes:
+    kind = draw(st.sampled_from(["nrrd", "nifti", "bytes"]))
+    if kind == "nrrd":
+        lines = draw(st.lists(_NRRD_LINES, max_size=12))
+        data = draw(st.binary(max_size=64))
+        return ("NRRD000" + str(draw(st.integers(0, 9))) + "\n" + "\n".join(lines) + "\n\n").encode(
+            "utf-8", "replace") + data
+    if kind == "nifti":
+        good = nifti_bytes(np.zeros((24, 20, 12), dtype=np.uint8))
+        cut = draw(st.integers(0, len(good)))
+        flip = draw(st.integers(0, len(good) - 1))
+        mutated = bytearray(good[:cut] if draw(st.booleans()) else good)
+        if mutated and flip < len(mutated):
+            mutated[flip] ^= draw(st.integers(1, 255))
+        return bytes(mutated)
+    return draw(st.binary(max_size=512))
+
+
+@hsettings(max_examples=80, deadline=None, derandomize=True,
+           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(content=_upload_files(), name=st.sampled_from(["label.nrrd", "label.seg.nrrd", "label.nii.gz", "label.nii",
+                                                        "label.NRRD", "x.dcm", "label.nrrd.zip"]),
+       params=st.one_of(st.just("{}"), st.text(max_size=40)), door=st.sampled_from(["slicer", "api"]))
+def test_the_intake_answers_random_files_with_a_4xx_and_stores_nothing(world, content, name, params, door):
+    from hypothesis import assume
+
+    api = world.client("a1")
+    if door == "slicer":
+        sample = api.post("/monailabel/activelearning/attention", {}, format="json").json()
+        response = _slicer_put(api, sample["id"], content, name, params)
+    else:
+        task = api.post("/api/tasks/next/").json()
+        assume(task)
+        response = upload(api, task["id"], content, name=name)
+    assert 400 <= response.status_code < 500 or response.status_code in (200, 201), response.status_code
+    if response.status_code >= 400:
+        assert response.json()["detail"], response.content[:200]
+        assert not Revision.objects.exists()
+    else:
+        Revision.objects.all().delete()  # a file that happened to be a valid label: the next example starts clean
