@@ -9,7 +9,7 @@
 - SECRET_KEY, DEBUG, ALLOWED_HOSTS.
 - Security: ATLAS_SECURE_COOKIES, ATLAS_HSTS_SECONDS, ATLAS_BEHIND_HTTPS_PROXY, ATLAS_TRUST_X_FORWARDED_FOR,
   ATLAS_TOKEN_TTL_HOURS, ATLAS_SIGNIN_* (see docs/deployment.md, "Security").
-- ATLAS_CACHE_URL: the cache that sign-in counters share (redis://...); default per process memory.
+- ATLAS_CACHE_URL: the cache that sign-in counters share (redis://...); default the database (table atlas_cache).
 - ATLAS_SCRATCH_DIR: temporary files (uploads, imports), default var/tmp/.
 - ATLAS_SQLITE_BUSY_TIMEOUT: seconds SQLite waits for a lock before the request gets 503.
 - ATLAS_JOB_HEARTBEAT_SECONDS, ATLAS_JOB_STALE_SECONDS, ATLAS_JOB_MAX_ATTEMPTS: jobs whose worker died are queued
@@ -107,6 +107,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # The sign-in gate's refusal raised in a non-DRF view (the admin's login) answers 429 with Retry-After.
+    "annotation.signin.SignInRefusedMiddleware",
 ]
 
 ROOT_URLCONF = "atlas.urls"
@@ -235,12 +237,20 @@ ATLAS_SIGNIN_FAILURES_PER_USER = int(os.environ.get("ATLAS_SIGNIN_FAILURES_PER_U
 ATLAS_SIGNIN_WINDOW_SECONDS = int(os.environ.get("ATLAS_SIGNIN_WINDOW_SECONDS", "300"))
 ATLAS_SIGNIN_CONCURRENCY = int(os.environ.get("ATLAS_SIGNIN_CONCURRENCY", "2"))
 ATLAS_TRUST_X_FORWARDED_FOR = env_bool("ATLAS_TRUST_X_FORWARDED_FOR", False)
+# Every password check goes through the sign-in gate (annotation/signin.py), the admin's login included.
+AUTHENTICATION_BACKENDS = ["annotation.signin.GatedModelBackend"]
+# The cache holds the gate's counters, shared by every process: Redis with ATLAS_CACHE_URL, else the database (table
+# atlas_cache, created by `manage.py migrate`: annotation/migrations/0016_cache_table.py).
 ATLAS_CACHE_URL = os.environ.get("ATLAS_CACHE_URL", "")
 if ATLAS_CACHE_URL.startswith(("redis://", "rediss://")):
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": ATLAS_CACHE_URL,
                           "KEY_PREFIX": "atlas"}}
+elif ATLAS_CACHE_URL:
+    raise ImproperlyConfigured(f"ATLAS_CACHE_URL must be redis://... or rediss://..., not {ATLAS_CACHE_URL!r}")
 else:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    # MAX_ENTRIES: past it Django culls a third of the rows, live counters too; each failing (IP, username) adds 4
+    CACHES = {"default": {"BACKEND": "atlas.cache.DatabaseCache", "LOCATION": "atlas_cache",
+                          "OPTIONS": {"MAX_ENTRIES": 100_000}}}
 
 # Headers (atlas/security.py). The CSP lets the workspace run: its bundle, NiiVue's WebGL, blobs and data URLs it
 # makes, and WebAssembly (blosc); nothing inline but styles, nothing from another origin.

@@ -48,6 +48,26 @@ def _reference_data(request):
     yield
 
 
+@pytest.fixture(autouse=True)
+def _fresh_cache(request):
+    """Every test that touches the database starts with an empty cache: no sign-in failures or hashing slots counted
+    by an earlier test. A plain test's writes to the database cache roll back with it, but a transactional test's
+    flush leaves the cache table (not a model's) as it was, and a Redis cache (ATLAS_CACHE_URL) keeps everything."""
+    marker = request.node.get_closest_marker("django_db")
+    if (marker is not None and marker.kwargs.get("transaction")) or {"transactional_db", "live_server"} & set(
+            request.fixturenames):
+        request.getfixturevalue("transactional_db")
+    elif marker is not None or "db" in request.fixturenames:
+        request.getfixturevalue("db")
+    else:
+        yield
+        return
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+
+
 def at_once(fn: Callable[[], object], n: int) -> list:
     """Call fn in n threads released together; returns what they returned, in the order they finished. Each thread
     closes its database connections; an exception raised in a thread is raised here once all have ended."""

@@ -230,6 +230,19 @@ def test_app_service_database_and_broker(services, service):
 
 
 @pytest.mark.parametrize("service", APP_SERVICES)
+def test_app_services_share_the_signin_cache_in_redis(services, service):
+    """The sign-in gate's counters (annotation/signin.py) in one Redis database for every process, not in each
+    process's default (the database cache would work too, but compose has Redis); a database of its own, since the
+    cache's clear() empties its whole database and must not take the broker's queue or the results with it."""
+    env = environment(services[service])
+    cache = urlsplit(env.get("ATLAS_CACHE_URL") or "")
+    assert cache.scheme == "redis" and cache.hostname == "redis", env.get("ATLAS_CACHE_URL")
+    databases = {name: urlsplit(env[name]).path.strip("/") or "0"
+                 for name in ("ATLAS_CACHE_URL", "CELERY_BROKER_URL", "CELERY_RESULT_BACKEND")}
+    assert len(set(databases.values())) == 3, databases
+
+
+@pytest.mark.parametrize("service", APP_SERVICES)
 def test_app_service_mounts_shared_media_at_media_root(compose, services, service):
     env = environment(services[service])
     mounts = volume_mounts(services[service])

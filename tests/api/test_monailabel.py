@@ -14,7 +14,6 @@ import nibabel as nib
 import numpy as np
 import pytest
 import SimpleITK as sitk
-from django.core.cache import cache
 
 from annotation.models import Revision, Round, Task
 from annotation.storage import read_voxels
@@ -26,14 +25,6 @@ MONAILabelClient = client_module.MONAILabelClient
 ClientError = client_module.client.MONAILabelClientException
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture(autouse=True)
-def _signin_counters():
-    """Sign-in failures are counted per client IP in the cache: each test starts and ends with none."""
-    cache.clear()
-    yield
-    cache.clear()
 
 
 @pytest.fixture
