@@ -240,7 +240,7 @@ ATLAS_TRUST_X_FORWARDED_FOR = env_bool("ATLAS_TRUST_X_FORWARDED_FOR", False)
 # Every password check goes through the sign-in gate (annotation/signin.py), the admin's login included.
 AUTHENTICATION_BACKENDS = ["annotation.signin.GatedModelBackend"]
 # The cache holds the gate's counters, shared by every process: Redis with ATLAS_CACHE_URL, else the database (table
-# atlas_cache, created by `manage.py migrate`: annotation/migrations/0016_cache_table.py).
+# atlas_cache, created by `manage.py migrate`: annotation/migrations/0017_cache_table.py).
 ATLAS_CACHE_URL = os.environ.get("ATLAS_CACHE_URL", "")
 if ATLAS_CACHE_URL.startswith(("redis://", "rediss://")):
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": ATLAS_CACHE_URL,
