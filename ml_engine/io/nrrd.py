@@ -160,7 +160,11 @@ def load_nrrd(path: str | os.PathLike, *, max_bytes: int, expect_shape: tuple[in
 
 def _open_regular(path: Path):
     """The file opened for buffered binary reading, without blocking (a FIFO opens at once) and refused unless the
-    opened descriptor is a regular file (FIFO, device, socket, directory): what is checked is what is read."""
+    opened descriptor is a regular file (FIFO, device, socket, directory): what is checked is what is read.
+
+    A symbolic link is followed (no O_NOFOLLOW): the path is never the sender's to choose (an upload is Atlas's own
+    copy under a name it made; an import names the admin's files, which may be links into a data folder), and
+    whatever the link leads to must still be a regular file."""
     flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_CLOEXEC", 0)
     try:
         fd = os.open(path, flags)
