@@ -2,7 +2,8 @@
 
 Arrays are in NIfTI voxel order (x, y, z); `affine` is the 4 x 4 voxel-to-RAS+ matrix (mm).
 Every write lands whole or not at all: it goes to a temporary name beside the target, then is renamed.
-DICOM series are read with SimpleITK and converted to the same convention.
+DICOM series are read with SimpleITK and converted to the same convention; label maps from outside (NIfTI, NRRD) are
+read in pure Python under our own limits, so that no upload reaches a native image parser.
 
 Gzip goes through ISA-L (python-isal's igzip: the same format, 3 to 10 times faster than zlib) when it is installed,
 else through the standard library. The compression level is chosen per use: FAST for the files the loop writes and
@@ -15,7 +16,10 @@ The package's modules, each imported from here by the rest of the project:
 - gz: the gzip backend and levels, a reproducible writer, reads bounded by what a header promises;
 - nifti: Volume, load_nifti (header checked before any voxel is read), write_nifti, copy_as_nifti_gz;
 - grid: maps stored cropped to a box (write_nifti_box, load_on_grid), labels reordered onto a CT (reorient_onto);
-- sitk_images: DICOM series and NRRD label maps through SimpleITK;
+- nrrd: load_nrrd, a pure-Python NRRD reader under our own limits (header caps, attached integer data only);
+- labels_io: label maps from outside (LABEL_SUFFIXES, label_suffix, load_label_image): NIfTI and NRRD, never through
+  SimpleITK;
+- sitk_images: DICOM series through SimpleITK (sitk_to_volume converts its images);
 - atlas, checkpoints: AbdomenAtlas case folders and ensemble outputs, model checkpoints.
 """
 
@@ -33,6 +37,7 @@ from ml_engine.io.errors import CheckpointError, ImageError
 from ml_engine.io.files import atomic_path, sha256_file, write_csv, write_json
 from ml_engine.io.grid import box_affine, grid_offset, load_on_grid, reorient_onto, write_nifti_box
 from ml_engine.io.gz import DEFAULT, FAST, GZIP_BACKEND, check_gzip_whole
+from ml_engine.io.labels_io import LABEL_SUFFIXES, label_suffix, load_label_image
 from ml_engine.io.nifti import (
     AFFINE_TOLERANCE_MM,
     NIFTI_SUFFIXES,
@@ -46,14 +51,8 @@ from ml_engine.io.nifti import (
     spacing_from_affine,
     write_nifti,
 )
-from ml_engine.io.sitk_images import (
-    LABEL_SUFFIXES,
-    label_suffix,
-    load_dicom_series,
-    load_label_image,
-    read_dicom_series,
-    sitk_to_volume,
-)
+from ml_engine.io.nrrd import NRRD_SUFFIXES, is_nrrd, load_nrrd
+from ml_engine.io.sitk_images import load_dicom_series, read_dicom_series, sitk_to_volume
 
 __all__ = [
     "AFFINE_TOLERANCE_MM",
@@ -62,6 +61,7 @@ __all__ = [
     "GZIP_BACKEND",
     "LABEL_SUFFIXES",
     "NIFTI_SUFFIXES",
+    "NRRD_SUFFIXES",
     "AtlasCase",
     "CheckpointError",
     "ImageError",
@@ -75,12 +75,14 @@ __all__ = [
     "find_atlas_cases",
     "grid_offset",
     "is_nifti",
+    "is_nrrd",
     "label_suffix",
     "list_soft_preds",
     "load_atlas_case",
     "load_dicom_series",
     "load_label_image",
     "load_nifti",
+    "load_nrrd",
     "load_on_grid",
     "nifti_stem",
     "pseudo_label_path",

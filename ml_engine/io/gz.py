@@ -13,6 +13,7 @@ import os
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 from ml_engine.io.errors import ImageError, short_error
 
@@ -39,24 +40,31 @@ def gzip_writer(path: Path, level: int) -> Iterator:
         yield handle
 
 
-def read_voxel_bytes(path: Path, *, gz: bool, offset: int, nbytes: int) -> bytearray:
+def read_voxel_bytes(path: Path, *, gz: bool, offset: int, nbytes: int, start: int = 0,
+                     handle: BinaryIO | None = None) -> bytearray:
     """The nbytes of voxel data after offset, inflating a .gz no further; refuse a shorter or a longer file.
 
-    Returns a writable buffer (np.frombuffer over it gives a writable array). Raises ImageError.
+    start: where the stream begins in the file (0 for NIfTI; NRRD's plain-text header comes before its gzip stream).
+    offset: bytes of the stream (inflated, for gz) dropped before the voxels. handle: an open binary file to read
+    instead of opening path (left open; path only names the file in errors). Returns a writable buffer
+    (np.frombuffer over it gives a writable array). Raises ImageError.
     """
     buffer = bytearray(nbytes)
     view = memoryview(buffer)
     try:
-        with (_gzip.open(path, "rb") if gz else open(path, "rb")) as handle:
-            _skip(handle, offset)
+        with contextlib.ExitStack() as stack:
+            raw = handle if handle is not None else stack.enter_context(open(path, "rb"))
+            raw.seek(start)
+            stream = stack.enter_context(_gzip.GzipFile(fileobj=raw, mode="rb")) if gz else raw
+            _skip(stream, offset)
             got = 0
             while got < nbytes:
-                n = handle.readinto(view[got:])
+                n = stream.readinto(view[got:])
                 if not n:
                     raise ImageError(path, f"truncated or corrupt data (the header promises {nbytes} bytes of "
                                            f"voxels, the file holds {got})")
                 got += n
-            if handle.read(1):  # a .gz also checks its CRC and length here, at the end of the stream
+            if stream.read(1):  # a .gz also checks its CRC and length here, at the end of the stream
                 raise ImageError(path, f"trailing data after the {nbytes} bytes of voxels its header describes")
     except ImageError:
         raise

@@ -80,7 +80,8 @@ def load_nifti(path: str | os.PathLike, *, max_bytes: int | None = None, allow_f
                 raise ImageError(path, "not a gzip file, though its name ends in .gz")
     try:
         image = nib.load(str(path))  # reads the header only: the voxels stay on disk behind image.dataobj
-    except (nib.filebasedimages.ImageFileError, OSError, EOFError, zlib.error, ValueError) as exc:
+    except (nib.filebasedimages.ImageFileError, nib.spatialimages.HeaderDataError, OSError, EOFError, zlib.error,
+            ValueError, ArithmeticError) as exc:  # a header nibabel cannot fix (data code 0), vox_offset inf...
         if gz and (problem := gzip_head_problem(path)):
             raise ImageError(path, f"truncated or corrupt gzip stream ({problem})") from exc
         raise ImageError(path, f"not a readable NIfTI image ({short_error(exc)})") from exc
