@@ -2,7 +2,7 @@
 
 Arrays are in NIfTI voxel order (x, y, z); `affine` is the 4 x 4 voxel-to-RAS+ matrix (mm).
 Every write lands whole or not at all: it goes to a temporary name beside the target, then is renamed.
-DICOM series are read with SimpleITK and converted to the same convention.
+DICOM series are read with SimpleITK in a sandboxed child process (sandbox) and converted to the same convention.
 
 Gzip goes through ISA-L (python-isal's igzip: the same format, 3 to 10 times faster than zlib) when it is installed,
 else through the standard library. The compression level is chosen per use: FAST for the files the loop writes and
@@ -15,7 +15,10 @@ The package's modules, each imported from here by the rest of the project:
 - gz: the gzip backend and levels, a reproducible writer, reads bounded by what a header promises;
 - nifti: Volume, load_nifti (header checked before any voxel is read), write_nifti, copy_as_nifti_gz;
 - grid: maps stored cropped to a box (write_nifti_box, load_on_grid), labels reordered onto a CT (reorient_onto);
-- sitk_images: DICOM series and NRRD label maps through SimpleITK;
+- dicom: DICOM series (read_dicom_series, load_dicom_series), decoded in the sandbox;
+- sandbox: native decoders in a child process under resource limits and Landlock (DecodeLimits, run_child);
+  _decode_child is that child, the one place SimpleITK reads DICOM;
+- sitk_images: NRRD label maps through SimpleITK;
 - atlas, checkpoints: AbdomenAtlas case folders and ensemble outputs, model checkpoints.
 """
 
@@ -29,6 +32,7 @@ from ml_engine.io.atlas import (
     soft_pred_path,
 )
 from ml_engine.io.checkpoints import read_checkpoint, write_checkpoint
+from ml_engine.io.dicom import load_dicom_series, read_dicom_series
 from ml_engine.io.errors import CheckpointError, ImageError
 from ml_engine.io.files import atomic_path, sha256_file, write_csv, write_json
 from ml_engine.io.grid import box_affine, grid_offset, load_on_grid, reorient_onto, write_nifti_box
@@ -46,12 +50,11 @@ from ml_engine.io.nifti import (
     spacing_from_affine,
     write_nifti,
 )
+from ml_engine.io.sandbox import DecodeLimits
 from ml_engine.io.sitk_images import (
     LABEL_SUFFIXES,
     label_suffix,
-    load_dicom_series,
     load_label_image,
-    read_dicom_series,
     sitk_to_volume,
 )
 
@@ -64,6 +67,7 @@ __all__ = [
     "NIFTI_SUFFIXES",
     "AtlasCase",
     "CheckpointError",
+    "DecodeLimits",
     "ImageError",
     "Volume",
     "atomic_path",
