@@ -61,7 +61,11 @@ def set_limits(limits: dict) -> None:
         ("RLIMIT_CPU", cpu, cpu + 2),  # SIGXCPU at the soft limit, SIGKILL at the hard one
         ("RLIMIT_AS", int(limits["memory_bytes"]), int(limits["memory_bytes"])),
     ):
-        resource.setrlimit(getattr(resource, name), (soft, hard))
+        which = getattr(resource, name)
+        ceiling = resource.getrlimit(which)[1]  # never above what this process was given (raising it is refused)
+        if ceiling != resource.RLIM_INFINITY:
+            soft, hard = min(soft, ceiling), min(hard, ceiling)
+        resource.setrlimit(which, (soft, hard))
 
 
 def forbid_new_processes() -> None:
