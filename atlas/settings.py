@@ -11,6 +11,11 @@
   ATLAS_TOKEN_TTL_HOURS, ATLAS_SIGNIN_* (see docs/deployment.md, "Security").
 - ATLAS_CACHE_URL: the cache that sign-in counters share (redis://...); default the database (table atlas_cache).
 - ATLAS_SCRATCH_DIR: temporary files (uploads, imports), default var/tmp/.
+- ATLAS_MAX_VOLUME_BYTES: the most bytes one imported volume's voxels may take (default 4 GiB).
+- ATLAS_DECODE_MEMORY_BYTES, ATLAS_DECODE_SECONDS, ATLAS_DECODE_REQUIRE_CONFINEMENT: DICOM is decoded (ITK / GDCM)
+  in a child process with this address space (default 1 GiB + 2 x ATLAS_MAX_VOLUME_BYTES), this wall-clock and CPU
+  time (default 300 s), confined by Landlock; with REQUIRE_CONFINEMENT a kernel without Landlock refuses to decode
+  instead of going on with the limits alone (see ml_engine.io.sandbox).
 - ATLAS_SQLITE_BUSY_TIMEOUT: seconds SQLite waits for a lock before the request gets 503.
 - ATLAS_JOB_HEARTBEAT_SECONDS, ATLAS_JOB_STALE_SECONDS, ATLAS_JOB_MAX_ATTEMPTS: jobs whose worker died are queued
   again (see docs/deployment.md, "When a worker dies").
@@ -311,6 +316,11 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 
 # Import: upper bound on one uncompressed volume, against decompression bombs (bytes).
 ATLAS_MAX_VOLUME_BYTES = int(os.environ.get("ATLAS_MAX_VOLUME_BYTES", str(4 * 1024**3)))
+# DICOM decoding in a sandboxed child (ml_engine.io.sandbox): its address space (unset: 1 GiB + 2 x the volume bound;
+# a 512 x 512 x 300 int16 series needs 560 MiB), its wall-clock and CPU seconds, and whether Landlock is required.
+ATLAS_DECODE_MEMORY_BYTES = int(os.environ.get("ATLAS_DECODE_MEMORY_BYTES") or 0) or None
+ATLAS_DECODE_SECONDS = float(os.environ.get("ATLAS_DECODE_SECONDS", "300"))
+ATLAS_DECODE_REQUIRE_CONFINEMENT = env_bool("ATLAS_DECODE_REQUIRE_CONFINEMENT", False)
 
 LOGGING = {
     "version": 1,

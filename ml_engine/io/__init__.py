@@ -2,8 +2,9 @@
 
 Arrays are in NIfTI voxel order (x, y, z); `affine` is the 4 x 4 voxel-to-RAS+ matrix (mm).
 Every write lands whole or not at all: it goes to a temporary name beside the target, then is renamed.
-DICOM series are read with SimpleITK and converted to the same convention; label maps from outside (NIfTI, NRRD) are
-read in pure Python under our own limits, so that no upload reaches a native image parser.
+Label maps from outside (NIfTI, NRRD) are read in pure Python under our own limits, so that no upload reaches a
+native image parser; DICOM series are read with SimpleITK in a sandboxed child process (sandbox) and converted to the
+same convention.
 
 Gzip goes through ISA-L (python-isal's igzip: the same format, 3 to 10 times faster than zlib) when it is installed,
 else through the standard library. The compression level is chosen per use: FAST for the files the loop writes and
@@ -19,7 +20,10 @@ The package's modules, each imported from here by the rest of the project:
 - nrrd: load_nrrd, a pure-Python NRRD reader under our own limits (header caps, attached integer data only);
 - labels_io: label maps from outside (LABEL_SUFFIXES, label_suffix, load_label_image): NIfTI and NRRD, never through
   SimpleITK;
-- sitk_images: DICOM series through SimpleITK (sitk_to_volume converts its images);
+- dicom: DICOM series (read_dicom_series, load_dicom_series), decoded in the sandbox;
+- sandbox: native decoders in a child process under resource limits and Landlock (DecodeLimits, run_child);
+  _decode_child is that child, the one place SimpleITK reads DICOM;
+- sitk_images: sitk_to_volume, SimpleITK images as Volumes (the reference the readers' tests compare with);
 - atlas, checkpoints: AbdomenAtlas case folders and ensemble outputs, model checkpoints.
 """
 
@@ -33,6 +37,7 @@ from ml_engine.io.atlas import (
     soft_pred_path,
 )
 from ml_engine.io.checkpoints import read_checkpoint, write_checkpoint
+from ml_engine.io.dicom import load_dicom_series, read_dicom_series
 from ml_engine.io.errors import CheckpointError, ImageError
 from ml_engine.io.files import atomic_path, sha256_file, write_csv, write_json
 from ml_engine.io.grid import box_affine, grid_offset, load_on_grid, reorient_onto, write_nifti_box
@@ -52,7 +57,8 @@ from ml_engine.io.nifti import (
     write_nifti,
 )
 from ml_engine.io.nrrd import NRRD_SUFFIXES, is_nrrd, load_nrrd
-from ml_engine.io.sitk_images import load_dicom_series, read_dicom_series, sitk_to_volume
+from ml_engine.io.sandbox import DecodeLimits
+from ml_engine.io.sitk_images import sitk_to_volume
 
 __all__ = [
     "AFFINE_TOLERANCE_MM",
@@ -64,6 +70,7 @@ __all__ = [
     "NRRD_SUFFIXES",
     "AtlasCase",
     "CheckpointError",
+    "DecodeLimits",
     "ImageError",
     "Volume",
     "atomic_path",

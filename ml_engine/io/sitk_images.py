@@ -1,54 +1,18 @@
-"""DICOM series, read with SimpleITK and converted to the NIfTI convention (x, y, z; RAS+).
+"""SimpleITK images converted to the NIfTI convention (x, y, z; RAS+): the reference that the tests and the
+label-reader benchmark compare Atlas's own readers with.
 
-No user upload comes here: label maps (NRRD included) go through ml_engine.io.labels_io, which never calls SimpleITK.
+No project code reads a file with SimpleITK here: label maps (NRRD included) go through ml_engine.io.labels_io, and
+DICOM through ml_engine.io.dicom, which decodes in a sandboxed child process (ml_engine.io.sandbox).
 """
 
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import numpy as np
 
-from ml_engine.io.errors import ImageError, short_error
+from ml_engine.io.errors import ImageError
 from ml_engine.io.nifti import Volume
-
-
-def read_dicom_series(folder: str | os.PathLike) -> list[tuple[str, Path]]:
-    """The DICOM series under folder (recursively): (series instance UID, its folder), sorted."""
-    import SimpleITK as sitk
-
-    folder = Path(folder)
-    found: list[tuple[str, Path]] = []
-    dirs = [folder, *sorted(p for p in folder.rglob("*") if p.is_dir())]
-    for directory in dirs:
-        for uid in sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(directory)) or ():
-            found.append((uid, directory))
-    return found
-
-
-def load_dicom_series(folder: str | os.PathLike, series_uid: str, *, max_bytes: int | None = None
-                      ) -> tuple[Volume, list[Path]]:
-    """Read one DICOM series as a Volume in NIfTI convention (x, y, z; RAS+ affine), and its files.
-
-    Uses SimpleITK (GDCM), which orders slices by position and applies rescale slope / intercept.
-    """
-    import SimpleITK as sitk
-
-    folder = Path(folder)
-    files = sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder), series_uid)
-    if not files:
-        raise ImageError(folder, f"DICOM series {series_uid} has no readable files")
-    if len(files) < 2:
-        raise ImageError(folder, f"DICOM series {series_uid} has a single slice: expected a 3D volume")
-    reader = sitk.ImageSeriesReader()
-    reader.SetFileNames(files)
-    try:
-        image = reader.Execute()
-    except RuntimeError as exc:
-        raise ImageError(folder, f"DICOM series {series_uid} cannot be read ({short_error(exc)})") from exc
-    volume = sitk_to_volume(image, folder, max_bytes=max_bytes)
-    return volume, [Path(f) for f in files]
 
 
 def sitk_to_volume(image, source: str | os.PathLike, *, max_bytes: int | None = None) -> Volume:

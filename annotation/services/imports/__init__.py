@@ -33,6 +33,7 @@ from annotation.services.imports.labels import (
 from annotation.services.imports.sources import CaseSource, SourceError, case_name, check_is_image, discover
 from annotation.storage import delete_files, scratch_dir, store_file
 from ml_engine.io import (
+    DecodeLimits,
     ImageError,
     Volume,
     axis_codes,
@@ -125,7 +126,8 @@ def import_cases(src: str | Path, *, dataset: str, label_set: str = "abdomenatla
             if web:
                 sources = _dicomweb_sources(str(src), query or SeriesQuery(), workdir / "dicomweb")
             else:
-                sources = discover(Path(src), labels=Path(labels) if labels else None, workdir=workdir)
+                sources = discover(Path(src), labels=Path(labels) if labels else None, workdir=workdir,
+                                   decode=decode_limits(), errors=report.errors)
         except SourceError as exc:
             report.errors.append(str(exc))
             return report
@@ -145,6 +147,12 @@ def import_cases(src: str | Path, *, dataset: str, label_set: str = "abdomenatla
             if progress is not None:
                 progress(done, len(sources), source.name)
     return report
+
+
+def decode_limits() -> DecodeLimits:
+    """The DICOM decoder child's limits, from the settings (ATLAS_DECODE_*)."""
+    return DecodeLimits(memory_bytes=settings.ATLAS_DECODE_MEMORY_BYTES, seconds=settings.ATLAS_DECODE_SECONDS,
+                        require_confinement=settings.ATLAS_DECODE_REQUIRE_CONFINEMENT)
 
 
 def _dicomweb_sources(url: str, query: SeriesQuery, workdir: Path) -> list[CaseSource]:
@@ -178,7 +186,7 @@ def _prepare(source: CaseSource, *, organs: OrganIndex, label_map: LabelMap | No
     ct_file = workdir / "ct.nii.gz"
     dicom_headers = None
     if source.series_uid is not None:
-        ct, files = load_dicom_series(source.path, source.series_uid, max_bytes=max_bytes)
+        ct, files = load_dicom_series(source.path, source.series_uid, max_bytes=max_bytes, limits=decode_limits())
         digest = hashlib.sha256()
         for path in sorted(files):
             digest.update(sha256_file(path).encode())

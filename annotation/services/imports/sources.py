@@ -11,7 +11,7 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from ml_engine.io import ImageError, is_nifti, label_suffix, nifti_stem, read_dicom_series
+from ml_engine.io import DecodeLimits, ImageError, is_nifti, label_suffix, nifti_stem, read_dicom_series
 
 
 @dataclass
@@ -48,10 +48,13 @@ def case_name(raw: str) -> str:
     return name[:200]
 
 
-def discover(src: Path, *, labels: Path | None = None, workdir: Path) -> list[CaseSource]:
-    """The cases found under src. A .zip is extracted into workdir first (its members must stay inside).
+def discover(src: Path, *, labels: Path | None = None, workdir: Path, decode: DecodeLimits | None = None,
+             errors: list[str] | None = None) -> list[CaseSource]:
+    """The cases found under src. A .zip is extracted into workdir first (its members must stay inside). DICOM
+    series are found by the sandboxed decoder under `decode`'s limits; with `errors`, a folder the decoder fails on
+    is one line there (naming the folder and what happened) and the other folders' series are still found.
 
-    Raises SourceError when src is missing or holds nothing importable.
+    Raises SourceError when src is missing or holds nothing importable, or when the decoder fails on it.
     """
     src = Path(src)
     if not src.exists():
@@ -60,7 +63,8 @@ def discover(src: Path, *, labels: Path | None = None, workdir: Path) -> list[Ca
         raise SourceError(f"{labels}: no such file or folder")
     if src.is_file() and src.suffix.lower() == ".zip":
         folder = safe_extract(src, workdir / case_name(src.stem))
-        cases = _discover_dicom(folder, fallback_name=src.stem, source_format="dicom-zip")
+        cases = _discover_dicom(folder, fallback_name=src.stem, source_format="dicom-zip", decode=decode,
+                                errors=errors)
         for case in cases:
             case.name = case_name(src.stem) if len(cases) == 1 else case.name
         if not cases:
@@ -92,7 +96,7 @@ def discover(src: Path, *, labels: Path | None = None, workdir: Path) -> list[Ca
             found = [LabelSource(label)] if label is not None and label.is_file() else []
             cases.append(CaseSource(case_name(nifti_stem(path)), path, "nifti", labels=found))
         return cases
-    cases = _discover_dicom(src, fallback_name=src.name, source_format="dicom")
+    cases = _discover_dicom(src, fallback_name=src.name, source_format="dicom", decode=decode, errors=errors)
     if not cases:
         raise SourceError(f"{src}: no NIfTI files, AbdomenAtlas cases, nnU-Net dataset or DICOM series found")
     return _dicom_labels(cases, labels, src)
@@ -186,8 +190,17 @@ def _discover_nnunet(root: Path) -> list[CaseSource]:
     return cases
 
 
-def _discover_dicom(folder: Path, *, fallback_name: str, source_format: str) -> list[CaseSource]:
-    series = read_dicom_series(folder)
+def _discover_dicom(folder: Path, *, fallback_name: str, source_format: str, decode: DecodeLimits | None,
+                    errors: list[str] | None) -> list[CaseSource]:
+    failed: list[ImageError] = []
+    try:
+        series = read_dicom_series(folder, limits=decode, errors=failed if errors is not None else None)
+    except ImageError as exc:
+        raise SourceError(str(exc)) from exc
+    if failed and not series:
+        raise SourceError("; ".join(str(exc) for exc in failed[:3]))
+    if errors is not None:
+        errors.extend(str(exc) for exc in failed)
     cases = []
     for uid, directory in series:
         base = directory.name if directory != folder else fallback_name
