@@ -73,6 +73,16 @@ def read_voxel_bytes(path: Path, *, gz: bool, offset: int, nbytes: int, start: i
     return buffer
 
 
+def read_head(path: Path, *, gz: bool, nbytes: int) -> bytes:
+    """The first nbytes of a file, inflated for a .gz (fewer when it is shorter). Raises ImageError for a corrupt
+    stream."""
+    try:
+        with (_gzip.open(path, "rb") if gz else open(path, "rb")) as handle:
+            return handle.read(nbytes)
+    except (OSError, EOFError, *ZLIB_ERRORS, ValueError) as exc:
+        raise ImageError(path, f"truncated or corrupt {'gzip stream' if gz else 'data'} ({short_error(exc)})") from exc
+
+
 def _skip(handle, n: int) -> None:
     """Read and drop n bytes (the header and extensions before the voxels)."""
     while n > 0:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import struct
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,9 +17,12 @@ import numpy as np
 
 from ml_engine.io.errors import ImageError, short_error
 from ml_engine.io.files import atomic_path
-from ml_engine.io.gz import DEFAULT, FAST, gzip_head_problem, gzip_writer, read_voxel_bytes
+from ml_engine.io.gz import DEFAULT, FAST, gzip_head_problem, gzip_writer, read_head, read_voxel_bytes
 
 NIFTI_SUFFIXES = (".nii.gz", ".nii")
+# Header extensions (the bytes between the header and vox_offset) that nibabel reads, and keeps, before any check of
+# ours: a few kilobytes in practice (dcm2niix's, AFNI's); a .gz of a megabyte could otherwise inflate gigabytes there.
+MAX_EXTENSION_BYTES = 16 * 1024**2
 AFFINE_TOLERANCE_MM = 1e-3  # NIfTI stores the sform in float32: tools round-trip it to about 1e-5 mm
 
 
@@ -78,6 +82,7 @@ def load_nifti(path: str | os.PathLike, *, max_bytes: int | None = None, allow_f
         with open(path, "rb") as handle:
             if handle.read(2) != b"\x1f\x8b":
                 raise ImageError(path, "not a gzip file, though its name ends in .gz")
+    _check_extensions(path, gz)
     try:
         image = nib.load(str(path))  # reads the header only: the voxels stay on disk behind image.dataobj
     except (nib.filebasedimages.ImageFileError, nib.spatialimages.HeaderDataError, OSError, EOFError, zlib.error,
@@ -132,6 +137,25 @@ def load_nifti(path: str | os.PathLike, *, max_bytes: int | None = None, allow_f
     if not np.all(np.isfinite(affine)) or abs(np.linalg.det(affine[:3, :3])) < 1e-9:
         raise ImageError(path, "the affine is singular or not finite")
     return Volume(data=data, affine=affine, header=image.header)
+
+
+def _check_extensions(path: Path, gz: bool) -> None:
+    """Refuse a header whose vox_offset leaves more than MAX_EXTENSION_BYTES of extensions, before nibabel reads them
+    (it reads each extension whole, and keeps them all). A file that is no NIfTI is left to nibabel to name."""
+    head = read_head(path, gz=gz, nbytes=544)
+    offset = None
+    for order in "<>":
+        if len(head) >= 176 and struct.unpack(f"{order}i", head[:4])[0] == 540:  # NIfTI-2: int64 vox_offset
+            offset, header_end = struct.unpack(f"{order}q", head[168:176])[0], 544
+        elif len(head) >= 112 and struct.unpack(f"{order}i", head[:4])[0] == 348:  # NIfTI-1: float32 vox_offset
+            offset, header_end = struct.unpack(f"{order}f", head[108:112])[0], 352
+        if offset is not None:
+            break
+    if offset is None:
+        return
+    if not np.isfinite(offset) or offset - header_end > MAX_EXTENSION_BYTES:
+        raise ImageError(path, f"header extensions up to vox_offset {offset:.0f} exceed the limit of "
+                               f"{MAX_EXTENSION_BYTES} bytes")
 
 
 def same_geometry(a: np.ndarray, b: np.ndarray, tol: float = AFFINE_TOLERANCE_MM) -> bool:

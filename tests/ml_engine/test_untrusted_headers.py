@@ -328,3 +328,45 @@ def test_nifti_bytes_mutated_from_valid_files_give_a_bounded_volume_or_image_err
             assert volume.shape == expect
         label = read(io.load_label_image, path, max_bytes=max_bytes, expect_shape=expect)
         checked(label, max_bytes=max_bytes, expect_shape=expect, integers=True)
+
+
+@pytest.mark.parametrize("version", [1, 2])
+def test_a_nifti_whose_extensions_would_inflate_to_gigabytes_is_refused_before_nibabel_reads_them(tmp_path, version):
+    """Found by the second probe: nibabel reads every header extension whole (and keeps them) before any check of ours,
+    so a .gz of a megabyte whose vox_offset lies 64 MiB on, with one extension of that size in zeros, made the
+    process hold 64 MiB (gigabytes with larger ones). The offset is checked first now."""
+    import tracemalloc
+    import zlib
+
+    shape = (8, 6, 4)
+    header = (nib.Nifti1Header if version == 1 else nib.Nifti2Header)()
+    header.set_data_shape(shape)
+    header.set_data_dtype(np.uint8)
+    start = 352 if version == 1 else 544
+    extension = 64 * 1024**2
+    header["vox_offset"] = start + extension
+    compressor = zlib.compressobj(1, zlib.DEFLATED, 31)
+    parts = [compressor.compress(header.binaryblock + b"\x01\0\0\0" + struct.pack("<ii", extension, 0))]
+    parts += [compressor.compress(bytes(1 << 20)) for _ in range(extension >> 20)]
+    parts += [compressor.compress(bytes(int(np.prod(shape)))), compressor.flush()]
+    path = tmp_path / "bomb.nii.gz"
+    path.write_bytes(b"".join(parts))
+    assert path.stat().st_size < 1024**2
+    tracemalloc.start()
+    try:
+        with pytest.raises(io.ImageError, match="header extensions"):
+            io.load_nifti(path, max_bytes=10**6, allow_float=False, expect_shape=shape)
+        with pytest.raises(io.ImageError, match="header extensions"):
+            io.load_label_image(path, max_bytes=10**6, expect_shape=shape)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 4 * 1024**2, peak
+
+
+def test_a_nifti_with_small_extensions_still_loads(tmp_path):
+    image = nib.Nifti1Image(np.arange(8 * 6 * 4, dtype=np.uint8).reshape(8, 6, 4), np.eye(4))
+    image.header.extensions.append(nib.nifti1.Nifti1Extension(6, b"a comment of some length " * 40))
+    path = tmp_path / "ext.nii.gz"
+    nib.save(image, path)
+    assert np.array_equal(io.load_nifti(path).data, np.asarray(image.dataobj))
