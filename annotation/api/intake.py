@@ -73,7 +73,7 @@ class BodySizeLimit:
         limit = settings.ATLAS_MAX_UPLOAD_BYTES if field else settings.DATA_UPLOAD_MAX_MEMORY_SIZE
         declared = request.META.get("CONTENT_LENGTH") or "0"
         if not declared.isdigit() or len(declared) > 20:
-            return JsonResponse(Invalid(f"Content-Length {declared[:40]!r} is not a number of bytes",
+            return JsonResponse(Invalid(f"{declared[:40]!r} is not a number of bytes",
                                         field="Content-Length").body(), status=400)
         if limit is not None and int(declared) > limit:  # Django's setting may be None: no limit
             error = _too_large(field or "body", limit)
