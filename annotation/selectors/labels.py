@@ -1,7 +1,7 @@
 """Which label counts: the one place that decides, for every reader of labels.
 
 A case can have an imported source label (partial or whole), a pseudo-label per round, and a chain of revisions,
-each of which a lead may have accepted or rejected. Three policies, each pinned by tests/annotation/test_labels.py:
+each of which a lead may have accepted or rejected. Three policies, each pinned by tests/api/test_labels.py:
 
 - **the label to edit** (the workspace, `label.nii.gz`, "confirm"): the latest revision no lead rejected, else an
   imported label that covers every organ, else the latest pseudo-label, else a partial imported label.

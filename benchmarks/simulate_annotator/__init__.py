@@ -45,13 +45,8 @@ Policy (b), the tools first, then (a) on what is left:
   look at, like the members' outlines; the annotator compares it with the CT on that slice and clicks "Apply snap"
   (one action) by the same rule. No paid preview and no reach trial.
 - At a hotspot, each step is taken only while Dice < 0.95 (the stopping rule); then (a) as everywhere.
-- Tried for the spill and dropped (its code is in commit 48f74a5, policy.grow_spill): the neighbour's HU preset (one
-  action), then one click-to-grow in 3D (30 mm, protection off) from the spilled part's deepest point on the middle
-  wrong slice: 2 actions, but Dice 0.626 -> 0.806 (seed 0, vessels preset) and 0.922 -> 0.716 (seed 1, stomach
-  preset): the grow painted the neighbour where the CT does not show it, which the neighbour's outlines by hand do not
-  take back.
-The cap: LIMIT (120) actions a case for both policies (40 in the runs up to 2026-12-01 18:46, when policy (a) hit it
-on the pseudo liver hotspots); the table also prints what the old cap would have counted.
+The cap: LIMIT (120) actions a case for both policies; the table also prints what a cap of OLD_LIMIT (40) would have
+counted. What was tried and dropped, and the runs under the earlier cap: docs/benchmarks.md, "Annotator effort".
 Actions: strokes, clicks, typed values and tool key presses; slice scrolling (arrow keys, and the review's slices) is
 counted apart, as are the organ, tool and protection toggles (settings, the same in both policies). In the boundary
 and pseudo cases both policies click the hotspot to get there.

@@ -7,7 +7,7 @@ import base64
 
 import numpy as np
 
-LIMIT = 120  # actions per case before giving up (40 in the runs up to 2026-12-01 18:46)
+LIMIT = 120  # actions per case before giving up
 
 # Moore neighbourhood, clockwise on screen (y down), as (dx, dy): W, NW, N, NE, E, SE, S, SW
 AROUND = ((-1, 0), (-1, -1), (0, -1), (1, -1), (1, 0), (1, 1), (0, 1), (-1, 1))

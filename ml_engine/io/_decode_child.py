@@ -362,7 +362,8 @@ def main(argv: list[str]) -> int:
         import numpy as np
         import SimpleITK as sitk
 
-        sitk.ProcessObject.SetGlobalWarningDisplay(False)
+        sitk.ProcessObject.SetGlobalWarningDisplay(False)  # ITK's warnings (a folder above a series: "No Series were
+        # found") are noise: the result says what was found, and the log is quoted when the child fails
         sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(1)
         sitk.ImageSeriesReader(), sitk.ImageFileReader()  # their factories registered before the confinement
         status = open("/proc/self/status", "rb", buffering=0)  # kept open: its peak address space, read at the end

@@ -4,6 +4,7 @@ on the CT's grid in another voxel order (written by another converter), all thro
 from __future__ import annotations
 
 import zipfile
+from pathlib import Path
 
 import nibabel as nib
 import numpy as np
@@ -155,3 +156,31 @@ def test_a_label_map_without_labels_is_refused(tmp_path):
                            "totalsegmentator.json")
     assert status == 1 and "--label-map given, but no label was found to translate" in err
     assert not Case.objects.exists()
+
+
+def test_a_folder_above_the_series_imports_without_itk_warnings(tmp_path, monkeypatch, capfd):
+    """The folders above a series hold no series: ITK's GDCMSeriesFileNames warns "No Series were found" for each
+    unless its warnings are off, which the decoder child does (the import reports the outcome itself). Neither the
+    command's output nor the child's own (its log, read before the sandbox removes it) carries an ITK warning."""
+    from types import SimpleNamespace
+
+    from ml_engine.io import sandbox
+
+    write_dicom_series(tmp_path / "patient" / "study" / "series", make_ct(shape=SHAPE, seed=5))
+    child_logs: list[str] = []
+    rmtree = sandbox.shutil.rmtree
+
+    def keep_log(path, *args, **kwargs):
+        log = Path(path) / "child.log"
+        if log.is_file():
+            child_logs.append(log.read_text(errors="replace"))
+        rmtree(path, *args, **kwargs)
+
+    monkeypatch.setattr(sandbox, "shutil", SimpleNamespace(rmtree=keep_log))
+    status, out, err = run(tmp_path / "patient", "--dataset", "a")
+    assert status == 0, err
+    assert "imported 1" in out
+    captured = capfd.readouterr()
+    assert len(child_logs) >= 2  # the scan, then the series' load
+    for text in (out, err, captured.out, captured.err, *child_logs):
+        assert "No Series were found" not in text and "WARNING: In" not in text, text

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import shutil
 import subprocess
 import time
@@ -22,7 +21,7 @@ from annotation.models import Case
 from annotation.services.imports import import_cases
 from annotation.storage import read_voxels
 from tests.annotation.test_dicom_seg import label_case
-from tests.conftest import free_port, make_ct, write_dicom_series
+from tests.conftest import free_port, make_ct, unavailable, write_dicom_series
 
 ORTHANC = shutil.which("Orthanc") or "/usr/sbin/Orthanc"
 PLUGIN = Path("/usr/share/orthanc/plugins/libOrthancDicomWeb.so")
@@ -34,9 +33,7 @@ def orthanc(tmp_path):
     """Orthanc on free local ports with its own configuration and storage under tmp_path; yields its base URL."""
     if not (Path(ORTHANC).is_file() and PLUGIN.is_file()):
         reason = "Orthanc and its DICOMweb plugin are not installed (Debian packages orthanc, orthanc-dicomweb)"
-        if os.environ.get("ATLAS_REQUIRE_ORTHANC") == "1":
-            pytest.fail(reason)
-        pytest.skip(reason)
+        unavailable(reason, switch="ATLAS_REQUIRE_ORTHANC")
     port = free_port()
     config = {"Name": "atlas-test", "HttpPort": port, "DicomPort": free_port(), "DicomServerEnabled": False,
               "StorageDirectory": str(tmp_path / "orthanc-db"), "IndexDirectory": str(tmp_path / "orthanc-db"),

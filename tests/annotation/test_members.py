@@ -115,8 +115,7 @@ def test_unlabelled_cts_and_another_tools_label_maps_reach_a_ranked_queue(unlabe
     assert sorted(round1.members.values_list("name", flat=True)) == ["tool_a", "tool_b"]
 
 
-@pytest.mark.skipif(not (CT_EXAMPLE / "ct.nii.gz").is_file(), reason="../shared/data/ct_example is absent")
-def test_a_real_ct_with_two_models_segmentations_reaches_a_ranked_queue(tmp_path):
+def test_a_real_ct_with_two_models_segmentations_reaches_a_ranked_queue(ct_example, tmp_path):
     """The real CT with TotalSegmentator's normal and fast segmentations, no label: round 0 from the two. Their votes
     are 0 or 255, and on this 3 mm scan they disagree only along borders (pancreas Dice 0.81), which the attention's
     opening (two erosions) removes: the queue is ranked, with no attention. Soft votes (a registered nnU-Net) are

@@ -18,9 +18,10 @@ import SimpleITK as sitk
 from annotation.models import Revision, Round, Task
 from annotation.storage import read_voxels
 from tests.api.conftest import PASSWORD, SHAPE, build_world
-from tests.conftest import affine_for
+from tests.conftest import affine_for, import_or_skip
 
-client_module = pytest.importorskip("monailabel.client", reason="make venv installs monailabel's client (--no-deps)")
+client_module = import_or_skip("monailabel.client", reason="make venv installs monailabel's client (--no-deps)",
+                               switch="ATLAS_REQUIRE_MONAILABEL_CLIENT")
 MONAILabelClient = client_module.MONAILabelClient
 ClientError = client_module.client.MONAILabelClientException
 

@@ -15,6 +15,8 @@ import nibabel as nib
 import numpy as np
 import pytest
 
+from tests.conftest import unavailable
+
 CHROMIUM_ARGS = ["--no-sandbox", "--use-angle=swiftshader", "--enable-unsafe-swiftshader",
                  "--disable-background-networking", "--disable-dev-shm-usage"]
 
@@ -26,9 +28,7 @@ def chromium_path() -> str | None:
 
 
 def _unavailable(reason: str):
-    if os.environ.get("ATLAS_REQUIRE_BROWSER") == "1":
-        pytest.fail(f"browser tests are required here (ATLAS_REQUIRE_BROWSER=1) but {reason}")
-    pytest.skip(reason)
+    unavailable(reason, switch="ATLAS_REQUIRE_BROWSER")
 
 
 @pytest.fixture(scope="package")

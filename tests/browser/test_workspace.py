@@ -47,9 +47,19 @@ def _changed(data: np.ndarray, reference: np.ndarray) -> set[tuple[int, int, int
 
 
 def test_root_shows_the_login_page(world, page, live_server):
+    """The page loads with no request failing: no response of 400 or above, no failed request, and no console error
+    (the browser's own /favicon.ico request shows only there: Playwright does not report it as a response)."""
+    failed: list[str] = []
+    page.on("response", lambda r: failed.append(f"{r.status} {r.url}") if r.status >= 400 else None)
+    page.on("requestfailed", lambda r: failed.append(f"{r.failure} {r.url}"))
+    page.on("console", lambda m: failed.append(f"console: {m.text}") if m.type == "error" else None)
     response = page.goto(live_server.url + "/")
     assert response.status == 200
     page.wait_for_selector("[data-page=login]")
+    page.wait_for_load_state("networkidle")
+    assert failed == []
+    icon = page.request.get(live_server.url + "/favicon.ico")
+    assert (icon.status, icon.headers["content-type"]) == (200, "image/vnd.microsoft.icon")
     assert page.get_attribute("input[name=password]", "type") == "password"
     page.fill("input[name=username]", "a1")
     page.fill("input[name=password]", "wrong")

@@ -1,4 +1,5 @@
-"""Radiological display on the real CT of ../shared/data/ct_example (skipped when the folder is absent).
+"""Radiological display on the real CT of ../shared/data/ct_example (skipped when the folder is absent, failed then
+where ATLAS_REQUIRE_SHARED_DATA=1).
 
 The CT is in RAS orientation; TotalSegmentator's liver (label 5 in seg_model_a.nii.gz, as in our label set) lies at
 larger x (the patient's right). By default the axial view draws it on the screen's left half, as PACS, 3D Slicer,
@@ -9,24 +10,22 @@ ITK-SNAP and OHIF do; the toggle flips it to the right half. Checked twice: with
 from __future__ import annotations
 
 import shutil
-from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 import pytest
 
 from tests.browser.conftest import ViewMap, open_next_case, seed_reference_data, sign_in, workspace
+from tests.conftest import CT_EXAMPLE, require_ct_example
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-CT_EXAMPLE = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "ct_example"
 LIVER, SPLEEN = 5, 1
 
 
 @pytest.fixture
 def real_ct(tmp_path, settings, live_server):
-    if not (CT_EXAMPLE / "ct.nii.gz").is_file():
-        pytest.skip(f"the real CT example is not here ({CT_EXAMPLE})")
+    require_ct_example("ct.nii.gz", "seg_model_a.nii.gz")
     from annotation.ml_adapter import OrganAttentionInput
     from annotation.models import Case, LabelSet, Round
     from annotation.services.imports import import_cases

@@ -463,11 +463,10 @@ REAL_VALUES = {"spleen": 1, "kidney_right": 2, "kidney_left": 3, "gallbladder": 
 
 @pytest.fixture(scope="module")
 def real_pair():
-    from tests.conftest import CT_EXAMPLE
-
-    if not (CT_EXAMPLE / "ct.nii.gz").is_file():
-        pytest.skip("../shared/data/ct_example is absent")
     from ml_engine.io import load_nifti
+    from tests.conftest import CT_EXAMPLE, require_ct_example
+
+    require_ct_example("seg_model_a.nii.gz", "seg_model_b.nii.gz")
 
     a = load_nifti(CT_EXAMPLE / "seg_model_a.nii.gz")
     b = load_nifti(CT_EXAMPLE / "seg_model_b.nii.gz")

@@ -95,10 +95,8 @@ def test_written_phantom_files_keep_the_sides(tmp_path):
     check_sides(c)
 
 
-def test_real_example_ct_obeys_the_same_rule():
+def test_real_example_ct_obeys_the_same_rule(ct_example):
     """../shared/data/ct_example (TotalSegmentator's segmentations of a real CT) by the same check_sides."""
-    if not (CT_EXAMPLE / "seg_model_a.nii.gz").is_file():
-        pytest.skip("../shared/data/ct_example is absent")
     for name in ("seg_model_a.nii.gz", "seg_model_b.nii.gz"):
         image = nib.load(CT_EXAMPLE / name)
         c = world_centroids(np.asarray(image.dataobj), image.affine, REAL_VALUES)

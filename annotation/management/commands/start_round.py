@@ -3,10 +3,10 @@
 import time
 
 from django.core.management.base import BaseCommand, CommandError
-from tqdm import tqdm
 
 from annotation.errors import command_errors
-from annotation.models import Job, Round
+from annotation.management.progress import round_progress
+from annotation.models import Round
 from annotation.selectors.rounds import round_summary
 from annotation.services.rounds import ARCHITECTURES, DEFAULT_HOLDOUT, SIZES, start_round
 
@@ -50,13 +50,10 @@ class Command(BaseCommand):
             self.stdout.write("follow it with `python manage.py round_status`")
             return
         deadline = time.monotonic() + options["timeout"]
-        with tqdm(total=100, unit="%", desc=f"round {round.number}", disable=options["verbosity"] == 0) as bar:
+        with round_progress(f"round {round.number}", verbosity=options["verbosity"]) as progress:
             while True:
                 round.refresh_from_db()
-                jobs = list(round.jobs.values_list("status", "progress"))
-                done = sum(1.0 if s == Job.Status.SUCCEEDED else p for s, p in jobs)
-                bar.set_postfix_str(round.status, refresh=False)
-                bar.update(int(100 * done / max(1, len(jobs))) - bar.n)
+                progress(round.status, round.jobs.values_list("kind", "status", "progress"))
                 if round.status in (Round.Status.ANNOTATING, Round.Status.FAILED, Round.Status.CANCELLED,
                                     Round.Status.CLOSED):
                     break
