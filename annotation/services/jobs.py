@@ -23,7 +23,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.db import DatabaseError, connection, connections, transaction
+from django.db import DatabaseError, connections, transaction
 from django.db.models.functions import Now
 from django.utils import timezone
 
@@ -108,15 +108,8 @@ def progress_reporter(job: Job, *, interval: float = PROGRESS_INTERVAL,
 
 @contextmanager
 def _heartbeat(job: Job) -> Iterator[None]:
-    """Refresh the job's heartbeat every ATLAS_JOB_HEARTBEAT_SECONDS from a thread, while the block runs.
-
-    The thread stops when the job no longer belongs to this attempt. A job run inside an open transaction (never
-    on a worker: tests that run jobs in their own transaction) gets no heartbeat, since another connection could
-    not see its row before that transaction ends.
-    """
-    if connection.in_atomic_block:
-        yield
-        return
+    """Refresh the job's heartbeat every ATLAS_JOB_HEARTBEAT_SECONDS from a thread (its own connection), while the
+    block runs. The thread stops when the job no longer belongs to this attempt."""
     stop = threading.Event()
 
     def beat() -> None:
