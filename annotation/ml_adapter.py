@@ -15,15 +15,15 @@ import numpy as np
 from django.conf import settings
 from django.core.files.storage import default_storage
 
-from annotation.errors import Invalid
+from annotation.errors import Invalid, engine_refusals
 from annotation.models import Case, ModelVersion
 from annotation.selectors.labels import LabelRef
 from annotation.storage import local_copy, read_volume, read_voxels, store_file
 from ml_engine.attention import AttentionSettings, case_attention, max_heatmap
 from ml_engine.ensemble import EnsembleAverage, member_votes
 from ml_engine.io import write_nifti, write_nifti_box
-from ml_engine.labels import LabelMap, LabelMapError, OrganIndex
-from ml_engine.members import MemberError, MemberInfo, MemberSpec, inspect_member, load_member
+from ml_engine.labels import LabelMap, OrganIndex
+from ml_engine.members import MemberInfo, MemberSpec, inspect_member, load_member
 from ml_engine.metrics import dice
 from ml_engine.networks import defaults_for
 from ml_engine.predict import Predictor
@@ -233,19 +233,15 @@ def external_soft(case: Case, version: ModelVersion) -> dict[str, np.ndarray]:
 
 
 def _member_label_map(raw: dict | None, organs: OrganIndex, source: str) -> LabelMap | None:
-    try:
+    with engine_refusals(field="label_map"):
         return None if raw is None else LabelMap.parse(raw, organs, source=source)
-    except LabelMapError as exc:
-        raise Invalid(str(exc), field="label_map") from exc
 
 
 def check_member(*, spec: MemberSpec, organs: OrganIndex, label_map: dict | None) -> MemberInfo:
     """What a member to register predicts, checked on this machine (package, weights, folder, label map); Invalid
     naming the problem otherwise. label_map: the map's JSON (None: the classes' names, or TotalSegmentator's map)."""
-    try:
+    with engine_refusals():
         return inspect_member(spec, organs, _member_label_map(label_map, organs, "the label map"))
-    except MemberError as exc:
-        raise Invalid(str(exc)) from exc
 
 
 _MEMBERS: dict[tuple[int, str], object] = {}

@@ -1,10 +1,12 @@
-"""Celery tasks: take plain arguments or ids, call one service, safe to run twice."""
+"""Celery tasks: take plain arguments or ids, call one service, safe to run twice.
+
+Jobs reach ``run_job_task`` by its name (services.dispatch sends RUN_JOB), so no service imports this module.
+"""
 
 from celery import shared_task
-from django.conf import settings
 
-from annotation.models import Job
 from annotation.services import jobs
+from annotation.services.dispatch import RUN_JOB
 from annotation.services.imports import import_cases
 
 
@@ -16,15 +18,7 @@ def import_cases_task(src: str, dataset: str, label_set: str = "abdomenatlas", l
     return {"imported": report.imported, "skipped": report.skipped, "errors": report.errors}
 
 
-@shared_task(name="annotation.run_job", acks_late=True, reject_on_worker_lost=True)
+@shared_task(name=RUN_JOB, acks_late=True, reject_on_worker_lost=True)
 def run_job_task(job_id: int) -> str:
     """Run one job (train / infer / rank / metrics); a finished job is not run again."""
     return jobs.run_job(job_id)
-
-
-def enqueue_job(job: Job) -> None:
-    """Send a job to its queue (the default ATLAS_JOB_ENQUEUE): heavy kinds (training, inference) to `gpu` when
-    GPU workers exist, every other to `default`."""
-    heavy = jobs.KINDS[job.kind].heavy
-    queue = settings.ATLAS_GPU_QUEUE if heavy and settings.ATLAS_GPU_WORKERS else settings.CELERY_TASK_DEFAULT_QUEUE
-    run_job_task.apply_async(args=[job.pk], queue=queue)

@@ -356,7 +356,7 @@ if ATLAS_CPU_RUNTIME not in ("torch", "openvino"):
     raise ImproperlyConfigured(f"ATLAS_CPU_RUNTIME must be torch or openvino, got {ATLAS_CPU_RUNTIME!r}")
 ATLAS_GPU_QUEUE = os.environ.get("ATLAS_GPU_QUEUE", "gpu")
 # How a job reaches a worker (annotation.services.dispatch): a dotted path to a function of one Job.
-ATLAS_JOB_ENQUEUE = os.environ.get("ATLAS_JOB_ENQUEUE", "annotation.tasks.enqueue_job")
+ATLAS_JOB_ENQUEUE = os.environ.get("ATLAS_JOB_ENQUEUE", "annotation.services.dispatch.send_to_worker")
 # Jobs whose worker died (annotation.services.reaper): the worker running a job refreshes its heartbeat every
 # ATLAS_JOB_HEARTBEAT_SECONDS, and every worker looks as often for running jobs not heard of for
 # ATLAS_JOB_STALE_SECONDS, which it queues again; a job claimed ATLAS_JOB_MAX_ATTEMPTS times fails instead (and its

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import threading
@@ -64,7 +65,21 @@ def _media_root(request, tmp_path):
         settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
         if request.node.get_closest_marker("integration") is None:
             settings.ATLAS_JOB_ENQUEUE = "tests.annotation.loop.inline"
+        _no_heartbeat_inside_a_transaction(request.getfixturevalue("monkeypatch"))
     yield
+
+
+def _no_heartbeat_inside_a_transaction(monkeypatch) -> None:
+    """A job run inside an open transaction (a test's own, never a worker's) beats no heartbeat here: the heartbeat
+    thread's connection could not see the job's row before that transaction ends, and on PostgreSQL its update would
+    wait on the row's lock, which the test holds while the job's end waits for the thread."""
+    from django.db import connection
+
+    from annotation.services import jobs
+
+    beating = jobs._heartbeat
+    monkeypatch.setattr(jobs, "_heartbeat", lambda job: contextlib.nullcontext() if connection.in_atomic_block
+                        else beating(job))
 
 
 @pytest.fixture(autouse=True)

@@ -153,6 +153,9 @@ class Job(models.Model):
         FAILED = "failed"
         CANCELLED = "cancelled"
 
+    # kinds that need a GPU (training, inference): services.dispatch sends them to the GPU queue when GPU workers exist
+    HEAVY = (Kind.TRAIN, Kind.INFER)
+
     key = models.CharField(max_length=200, unique=True)
     kind = models.CharField(max_length=16, choices=Kind.choices)
     round = models.ForeignKey(Round, on_delete=models.CASCADE, related_name="jobs")

@@ -18,7 +18,7 @@ from django.core.files.storage import default_storage
 from django.db import transaction
 
 from annotation import ml_adapter
-from annotation.errors import Invalid
+from annotation.errors import Invalid, engine_refusals
 from annotation.models import Case, LabelSet, ModelVersion, Prediction, Round
 from annotation.selectors.labels import open_cases
 from annotation.selectors.rounds import annotating_round, cases_to_infer, latest_round
@@ -180,10 +180,8 @@ def import_predictions(*, model: str, src: str | Path, label_map: str | Path | N
     if labels is None:
         raise Invalid(f"label set {label_set!r} does not exist", field="label_set")
     organs = OrganIndex.from_label_set(labels)
-    try:
+    with engine_refusals():
         mapping = LabelMap.load(label_map, organs) if label_map is not None else None
-    except LabelMapError as exc:
-        raise Invalid(str(exc)) from exc
     covered = sorted(mapping.organs_covered(organs) if mapping else organs.values, key=organs.values.get)
     files = _prediction_files(src)
     if not files:

@@ -23,7 +23,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.db import DatabaseError, connection, connections, transaction
+from django.db import DatabaseError, connections, transaction
 from django.db.models.functions import Now
 from django.utils import timezone
 
@@ -38,7 +38,6 @@ PROGRESS_INTERVAL = 1.0  # seconds between two progress writes of one job
 @dataclass(frozen=True)
 class JobKind:
     run: Callable[[Job, Callable[[float, str], None]], None]  # (job, progress(fraction, message))
-    heavy: bool = False  # training and inference: the GPU queue when there are GPU workers
     round_step: bool = False  # a step of the round's state machine
 
 
@@ -55,8 +54,8 @@ def _infer(job: Job, progress: Callable[[float, str], None]) -> None:
 
 
 KINDS: dict[str, JobKind] = {
-    Job.Kind.TRAIN: JobKind(training.train_job, heavy=True, round_step=True),
-    Job.Kind.INFER: JobKind(_infer, heavy=True, round_step=True),
+    Job.Kind.TRAIN: JobKind(training.train_job, round_step=True),
+    Job.Kind.INFER: JobKind(_infer, round_step=True),
     Job.Kind.ATTEND: JobKind(lambda job, progress: ensemble.attend_case(job.case, job.round), round_step=True),
     Job.Kind.RANK: JobKind(lambda job, progress: queue.rebuild_tasks(round=job.round), round_step=True),
     Job.Kind.METRICS: JobKind(lambda job, progress: metrics.update_round_metrics(round_id=job.round_id,
@@ -109,15 +108,8 @@ def progress_reporter(job: Job, *, interval: float = PROGRESS_INTERVAL,
 
 @contextmanager
 def _heartbeat(job: Job) -> Iterator[None]:
-    """Refresh the job's heartbeat every ATLAS_JOB_HEARTBEAT_SECONDS from a thread, while the block runs.
-
-    The thread stops when the job no longer belongs to this attempt. A job run inside an open transaction (never
-    on a worker: tests that run jobs in their own transaction) gets no heartbeat, since another connection could
-    not see its row before that transaction ends.
-    """
-    if connection.in_atomic_block:
-        yield
-        return
+    """Refresh the job's heartbeat every ATLAS_JOB_HEARTBEAT_SECONDS from a thread (its own connection), while the
+    block runs. The thread stops when the job no longer belongs to this attempt."""
     stop = threading.Event()
 
     def beat() -> None:

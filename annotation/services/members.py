@@ -16,10 +16,10 @@ from pathlib import Path
 from django.db import transaction
 
 from annotation import ml_adapter
-from annotation.errors import Invalid, NotFound
+from annotation.errors import Invalid, NotFound, engine_refusals
 from annotation.models import LabelSet, ModelVersion
 from annotation.services.imports.labels import OrganIndex
-from ml_engine.labels import LabelMap, LabelMapError
+from ml_engine.labels import LabelMap
 from ml_engine.members import MemberInfo, MemberSpec
 from ml_engine.networks import ARCHITECTURES
 
@@ -44,10 +44,8 @@ def read_label_map(spec: str | Path | None, organs: OrganIndex) -> dict | None:
     None for none. Stored with the member, so that workers need not see the admin's file."""
     if spec is None:
         return None
-    try:
+    with engine_refusals(field="label_map"):
         mapping = LabelMap.load(spec, organs)
-    except LabelMapError as exc:
-        raise Invalid(str(exc), field="label_map") from exc
     if str(spec) == organs.name:
         return {str(value): organ for organ, value in organs.values.items()}
     return json.loads(Path(mapping.source).read_text(encoding="utf-8"))

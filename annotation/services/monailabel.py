@@ -28,7 +28,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
-from annotation.errors import Conflict, Forbidden, Invalid, NotFound
+from annotation.errors import Conflict, Forbidden, Invalid, NotFound, engine_refusals
 from annotation.models import ImageLink, LabelSet, Revision, Round, Task
 from annotation.roles import role_of
 from annotation.selectors.labels import label_to_edit
@@ -36,7 +36,7 @@ from annotation.services import queue, revisions
 from annotation.services.imports.labels import OrganIndex, present_values
 from annotation.storage import read_voxels
 from ml_engine import labels as vocabulary
-from ml_engine.io import LABEL_SUFFIXES, ImageError, load_label_image, reorient_onto, write_nifti
+from ml_engine.io import LABEL_SUFFIXES, load_label_image, reorient_onto, write_nifti
 
 STRATEGY = "attention"
 MODEL = "atlas"
@@ -229,16 +229,12 @@ def save_label(*, capability: Capability, user, upload: Path, label_info: object
     case = capability.task.case
     organs = _organs(case.dataset.label_set)
     lookup = _value_lookup(label_info, organs)
-    try:
+    with engine_refusals(field="label"):
         volume = load_label_image(upload, max_bytes=min(settings.ATLAS_MAX_VOLUME_BYTES,
                                                         int(np.prod(case.shape, dtype=object)) * 8),
                                   expect_shape=tuple(case.shape))
         data, _reordered = reorient_onto(volume, np.asarray(case.affine), tuple(case.shape), upload)
         data = vocabulary.integer_labels(data)
-    except ImageError as exc:
-        raise Invalid(exc.problem, field="label") from exc
-    except vocabulary.LabelMapError as exc:
-        raise Invalid(str(exc), field="label") from exc
     if lookup is not None:
         data = _translate(data, lookup)
     staged = write_nifti(workdir / "label.nii.gz", data, np.asarray(case.affine), dtype=np.uint8) \

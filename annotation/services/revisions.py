@@ -17,7 +17,7 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import Max
 
-from annotation.errors import Conflict, Forbidden, Invalid, NotFound
+from annotation.errors import Conflict, Forbidden, Invalid, NotFound, engine_refusals
 from annotation.models import Case, ErrorTag, Organ, Prediction, Review, Revision, RevisionTag, Round, Task
 from annotation.selectors.labels import label_to_edit
 from annotation.selectors.reads import other_read_ids
@@ -25,7 +25,7 @@ from annotation.services import quality_checks
 from annotation.services.imports.labels import integer_labels, present_values
 from annotation.services.queue import check_lease
 from annotation.storage import delete_files, read_voxels, scratch_dir, store_file
-from ml_engine.io import NIFTI_SUFFIXES, ImageError, load_nifti, same_geometry, sha256_file, write_nifti
+from ml_engine.io import NIFTI_SUFFIXES, load_nifti, same_geometry, sha256_file, write_nifti
 
 MAX_SECONDS_SPENT = 7 * 24 * 3600.0  # a week on one case: more is a client's mistake, not a measurement
 
@@ -54,20 +54,15 @@ def latest_revision(case: Case, task: Task | None = None) -> Revision | None:
 
 def check_label_upload(path: Path, case: Case) -> np.ndarray:
     """Read an uploaded label map and check it against its case: (x, y, z) uint8 in the label set's values."""
-    try:
+    with engine_refusals(field="file", refusal=UploadError, upload=path):
         # The header decides before any voxel is read: the case's shape, an integer type, no scaling to floats.
         # The voxels are then read once, inflating no further than that shape allows; trailing data is refused.
         # So a revision costs at most the case's voxel count times the header type's size, whatever the file says.
         volume = load_nifti(path, expect_shape=case.shape, allow_float=False,
                             max_bytes=min(settings.ATLAS_MAX_VOLUME_BYTES, _voxels(case) * 8))
-    except ImageError as exc:
-        raise UploadError(exc.problem.replace(str(path), "the upload"), field="file") from exc
-    if not same_geometry(volume.affine, np.asarray(case.affine)):
-        raise UploadError("affine differs from the CT's", field="file")
-    try:
+        if not same_geometry(volume.affine, np.asarray(case.affine)):
+            raise UploadError("affine differs from the CT's", field="file")
         data = integer_labels(volume, path)
-    except ImageError as exc:
-        raise UploadError(exc.problem, field="file") from exc
     allowed = set(Organ.objects.filter(label_set=case.dataset.label_set_id).values_list("value", flat=True))
     foreign = [int(v) for v in present_values(data) if int(v) not in allowed]
     if foreign:

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from ml_engine.labels import LabelMap, OrganIndex
-from ml_engine.members import MemberError, MemberInfo, MemberSpec, map_classes, organ_votes
+from ml_engine.members.common import MemberError, MemberInfo, MemberSpec, map_classes, organ_votes
 
 _FOLD = re.compile(r"^fold_(\d+|all)$")
 

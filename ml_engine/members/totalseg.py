@@ -17,7 +17,7 @@ import numpy as np
 
 from ml_engine.ensemble import member_votes
 from ml_engine.labels import LabelMap, OrganIndex, translate
-from ml_engine.members import MemberError, MemberInfo, MemberSpec
+from ml_engine.members.common import MemberError, MemberInfo, MemberSpec
 
 # the nnU-Net datasets whose weights each task needs (TotalSegmentator's python_api fetches every one of them, and a
 # missing one would be downloaded; no roi_subset, which would need the 6 mm model 298 as well)

@@ -280,6 +280,21 @@ def test_unknown_label_set_and_bad_label_map(tmp_path):
     assert Case.objects.count() == 0
 
 
+def test_setup_and_source_errors_are_refusals_and_the_command_says_them_in_one_line(tmp_path):
+    from annotation.errors import Invalid
+    from annotation.services.imports.sources import SourceError
+
+    assert issubclass(ImportSetupError, Invalid) and issubclass(SourceError, Invalid)  # 4xx over the API, not 500
+    src = save_nifti(tmp_path / "a.nii.gz", make_ct(), affine_for())
+    status, _, err = run_command(src, "--dataset", "d", "--label-set", "nope")
+    assert status == 1 and err.startswith("--label-set 'nope' does not exist (known: ") and "\n" not in err.strip()
+    bad_map = tmp_path / "map.json"
+    bad_map.write_text("{not json")
+    status, _, err = run_command(src, "--dataset", "d", "--label-map", bad_map)
+    assert status == 1 and err.strip().startswith(f"{bad_map}: not valid JSON") and "\n" not in err.strip()
+    assert Case.objects.count() == 0
+
+
 def test_other_label_sets_load(tmp_path):
     from annotation.models import LabelSet
 

@@ -10,7 +10,7 @@ from django.core.files.storage import default_storage
 
 from annotation import ml_adapter
 from annotation.models import Job, OrganAttention, Prediction, Round
-from annotation.services import ensemble, jobs, rounds
+from annotation.services import dispatch, ensemble, jobs, rounds
 from annotation.storage import read_volume
 from tests.annotation import loop
 from tests.annotation.loop import import_phantoms
@@ -87,7 +87,7 @@ def test_the_infer_job_stores_only_votes_and_the_step_waits_for_attend(settings,
     assert default_storage.exists(f"{folder}/backbones/unet/soft_pred/liver.nii.gz")
     (attend,) = loop.QUEUED
     assert attend.kind == Job.Kind.ATTEND and attend.case_id == first.case_id
-    assert not jobs.KINDS[Job.Kind.ATTEND].heavy  # the default queue (annotation.tasks.enqueue_job)
+    assert dispatch.queue_for(attend) == settings.CELERY_TASK_DEFAULT_QUEUE  # not the GPU queue
     loop.QUEUED.clear()
 
     for job in infer[1:]:

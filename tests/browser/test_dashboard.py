@@ -267,8 +267,8 @@ def test_jobs_follow_progress_live_and_leads_cannot_start_rounds(rounds, page, l
 
 def test_an_admin_starts_a_round_from_the_page(rounds, page, live_server, monkeypatch, settings):
     queued = []
-    settings.ATLAS_JOB_ENQUEUE = "annotation.tasks.enqueue_job"
-    monkeypatch.setattr("annotation.tasks.enqueue_job", lambda job: queued.append(job.key))
+    settings.ATLAS_JOB_ENQUEUE = "annotation.services.dispatch.send_to_worker"
+    monkeypatch.setattr("annotation.services.dispatch.send_to_worker", lambda job: queued.append(job.key))
     open_dashboard(page, live_server.url, "boss")
     page.uncheck("[data-form=start-round] [data-arch=swin_unetr]")
     page.fill("[data-form=start-round] input[name=steps]", "2")

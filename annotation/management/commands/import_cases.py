@@ -4,7 +4,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from annotation.errors import command_errors
 from annotation.management.progress import case_progress
-from annotation.services.imports import ImportSetupError, SeriesQuery, import_cases
+from annotation.services.imports import SeriesQuery, import_cases
 
 
 class Command(BaseCommand):
@@ -33,13 +33,10 @@ class Command(BaseCommand):
             modality = options["modality"] or "CT"
             query = SeriesQuery(study_uid=options["study_uid"], series_uid=options["series_uid"],
                                 modality=None if modality == "any" else modality, study_date=options["study_date"])
-        try:
-            with case_progress("import", verbosity=options["verbosity"]) as progress, command_errors():
-                report = import_cases(options["src"], dataset=options["dataset"], label_set=options["label_set"],
-                                      labels=options["labels"], label_map=options["label_map"], query=query,
-                                      progress=progress)
-        except ImportSetupError as exc:
-            raise CommandError(str(exc)) from exc
+        with case_progress("import", verbosity=options["verbosity"]) as progress, command_errors():
+            report = import_cases(options["src"], dataset=options["dataset"], label_set=options["label_set"],
+                                  labels=options["labels"], label_map=options["label_map"], query=query,
+                                  progress=progress)
         for line in report.notes:
             self.stdout.write(f"note: {line}")
         for line in report.errors:

@@ -19,7 +19,7 @@ import numpy as np
 from django.conf import settings
 from django.db import IntegrityError, transaction
 
-from annotation.errors import Invalid
+from annotation.errors import Invalid, engine_refusals
 from annotation.models import Case, Dataset, LabelSet, Organ, SourceLabel
 from annotation.services.dicom_seg import series_headers
 from annotation.services.dicomweb import SeriesQuery, fetch_series
@@ -53,8 +53,9 @@ log = logging.getLogger(__name__)
 __all__ = ["ImportReport", "ImportSetupError", "SeriesQuery", "import_cases"]
 
 
-class ImportSetupError(ValueError):
-    """The import cannot start (unknown label set, bad label map, missing source): nothing was imported."""
+class ImportSetupError(Invalid):
+    """The import cannot start (unknown label set, bad label map, missing source): nothing was imported. A refusal
+    (400 over the API); its message names the option or file at fault."""
 
 
 @dataclass
@@ -109,10 +110,8 @@ def import_cases(src: str | Path, *, dataset: str, label_set: str = "abdomenatla
     organs = OrganIndex.from_label_set(target.label_set)
     mapping = None
     if label_map is not None:
-        try:
+        with engine_refusals(refusal=ImportSetupError):
             mapping = LabelMap.load(label_map, organs)
-        except LabelMapError as exc:
-            raise ImportSetupError(str(exc)) from exc
     report = ImportReport()
     web = isinstance(src, str) and src.startswith(("http://", "https://"))
     if web and labels is not None:

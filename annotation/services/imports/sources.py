@@ -11,6 +11,7 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
+from annotation.errors import Invalid, engine_refusals
 from ml_engine.io import DecodeLimits, ImageError, is_nifti, label_suffix, nifti_stem, read_dicom_series
 
 
@@ -35,7 +36,7 @@ class CaseSource:
     origin: str | None = None  # where it came from when `path` is a local copy (a DICOMweb series' URL)
 
 
-class SourceError(ValueError):
+class SourceError(Invalid):
     """A source that cannot be read at all; str() names the file and the problem."""
 
 
@@ -193,10 +194,8 @@ def _discover_nnunet(root: Path) -> list[CaseSource]:
 def _discover_dicom(folder: Path, *, fallback_name: str, source_format: str, decode: DecodeLimits | None,
                     errors: list[str] | None) -> list[CaseSource]:
     failed: list[ImageError] = []
-    try:
+    with engine_refusals(refusal=SourceError):
         series = read_dicom_series(folder, limits=decode, errors=failed if errors is not None else None)
-    except ImageError as exc:
-        raise SourceError(str(exc)) from exc
     if failed and not series:
         raise SourceError("; ".join(str(exc) for exc in failed[:3]))
     if errors is not None:
