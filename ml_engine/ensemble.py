@@ -8,6 +8,7 @@ have different member counts.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -16,10 +17,55 @@ import numpy as np
 MAX_MEMBERS = 256  # a uint16 sum of uint8 predictions, and its rounding, stay below 2^16
 
 
+def member_sum(members: Iterable[np.ndarray]) -> tuple[np.ndarray, int]:
+    """uint8 soft predictions (each (x, y, z), p x 255; or a stack (M, x, y, z)) -> (their uint16 sum, M)."""
+    total: np.ndarray | None = None
+    n = 0
+    for array in members:
+        if array.dtype != np.uint8:
+            raise ValueError(f"members are uint8 p x 255, got {array.dtype}")
+        total = array.astype(np.uint16) if total is None else np.add(total, array, out=total, dtype=np.uint16)
+        n += 1
+    if total is None or n > MAX_MEMBERS:
+        raise ValueError(f"{n} members; 1 to {MAX_MEMBERS} can be averaged")
+    return total, n
+
+
+def mean_of_sum(total: np.ndarray, n: int) -> np.ndarray:
+    """The members' mean probability as uint8 p x 255: total / n rounded half down, so that `mean > 127` is exactly
+    the pseudo-label's mask (exact mean > 0.5, pseudo_mask_of_sum): an exact 127.5 gives 127, outside the mask."""
+    quotient, remainder = np.divmod(total, np.uint16(n))
+    return (quotient + (remainder * np.uint16(2) > n)).astype(np.uint8)
+
+
+def pseudo_mask_of_sum(total: np.ndarray, n: int, threshold: float = 0.5) -> np.ndarray:
+    """bool (x, y, z): exact mean probability > threshold, i.e. total > threshold x 255 x n, in integers."""
+    bound = threshold * 255.0 * n
+    return total > int(math.floor(bound))
+
+
+def mean_probability(members: Iterable[np.ndarray]) -> np.ndarray:
+    """uint8 (x, y, z) p x 255: the members' mean as the pseudo-label's rule has it (mean_of_sum); what the workspace
+    is sent and thresholds at > 127."""
+    return mean_of_sum(*member_sum(members))
+
+
+def pseudo_mask(members: np.ndarray | Sequence[np.ndarray], threshold: float = 0.5) -> np.ndarray:
+    """bool (x, y, z): the members' mean probability > threshold, the pseudo-label's rule for one organ.
+
+    members: uint8 p x 255 (a stack (M, x, y, z) or a list of (x, y, z)), compared exactly in integers; or floats in
+    [0, 1], compared in float32."""
+    stack = members if isinstance(members, np.ndarray) else np.stack(list(members))
+    if stack.dtype == np.uint8:
+        return pseudo_mask_of_sum(*member_sum(stack), threshold)
+    return np.asarray(stack, dtype=np.float32).mean(axis=0, dtype=np.float32) > np.float32(threshold)
+
+
 @dataclass
 class OrganOutput:
-    """One organ on the CT grid (x, y, z): soft {member: uint8 p x 255}, mean uint8 p x 255 (rounded), mask bool
-    (exact mean > 0.5); value: the organ's voxel value in the pseudo-label."""
+    """One organ on the CT grid (x, y, z): soft {member: uint8 p x 255}, mean uint8 p x 255 (mean_of_sum: rounded
+    half down, so mean > 127 == mask), mask bool (exact mean > 0.5); value: the organ's voxel value in the
+    pseudo-label."""
 
     organ: str
     value: int
@@ -35,7 +81,8 @@ class EnsembleAverage:
     shape: (x, y, z) of the CT grid; values: {organ: voxel value in the pseudo-label}. For each organ, add() takes the
     soft predictions of the members that predict it ({member: (x, y, z) uint8 p x 255}; organs may have different
     member counts, e.g. an external tool that covers some organs) and returns its OrganOutput:
-    - mean = total / n, exact; mask = mean > 0.5, i.e. total * 2 > 255 * n in integers;
+    - mean = total / n, exact; mask = mean > 0.5, i.e. total * 2 > 255 * n in integers (pseudo_mask_of_sum); the
+      stored uint8 mean rounds half down (mean_of_sum), so that mean > 127 is the mask, ties included;
     - the multi-label pseudo-label (`label`, (x, y, z) uint8) gives a voxel inside several masks to the organ with the
       highest exact mean probability; an exact tie goes to the organ with the smaller value (the earlier one in the
       label set's order), whatever order the organs are added in.
@@ -54,15 +101,13 @@ class EnsembleAverage:
             raise ValueError(f"{organ}: {len(soft)} members predict it; 1 to {MAX_MEMBERS} can be averaged")
         if not 0 < self.values[organ] < 256:
             raise ValueError(f"{organ}: value {self.values[organ]} does not fit a uint8 label map")
-        total = np.zeros(self.label.shape, dtype=np.uint16)
         for member, array in soft.items():
             if array.shape != self.label.shape or array.dtype != np.uint8:
                 raise ValueError(f"{organ}: member {member}: expected uint8 {self.label.shape}, got {array.dtype} "
                                  f"{array.shape}")
-            total += array
-        n = len(soft)
-        mask = total > (255 * n) // 2  # total * 2 > 255 * n, for integers, without overflowing uint16
-        mean = ((total + np.uint16(n // 2)) // np.uint16(n)).astype(np.uint8)
+        total, n = member_sum(soft.values())
+        mask = pseudo_mask_of_sum(total, n)
+        mean = mean_of_sum(total, n)
         inside = np.flatnonzero(mask)  # the comparison runs on this organ's voxels only
         exact = total.ravel()[inside].astype(np.float32) / np.float32(n)
         best, current = self._best.ravel()[inside], self.label.ravel()[inside]

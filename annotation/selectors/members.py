@@ -17,6 +17,7 @@ from scipy import ndimage
 from annotation.errors import Invalid, NotFound
 from annotation.models import Case, LabelSet, ModelVersion, Prediction, Round
 from annotation.storage import local_copy
+from ml_engine.ensemble import mean_probability
 from ml_engine.io import load_on_grid
 
 MAX_VOXELS = 8_000_000  # a box of 200^3: larger than any hotspot, far smaller than a 512 x 512 x 300 volume
@@ -28,7 +29,8 @@ class MemberCrops:
     organ: str
     box: list[list[int]]  # [[x0, y0, z0], [x1, y1, z1]], inclusive
     members: dict[str, np.ndarray]  # name -> uint8 (p x 255), shape of the box
-    mean: np.ndarray  # uint8, the members' mean probability x 255 (rounded)
+    mean: np.ndarray  # uint8, the members' mean probability x 255 (ml_engine.ensemble.mean_probability: > 127 is the
+    # pseudo-label's mask for this organ)
     region: np.ndarray | None  # bool: the attention hotspot's connected region around `seed`, dilated by one
     agreement: float | None  # smallest pairwise Dice of the members' (p > 0.5) masks inside the region
 
@@ -83,7 +85,7 @@ def member_crops(case: Case, *, organ: str, box: str, seed: list[int] | None = N
         raise NotFound(f"no member's probability of {organ!r} is stored for case {case.name}", field="organ")
     slices = parse_box(box, tuple(case.shape))
     members = {member: _crop(name, slices, case).astype(np.uint8) for member, name in names.items()}
-    mean = np.rint(np.mean(np.stack(list(members.values())).astype(np.float32), axis=0)).astype(np.uint8)
+    mean = mean_probability(members.values())  # the pseudo-label's rule: mean > 127 is its mask, ties included
     region = None
     agreement = None
     attention = (prediction.files or {}).get("attention", {}).get(organ)

@@ -32,6 +32,7 @@ from scipy import ndimage, special
 
 from ml_engine.attention.boxes import bounding_box
 from ml_engine.attention.settings import EntropyForm
+from ml_engine.ensemble import pseudo_mask
 
 _MAX_UINT8_MODELS = 180  # keeps M * sum(x^2) inside int32
 
@@ -151,11 +152,9 @@ def mean_probability(stack: np.ndarray) -> np.ndarray:
 
 
 def pseudo_label(stack: np.ndarray, *, threshold: float = 0.5) -> np.ndarray:
-    """Pseudo-label (x, y, z) bool: mean probability over models > threshold. stack: (M, x, y, z)."""
-    if stack.dtype == np.uint8:  # exact: sum(x) > threshold * 255 * M
-        bound = threshold * 255.0 * stack.shape[0]
-        return stack.sum(axis=0, dtype=np.int32) > int(math.floor(bound))
-    return mean_probability(stack) > np.float32(threshold)
+    """Pseudo-label (x, y, z) bool: mean probability over models > threshold. stack: (M, x, y, z) uint8 p x 255
+    (exact) or float. The ensemble's rule (ml_engine.ensemble.pseudo_mask), not a second one."""
+    return pseudo_mask(stack, threshold)
 
 
 def open_mask(mask: np.ndarray, radius: Sequence[int]) -> np.ndarray:

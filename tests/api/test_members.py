@@ -10,6 +10,8 @@ import pytest
 
 from annotation.ml_adapter import OrganAttentionInput
 from annotation.services.predictions import record_prediction
+from ml_engine.ensemble import mean_probability
+from ml_engine.io import load_nifti
 from tests.api.conftest import SHAPE
 from tests.conftest import affine_for, save_nifti
 
@@ -57,8 +59,8 @@ def test_members_cropped_to_the_box(world, members):
     assert [m["name"] for m in body["members"]] == ["nnunet", "swin_unetr", "unet"]
     for m in body["members"]:
         np.testing.assert_array_equal(_unpack(m["probability"], body["shape"]), probs[m["name"]][crop])
-    stack = np.stack([probs[n][crop].astype(np.float32) for n in sorted(probs)])
-    np.testing.assert_array_equal(_unpack(body["mean"], body["shape"]), np.rint(stack.mean(axis=0)))
+    stack = np.stack([probs[n][crop] for n in sorted(probs)])
+    np.testing.assert_array_equal(_unpack(body["mean"], body["shape"]), mean_probability(stack))  # the ensemble's rule
     # the seed's attention component (5..8, 5..8, 4..6) dilated by one voxel (26-connected): 4..9, 4..9, 3..7
     region = np.zeros(SHAPE, dtype=bool)
     region[4:10, 4:10, 3:8] = True
@@ -120,3 +122,33 @@ def test_members_read_a_heatmap_stored_cropped_to_its_box_the_same(world, member
     write_nifti_box(default_storage.path(prediction.files["attention"]["liver"]), crop, affine_for(), start)
     cropped = [world.client("a1").get(f"/api/cases/{case.pk}/members/", q).json() for q in queries]
     assert cropped == full and full[0]["region"] and full[1]["agreement"] == 0.0
+
+
+def test_the_served_mean_thresholded_as_the_workspace_does_is_the_stored_pseudo_label(world, tmp_path):
+    """A round's writer (ml_adapter.write_ensemble) stores the members and the pseudo-label; the served mean
+    thresholded as useMembers.ts does (`mean > 127`) is the stored liver voxel for voxel inside the box, including
+    exact ties: 127 and 128 average to 127.5, which is not > 0.5 x 255 (np.rint's half to even would give 128)."""
+    from annotation import ml_adapter
+
+    case = world.cases["big"]
+    rng = np.random.default_rng(3)
+    near = np.array([0, 126, 127, 128, 129, 255], dtype=np.uint8)
+    a, b, c = (near[rng.integers(0, len(near), SHAPE)] for _ in range(3))
+    a[:, :, :2] = 127
+    b[:, :, :2] = 128  # exact ties: 127.5
+    spleen = np.zeros(SHAPE, dtype=np.uint8)
+    spleen[:3] = 255  # a second organ, apart from the liver's box below
+    members = [("liver", {"m0": a, "m1": b}), ("spleen", {"m0": spleen, "m1": spleen, "m2": c})]
+    files = ml_adapter.write_ensemble(members, values=case.dataset.label_set.organ_values(), shape=tuple(case.shape),
+                                      affine=np.asarray(case.affine, dtype=float), workdir=tmp_path / "round")
+    record_prediction(case=case, round=world.round, pseudo_label=files.pseudo_label, heatmap=files.heatmap,
+                      attention=files.attention, soft_pred=files.soft_pred, organs=files.organs)
+    assert world.client("a1").post("/api/tasks/next/").json()["case"]["name"] == "big"
+    body = world.client("a1").get(f"/api/cases/{case.pk}/members/", {"organ": "liver", "box": "3,0,0,23,19,11"}).json()
+    mean = _unpack(body["mean"], body["shape"])
+    crop = (slice(3, 24), slice(0, 20), slice(0, 12))
+    stored = np.asarray(load_nifti(files.pseudo_label).data)[crop]
+    ties = (a.astype(int) + b)[crop] == 255
+    assert ties.sum() > 500 and (stored[ties] == 0).all()
+    np.testing.assert_array_equal(mean > 127, stored == LIVER)
+    assert (stored == LIVER).sum() > 500

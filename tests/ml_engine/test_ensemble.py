@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ml_engine.ensemble import EnsembleAverage, member_votes
+from ml_engine.attention.maps import pseudo_label
+from ml_engine.ensemble import EnsembleAverage, mean_probability, member_votes, pseudo_mask
 
 VALUES = {"spleen": 1, "liver": 5, "stomach": 6}
 
@@ -26,9 +27,10 @@ def combine(per_organ: dict[str, list[np.ndarray]], values=VALUES) -> tuple[np.n
 def test_mean_and_mask_are_exact():
     _, outs = combine({"liver": [voxels(200, 100, 0, 128), voxels(100, 100, 255, 128)]})
     liver = outs["liver"]
-    assert liver.mean.tolist() == [[[150, 100, 128, 128]]]  # rounded, for storage
-    # 255 / 2 = 127.5 is not > 0.5 x 255, though its rounded mean (128) would be
+    # rounded half down for storage: 255 / 2 = 127.5 is not > 0.5 x 255, and its stored mean (127) is not > 127
+    assert liver.mean.tolist() == [[[150, 100, 127, 128]]]
     assert liver.mask.tolist() == [[[True, False, False, True]]]
+    np.testing.assert_array_equal(liver.mean > 127, liver.mask)
     assert liver.value == 5 and liver.mask.dtype == bool
 
 
@@ -79,3 +81,24 @@ def test_member_votes_cover_the_listed_organs():
     votes = member_votes(label, VALUES, ["liver", "spleen"])
     assert set(votes) == {"liver", "spleen"}  # the stomach is not covered: no vote, though present
     assert votes["liver"].tolist() == [[[255, 0, 0, 255]]] and not votes["spleen"].any()
+
+
+def test_the_served_mean_above_127_is_the_mask_for_every_sum():
+    """For every member count and every possible sum, the uint8 mean (what the workspace thresholds at > 127) and the
+    exact mask agree, ties (an exact mean of 127.5) included; the attention's pseudo-label is the same rule."""
+    for n in (1, 2, 3, 4, 5, 8, 255, 256):
+        totals = np.arange(255 * n + 1)
+        members = [np.minimum(np.maximum(totals - 255 * k, 0), 255).astype(np.uint8) for k in range(n)]
+        assert np.array_equal(sum(m.astype(np.int64) for m in members), totals)
+        mean = mean_probability(members)
+        mask = pseudo_mask(members)
+        np.testing.assert_array_equal(mask, totals * 2 > 255 * n)
+        np.testing.assert_array_equal(mean > 127, mask)
+        assert np.abs(mean.astype(np.float64) - totals / n).max() <= 0.5  # still the nearest whole number
+        np.testing.assert_array_equal(pseudo_label(np.stack(members)), mask)
+        for threshold in (0.1, 0.3, 0.9):
+            np.testing.assert_array_equal(pseudo_mask(members, threshold), totals / n > threshold * 255)
+    assert mean_probability([voxels(127), voxels(128)]).tolist() == [[[127]]]
+    assert mean_probability([voxels(127), voxels(128), voxels(128)]).tolist() == [[[128]]]
+    floats = np.array([[[[0.5, 0.6]]], [[[0.5, 0.5]]]], dtype=np.float32)
+    assert pseudo_mask(floats).tolist() == [[[False, True]]] == pseudo_label(floats).tolist()
