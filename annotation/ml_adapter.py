@@ -21,7 +21,7 @@ from annotation.selectors.labels import LabelRef
 from annotation.storage import local_copy, read_volume, read_voxels, store_file
 from ml_engine.attention import AttentionSettings, case_attention, max_heatmap
 from ml_engine.ensemble import EnsembleAverage, member_votes
-from ml_engine.io import write_nifti, write_nifti_box
+from ml_engine.io import spacing_from_affine, write_nifti, write_nifti_box
 from ml_engine.labels import LabelMap, OrganIndex
 from ml_engine.members import MemberInfo, MemberSpec, inspect_member, load_member
 from ml_engine.metrics import dice
@@ -346,8 +346,7 @@ def write_ensemble(members: Iterable[tuple[str, dict[str, np.ndarray]]], *, valu
     if not probs:
         raise Invalid("no ensemble member predicts any organ of this case")
     write_nifti(files.pseudo_label, average.label, affine, dtype=np.uint8)
-    spacing = tuple(float(v) for v in np.linalg.norm(affine[:3, :3], axis=0))
-    attention = case_attention(probs, spacing=spacing, settings=attention_settings)
+    attention = case_attention(probs, spacing=spacing_from_affine(affine), settings=attention_settings)
     crops = []
     for organ, organ_attention in attention.organs.items():
         crop, start = organ_attention.compact_heatmap()  # the organ's attention box, the affine shifted

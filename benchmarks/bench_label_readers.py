@@ -80,7 +80,7 @@ def itk_write(path: Path, labels: np.ndarray, affine: np.ndarray) -> Path:
     import SimpleITK as sitk
 
     image = sitk.GetImageFromArray(np.ascontiguousarray(labels.transpose(2, 1, 0)))
-    spacing = np.linalg.norm(affine[:3, :3], axis=0)
+    spacing = np.array(io.spacing_from_affine(affine))
     lps = np.diag([-1.0, -1.0, 1.0])
     image.SetSpacing(spacing.tolist())
     image.SetDirection((lps @ affine[:3, :3] / spacing).ravel().tolist())

@@ -38,6 +38,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from ml_engine.attention import case_attention  # noqa: E402
+from ml_engine.io import spacing_from_affine  # noqa: E402
 from ml_engine.metrics import dice  # noqa: E402
 from ml_engine.phantoms import ORGANS, Phantom, make_phantom  # noqa: E402
 from ml_engine.predict import Predictor  # noqa: E402
@@ -73,8 +74,7 @@ def predict(models: list[Checkpoint], cases: list[Phantom]) -> Predicted:
         result = predictor.predict(case.ct, case.affine)
         probs = {o.organ: list(o.soft.values()) for o in result.iter_organs()}
         out.dice[case.name] = case_dice(result.pseudo_label, case.labels)
-        spacing = tuple(float(v) for v in np.linalg.norm(case.affine[:3, :3], axis=0))
-        attention = case_attention(probs, spacing=spacing)
+        attention = case_attention(probs, spacing=spacing_from_affine(case.affine))
         out.attention[case.name] = float(sum(a.volume_ml for a in attention.organs.values()))
     return out
 

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ml_engine.io import spacing_from_affine
 from ml_engine.networks import HU_WINDOW
 
 BODY_HU = -500.0  # voxels above this are body (air is -1000)
@@ -43,7 +44,7 @@ class GridSpec:
 
     @property
     def spacing(self) -> tuple[float, float, float]:
-        return tuple(float(v) for v in np.linalg.norm(self.affine[:3, :3], axis=0))  # type: ignore[return-value]
+        return spacing_from_affine(self.affine)
 
     @property
     def crop_shape(self) -> tuple[int, int, int]:
@@ -145,7 +146,7 @@ def prepare_image(ct: np.ndarray, affine: np.ndarray, spacing: Sequence[float], 
     if affine.shape != (4, 4):
         raise ValueError(f"expected a 4 x 4 affine, got shape {affine.shape}")
     ras, ras_affine, transform = to_ras(ct, affine)
-    ras_spacing = np.linalg.norm(ras_affine[:3, :3], axis=0)
+    ras_spacing = np.array(spacing_from_affine(ras_affine))
     box = body_box(ras, ras_spacing) if crop_body else tuple((0, int(s)) for s in ras.shape)
     cropped = ras[box[0][0]:box[0][1], box[1][0]:box[1][1], box[2][0]:box[2][1]]
     shift = np.eye(4)

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ml_engine.io import spacing_from_affine
 from ml_engine.labels import LabelMap, OrganIndex
 from ml_engine.members.common import MemberError, MemberInfo, MemberSpec, map_classes, organ_votes
 
@@ -157,7 +158,7 @@ class NnUNetMember:
 
     def probabilities(self, ct: np.ndarray, affine: np.ndarray) -> dict[int, np.ndarray]:
         """{class value: (x, y, z) float32 probability} on the CT's grid (background left out)."""
-        spacing = [float(v) for v in np.linalg.norm(np.asarray(affine)[:3, :3], axis=0)]
+        spacing = list(spacing_from_affine(affine))
         image = np.ascontiguousarray(np.asarray(ct, dtype=np.float32).transpose(2, 1, 0)[None])
         _, probs = self.predictor.predict_single_npy_array(image, {"spacing": spacing[::-1]}, None, None, True)
         probs = np.asarray(probs, dtype=np.float32).transpose(0, 3, 2, 1)

@@ -34,7 +34,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
-from ml_engine.io import write_nifti
+from ml_engine.io import spacing_from_affine, write_nifti
 from ml_engine.labels import ORGANS
 from ml_engine.phantoms.anatomy import (
     _LABEL,
@@ -75,7 +75,7 @@ class Phantom:
     @property
     def spacing(self) -> tuple[float, float, float]:
         """Voxel size in mm along x, y, z."""
-        return tuple(float(v) for v in np.linalg.norm(self.affine[:3, :3], axis=0))  # type: ignore[return-value]
+        return spacing_from_affine(self.affine)
 
     @property
     def shape(self) -> tuple[int, int, int]:
