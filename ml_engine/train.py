@@ -29,7 +29,6 @@ import math
 import os
 import queue
 import shutil
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -40,7 +39,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ml_engine.io import CheckpointError, read_checkpoint, write_checkpoint
+from ml_engine.io import CheckpointError, atomic_folder, read_checkpoint, write_checkpoint
 from ml_engine.networks import ARCHITECTURES, HU_WINDOW, SIZES, build_network, defaults_for
 from ml_engine.preprocess import prepare_image, prepare_masks
 
@@ -121,17 +120,14 @@ def cached_train_case(cache_dir: str | os.PathLike, key: str, build: Callable[[]
     except (OSError, ValueError, KeyError, TypeError):
         pass
     case = build()
-    root.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=root))
     try:
-        np.save(staging / "image.npy", np.ascontiguousarray(case.image))
-        np.save(staging / "labels.npy", np.ascontiguousarray(case.labels))
-        (staging / "case.json").write_text(json.dumps({"name": case.name, "key": key,
-                                                       "labelled": case.labelled.tolist()}), encoding="utf-8")
-        shutil.rmtree(folder, ignore_errors=True)  # a damaged entry
-        os.replace(staging, folder)
+        with atomic_folder(folder, replace=True) as staging:  # replace: a damaged entry
+            np.save(staging / "image.npy", np.ascontiguousarray(case.image))
+            np.save(staging / "labels.npy", np.ascontiguousarray(case.labels))
+            (staging / "case.json").write_text(json.dumps({"name": case.name, "key": key,
+                                                           "labelled": case.labelled.tolist()}), encoding="utf-8")
     except OSError:
-        shutil.rmtree(staging, ignore_errors=True)  # another process stored it first, or the disk is full
+        pass  # another process stored it first, or the disk is full: the case is built all the same
     _prune_cache(root, max_bytes)
     return case
 

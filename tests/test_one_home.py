@@ -22,3 +22,12 @@ def test_spacing_comes_from_the_affine_in_one_place():
     pattern = re.compile(r"(linalg\.norm|sqrt)\(.*\[:3, :3\]")
     found = [rel for rel, text in sources("ml_engine/io/nifti.py") if pattern.search(text)]
     assert found == []
+
+
+def test_folders_are_staged_in_one_place():
+    """A folder that lands whole is staged by ml_engine.io.atomic_folder: no other module makes its own hidden
+    sibling folder and renames it into place."""
+    pattern = re.compile(r"mkdtemp\(|\.rename\(target\)|os\.replace\(staging")
+    found = [rel for rel, text in sources() if pattern.search(text) and rel.startswith(("annotation/", "ml_engine/"))
+             and not rel.startswith("ml_engine/io/")]
+    assert found == []

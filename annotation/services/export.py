@@ -12,7 +12,6 @@ import csv
 import json
 import os
 import shutil
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +24,7 @@ from annotation.selectors.labels import final_label
 from annotation.services.dicom_seg import build_segmentation, read_headers
 from annotation.services.dicomweb import store
 from annotation.storage import local_copy, read_volume
-from ml_engine.io import DEFAULT, write_nifti
+from ml_engine.io import DEFAULT, atomic_folder, write_nifti
 
 FORMATS = ("abdomenatlas", "nnunetv2", "dicom-seg")
 RULES = {"revision": "accepted revision", "imported": "imported", "pseudo_label": "pseudo-label"}
@@ -70,9 +69,7 @@ def export_dataset(out: str | Path, *, format: str, label_set: str = "abdomenatl
     several = len({c.dataset_id for c in cases}) > 1
     report = ExportReport()
     sources: list[list] = []
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    with atomic_folder(out) as staging:
         for done, case in enumerate(cases, start=1):
             name = f"{case.dataset.name}_{case.name}" if several else case.name
             final = final_label(case)
@@ -97,12 +94,6 @@ def export_dataset(out: str | Path, *, format: str, label_set: str = "abdomenatl
                     "numTraining": len(report.exported), "file_ending": ".nii.gz"}
             (staging / "dataset.json").write_text(json.dumps(meta, indent=1) + "\n")
         os.chmod(staging, 0o755)
-        if out.exists():
-            out.rmdir()
-        os.replace(staging, out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     if stow and report.exported:
         report.stored = store(stow, sorted(out.glob("*.seg.dcm")))
     return report

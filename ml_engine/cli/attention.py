@@ -42,16 +42,13 @@ def _attention_case(case: Path, settings, *, max_hotspots: int, full_maps: bool 
     Each heatmap is cropped to its attention's box with the affine shifted (ml_engine.io.write_nifti_box), or with
     full_maps on the CT's whole grid.
     """
-    import os
-    import secrets
-    import shutil
-
     import numpy as np
     from tqdm import tqdm
 
     from ml_engine.attention import iter_case_attention, rank_organs
     from ml_engine.io import (
         ImageError,
+        atomic_folder,
         list_soft_preds,
         load_nifti,
         same_geometry,
@@ -103,10 +100,8 @@ def _attention_case(case: Path, settings, *, max_hotspots: int, full_maps: bool 
     spacing = first[first_path].spacing
     average = case / "average"
     average.mkdir(parents=True, exist_ok=True)
-    staging = average / f".attention.{os.getpid()}.{secrets.token_hex(4)}"
-    staging.mkdir()  # (not mkdtemp: the folder gets the umask's permissions, as the rest of the case)
     summaries: dict[str, dict] = {}
-    try:
+    with atomic_folder(average / "attention", replace=True) as staging:
         with tqdm(total=2 * len(organs), unit="step", desc=f"attention {case.name}", file=sys.stderr,
                   leave=False) as bar:
             results = iter_case_attention(organs, load, spacing=spacing, settings=settings,
@@ -125,17 +120,6 @@ def _attention_case(case: Path, settings, *, max_hotspots: int, full_maps: bool 
                     summary["heatmap_box"] = {"start": list(start), "shape": list(crop.shape)}
                 summary["hotspots"] = [h.to_dict(reference["affine"]) for h in result.hotspots[:max_hotspots]]
                 summaries[result.organ] = summary
-        target = average / "attention"
-        old = None
-        if target.exists():
-            old = average / f".attention-old.{os.getpid()}.{secrets.token_hex(4)}"
-            target.rename(old)
-        staging.rename(target)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     voxel_ml = float(np.prod(spacing)) / 1000.0
     total_voxels = sum(s["voxels"] for s in summaries.values())
     payload = {

@@ -13,7 +13,8 @@ reads again (soft predictions, pseudo-labels, heatmaps, revisions), DEFAULT for 
 The package's modules, each imported from here by the rest of the project:
 
 - errors: ImageError, CheckpointError (str() names the file and the problem);
-- files: atomic_path (temporary name, then rename), sha256_file, write_json, write_csv;
+- files: atomic_path (temporary name, then rename), atomic_folder (the same for a folder), sha256_file,
+  write_json, write_csv;
 - gz: the gzip backend and levels, a reproducible writer, reads bounded by what a header promises;
 - nifti: Volume, load_nifti (header checked before any voxel is read), write_nifti, copy_as_nifti_gz;
 - grid: maps stored cropped to a box (write_nifti_box, load_on_grid), labels reordered onto a CT (reorient_onto);
@@ -39,7 +40,7 @@ from ml_engine.io.atlas import (
 from ml_engine.io.checkpoints import read_checkpoint, write_checkpoint
 from ml_engine.io.dicom import load_dicom_series, read_dicom_series
 from ml_engine.io.errors import CheckpointError, ImageError
-from ml_engine.io.files import atomic_path, sha256_file, write_csv, write_json
+from ml_engine.io.files import atomic_folder, atomic_path, sha256_file, write_csv, write_json
 from ml_engine.io.grid import box_affine, grid_offset, load_on_grid, reorient_onto, write_nifti_box
 from ml_engine.io.gz import DEFAULT, FAST, GZIP_BACKEND, check_gzip_whole
 from ml_engine.io.labels_io import LABEL_SUFFIXES, label_suffix, load_label_image
@@ -73,6 +74,7 @@ __all__ = [
     "DecodeLimits",
     "ImageError",
     "Volume",
+    "atomic_folder",
     "atomic_path",
     "average_mask_path",
     "axis_codes",

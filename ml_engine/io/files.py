@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -32,6 +33,36 @@ def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+@contextlib.contextmanager
+def atomic_folder(target: str | os.PathLike, *, replace: bool = False) -> Iterator[Path]:
+    """Yield a new empty folder beside target (hidden, the umask's permissions); on success rename it onto target,
+    so that target appears whole or not at all. On an exception the folder is removed and target is untouched.
+
+    target must be absent or an empty folder (else OSError, and the folder is removed), unless replace: then an
+    existing target is moved aside, the new one renamed into place, and the old one removed.
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    os.chmod(tmp, 0o777 & ~_UMASK)  # mkdtemp makes 0700; a finished folder gets the usual permissions
+    old: Path | None = None
+    try:
+        yield tmp
+        if replace and target.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=target.parent))
+            target.rename(old)  # onto the empty folder just made
+        os.replace(tmp, target)  # onto nothing, or onto an empty folder
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if old is not None and not target.exists():
+            old.rename(target)  # put the previous one back
+            old = None
+        raise
+    finally:
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
 
 
 def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import os
 
 import nibabel as nib
 import numpy as np
@@ -132,3 +133,39 @@ def test_an_empty_attention_is_a_small_box_of_zeros():
     probs = {"liver": [np.zeros((10, 10, 10), np.uint8)] * 3}
     crop, start = case_attention(probs, spacing=(1, 1, 1)).organs["liver"].compact_heatmap()
     assert crop.shape == (2, 2, 2) and not crop.any() and start == (0, 0, 0)
+
+
+def test_atomic_folder_lands_whole_or_not_at_all(tmp_path):
+    """The one folder staging (export, the training cache, the attention CLI): a hidden sibling renamed into place on
+    success, removed on failure; replace swaps out a folder that holds files."""
+    target = tmp_path / "out"
+    with io.atomic_folder(target) as staging:
+        assert staging.parent == tmp_path and staging.name.startswith(".") and not target.exists()
+        (staging / "a.txt").write_text("a")
+    assert [p.name for p in tmp_path.iterdir()] == ["out"] and (target / "a.txt").read_text() == "a"
+    assert target.stat().st_mode & 0o777 == 0o777 & ~_umask()
+
+    with pytest.raises(RuntimeError), io.atomic_folder(target, replace=True) as staging:
+        (staging / "b.txt").write_text("b")
+        raise RuntimeError("fails half-way")
+    assert [p.name for p in tmp_path.iterdir()] == ["out"] and [p.name for p in target.iterdir()] == ["a.txt"]
+
+    with pytest.raises(OSError), io.atomic_folder(target) as staging:  # not empty, not replace: refused
+        (staging / "b.txt").write_text("b")
+    assert [p.name for p in tmp_path.iterdir()] == ["out"] and [p.name for p in target.iterdir()] == ["a.txt"]
+
+    with io.atomic_folder(target, replace=True) as staging:
+        (staging / "b.txt").write_text("b")
+    assert [p.name for p in tmp_path.iterdir()] == ["out"] and [p.name for p in target.iterdir()] == ["b.txt"]
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with io.atomic_folder(empty) as staging:  # an empty folder is taken over
+        (staging / "c.txt").write_text("c")
+    assert [p.name for p in empty.iterdir()] == ["c.txt"]
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
