@@ -355,14 +355,8 @@ def write_ensemble(members: Iterable[tuple[str, dict[str, np.ndarray]]], *, valu
                                                  dtype=np.uint8)
         files.organs.append(OrganAttentionInput(
             organ=organ, size_ml=organ_attention.volume_ml, voxels=organ_attention.voxels,
-            hotspots=[_hotspot(h, affine) for h in organ_attention.hotspots]))
+            hotspots=[h.to_dict(affine) for h in organ_attention.hotspots]))  # the engine's one format
     combined, start = max_heatmap(crops)  # max over organs, cropped to the union of their boxes
     write_nifti_box(files.heatmap, combined, affine, start, dtype=np.uint8)
     return files
 
-
-def _hotspot(hotspot, affine: np.ndarray) -> dict:
-    """The stored hotspot format: {voxels, ml, centroid (voxel x, y, z), centroid_mm, bbox [start, stop]}."""
-    raw = hotspot.to_dict(affine)
-    return {"voxels": raw["voxels"], "ml": raw["volume_ml"], "centroid": raw["centroid_voxel"],
-            "centroid_mm": raw.get("centroid_mm"), "bbox": [raw["bbox_voxel"]["start"], raw["bbox_voxel"]["stop"]]}

@@ -22,12 +22,14 @@ class Hotspot:
     bbox_stop: tuple[int, int, int]
 
     def to_dict(self, affine: np.ndarray | None = None) -> dict:
-        """JSON-ready dict; with the (4, 4) voxel-to-RAS+ affine, also the centroid in world mm."""
+        """The one hotspot JSON format (the `attention` CLI's attention.json, the platform's OrganAttention rows and
+        the workspace): {voxels, ml, centroid: voxel (x, y, z), bbox: [start, stop] (voxel indices, stop one past
+        the last)}; with the (4, 4) voxel-to-RAS+ affine, also centroid_mm (world mm)."""
         out = {
             "voxels": self.voxels,
-            "volume_ml": round(self.volume_ml, 6),
-            "centroid_voxel": [round(c, 3) for c in self.centroid],
-            "bbox_voxel": {"start": list(self.bbox_start), "stop": list(self.bbox_stop)},
+            "ml": round(self.volume_ml, 6),
+            "centroid": [round(c, 3) for c in self.centroid],
+            "bbox": [list(self.bbox_start), list(self.bbox_stop)],
         }
         if affine is not None:
             world = np.asarray(affine, dtype=np.float64) @ np.array([*self.centroid, 1.0])

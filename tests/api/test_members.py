@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from annotation.ml_adapter import OrganAttentionInput
+from annotation.models import OrganAttention
 from annotation.services.predictions import record_prediction
 from ml_engine.ensemble import mean_probability
 from ml_engine.io import load_nifti
@@ -143,7 +144,12 @@ def test_the_served_mean_thresholded_as_the_workspace_does_is_the_stored_pseudo_
                                       affine=np.asarray(case.affine, dtype=float), workdir=tmp_path / "round")
     record_prediction(case=case, round=world.round, pseudo_label=files.pseudo_label, heatmap=files.heatmap,
                       attention=files.attention, soft_pred=files.soft_pred, organs=files.organs)
-    assert world.client("a1").post("/api/tasks/next/").json()["case"]["name"] == "big"
+    task = world.client("a1").post("/api/tasks/next/").json()
+    assert task["case"]["name"] == "big"
+    # the round's hotspots, in the one format (ml_engine's Hotspot.to_dict) that the workspace reads
+    spots = [h for o in OrganAttention.objects.filter(case=case, round=world.round) for h in o.hotspots]
+    assert spots and all(set(h) == {"voxels", "ml", "centroid", "centroid_mm", "bbox"} for h in spots)
+    assert all(len(h["bbox"]) == 2 and len(h["centroid"]) == 3 for h in spots)
     body = world.client("a1").get(f"/api/cases/{case.pk}/members/", {"organ": "liver", "box": "3,0,0,23,19,11"}).json()
     mean = _unpack(body["mean"], body["shape"])
     crop = (slice(3, 24), slice(0, 20), slice(0, 12))

@@ -296,6 +296,9 @@ def test_hotspots_largest_first_with_full_volume_coordinates():
     assert [h.voxels for h in find_hotspots(mask, spacing=(1, 1, 1), connectivity=6)] == [40, 8, 1]
     as_dict = spots[1].to_dict(np.diag([2.0, 1.0, 0.5, 1.0]))
     assert as_dict["voxels"] == 9 and len(as_dict["centroid_mm"]) == 3
+    # the one format, the platform's stored rows' (OrganAttention.hotspots) and the workspace's
+    assert spots[0].to_dict() == {"voxels": 40, "ml": 0.04, "centroid": [111.5, 12.0, 15.5],
+                                  "bbox": [[110, 10, 15], [114, 15, 17]]}
     assert find_hotspots(np.zeros((4, 4, 4), bool), spacing=(1, 1, 1)) == []
 
 

@@ -70,7 +70,8 @@ def test_attention_writes_heatmaps_and_json(cases, capsys):
         assert summary["volume_ml"] == pytest.approx(summary["voxels"] * 1.5 * 1.5 * 2.5 / 1000)
         assert summary["hotspot_count"] == len(expected.organs[organ].hotspots) >= len(summary["hotspots"])
         for spot in summary["hotspots"]:
-            start, stop = spot["bbox_voxel"]["start"], spot["bbox_voxel"]["stop"]
+            assert set(spot) == {"voxels", "ml", "centroid", "centroid_mm", "bbox"}  # the platform's format
+            start, stop = spot["bbox"]
             assert heat[tuple(slice(a, b) for a, b in zip(start, stop, strict=True))].any()
             assert len(spot["centroid_mm"]) == 3
     assert data["total"]["voxels"] == expected.total_voxels > 0
