@@ -276,8 +276,7 @@ def case_members(case: Case, versions: Sequence[ModelVersion]
                  if (soft := external_soft(case, v))}
     registered = [v for v in versions if v.arch in ModelVersion.REGISTERED]
     if registered:
-        organs = OrganIndex.from_entries(case.dataset.label_set.organs.values("name", "value", "aliases"),
-                                         name=case.dataset.label_set.name)
+        organs = case.dataset.label_set.organ_index()
         externals |= {v.name: registered_votes(v, ct, affine, organs) for v in sorted(registered, key=lambda v: v.pk)}
     if networks:
         return predictor_for(networks).predict(ct, affine).iter_members(extra=externals), ct.shape, affine

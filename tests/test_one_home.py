@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[1]
 SOURCES = ("annotation", "ml_engine", "benchmarks")
 
@@ -31,3 +33,34 @@ def test_folders_are_staged_in_one_place():
     found = [rel for rel, text in sources() if pattern.search(text) and rel.startswith(("annotation/", "ml_engine/"))
              and not rel.startswith("ml_engine/io/")]
     assert found == []
+
+
+def test_the_models_architectures_and_member_kinds_are_the_engines():
+    """ModelVersion.Arch holds the engine's networks (trained here), its member kinds (registered) and `external`
+    (another tool's label maps), and nothing else."""
+    from annotation.models import ModelVersion
+    from ml_engine.members import KINDS
+    from ml_engine.networks import ARCHITECTURES
+
+    assert list(ModelVersion.TRAINED) == list(ARCHITECTURES)
+    assert list(ModelVersion.REGISTERED) == list(KINDS)
+    assert set(ModelVersion.Arch.values) == {*ARCHITECTURES, *KINDS, ModelVersion.Arch.EXTERNAL}
+
+
+def test_an_organ_index_is_built_from_a_label_sets_rows_in_one_place():
+    """LabelSet.organ_index: no service or adapter builds ml_engine.labels.OrganIndex from rows itself."""
+    found = [rel for rel, text in sources("annotation/models/catalog.py")
+             if re.search(r"OrganIndex\.from_entries|from_label_set", text) and rel.startswith("annotation/")]
+    assert found == []
+
+
+@pytest.mark.django_db
+def test_a_label_sets_organ_index_matches_its_rows():
+    from annotation.models import LabelSet
+    from ml_engine.labels import label_set
+
+    rows = LabelSet.objects.get(name="abdomenatlas")
+    index = rows.organ_index()
+    assert index.values == rows.organ_values() == label_set("abdomenatlas").values
+    assert index.organs == rows.organ_names() and index.name == "abdomenatlas"
+    assert index.resolve("inferior_vena_cava") == "postcava"

@@ -2,6 +2,8 @@
 
 from django.db import models
 
+from ml_engine.labels import OrganIndex
+
 
 class LabelSet(models.Model):
     """A named list of organs with fixed label values (abdomenatlas, word, btcv, flare)."""
@@ -22,6 +24,10 @@ class LabelSet(models.Model):
 
     def organ_values(self) -> dict[str, int]:
         return dict(self.organs.values_list("name", "value"))
+
+    def organ_index(self) -> OrganIndex:
+        """The engine's OrganIndex of these rows (values in value order, aliases): the one place that builds it."""
+        return OrganIndex.from_entries(self.organs.values("name", "value", "aliases"), name=self.name)
 
 
 class Organ(models.Model):

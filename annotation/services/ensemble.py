@@ -179,7 +179,7 @@ def import_predictions(*, model: str, src: str | Path, label_map: str | Path | N
     labels = round.label_set if round is not None else LabelSet.objects.filter(name=label_set).first()
     if labels is None:
         raise Invalid(f"label set {label_set!r} does not exist", field="label_set")
-    organs = OrganIndex.from_label_set(labels)
+    organs = labels.organ_index()
     with engine_refusals():
         mapping = LabelMap.load(label_map, organs) if label_map is not None else None
     covered = sorted(mapping.organs_covered(organs) if mapping else organs.values, key=organs.values.get)

@@ -87,7 +87,7 @@ def register_member(*, name: str, kind: str, folder: str | Path | None = None, t
             raise Invalid("TotalSegmentator takes --task, not a folder (its weights live where it keeps them)",
                           field="folder")
         spec = MemberSpec(kind=kind, task=task or "total")
-    organs = OrganIndex.from_label_set(labels)
+    organs = labels.organ_index()
     raw_map = read_label_map(label_map, organs)
     info = ml_adapter.check_member(spec=spec, organs=organs, label_map=raw_map)
     metadata = {"registered": True, "fine_tuned": False, "label_set": labels.name, "spec": spec.as_dict(),

@@ -69,7 +69,7 @@ def _label_set() -> LabelSet | None:
 
 
 def _organs(label_set: LabelSet) -> OrganIndex:
-    return OrganIndex.from_label_set(label_set)
+    return label_set.organ_index()
 
 
 def info(user) -> dict:

@@ -107,7 +107,7 @@ def import_cases(src: str | Path, *, dataset: str, label_set: str = "abdomenatla
     the run cannot start at all.
     """
     target = _dataset(dataset, label_set)
-    organs = OrganIndex.from_label_set(target.label_set)
+    organs = target.label_set.organ_index()
     mapping = None
     if label_map is not None:
         with engine_refusals(refusal=ImportSetupError):

@@ -10,18 +10,10 @@ import numpy as np
 
 from ml_engine import labels as vocabulary
 from ml_engine.io import ImageError, Volume, same_geometry
-from ml_engine.labels import LabelMap, LabelMapError, listing, present_values
+from ml_engine.labels import LabelMap, LabelMapError, OrganIndex, listing, present_values
 
 __all__ = ["LabelMap", "LabelMapError", "OrganIndex", "binary_mask", "check_same_grid", "convert_multilabel",
            "integer_labels", "present_values"]
-
-
-class OrganIndex(vocabulary.OrganIndex):
-    """ml_engine.labels.OrganIndex, built from a label set's rows."""
-
-    @classmethod
-    def from_label_set(cls, label_set) -> OrganIndex:
-        return cls.from_entries(label_set.organs.values("name", "value", "aliases"), name=label_set.name)
 
 
 def check_same_grid(label: Volume, ct: Volume, path: Path) -> None:
