@@ -18,8 +18,8 @@ MAX_MEMBERS = 256  # a uint16 sum of uint8 predictions, and its rounding, stay b
 
 @dataclass
 class OrganOutput:
-    """One organ on the CT grid (x, y, z): soft {member: uint8 p x 255}, mean uint8 p x 255 (rounded), mask bool
-    (exact mean > 0.5); value: the organ's voxel value in the pseudo-label."""
+    """One organ on the CT grid (x, y, z): soft {member: uint8 p x 255}, mean uint8 p x 255 (rounded, halves up), mask
+    bool (exact mean > 0.5); value: the organ's voxel value in the pseudo-label."""
 
     organ: str
     value: int
