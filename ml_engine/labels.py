@@ -215,6 +215,10 @@ def translate(data: np.ndarray, organs: OrganIndex, label_map: LabelMap | None =
             raise LabelMapError(f"label values {listing(unknown)} are not in the label set (values {min(allowed)}-"
                                 f"{max(allowed)}); pass --label-map to translate them")
         raise LabelMapError(f"label values {listing(unknown)} are not in {mapping.source}")
+    if int(data.max(initial=0)) > 1 << 20:  # large values: a table as long as the largest would not fit in memory
+        values, index = np.unique(data, return_inverse=True)
+        table = np.array([mapping.values.get(int(v), 0) for v in values], dtype=np.uint8)
+        return table[index].reshape(data.shape), {organs.organ_of(int(v)) for v in table if v}
     lut = np.zeros(int(present.max(initial=0)) + 1, dtype=np.uint8)
     for foreign, value in mapping.values.items():
         if foreign < lut.size:
