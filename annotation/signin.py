@@ -19,7 +19,7 @@ Without a request (``authenticate()`` called by a management command or a test c
 client address, only the username's counter applies: there is no IP to count against.
 
 The counters live in Django's default cache, which every process shares: the database cache (table ``atlas_cache``,
-migration 0016) by default, Redis with ``ATLAS_CACHE_URL``. Both count exactly under races (atlas.cache gives the
+migration 0017) by default, Redis with ``ATLAS_CACHE_URL``. Both count exactly under races (atlas.cache gives the
 database cache an atomic incr); a counter's window is not moved by later failures.
 """
 

@@ -28,9 +28,8 @@ class CaseMembers(APIView):
         organ = request.query_params.get("organ", "")
         if not organ:
             raise Invalid("name the organ", field="organ")
-        box = query_numbers(request.query_params.get("box", ""), count=6, field="box", whole=True)
         seed = None
         if "seed" in request.query_params:
             seed = query_numbers(request.query_params["seed"], count=3, field="seed")
-        crops = member_crops(case, organ=organ, box=",".join(map(str, box)), seed=seed)
+        crops = member_crops(case, organ=organ, box=request.query_params.get("box", ""), seed=seed)
         return Response(crops.as_json())

@@ -8,7 +8,7 @@ serializers (`BoundedJSONField`) and the MONAI Label `params` form field. It ref
   over 64 bits is no id, count or size of ours anyway);
 - NaN, Infinity and numbers that overflow to infinity (1e999).
 
-Query parameters that hold numbers (`seed`, boxes) go through `query_numbers`: finite, bounded, the expected count.
+Query parameters that hold coordinates (`seed`) go through `query_numbers`: finite, bounded, the expected count.
 """
 
 from __future__ import annotations
@@ -92,16 +92,14 @@ class BoundedJSONField(serializers.JSONField):
             return None
         if isinstance(data, str | bytes):
             return loads(data, field=self.field_name)
-        if depth(data) > MAX_JSON_DEPTH:  # already parsed by the body's parser, which bounds it too
-            raise Invalid(f"JSON nested deeper than {MAX_JSON_DEPTH} levels", field=self.field_name)
-        return super().to_internal_value(data)
+        return super().to_internal_value(data)  # a JSON body's value: its parser (BoundedJSONParser) bounded it
 
 
-def query_numbers(text: str, *, count: int, field: str, whole: bool = False) -> list[int]:
-    """count comma-separated finite numbers within +-MAX_QUERY_NUMBER, rounded to whole numbers (whole=True: they must
-    be whole already); Invalid (400) naming field otherwise."""
+def query_numbers(text: str, *, count: int, field: str) -> list[int]:
+    """count comma-separated finite numbers within +-MAX_QUERY_NUMBER, rounded to whole numbers; Invalid (400) naming
+    field otherwise."""
     parts = text.split(",") if text else []
-    what = f"{count} {'whole ' if whole else ''}numbers"
+    what = f"{count} numbers"
     if len(parts) != count or any(len(part.strip()) > 32 for part in parts):
         raise Invalid(f"give {what} separated by commas", field=field)
     numbers: list[int] = []
@@ -110,8 +108,7 @@ def query_numbers(text: str, *, count: int, field: str, whole: bool = False) -> 
             value = float(part)
         except ValueError:
             raise Invalid(f"{part.strip()[:32]!r} is not a number; give {what}", field=field) from None
-        if not math.isfinite(value) or abs(value) > MAX_QUERY_NUMBER or (whole and value != int(value)):
-            raise Invalid(f"{part.strip()[:32]!r} is not a {'whole ' if whole else ''}number within "
-                          f"+-{MAX_QUERY_NUMBER:.0e}", field=field)
+        if not math.isfinite(value) or abs(value) > MAX_QUERY_NUMBER:
+            raise Invalid(f"{part.strip()[:32]!r} is not a number within +-{MAX_QUERY_NUMBER:.0e}", field=field)
         numbers.append(round(value))
     return numbers

@@ -45,11 +45,15 @@ class RevisionConflict(Conflict):
                          latest_revision=latest.pk)
 
 
+def _visible_revisions(case: Case | int, task: Task | None):
+    """The case's revisions; with a task, those its reader may see (not the other read's of a double read)."""
+    return Revision.objects.filter(case=case).exclude(task_id__in=other_read_ids(task))
+
+
 def latest_revision(case: Case, task: Task | None = None) -> Revision | None:
     """The case's newest revision; with a task, the newest its reader may see (not the other read's of a double
     read: selectors.labels)."""
-    return (Revision.objects.filter(case=case).exclude(task_id__in=other_read_ids(task)).order_by("-number")
-            .first())
+    return _visible_revisions(case, task).order_by("-number").first()
 
 
 def check_label_upload(path: Path, case: Case) -> np.ndarray:
@@ -283,8 +287,7 @@ def _check_base(task: Task, base_revision: int | None) -> Revision | None:
     pseudo-label). The other read of a double read is answered exactly as a revision that does not exist."""
     if base_revision is None:
         return None
-    hidden = other_read_ids(task)
-    parent = (Revision.objects.filter(pk=base_revision, case=task.case_id).exclude(task_id__in=hidden).first()
+    parent = (_visible_revisions(task.case_id, task).filter(pk=base_revision).first()
               if 0 < base_revision < 2**63 else None)
     if parent is None:
         raise UploadError(f"{base_revision} is no revision of case {task.case.name}", field="base_revision")
