@@ -12,13 +12,11 @@ import sys
 import time
 from datetime import timedelta
 from pathlib import Path
-from urllib.parse import quote
 
 import pytest
 from django.contrib.auth import authenticate
 from django.contrib.auth.models import User
 from django.core.cache import cache
-from django.db import connection
 from django.test import Client
 from django.utils import timezone
 from knox.models import AuthToken
@@ -27,6 +25,7 @@ from rest_framework.test import APIClient
 from annotation.signin import INFLIGHT, SignInRefused
 from tests.api.conftest import PASSWORD
 from tests.conftest import at_once
+from tests.integration.conftest import database_url
 
 pytestmark = pytest.mark.django_db  # tests/conftest.py empties the cache (the gate's counters) before each test
 
@@ -195,17 +194,6 @@ def test_authenticate_without_a_request_counts_per_username(world, settings):
     assert authenticate(username="a2") is None and cache.get(INFLIGHT) == 0  # no password: nothing hashed or counted
 
 
-def _database_url() -> str:
-    """This test run's database, as DATABASE_URL for another process."""
-    db = connection.settings_dict
-    if connection.vendor == "sqlite":
-        return f"sqlite:///{db['NAME']}"
-    if connection.vendor == "postgresql":
-        auth = quote(db["USER"] or "") + (f":{quote(db['PASSWORD'])}" if db["PASSWORD"] else "")
-        return f"postgres://{auth}@{db['HOST'] or 'localhost'}:{db['PORT'] or 5432}/{db['NAME']}"
-    pytest.skip(f"no DATABASE_URL for {connection.vendor}")
-
-
 # Run by `manage.py shell -c` in a process of its own: authenticate() once per password in ATLAS_TEST_PASSWORDS.
 _TRIES = """
 import json, os
@@ -229,7 +217,7 @@ def test_the_counters_are_shared_by_processes_and_survive_them(settings):
     assert not settings.CACHES["default"]["BACKEND"].endswith("LocMemCache")
     settings.ATLAS_SIGNIN_FAILURES_PER_USER = 3
     User.objects.create_superuser("root", password=PASSWORD)
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "atlas.settings", "DATABASE_URL": _database_url(),
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "atlas.settings", "DATABASE_URL": database_url(),
            "ATLAS_SIGNIN_FAILURES_PER_USER": "3"}
 
     def process(passwords: list[str]) -> list[str]:
