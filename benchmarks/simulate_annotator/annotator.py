@@ -1,13 +1,15 @@
-"""The simulated annotator: what it sees (the label, the displayed slice's CT as the truth of that slice, the
-members' outlines) and what it does in the page (scroll, outline, erase, click), counting its actions."""
+"""The simulated annotator: what it sees (the label, the members' and the snap's outlines, and on the slice on display
+the rater's view of the anatomy) and what it does through a workspace, counting its actions; and policy (a), by hand.
+
+The workspace is the real page (workspace.BrowserWorkspace) in the benchmark; any object with the same methods will do
+(the tests drive an in-memory one)."""
 
 from __future__ import annotations
 
-import base64
-
 import numpy as np
 
-LIMIT = 120  # actions per case before giving up
+from .perception import Judge, Rater
+from .rules import DAB, LIMIT, STOP
 
 # Moore neighbourhood, clockwise on screen (y down), as (dx, dy): W, NW, N, NE, E, SE, S, SW
 AROUND = ((-1, 0), (-1, -1), (0, -1), (1, -1), (1, 0), (1, 1), (0, 1), (-1, 1))
@@ -55,206 +57,158 @@ def slice_dice(a: np.ndarray, b: np.ndarray) -> float:
 
 
 class Annotator:
-    """Drives the open workspace: reads the label back, scrolls, outlines, erases, clicks; counts what it does.
-    The truth is read only through `seen(z)`, the slice on display."""
+    """Drives a workspace and counts: actions (strokes, clicks, typed values, tool keys), scrolls (slice changes) and
+    settings (organ, tool, pen size). It has no truth: only the rater's view of the slice on display (`seen`) and
+    the judge's verdict on when to stop (`done`)."""
 
-    def __init__(self, page, case: dict):
-        from tests.browser.conftest import ViewMap
-
-        self.page, self.case = page, case
-        self._truth, self.organ, self.box = case["truth"], case["organ"], case["box"]
-        region = case.get("region")  # the part of the box to correct (the attention region), else all of it
-        self.region = np.ones(tuple(s.stop - s.start for s in self.box), bool) if region is None else region
-        self.actions = 0
-        self.scrolls = 0
-        self.view = ViewMap(page)
-        assert (self.view.h, self.view.v) == (0, 1), "the axial view"
-        self.tool_state: tuple | None = None
+    def __init__(self, ws, rater: Rater, judge: Judge, case: dict):
+        self.ws, self.rater, self.judge = ws, rater, judge
+        self.organs: tuple[int, ...] = tuple(case["organs"])
+        self.box = case["box"]
+        self.region = judge.region  # the part of the box to correct (the attention region, else all of it)
+        self.members = case.get("members")
+        self.offset = np.array([self.box[0].start, self.box[1].start])
+        self.actions = self.scrolls = self.settings = 0
         self.used: list[str] = []  # the correction tools kept (policy b), for the log
+        self.notes: list[str] = []  # what happened that the table should say (a pass that changed nothing, ...)
+        self._settings: tuple | None = None
+        self._down = False  # the direction of the last pass through the box
 
     # --- what the annotator sees ---
     def label(self) -> np.ndarray:
-        """The page's label inside the box (x, y, z)."""
-        b = self.box
-        data = self.page.evaluate("""([x0, x1, y0, y1, z0, z1]) => {
-            const v = window.atlasViewer, [nx, ny] = v.dims, label = v.label();
-            let out = '';
-            for (let z = z0; z < z1; z++) for (let y = y0; y < y1; y++) {
-                const row = (z * ny + y) * nx;
-                out += String.fromCharCode(...label.subarray(row + x0, row + x1));
-            }
-            return btoa(out);
-        }""", [b[0].start, b[0].stop, b[1].start, b[1].stop, b[2].start, b[2].stop])
-        shape = tuple(s.stop - s.start for s in b)
-        return np.frombuffer(base64.b64decode(data), dtype=np.uint8).reshape(shape[::-1]).transpose(2, 1, 0)
+        """The page's label inside the box (x, y, z): what the page shows."""
+        return self.ws.label(self.box)
 
-    def seen(self, z: int, reviewing: bool = False) -> np.ndarray:
-        """Where the CT shows the organ on slice z, inside the box (in-slice x, y): the slice on display, or one the
-        review looks through."""
-        assert reviewing or self.view.slice == z, "the annotator sees only the slice on display"
-        return self._truth[self.box[0], self.box[1], z] == self.organ
+    def seen(self, z: int) -> np.ndarray:
+        """The rater's view (labels, in-slice x, y inside the box) of slice z, which must be on display."""
+        return self.rater.slice(z, self.ws.slice)
 
     def inside(self, z: int) -> np.ndarray:
-        """The part of slice z (in the box) to correct."""
         return self.region[:, :, z - self.box[2].start]
 
     def dice(self) -> float:
-        """The benchmark's measure (the stopping rule), not the annotator's."""
-        a = (self.label() == self.organ) & self.region
-        t = (self._truth[self.box] == self.organ) & self.region
-        return 1.0 if a.sum() + t.sum() == 0 else 2 * float((a & t).sum()) / float(a.sum() + t.sum())
+        """The judge's score (not the annotator's)."""
+        return self.judge.dice(self.label())
 
     def done(self) -> bool:
-        return self.dice() >= 0.95
+        return self.dice() >= STOP
 
-    def review(self) -> dict[int, tuple[np.ndarray, np.ndarray]]:
-        """Look through the box's slices in order: per slice z where the label differs from what the CT shows, the
-        in-slice points (x, y) where the organ is missing and where it is extra. Counted as one scroll a slice (the
-        slices are read, not scrolled to one by one, to save the page's time)."""
-        now = self.label() == self.organ
-        out = {}
-        offset = np.array([self.box[0].start, self.box[1].start])
-        for k in range(now.shape[2]):
-            z = k + self.box[2].start
-            seen = self.seen(z, reviewing=True)
-            inside = self.inside(z)
-            missing = np.argwhere(seen & ~now[:, :, k] & inside) + offset
-            extra = np.argwhere(now[:, :, k] & ~seen & inside) + offset
-            if len(missing) or len(extra):
-                out[z] = (missing, extra)
-        self.scrolls += now.shape[2]
-        return out
+    def spent(self) -> bool:
+        return self.actions >= LIMIT
 
     # --- what it does ---
     def go_to(self, z: int) -> None:
-        view = self.view
-        probe = view.screen(view.h_boundary, view.v_boundary)
-        for _ in range(80):
-            now = view.hover(*probe)[2]
-            if now == z:
-                view.slice = z
+        for _ in range(200):
+            if self.ws.slice == z:
                 return
-            self.page.keyboard.press("ArrowUp" if z > now else "ArrowDown")
+            self.ws.step(z > self.ws.slice)
             self.scrolls += 1
         raise RuntimeError(f"could not reach slice {z}")
 
     def act(self, fn) -> None:
-        """One action, then wait until the page has accepted its edit (an outline of no area makes none)."""
-        from playwright.sync_api import TimeoutError as PlaywrightTimeout
-
-        before = self.page.evaluate(COUNT)
+        """One action, then wait until the page has taken its edit in."""
+        before = self.ws.edits()
         fn()
         self.actions += 1
-        try:
-            self.page.wait_for_function(f"n => ({COUNT})() > n", arg=before, timeout=20_000)
-        except PlaywrightTimeout:
-            pass
+        self.ws.wait_for_edit(before)
 
-    def tool(self, organ: int, tool: str, protect: bool = True) -> None:
-        """Organ, tool and protection: settings, not counted (the same in both policies)."""
-        if self.tool_state != (organ, tool, protect):
-            self.page.click(f"[data-organ][data-value='{organ}']")
-            self.page.click(f"[data-tool-button={tool}]")
-            (self.page.check if protect else self.page.uncheck)("[data-control=protect]")
-            if tool == "fill":  # the outline's line is as wide as the pen: a careful annotator outlines with 1
-                self.page.fill("[data-control=brush]", "1")
-            self.tool_state = (organ, tool, protect)
-        self.page.evaluate("document.activeElement && document.activeElement.blur()")
+    def tool(self, organ: int, tool: str, brush: int | None = None) -> None:
+        """A setting: counted apart from the actions, when it changes."""
+        if self._settings != (organ, tool, brush):
+            self.settings += 1
+            self._settings = (organ, tool, brush)
+        self.ws.settings(organ, tool, brush)
 
     def outline(self, z: int, points: np.ndarray) -> None:
-        """One filled outline around a piece (its (x, y) points) on slice z, traced along its boundary with a vertex
-        on every boundary voxel (every second one when there are more than 60)."""
+        """One filled outline (pen size 1) around a piece (its (x, y) points) on slice z, traced along its boundary
+        with a vertex on every boundary voxel (every second one when there are more than 60)."""
         self.go_to(z)
         path = contour(points)
         step = 1 if len(path) <= 60 else 2
         corners = path[::step] + [path[0]]
-        screens = [self.view.screen(*c) for c in corners]
+        self.act(lambda: self.ws.drag(corners))
 
-        def draw():
-            self.page.mouse.move(*screens[0])
-            self.page.mouse.down()
-            for s in screens[1:]:
-                self.page.mouse.move(*s)
-            self.page.mouse.up()
-
-        self.act(draw)
-
-    def erase(self, z: int, points: np.ndarray) -> None:
-        """Eraser strokes across the points on slice z, the brush as tall as they are (30 at most)."""
+    def erase(self, z: int, organ: int, points: np.ndarray) -> None:
+        """Eraser strokes across the points on slice z, the pen as tall as they are (30 at most)."""
         self.go_to(z)
         (x0, y0), (x1, y1) = points.min(axis=0), points.max(axis=0)
         size = min(30, int(y1 - y0) + 1) | 1
-        self.page.fill("[data-control=brush]", str(size))
+        self.tool(organ, "eraser", size)
         for yc in range(int(y0) + size // 2, int(y1) + size // 2 + 1, size):
-            s0, s1 = self.view.screen(int(x0), yc), self.view.screen(int(x1), yc)
+            if not self.spent():
+                self.act(lambda yc=yc: self.ws.drag([(int(x0), yc), (int(x1), yc)], steps=6))
 
-            def stroke(s0=s0, s1=s1):
-                self.page.mouse.move(*s0)
-                self.page.mouse.down()
-                self.page.mouse.move(*s1, steps=6)
-                self.page.mouse.up()
-
-            self.act(stroke)
-
-    def organ_pieces(self, z: int, missing: np.ndarray) -> list[np.ndarray]:
-        """The pieces of the organ that the CT shows on slice z and that lack voxels, as (x, y) points."""
+    def dab(self, z: int, organ: int, points: np.ndarray, erase: bool) -> None:
+        """A dab of the pen or the eraser at size 1 over one to DAB voxels (one press, through each, release)."""
         self.go_to(z)
-        seen = self.seen(z)
-        offset = np.array([self.box[0].start, self.box[1].start])
-        lacking = {tuple(p) for p in (missing - offset)}
-        return [p + offset for p in pieces(seen & self.inside(z)) if any(tuple(q) in lacking for q in p)]
+        self.tool(organ, "eraser" if erase else "brush", 1)
+        self.act(lambda: self.ws.drag([(int(x), int(y)) for x, y in points]))
 
-    def fix_slice(self, z: int, spill: bool) -> None:
-        """One slice: eraser strokes across each extra piece, then one outline around each piece of the organ that
-        still lacks voxels (the outline puts back what the eraser took of the organ)."""
-        self.go_to(z)
-        missing, extra = self.on_slice(z)
-        if len(extra) >= 3 and not spill:
-            self.tool(self.organ, "eraser")
-            for piece in pieces_of(extra):
-                if len(piece) >= 3 and self.actions < LIMIT:
-                    self.erase(z, piece)
-            missing, extra = self.on_slice(z)
-        if len(missing) >= 3:
-            self.tool(self.organ, "fill", protect=not spill)
-            for piece in self.organ_pieces(z, missing):
-                if self.actions < LIMIT:
-                    self.outline(z, piece)
+    def click(self, selector: str, wait: str | None = None) -> None:
+        self.act(lambda: self.ws.click(selector, wait))
 
-    def on_slice(self, z: int) -> tuple[np.ndarray, np.ndarray]:
-        """The displayed slice's points (x, y) where the organ is missing and where it is extra."""
-        now = self.label()[:, :, z - self.box[2].start] == self.organ
-        seen = self.seen(z)
+    def key(self, key: str) -> None:
+        self.act(lambda: self.ws.key(key))
+
+    # --- policy (a) ---
+    def wrong(self, z: int, organ: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """On the slice on display: where the rater sees the organ (in-slice mask), and the points (x, y) where the
+        label lacks it and where it has it in excess, inside the region."""
+        now = self.label()[:, :, z - self.box[2].start] == organ
         inside = self.inside(z)
-        offset = np.array([self.box[0].start, self.box[1].start])
-        return np.argwhere(seen & ~now & inside) + offset, np.argwhere(now & ~seen & inside) + offset
+        want = (self.seen(z) == organ) & inside
+        return want, np.argwhere(want & ~now) + self.offset, np.argwhere(now & ~want & inside) + self.offset
 
-    def by_hand(self, spill: bool) -> None:
-        """Policy (a), slice by slice in order, up to three passes, until Dice >= 0.95."""
-        for _ in range(3):
-            wrong = self.review()
-            if not wrong:
+    def fix_slice(self, z: int) -> None:
+        """One slice, organ by organ: each extra piece erased (strokes, or a dab when it is at most DAB voxels), then
+        one outline around each piece of the organ that lacks more than DAB voxels, then dabs on what is left."""
+        for organ in self.organs:
+            want, missing, extra = self.wrong(z, organ)
+            if len(extra):
+                for piece in pieces_of(extra):
+                    if self.spent():
+                        return
+                    if len(piece) <= DAB:
+                        self.dab(z, organ, piece, erase=True)
+                    else:
+                        self.erase(z, organ, piece)
+                want, missing, extra = self.wrong(z, organ)
+            if len(missing):
+                lacking = {tuple(p) for p in (missing - self.offset)}
+                for piece in pieces(want):
+                    if sum(tuple(q) in lacking for q in piece) > DAB and not self.spent():
+                        self.tool(organ, "fill", 1)
+                        self.outline(z, piece + self.offset)
+                _, missing, _ = self.wrong(z, organ)
+                for piece in pieces_of(missing) if len(missing) else []:
+                    if len(piece) <= DAB and not self.spent():
+                        self.dab(z, organ, piece, erase=False)
+
+    def one_pass(self) -> None:
+        """Through the box's slices in order (alternately down and up, as a reader scrolls), fixing each slice where
+        the label differs from the rater's view, until the stopping rule or the cap."""
+        zs = list(range(self.box[2].start, self.box[2].stop))
+        self._down = not self._down
+        for z in zs if self._down else zs[::-1]:
+            if self.done() or self.spent():
                 return
-            for z in sorted(wrong):
-                if self.done() or self.actions >= LIMIT:
-                    return
-                self.fix_slice(z, spill)
+            self.go_to(z)
+            self.fix_slice(z)
+
+    def by_hand(self) -> None:
+        """Policy (a): passes through the box until the stopping rule, the cap, or a pass that changes nothing."""
+        while not self.done() and not self.spent():
+            before = self.label()
+            self.one_pass()
+            if np.array_equal(self.label(), before):
+                self.notes.append("a pass changed nothing")
+                return
 
     def hotspot(self) -> None:
-        """Click the hotspot (the views centre on it, the members' outlines appear)."""
-        self.act_click("[data-hotspot-index='0']", wait="[data-members]")
-        self.view.slice = int(self.page.get_attribute("[data-page=workspace]", "data-crosshair").split(",")[2])
-        self.tool_state = None
-
-    def act_click(self, selector: str, wait: str | None = None) -> None:
-        self.page.click(selector)
+        """Click the first hotspot (one action; the views centre on it and the members' outlines appear)."""
+        self.ws.hotspot()
         self.actions += 1
-        if wait:
-            self.page.wait_for_selector(wait, timeout=120_000)
-
-
-COUNT = ("() => performance.getEntriesByType('measure')"
-         ".filter(e => e.name === 'atlas:tool' || e.name === 'atlas:stroke').length")
+        self._settings = None
 
 
 def pieces_of(points: np.ndarray) -> list[np.ndarray]:

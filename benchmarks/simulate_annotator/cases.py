@@ -9,16 +9,27 @@ from pathlib import Path
 import numpy as np
 from bench_viewer import PASSWORD
 
-LIVER = 5
+LIVER, SPLEEN, KIDNEY_RIGHT, KIDNEY_LEFT = 5, 1, 2, 3
 SHAPE = (96, 96, 64)
-KINDS = ("missed", "spill", "island", "hole", "boundary")
+KINDS = ("missed", "spill", "island", "hole", "boundary", "end", "swap")
 DEMO_SEED = 2024  # seed_demo's: phantom i is make_phantom(DEMO_SEED * 1000 + i)
+SHARED = Path(__file__).resolve().parents[3] / "shared" / "data"
+CT_EXAMPLE, MSD_SPLEEN = SHARED / "ct_example", SHARED / "msd_spleen_8"
+REAL_ORGANS = 3  # the real CT with two models' segmentations: its organs where they differ most
 
 
-def inject(truth: np.ndarray, kind: str, spacing: np.ndarray) -> tuple[np.ndarray, int, dict | None]:
-    """The starting label (truth with one error), the organ value the error is about, and for the boundary kind the
-    members' liver probabilities (uint8 p x 255)."""
+def rater_seed(case_seed: int, k: int) -> int:
+    """The rater's own seed for a case (never the phantom's, nor a member's)."""
+    return 7919 * case_seed + 104729 + k
+
+
+def inject(truth: np.ndarray, kind: str, spacing: np.ndarray, seed: int) -> tuple[np.ndarray, tuple[int, ...],
+                                                                                    dict | None]:
+    """The starting label (truth with one error), the organ values the error is about, and for the boundary kind the
+    members' liver probabilities (uint8 p x 255): none is the truth or a copy of it."""
     from scipy import ndimage
+
+    from .perception import rater_view
 
     label = truth.copy()
     liver = truth == LIVER
@@ -39,11 +50,29 @@ def inject(truth: np.ndarray, kind: str, spacing: np.ndarray) -> tuple[np.ndarra
             grown = np.stack([ndimage.binary_dilation(liver[:, :, z], iterations=2)
                               for z in range(liver.shape[2])], axis=2)
             label[part] = 0
-            members = {"nnunet": liver, "swin_unetr": label == LIVER, "unet": grown}
+            # a member that reads the anatomy well but not perfectly: the truth warped as a second reader's would be,
+            # with its own seed
+            close = rater_view(truth, seed=rater_seed(seed, 99)) == LIVER
+            members = {"nnunet": close, "swin_unetr": label == LIVER, "unet": grown}
             members = {n: np.where(m, 230, 20).astype(np.uint8) for n, m in members.items()}
         else:
             label[part] = 0
-        return label, LIVER, members
+        return label, (LIVER,), members
+    if kind == "end":  # the spleen missed on its top slices (its top third, at least 3)
+        spleen = truth == SPLEEN
+        zs = np.unique(np.argwhere(spleen)[:, 2])
+        top = zs[-max(3, len(zs) // 3):]
+        for z in top:
+            label[:, :, z][spleen[:, :, z]] = 0
+        return label, (SPLEEN,), None
+    if kind == "swap":  # the kidneys' labels swapped, right for left, over 7 slices at their middle
+        both = (truth == KIDNEY_RIGHT) | (truth == KIDNEY_LEFT)
+        zk = int(np.median(np.argwhere(both)[:, 2]))
+        for z in range(zk - 3, zk + 4):
+            sl = truth[:, :, z]
+            label[:, :, z][sl == KIDNEY_RIGHT] = KIDNEY_LEFT
+            label[:, :, z][sl == KIDNEY_LEFT] = KIDNEY_RIGHT
+        return label, (KIDNEY_RIGHT, KIDNEY_LEFT), None
     if kind == "spill":
         grown = np.zeros_like(liver)
         for z in range(zc - 3, zc + 4):
@@ -52,7 +81,7 @@ def inject(truth: np.ndarray, kind: str, spacing: np.ndarray) -> tuple[np.ndarra
         values, counts = np.unique(touched[touched > 0], return_counts=True)
         neighbour = int(values[np.argmax(counts)])
         label[grown & (truth == neighbour)] = LIVER
-        return label, neighbour, None
+        return label, (neighbour,), None
     grid = np.indices(truth.shape).reshape(3, -1).T
     if kind == "hole":
         depth = ndimage.distance_transform_edt(liver, sampling=spacing)
@@ -68,13 +97,15 @@ def inject(truth: np.ndarray, kind: str, spacing: np.ndarray) -> tuple[np.ndarra
         label[ball & liver] = 0
     else:
         label[ball & (truth == 0)] = LIVER
-    return label, LIVER, None
+    return label, (LIVER,), None
 
 
-def error_box(truth: np.ndarray, label: np.ndarray) -> tuple[slice, slice, slice]:
-    wrong = np.argwhere(truth != label)
-    lo = np.maximum(wrong.min(axis=0) - 3, 0)
-    hi = np.minimum(wrong.max(axis=0) + 4, np.array(truth.shape))
+def error_box(truth: np.ndarray, label: np.ndarray, organs: tuple[int, ...] | None = None) -> tuple[slice, ...]:
+    """Where the label is wrong (on the given organs only, when given), grown by 3 voxels."""
+    wrong = truth != label if organs is None else np.any([(truth == o) != (label == o) for o in organs], axis=0)
+    where = np.argwhere(wrong)
+    lo = np.maximum(where.min(axis=0) - 3, 0)
+    hi = np.minimum(where.max(axis=0) + 4, np.array(truth.shape))
     return tuple(slice(int(a), int(b)) for a, b in zip(lo, hi, strict=True))
 
 
@@ -85,8 +116,9 @@ def save(path: Path, array: np.ndarray, affine: np.ndarray) -> Path:
     return path
 
 
-def build(var: Path, seeds: int, kinds: list[str], pseudo: int) -> dict:
-    """The cases as one annotating round; returns case name -> its facts (truth, organ, box, members, ...)."""
+def build(var: Path, seeds: list[int], kinds: list[str], demo: list[int], real: bool) -> dict:
+    """The cases as one annotating round; returns case name -> its facts (truth, rater's view, organs, box, members,
+    ...)."""
     import django
 
     django.setup()
@@ -100,26 +132,31 @@ def build(var: Path, seeds: int, kinds: list[str], pseudo: int) -> dict:
     from annotation.services.users import create_user
     from ml_engine.phantoms import make_phantom
 
+    from .perception import rater_view
+
     call_command("migrate", verbosity=0)
     label_set = LabelSet.objects.get(name="abdomenatlas")
     names = {v: k for k, v in label_set.organ_values().items()}
     src = var / "in"
     src.mkdir(parents=True)
     cases: dict[str, dict] = {}
-    for seed in range(seeds):
+    for seed in seeds:
         phantom = make_phantom(seed, shape=SHAPE)
         assert np.all(np.diag(phantom.affine)[:3] > 0), "the viewer's voxel order is the file's only on a RAS+ grid"
         spacing = np.abs(np.diag(phantom.affine)[:3])
-        for kind in kinds:
+        for k, kind in enumerate(kinds):
             name = f"s{seed}_{kind}"
             ct = phantom.ct.copy()
-            ct[0, 0, 0] += 1 + kinds.index(kind)  # one voxel in a corner: the import skips identical CTs
+            ct[0, 0, 0] += 1 + k  # one voxel in a corner: the import skips identical CTs
             save(src / f"{name}.nii.gz", ct, phantom.affine)
-            label, organ, members = inject(phantom.labels, kind, spacing)
-            cases[name] = {"set": "injected", "kind": kind, "truth": phantom.labels, "label": label, "organ": organ,
-                           "box": error_box(phantom.labels, label), "members": members, "affine": phantom.affine}
-    demo = [make_phantom(DEMO_SEED * 1000 + i, shape=SHAPE, name=f"demo_{i:03d}") for i in range(pseudo)]
-    for phantom in demo:
+            label, organs, members = inject(phantom.labels, kind, spacing, seed)
+            cases[name] = {"set": "injected", "kind": kind, "truth": phantom.labels, "label": label,
+                           "organs": organs, "box": error_box(phantom.labels, label), "members": members,
+                           "affine": phantom.affine, "rater": rater_view(phantom.labels, rater_seed(seed, k))}
+    if real:
+        cases.update(real_cases(src))
+    phantoms = [make_phantom(DEMO_SEED * 1000 + i, shape=SHAPE, name=f"demo_{i:03d}") for i in demo]
+    for phantom in phantoms:
         save(src / f"{phantom.name}.nii.gz", phantom.ct, phantom.affine)
     assert import_cases(src, dataset="sim").ok
     round0 = Round.objects.create(number=0, status=Round.Status.ANNOTATING, label_set=label_set)
@@ -140,15 +177,93 @@ def build(var: Path, seeds: int, kinds: list[str], pseudo: int) -> dict:
                                    for n, p in m.items()}}
             organs = [OrganAttentionInput("liver", c["hotspot"]["ml"], c["hotspot"]["voxels"], [c["hotspot"]])]
         else:
-            organs = [OrganAttentionInput(names[c["organ"]], 100.0 - i, 1000)]
+            organs = [OrganAttentionInput(names[c["organs"][0]], 100.0 - i, 1000)]
         record_prediction(case=Case.objects.get(name=name), round=round0,
                           pseudo_label=save(var / f"{name}_label.nii.gz", c["label"], c["affine"]), organs=organs,
                           **extra)
-    if demo:
-        cases.update(predict_demo(var, demo, round0, label_set))
+    if phantoms:
+        cases.update(predict_demo(var, phantoms, round0, label_set))
     rebuild_tasks(round=round0)
     create_user(username="annotator", role="annotator", password=PASSWORD)
     return cases
+
+
+def real_cases(src: Path) -> dict:
+    """The real-CT set, when ../shared/data holds it (else none):
+    - ct_example: TotalSegmentator's normal model's segmentation is the truth, its `--fast` model's the case's label
+      (an imported prediction, the only member the project can offer there: the shipped tiny networks learned on
+      phantoms and are noise on real CT); one case per organ where the two differ most (REAL_ORGANS);
+    - msd_spleen_8: the Decathlon's expert spleen label is the truth (only the spleen); the label is the shipped tiny
+      ensemble's pseudo-label (noise on real CT, said so: that is what the project can run on it); the target is the
+      spleen's box grown by 3 voxels.
+    The rater's view is the truth warped, as for the phantoms. Each CT is put on a RAS+ grid by a flip (no
+    resampling), the viewer's voxel order."""
+    import nibabel as nib
+
+    from ml_engine.labels import LabelMap, label_set, translate
+
+    from .perception import rater_view
+
+    organs = label_set("abdomenatlas")
+    cases: dict[str, dict] = {}
+    if (CT_EXAMPLE / "ct.nii.gz").is_file():
+        ct = nib.load(CT_EXAMPLE / "ct.nii.gz")
+        affine = ct.affine
+        assert np.all(np.diag(affine)[:3] > 0), "ct_example is RAS"
+        tmap = LabelMap.load("totalsegmentator", organs)
+        truth = translate(np.asarray(nib.load(CT_EXAMPLE / "seg_model_a.nii.gz").dataobj), organs, tmap)[0]
+        fast = translate(np.asarray(nib.load(CT_EXAMPLE / "seg_model_b.nii.gz").dataobj), organs, tmap)[0]
+        differ = {v: int(((truth == v) != (fast == v)).sum()) for v in organs.values.values()}
+        view = rater_view(truth, rater_seed(5000, 0))
+        for k, value in enumerate(sorted(differ, key=lambda v: -differ[v])[:REAL_ORGANS]):
+            name = f"ct_example_{organs.organ_of(value)}"
+            data = np.asarray(ct.dataobj).astype(np.int16)
+            data[0, 0, 0] += 1 + k
+            save(src / f"{name}.nii.gz", data, affine)
+            cases[name] = {"set": "real", "kind": f"real: ct_example, {organs.organ_of(value)}", "truth": truth,
+                           "label": fast, "organs": (value,), "box": error_box(truth, fast, (value,)),
+                           "members": None, "affine": affine, "rater": view}
+    if (MSD_SPLEEN / "ct.nii.gz").is_file():
+        ct, truth = (nib.load(MSD_SPLEEN / f) for f in ("ct.nii.gz", "label.nii.gz"))
+        data, affine = ras(np.asarray(ct.dataobj).astype(np.int16), ct.affine)
+        truth, _ = ras(np.asarray(truth.dataobj).astype(np.uint8), ct.affine)
+        label = tiny_ensemble(data, affine)
+        name = "msd_spleen_8"
+        save(src / f"{name}.nii.gz", data, affine)
+        where = np.argwhere(truth == SPLEEN)
+        lo, hi = np.maximum(where.min(axis=0) - 3, 0), np.minimum(where.max(axis=0) + 4, truth.shape)
+        cases[name] = {"set": "real", "kind": "real: msd_spleen_8, spleen", "truth": truth, "label": label,
+                       "organs": (SPLEEN,), "box": tuple(slice(int(a), int(b)) for a, b in zip(lo, hi, strict=True)),
+                       "members": None, "affine": affine, "rater": rater_view(truth, rater_seed(5001, 0))}
+    return cases
+
+
+def ras(data: np.ndarray, affine: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """An axis-aligned volume flipped onto a RAS+ grid (no resampling): the same voxels, the affine adjusted."""
+    out, aff = data, affine.copy()
+    for axis in range(3):
+        if aff[axis, axis] < 0:
+            out = np.flip(out, axis=axis)
+            flip = np.eye(4)
+            flip[axis, axis], flip[axis, 3] = -1, data.shape[axis] - 1
+            aff = aff @ flip
+    return np.ascontiguousarray(out), aff
+
+
+def tiny_ensemble(ct: np.ndarray, affine: np.ndarray) -> np.ndarray:
+    """The shipped tiny ensemble's pseudo-label of a CT (label-set values)."""
+    from annotation.ml_adapter import SHIPPED_CHECKPOINTS
+    from ml_engine.labels import label_set
+    from ml_engine.predict import Predictor
+    from ml_engine.train import load_checkpoint
+
+    values = label_set("abdomenatlas").values
+    predictor = Predictor([load_checkpoint(p) for p in sorted(SHIPPED_CHECKPOINTS.glob("*_tiny.pt"))])
+    _, masks = predictor.predict_masks(ct, affine)
+    label = np.zeros(ct.shape, dtype=np.uint8)
+    for organ, mask in masks.items():
+        label[mask] = values[organ]
+    return label
 
 
 def predict_demo(var: Path, demo: list, round0, label_set) -> dict:
@@ -160,6 +275,8 @@ def predict_demo(var: Path, demo: list, round0, label_set) -> dict:
     from ml_engine.io import load_on_grid
     from ml_engine.predict import Predictor
     from ml_engine.train import load_checkpoint
+
+    from .perception import rater_view
 
     predictor = Predictor([load_checkpoint(p) for p in sorted(SHIPPED_CHECKPOINTS.glob("*_tiny.pt"))])
     values = label_set.organ_values()
@@ -190,8 +307,9 @@ def predict_demo(var: Path, demo: list, round0, label_set) -> dict:
         region[tuple(slice(a, b + 1) for a, b in zip(crops.box[0], crops.box[1], strict=True))] = crops.region
         where = np.argwhere(region)
         box = tuple(slice(int(a), int(b) + 1) for a, b in zip(where.min(axis=0), where.max(axis=0), strict=True))
+        number = int(phantom.name.split("_")[1])
         cases[phantom.name] = {"set": "pseudo", "kind": f"pseudo ({organ})", "truth": phantom.labels,
-                               "organ": values[organ], "box": box, "region": region[box],
-                               "members": members, "hotspot": hotspot, "affine": phantom.affine}
+                               "organs": (values[organ],), "box": box, "region": region[box],
+                               "members": members, "hotspot": hotspot, "affine": phantom.affine,
+                               "rater": rater_view(phantom.labels, rater_seed(DEMO_SEED + number, 0))}
     return cases
-
