@@ -257,3 +257,18 @@ def test_the_figures_take_only_finished_cases_and_give_an_interval():
     s = summary(pairs)
     assert (s["finished"], s["failed_a"], s["failed_b"]) == (3, 1, 0)
     assert s["geomean"] == pytest.approx((2 * 2 * 1) ** (1 / 3))
+
+
+def test_a_thin_extra_strip_takes_one_stroke_round_it():
+    """A strip of extra organ two voxels thick is erased by one stroke of the eraser at size 1 along it."""
+    case = tiny_case("missed")
+    label = case["rater"].copy()
+    z = 6
+    strip = np.zeros(label.shape, bool)
+    strip[5:25, 36:38, z] = True
+    strip &= label == 0
+    label[strip] = LIVER
+    a, ws = run("a", {**case, "label": label}, judge_cls=NeverDone)
+    drags = [e for e in ws.log if e[0] == "drag"]
+    assert len(drags) == 1 and drags[0][1] == "eraser" and ("settings", LIVER, "eraser", 1) in ws.log
+    assert not (ws.data[strip] == LIVER).any() and a.actions == 1

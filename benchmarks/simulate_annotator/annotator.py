@@ -73,11 +73,18 @@ class Annotator:
         self.notes: list[str] = []  # what happened that the table should say (a pass that changed nothing, ...)
         self._settings: tuple | None = None
         self._down = False  # the direction of the last pass through the box
+        self._label: np.ndarray | None = None  # the page's label as last read (every action forgets it)
 
     # --- what the annotator sees ---
     def label(self) -> np.ndarray:
-        """The page's label inside the box (x, y, z): what the page shows."""
-        return self.ws.label(self.box)
+        """The page's label inside the box (x, y, z): what the page shows (read again after any action)."""
+        if self._label is None:
+            self._label = self.ws.label(self.box)
+        return self._label
+
+    def forget(self) -> None:
+        """The page's label may have changed (an action, a preview)."""
+        self._label = None
 
     def seen(self, z: int) -> np.ndarray:
         """The rater's view (labels, in-slice x, y inside the box) of slice z, which must be on display."""
@@ -108,9 +115,11 @@ class Annotator:
     def act(self, fn) -> None:
         """One action, then wait until the page has taken its edit in."""
         before = self.ws.edits()
+        self.forget()
         fn()
         self.actions += 1
         self.ws.wait_for_edit(before)
+        self.forget()
 
     def tool(self, organ: int, tool: str, brush: int | None = None) -> None:
         """A setting: counted apart from the actions, when it changes."""
@@ -144,6 +153,20 @@ class Annotator:
         self.tool(organ, "eraser" if erase else "brush", 1)
         self.act(lambda: self.ws.drag([(int(x), int(y)) for x, y in points]))
 
+    def trace(self, z: int, organ: int, points: np.ndarray) -> None:
+        """One eraser stroke at size 1 along a thin piece (every voxel of it on its boundary): round its contour."""
+        self.go_to(z)
+        self.tool(organ, "eraser", 1)
+        path = contour(points)
+        self.act(lambda: self.ws.drag([*path, path[0]]))
+
+    def threshold(self, value: float, release: bool = False) -> None:
+        """The local threshold's slider at value (mid-drag: the page previews it on the label), or let go there."""
+        self.ws.threshold(value)
+        if release:
+            self.ws.threshold_release()
+        self.forget()
+
     def click(self, selector: str, wait: str | None = None) -> None:
         self.act(lambda: self.ws.click(selector, wait))
 
@@ -160,7 +183,8 @@ class Annotator:
         return want, np.argwhere(want & ~now) + self.offset, np.argwhere(now & ~want & inside) + self.offset
 
     def fix_slice(self, z: int) -> None:
-        """One slice, organ by organ: each extra piece erased (strokes, or a dab when it is at most DAB voxels), then
+        """One slice, organ by organ: each extra piece erased (a dab when it is at most DAB voxels, one stroke of the
+        eraser at size 1 round it when it is thin, else strokes across it), then
         one outline around each piece of the organ that lacks more than DAB voxels, then dabs on what is left."""
         for organ in self.organs:
             want, missing, extra = self.wrong(z, organ)
@@ -170,6 +194,8 @@ class Annotator:
                         return
                     if len(piece) <= DAB:
                         self.dab(z, organ, piece, erase=True)
+                    elif thin(piece):
+                        self.trace(z, organ, piece)
                     else:
                         self.erase(z, organ, piece)
                 want, missing, extra = self.wrong(z, organ)
@@ -206,9 +232,20 @@ class Annotator:
 
     def hotspot(self) -> None:
         """Click the first hotspot (one action; the views centre on it and the members' outlines appear)."""
-        self.ws.hotspot()
+        self.ws.hotspot(self.organs[0])
+        self.forget()
         self.actions += 1
         self._settings = None
+
+
+def thin(points: np.ndarray) -> bool:
+    """A piece at most about two voxels thick: nothing of it is left after one erosion."""
+    from scipy import ndimage
+
+    lo = points.min(axis=0) - 1
+    mask = np.zeros(tuple(points.max(axis=0) - lo + 2), dtype=bool)
+    mask[tuple((points - lo).T)] = True
+    return not ndimage.binary_erosion(mask).any()
 
 
 def pieces_of(points: np.ndarray) -> list[np.ndarray]:

@@ -15,7 +15,7 @@ KINDS = ("missed", "spill", "island", "hole", "boundary", "end", "swap")
 DEMO_SEED = 2024  # seed_demo's: phantom i is make_phantom(DEMO_SEED * 1000 + i)
 SHARED = Path(__file__).resolve().parents[3] / "shared" / "data"
 CT_EXAMPLE, MSD_SPLEEN = SHARED / "ct_example", SHARED / "msd_spleen_8"
-REAL_ORGANS = 3  # the real CT with two models' segmentations: its organs where they differ most
+REAL_ORGANS = 3  # the real CT with two models' segmentations: its organs where they agree least
 
 
 def rater_seed(case_seed: int, k: int) -> int:
@@ -192,7 +192,7 @@ def real_cases(src: Path) -> dict:
     """The real-CT set, when ../shared/data holds it (else none):
     - ct_example: TotalSegmentator's normal model's segmentation is the truth, its `--fast` model's the case's label
       (an imported prediction, the only member the project can offer there: the shipped tiny networks learned on
-      phantoms and are noise on real CT); one case per organ where the two differ most (REAL_ORGANS);
+      phantoms and are noise on real CT); one case per organ where the two agree least (REAL_ORGANS, by Dice);
     - msd_spleen_8: the Decathlon's expert spleen label is the truth (only the spleen); the label is the shipped tiny
       ensemble's pseudo-label (noise on real CT, said so: that is what the project can run on it); the target is the
       spleen's box grown by 3 voxels.
@@ -213,9 +213,10 @@ def real_cases(src: Path) -> dict:
         tmap = LabelMap.load("totalsegmentator", organs)
         truth = translate(np.asarray(nib.load(CT_EXAMPLE / "seg_model_a.nii.gz").dataobj), organs, tmap)[0]
         fast = translate(np.asarray(nib.load(CT_EXAMPLE / "seg_model_b.nii.gz").dataobj), organs, tmap)[0]
-        differ = {v: int(((truth == v) != (fast == v)).sum()) for v in organs.values.values()}
+        dice = {v: 2 * int(((truth == v) & (fast == v)).sum()) / max(int((truth == v).sum() + (fast == v).sum()), 1)
+                for v in organs.values.values() if (truth == v).any()}
         view = rater_view(truth, rater_seed(5000, 0))
-        for k, value in enumerate(sorted(differ, key=lambda v: -differ[v])[:REAL_ORGANS]):
+        for k, value in enumerate(sorted(dice, key=lambda v: dice[v])[:REAL_ORGANS]):
             name = f"ct_example_{organs.organ_of(value)}"
             data = np.asarray(ct.dataobj).astype(np.int16)
             data[0, 0, 0] += 1 + k
@@ -269,7 +270,7 @@ def tiny_ensemble(ct: np.ndarray, affine: np.ndarray) -> np.ndarray:
 def predict_demo(var: Path, demo: list, round0, label_set) -> dict:
     """The shipped ensemble on the demo phantoms, stored as round 0's predictions; the target is the top hotspot."""
     from annotation.ml_adapter import SHIPPED_CHECKPOINTS, write_ensemble
-    from annotation.models import Case
+    from annotation.models import Case, OrganAttention
     from annotation.selectors.members import member_crops
     from annotation.services.predictions import record_prediction
     from ml_engine.io import load_on_grid
@@ -290,11 +291,14 @@ def predict_demo(var: Path, demo: list, round0, label_set) -> dict:
         record_prediction(case=case, round=round0, pseudo_label=files.pseudo_label,
                           heatmap=files.heatmap, attention=files.attention, soft_pred=files.soft_pred,
                           organs=files.organs)
-        # the workspace lists hotspots largest first (mL, then voxels); the annotator starts at the first
-        spots = [(h["ml"], h["voxels"], o.organ, h) for o in files.organs for h in o.hotspots]
+        # the workspace lists hotspots largest first (mL, then voxels), ties in its organs' order (selectors.work.
+        # task_organs: attention size, then value); the annotator starts at the first
+        rows = (OrganAttention.objects.filter(case=case, round=round0).select_related("organ")
+                .order_by("-size_ml", "organ__value"))
+        spots = [(r.organ.name, h) for r in rows for h in r.hotspots]
         if not spots:
             continue
-        _, _, organ, hotspot = max(spots, key=lambda s: (s[0], s[1]))
+        organ, hotspot = sorted(spots, key=lambda s: (-s[1]["ml"], -s[1]["voxels"]))[0]
         members = {m: load_on_grid(per[organ], phantom.ct.shape, phantom.affine).astype(np.uint8)
                    for m, per in files.soft_pred.items() if organ in per}
         # the attention region the workspace's members, threshold and snap tools use: the server's, for the crop

@@ -63,13 +63,12 @@ def members_at_hotspot(a: Annotator) -> None:
     current = label_follows(a, z, inside)
     trials = {}
     for t in np.arange(0.2, 0.801, 0.05):
-        a.ws.threshold(float(t))
+        a.threshold(float(t))
         trials[round(float(t), 2)] = label_follows(a, z, inside)
     a.actions += 1  # the drag
     t_best = max(trials, key=lambda t: trials[t])
     keep = trials[t_best] > current + KEEP_MARGIN
-    a.ws.threshold(t_best if keep else 0.8)
-    a.ws.threshold_release()
+    a.threshold(t_best if keep else 0.8, release=True)
     if keep:
         a.used.append(f"threshold {t_best:.2f}")
     else:

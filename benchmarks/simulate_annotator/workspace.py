@@ -52,21 +52,24 @@ class BrowserWorkspace:
 
     def snap_proposal(self, box: tuple[slice, slice, slice], z: int, organ: int) -> np.ndarray | None:
         """The snap's proposal as the page draws it (the red "snap" outline at the hotspot) on slice z, inside the box
-        (in-slice x, y), once the page has computed it for the current label and settings; None when it draws none.
-        SnapNeverDrawn when the page's snap state never reaches the current edit within a minute."""
+        (in-slice x, y), once the page has answered for the current label and settings (reach 1, no protection, the
+        organ): None when it says it has none (`:none:<why>`). SnapNeverDrawn when it does not answer in a minute."""
         from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
         try:
-            self.page.wait_for_function(
+            state = self.page.wait_for_function(
                 """organ => { const s = document.querySelector('.snap'),
                     w = document.querySelector('[data-page=workspace]');
-                    return s && s.dataset.snapState === `${w.dataset.undo}:${w.dataset.redo}:1:0:${organ}` }""",
-                arg=organ, timeout=60_000)
+                    const want = `${w.dataset.undo}:${w.dataset.redo}:1:0:${organ}`, now = s && s.dataset.snapState;
+                    return now && (now === want || now.startsWith(want + ':none:')) && now }""",
+                arg=organ, timeout=60_000).json_value()
         except PlaywrightTimeout as exc:
             state = self.page.evaluate("""() => { const s = document.querySelector('.snap'),
                 w = document.querySelector('[data-page=workspace]');
                 return `snap ${s ? s.dataset.snapState : 'absent'}, undo:redo ${w.dataset.undo}:${w.dataset.redo}` }""")
             raise SnapNeverDrawn(state) from exc
+        if ":none:" in state:
+            return None
         flat = self.page.evaluate("""([x0, x1, y0, y1, z]) => { const p = window.atlasSnap; if (!p) return null;
             const o = p.outline, out = [];
             for (let x = x0; x < x1; x++) for (let y = y0; y < y1; y++)
@@ -125,8 +128,12 @@ class BrowserWorkspace:
     def blur(self) -> None:
         self.page.evaluate("document.activeElement && document.activeElement.blur()")
 
-    def hotspot(self) -> None:
-        """Click the first hotspot (the views centre on it, the members' outlines appear)."""
+    def hotspot(self, organ: int) -> None:
+        """Click the first hotspot (the views centre on it, the members' outlines appear); it must be the organ's (the
+        case's target is the hotspot the page lists first)."""
+        first = self.page.get_attribute("[data-hotspot-index='0']", "data-hotspot-organ")
+        if first is not None and int(first) != organ:
+            raise RuntimeError(f"the page's first hotspot is organ {first}'s, the case's target is organ {organ}'s")
         self.click("[data-hotspot-index='0']", wait="[data-members]")
         self.view.slice = int(self.page.get_attribute("[data-page=workspace]", "data-crosshair").split(",")[2])
         self._settings = None
