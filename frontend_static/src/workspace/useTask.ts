@@ -39,7 +39,8 @@ export function useTask(canvasRef: { current: HTMLCanvasElement | null }, go: (t
 
   const hotspots: HotspotRow[] = useMemo(() => {
     if (!task) return []
-    return task.organs.flatMap((o) => o.hotspots.map((h) => ({ organ: o.name, value: o.value, ml: h.ml,
+    return task.organs.flatMap((o) => o.hotspots.map((h) => ({ organ: o.name, value: o.value,
+      display_name: o.display_name, ml: h.ml,
       voxels: h.voxels, centroid: h.centroid, bbox: h.bbox }))).sort((a, b) => b.ml - a.ml || b.voxels - a.voxels)
   }, [task])
 

@@ -61,12 +61,26 @@ export const OUTLINE_COLOURS = ['#ffd400', '#00e5ff', '#ff4fd8', '#7dff5a', '#ff
 export const SNAP_COLOUR = '#ff3030'
 
 /** The snap's proposal at the hotspot (SnapEdge.tsx): its outline, the voxels it would change, what it was computed
- * for (tools' settings and the edit history's depth) and how long it took. */
+ * for (`state`: the edit history's depth and the tools' settings, snapState()) and how long it took. `outline` is null
+ * when there is none to draw, and `state` then ends with `:none:<why>` (snapState()). */
 export interface SnapProposal {
-  outline: Outline
+  outline: Outline | null
   changes: number
   state: string
   ms: number
+}
+
+/** Where the members' tools (members, local threshold, snap) stand at the selected hotspot: 'none' (no hotspot
+ * selected), 'other-organ' (the hotspot is another organ's than the active one: they work on the hotspot's organ),
+ * 'loading' (its crop is on its way), 'error' (the crop could not be fetched) or 'ready'. */
+export type MembersStatus = 'none' | 'other-organ' | 'loading' | 'error' | 'ready'
+
+export function membersStatus(hotspot: HotspotRow | undefined, active: number, crops: MemberCrops | null,
+  error: string): MembersStatus {
+  if (!hotspot) return 'none'
+  if (hotspot.value !== active) return 'other-organ'
+  if (error) return 'error'
+  return crops ? 'ready' : 'loading'
 }
 
 /** Each member's and the mean's organ (p > 0.5) in the crop, as outlines on the viewer's slices. */
@@ -118,9 +132,10 @@ export function useMembers(viewerRef: ViewerRef, caseId: number | undefined, hot
   useEffect(() => {
     const viewer = viewerRef.current
     if (!viewer) return
-    viewer.setOutlines(crops && outlines ? [...memberOutlines(viewer, crops), ...(snap ? [snap.outline] : [])] : [])
+    const drawnSnap = crops && snap?.outline ? [snap.outline] : []
+    viewer.setOutlines(crops && outlines ? [...memberOutlines(viewer, crops), ...drawnSnap] : [])
     if (localStorage.getItem('atlas.debug') === '1') (window as unknown as { atlasSnap?: SnapProposal | null })
-      .atlasSnap = crops ? snap : null
+      .atlasSnap = drawnSnap.length ? snap : null
     return () => viewer.setOutlines([])
   }, [viewerRef, crops, outlines, snap])
 
@@ -188,7 +203,8 @@ export function useMembers(viewerRef: ViewerRef, caseId: number | undefined, hot
     keep()
   }, [show, keep])
 
-  return { crops, error, shown, show, previewEdit, keep, keepThreshold, accept, outlines, setOutlines, snap, setSnap,
+  const status = membersStatus(hotspot, active, crops, error)
+  return { hotspot, status, crops, error, shown, show, previewEdit, keep, keepThreshold, accept, outlines, setOutlines, snap, setSnap,
     cancel: () => { dropPreview(); setShown('') } }
 }
 
