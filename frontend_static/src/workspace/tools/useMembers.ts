@@ -5,6 +5,7 @@
 import { useCallback, useEffect, useRef, useState } from 'react'
 import type { Box } from '../../viewer/edits'
 import type { Outline, Viewer } from '../../viewer/niivue'
+import { meanBound } from '../../viewer/ops/threshold'
 import { fetchMembers, type MemberCrops } from '../membersApi'
 import type { HotspotRow, ViewerRef } from '../types'
 
@@ -108,13 +109,20 @@ export function useMembers(viewerRef: ViewerRef, caseId: number | undefined, hot
   const [shown, setShown] = useState('') // what the preview shows: '' (the label), a member's name, 'mean', 'p0.40', 'snap:1'
   const preview = useRef<number | null>(null) // undo depth right after the preview's edit (null: none on top)
   const threshold = useRef<object | null>(null) // the kept threshold's edit: the next drag replaces it while newest
-  const key = hotspot && hotspot.value === active && caseId ? `${caseId}/${hotspot.organ}/${hotspot.centroid}` : ''
+  const key = hotspot && hotspot.value === active && caseId
+    ? `${caseId}/${hotspot.organ}/${hotspot.centroid.join(',')}` : ''
 
-  useEffect(() => {
+  // another hotspot or organ: forget the last one's crop, proposal and preview at once (in this render, not after it)
+  const [shownKey, setShownKey] = useState(key)
+  if (shownKey !== key) {
+    setShownKey(key)
     setCrops(null)
     setSnap(null)
     setShown('')
     setError('')
+  }
+
+  useEffect(() => {
     preview.current = null
     threshold.current = null
     if (!key || !hotspot || !caseId) return
@@ -127,7 +135,7 @@ export function useMembers(viewerRef: ViewerRef, caseId: number | undefined, hot
     return () => {
       cancelled = true
     }
-  }, [key]) // eslint-disable-line react-hooks/exhaustive-deps
+  }, [key, hotspot, caseId]) // hotspot and caseId change only with key (the task is set once)
 
   useEffect(() => {
     const viewer = viewerRef.current
@@ -168,8 +176,8 @@ export function useMembers(viewerRef: ViewerRef, caseId: number | undefined, hot
       const viewer = viewerRef.current
       if (viewer && threshold.current && viewer.newestEdit === threshold.current) viewer.undo() // a new drag
       threshold.current = null
-      const t = Math.round(Number(what.slice(1)) * 255)
-      inside = (c) => crops.mean[c] >= t
+      const bound = meanBound(Number(what.slice(1))) // the server's rule: at 0.5, the pseudo-label's mask
+      inside = (c) => crops.mean[c] > bound
     } else {
       const p = what === 'mean' ? crops.mean : crops.members.find((m) => m.name === what)?.probability
       if (!p) {
