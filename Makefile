@@ -9,7 +9,7 @@ MONAILABEL_CLIENT := monailabel==0.8.5
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: venv test lint demo serve worker clean frontend chromium orthanc schema quick
+.PHONY: venv test lint demo serve worker clean frontend frontend-test chromium orthanc schema quick
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -24,7 +24,7 @@ venv: $(STAMP)
 lint: venv
 	$(VENV)/bin/ruff check .
 
-test: venv lint chromium orthanc
+test: venv lint frontend-test chromium orthanc
 	$(PY) -m pytest
 
 # A quick subset while developing (no training, no browser, no worker process): under a minute on 2 cores.
@@ -53,6 +53,11 @@ orthanc:
 schema: venv
 	$(PY) manage.py spectacular --file frontend_static/openapi.yml
 	$(MAKE) frontend
+
+# The frontend's own checks, with the machine's Node and npm (packages from the lockfile): ESLint (typescript-eslint with
+# type information, React's rules of hooks) and the Vitest unit tests of the viewer's pure code (frontend_static/tests).
+frontend-test:
+	cd frontend_static && npm ci --no-audit --no-fund --include=dev && npm run lint && npm run test:unit
 
 # Rebuild the annotator workspace bundle (frontend_static/dist, committed) with the machine's Node and npm.
 frontend:

@@ -225,6 +225,7 @@ SPECTACULAR_SETTINGS = {
         "RoundStatusEnum": "annotation.models.Round.Status",
         "JobStatusEnum": "annotation.models.Job.Status",
         "JobKindEnum": "annotation.models.Job.Kind",
+        "VerdictDecisionEnum": "annotation.models.Review.Decision",  # a review's decision, wherever it is shown
     },
     # Swagger UI from the pinned drf-spectacular-sidecar package, served locally: no CDN, no unpinned script.
     "SWAGGER_UI_DIST": "SIDECAR",

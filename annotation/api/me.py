@@ -17,11 +17,12 @@ from annotation.api import auth
 from annotation.api.permissions import HasRole
 from annotation.api.serializers import LabelSetSerializer, TokenRequestSerializer
 from annotation.models import ErrorTag
-from annotation.roles import role_of
+from annotation.roles import ADMIN, ANNOTATOR, LEAD, role_of
 from annotation.selectors.work import visible_cases
 
 _Me = inline_serializer("Me", {"authenticated": serializers.BooleanField(), "username": serializers.CharField(),
-                               "role": serializers.CharField(allow_null=True)})
+                               "role": serializers.ChoiceField(choices=[ANNOTATOR, LEAD, ADMIN], allow_null=True,
+                                                               help_text="the strongest role; null: signed out")})
 
 
 def me_body(user) -> dict:
@@ -62,6 +63,7 @@ class ErrorTagSerializer(serializers.ModelSerializer):
     class Meta:
         model = ErrorTag
         fields = ["code", "name", "description"]
+        read_only_fields = fields
 
 
 class ErrorTagList(APIView):

@@ -46,7 +46,7 @@ class TaskNext(APIView):
 class TaskHeartbeat(APIView):
     permission_classes = [HasRole]
 
-    @extend_schema(request=None, responses=TaskSerializer)
+    @extend_schema(request=None, responses=QueueTaskSerializer)
     def post(self, request, pk: int):
         task = queue.heartbeat(task_id=pk, user=request.user)
         return Response(QueueTaskSerializer(task).data)

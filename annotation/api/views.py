@@ -60,7 +60,9 @@ class CaseCT(_CaseFile):
 
 
 class CaseLabel(_CaseFile):
-    """The current label map: the latest revision, else the pseudo-label, else the imported label."""
+    """The label map to edit (selectors.labels.label_to_edit): the latest revision no lead rejected (for an
+    annotator, of their own read of a double read), else an imported label that covers every organ, else the latest
+    pseudo-label, else a partial imported label."""
 
     filename = "label.nii.gz"
 

@@ -30,10 +30,12 @@ export function App() {
     setPath(to)
   }, [])
 
-  const logout = useCallback(async () => {
-    await api.logout().catch(() => null)
-    setMe(await api.me())
-    go('/')
+  const logout = useCallback(() => {
+    void (async () => {
+      await api.logout().catch(() => null)
+      setMe(await api.me())
+      go('/')
+    })().catch((e: Error) => setError(e.message))
   }, [go])
 
   if (error) return <div className="page error" role="alert">{error}</div>

@@ -166,7 +166,11 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** @description The current label map: the latest revision, else the pseudo-label, else the imported label. */
+        /**
+         * @description The label map to edit (selectors.labels.label_to_edit): the latest revision no lead rejected (for an
+         *     annotator, of their own read of a double read), else an imported label that covers every organ, else the latest
+         *     pseudo-label, else a partial imported label.
+         */
         get: operations["cases_label.nii.gz_retrieve"];
         put?: never;
         post?: never;
@@ -863,27 +867,33 @@ export interface components {
             max_ml: number | null;
             zero_cases: number;
         };
+        /** @description The cases are written by the imports, never through the API: every field is read-only. */
         Case: {
             readonly id: number;
-            name: string;
+            readonly name: string;
             readonly dataset: string;
-            shape: unknown;
-            spacing: unknown;
-            affine: unknown;
-            dtype: string;
+            /** @description voxels (x, y, z) */
+            readonly shape: number[];
+            /** @description mm (x, y, z) */
+            readonly spacing: number[];
+            /** @description 4 x 4, voxel indices to world mm (RAS+) */
+            readonly affine: number[][];
+            readonly dtype: string;
             /** @description sha256 of the source file(s) */
-            checksum: string;
-            source_format: string;
+            readonly checksum: string;
+            readonly source_format: string;
             /** Format: date-time */
             readonly created: string;
             readonly labelled_organs: string[];
         };
         CaseBrief: {
             readonly id: number;
-            name: string;
+            readonly name: string;
             readonly dataset: string;
-            shape: unknown;
-            spacing: unknown;
+            /** @description voxels (x, y, z) */
+            readonly shape: number[];
+            /** @description mm (x, y, z) */
+            readonly spacing: number[];
         };
         Confirm: {
             /** Format: int64 */
@@ -987,9 +997,9 @@ export interface components {
             comment: string;
         };
         ErrorTag: {
-            code: string;
-            name: string;
-            description?: string;
+            readonly code: string;
+            readonly name: string;
+            readonly description: string;
         };
         ErrorTags: {
             tags: string[];
@@ -1035,6 +1045,18 @@ export interface components {
          * @enum {string}
          */
         FlagRowSourceEnum: "revision" | "pseudo_label";
+        /** @description One attention hotspot, as ml_engine.attention.hotspots.Hotspot.to_dict stores it. */
+        Hotspot: {
+            voxels: number;
+            /** Format: double */
+            ml: number;
+            /** @description mean voxel index (x, y, z) */
+            centroid: number[];
+            /** @description [start, stop]: voxel indices (x, y, z), stop one past the last */
+            bbox: number[][];
+            /** @description the centroid in world mm (RAS+) */
+            centroid_mm?: number[];
+        };
         /**
          * @description * `train` - Train
          *     * `infer` - Infer
@@ -1094,9 +1116,9 @@ export interface components {
         };
         LabelSet: {
             readonly id: number;
-            name: string;
-            display_name: string;
-            description?: string;
+            readonly name: string;
+            readonly display_name: string;
+            readonly description: string;
             readonly organs: components["schemas"]["Organ"][];
         };
         LeadVerdicts: {
@@ -1133,7 +1155,38 @@ export interface components {
         Me: {
             authenticated: boolean;
             username: string;
-            role: string | null;
+            /**
+             * @description the strongest role; null: signed out
+             *
+             *     * `annotator` - annotator
+             *     * `lead` - lead
+             *     * `admin` - admin
+             */
+            role: (components["schemas"]["RoleEnum"] | components["schemas"]["NullEnum"]) | null;
+        };
+        /** @description selectors.members.MemberCrops.as_json. */
+        MemberCrops: {
+            organ: string;
+            /** @description [[x0, y0, z0], [x1, y1, z1]]: file voxel indices, inclusive */
+            box: number[][];
+            shape: number[];
+            members: components["schemas"]["MemberProbability"][];
+            /** @description base64 of uint8 bytes, x fastest, the box's shape: the members' mean probability x 255 (> 127: the pseudo-label's mask) */
+            mean: string;
+            /** @description base64 of uint8 bytes, x fastest, the box's shape: 1 in the hotspot's attention region at seed, dilated by one voxel */
+            region: string | null;
+            /**
+             * Format: double
+             * @description smallest pairwise Dice of the members inside the region
+             */
+            agreement: number | null;
+            members_agree: boolean;
+        };
+        MemberProbability: {
+            /** @description the member's architecture */
+            name: string;
+            /** @description base64 of uint8 bytes, x fastest, the box's shape: p x 255 */
+            probability: string;
         };
         /** @description selectors.members.member_list: a registered model or imported predictions (never fine-tuned). */
         MemberRow: {
@@ -1162,6 +1215,8 @@ export interface components {
             current_key: string;
             stale: boolean;
         };
+        /** @enum {unknown} */
+        NullEnum: null;
         /**
          * @description * `voxels` - voxels
          *     * `flags` - flags
@@ -1174,10 +1229,10 @@ export interface components {
             /** @description its voxel value in label maps */
             value: number;
             /** @description canonical name, e.g. kidney_right, postcava */
-            name: string;
-            display_name: string;
+            readonly name: string;
+            readonly display_name: string;
             /** @description #rrggbb */
-            color: string;
+            readonly color: string;
         };
         OrganAgreement: {
             organ: string;
@@ -1311,12 +1366,12 @@ export interface components {
              * Format: double
              * @description total attention size in mL
              */
-            priority: number;
-            status?: components["schemas"]["TaskStatusEnum"];
+            readonly priority: number;
+            readonly status: components["schemas"]["TaskStatusEnum"];
             /** Format: date-time */
-            lease_expires?: string | null;
+            readonly lease_expires: string | null;
             /** @description the lead's comment when a revision was rejected */
-            review_comment?: string;
+            readonly review_comment: string;
         };
         RankedPage: {
             round: number | null;
@@ -1365,6 +1420,12 @@ export interface components {
             leads: components["schemas"]["LeadVerdicts"][];
             annotators: components["schemas"]["AnnotatorVerdicts"][];
             double_reads: components["schemas"]["DoubleReadBoard"];
+        };
+        /** @description A revision's review: its verdict (accepted or rejected, or how a lead's own edit or adjudication ended). */
+        ReviewBrief: {
+            decision: components["schemas"]["VerdictDecisionEnum"];
+            comment: string;
+            reviewer: string;
         };
         /**
          * @description * `accepted` - Accepted
@@ -1417,23 +1478,27 @@ export interface components {
         };
         Revision: {
             readonly id: number;
-            task: number;
-            case: number;
+            readonly task: number;
+            readonly case: number;
             /** @description 1, 2, ... per case */
             readonly number: number;
-            parent?: number | null;
+            readonly parent: number | null;
             /** @description Required. 150 characters or fewer. Letters, digits and @/./+/-/_ only. */
             readonly author: string;
-            kind?: components["schemas"]["RevisionKindEnum"];
-            changed_voxels?: unknown;
-            dice?: unknown;
+            readonly kind: components["schemas"]["RevisionKindEnum"];
+            /** @description per organ name: voxels changed against the pseudo-label */
+            readonly changed_voxels: {
+                [key: string]: number;
+            };
+            /** @description per organ name: Dice against the pseudo-label */
+            readonly dice: {
+                [key: string]: number;
+            };
             /** Format: double */
-            seconds_spent?: number;
+            readonly seconds_spent: number;
             /** Format: date-time */
             readonly created: string;
-            readonly review: {
-                [key: string]: unknown;
-            } | null;
+            readonly review: components["schemas"]["ReviewBrief"] | null;
         };
         /**
          * @description * `revision` - Revision
@@ -1454,6 +1519,13 @@ export interface components {
              */
             seconds_spent: number;
         };
+        /**
+         * @description * `annotator` - annotator
+         *     * `lead` - lead
+         *     * `admin` - admin
+         * @enum {string}
+         */
+        RoleEnum: "annotator" | "lead" | "admin";
         /** @description selectors.members.round_members: one model of a round's ensemble. */
         RoundMember: {
             name: string;
@@ -1592,29 +1664,40 @@ export interface components {
         /** @description A task as the workspace needs it: the case, organs in attention order, file URLs, the base revision. */
         Task: {
             readonly id: number;
-            status?: components["schemas"]["TaskStatusEnum"];
+            readonly status: components["schemas"]["TaskStatusEnum"];
             /**
              * Format: double
              * @description total attention size in mL
              */
-            priority: number;
+            readonly priority: number;
             readonly round: number;
             readonly case: components["schemas"]["CaseBrief"];
             /** @description Required. 150 characters or fewer. Letters, digits and @/./+/-/_ only. */
-            readonly lease_holder: string;
+            readonly lease_holder: string | null;
             /** Format: date-time */
-            lease_expires?: string | null;
+            readonly lease_expires: string | null;
             /** @description Required. 150 characters or fewer. Letters, digits and @/./+/-/_ only. */
-            readonly assignee: string;
+            readonly assignee: string | null;
             /** @description the lead's comment when a revision was rejected */
-            review_comment?: string;
+            readonly review_comment: string;
             readonly base_revision: number | null;
-            readonly organs: {
-                [key: string]: unknown;
-            }[];
-            readonly urls: {
-                [key: string]: string;
-            };
+            readonly organs: components["schemas"]["TaskOrgan"][];
+            readonly urls: components["schemas"]["TaskUrls"];
+        };
+        /** @description One organ of a task's case (selectors.work.task_organs): its attention size and hotspots, largest first. */
+        TaskOrgan: {
+            name: string;
+            /** @description its voxel value in label maps */
+            value: number;
+            display_name: string;
+            color: string;
+            /**
+             * Format: double
+             * @description attention size in mL
+             */
+            size_ml: number;
+            voxels: number;
+            hotspots: components["schemas"]["Hotspot"][];
         };
         /**
          * @description * `pending` - Pending
@@ -1625,6 +1708,11 @@ export interface components {
          * @enum {string}
          */
         TaskStatusEnum: "pending" | "leased" | "revised" | "confirmed" | "skipped";
+        TaskUrls: {
+            ct: string;
+            label: string;
+            attention: string;
+        };
         Token: {
             token: string;
             /** Format: date-time */
@@ -1966,9 +2054,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["MemberCrops"];
                 };
             };
         };
@@ -2671,7 +2757,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Task"];
+                    "application/json": components["schemas"]["QueueTask"];
                 };
             };
         };

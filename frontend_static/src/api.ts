@@ -1,71 +1,21 @@
 // The only module that talks to the server: the Atlas REST API with the session cookie and the CSRF header.
 import type { components } from './api-schema'
 
-export interface Me {
-  authenticated: boolean
-  username: string
-  role: 'annotator' | 'lead' | 'admin' | null
-}
+// Every type of a request or a response is generated from the server's OpenAPI schema (openapi.yml -> api-schema.ts,
+// `make schema`), so that a change of a response on one side breaks the build on the other.
+type Schemas = components['schemas']
 
-export interface Hotspot {
-  voxels: number
-  ml: number
-  centroid: number[]
-  bbox: number[][]
-}
-
-export interface TaskOrgan {
-  name: string
-  value: number
-  display_name: string
-  color: string
-  size_ml: number
-  voxels: number
-  hotspots: Hotspot[]
-}
-
-export interface Task {
-  id: number
-  status: string
-  priority: number
-  round: number
-  case: { id: number; name: string; dataset: string; shape: number[]; spacing: number[] }
-  lease_expires: string | null
-  review_comment: string
-  base_revision: number | null
-  organs: TaskOrgan[]
-  urls: { ct: string; label: string; attention: string }
-}
-
-export interface QueueTask {
-  id: number
-  case: string
-  round: number
-  priority: number
-  status: string
-  lease_expires: string | null
-  review_comment: string
-}
-
-export interface LabelSet {
-  id: number
-  name: string
-  display_name: string
-  organs: { value: number; name: string; display_name: string; color: string }[]
-}
-
-export interface ErrorTag {
-  code: string
-  name: string
-  description: string
-}
-
-export interface Revision {
-  id: number
-  number: number
-  kind: string
-  changed_voxels: Record<string, number>
-}
+// --- the annotator's workspace ---
+export type Me = Schemas['Me']
+export type Hotspot = Schemas['Hotspot']
+export type TaskOrgan = Schemas['TaskOrgan']
+export type Task = Schemas['Task']
+export type QueueTask = Schemas['QueueTask']
+export type LabelSet = Schemas['LabelSet']
+export type ErrorTag = Schemas['ErrorTag']
+export type Revision = Schemas['Revision']
+/** GET /api/cases/{id}/members/ as sent: the arrays are base64 (workspace/membersApi.ts decodes them). */
+export type MemberCropsBody = Schemas['MemberCrops']
 
 export class ApiError extends Error {
   status: number
@@ -98,7 +48,7 @@ export async function request<T>(method: string, url: string, body?: unknown): P
   const text = await response.text()
   let data: Record<string, unknown> = {}
   try {
-    data = text ? JSON.parse(text) : {}
+    data = text ? (JSON.parse(text) as Record<string, unknown>) : {}
   } catch {
     data = { detail: text.slice(0, 300) }
   }
@@ -127,13 +77,14 @@ export const api = {
   confirm: (task: number, baseRevision: number | null, seconds: number) =>
     request<Revision>('POST', `/api/tasks/${task}/confirm/`, { base_revision: baseRevision, seconds_spent: seconds }),
   skip: (task: number, reason: string) => request<QueueTask>('POST', `/api/tasks/${task}/skip/`, { reason }),
+  members: (caseId: number, organ: string, box: number[], seed: number[]) => {
+    const query = new URLSearchParams({ organ, box: box.join(','), seed: seed.join(',') })
+    return request<MemberCropsBody>('GET', `/api/cases/${caseId}/members/?${query}`)
+  },
 }
 
 // --- the lead dashboard (GET /api/dashboard/..., POST /api/tasks/assign/, POST /api/rounds/start/) ---------------
 
-// Their types are generated from the server's OpenAPI schema (openapi.yml -> api-schema.ts, `make schema`), so that a
-// change of a response on one side breaks the build on the other.
-type Schemas = components['schemas']
 export type AnnotatorRow = Schemas['AnnotatorRow']
 export type OrganRow = Schemas['OrganRow']
 export type Lease = Schemas['Lease']
@@ -154,15 +105,15 @@ export type RoundMember = Schemas['RoundMember']
 export type MemberRow = Schemas['MemberRow']
 export type Matrix = Schemas['LabelBias']['mean']
 export type StartRoundBody = Pick<Schemas['StartRound'], 'archs' | 'size' | 'steps' | 'epochs'>
+export type AssignBody = Schemas['Assign']
 
 export const dashboardApi = {
   overview: (round?: number) => request<Overview>('GET', `/api/dashboard/${round === undefined ? '' : `?round=${round}`}`),
   tasks: (offset: number, limit: number, status: string) =>
     request<RankedPage>('GET', `/api/dashboard/tasks/?offset=${offset}&limit=${limit}${status ? `&status=${status}` : ''}`),
-  assign: (body: { annotator: string | null; task_ids?: number[]; rank_from?: number; rank_to?: number }) =>
-    request<{ assigned: number }>('POST', '/api/tasks/assign/', body),
-  attention: () => request<{ rounds: AttentionCurve[] }>('GET', '/api/dashboard/attention/'),
-  quality: () => request<{ rounds: RoundQuality[] }>('GET', '/api/dashboard/quality/'),
+  assign: (body: AssignBody) => request<Schemas['Assigned']>('POST', '/api/tasks/assign/', body),
+  attention: () => request<Schemas['AttentionCurves']>('GET', '/api/dashboard/attention/'),
+  quality: () => request<Schemas['Qualities']>('GET', '/api/dashboard/quality/'),
   refreshQuality: (round: number) => request<RefreshAccepted>('POST', '/api/dashboard/quality/refresh/', { round }),
   jobs: () => request<JobsBoard>('GET', '/api/dashboard/jobs/'),
   members: () => request<Schemas['Members']>('GET', '/api/dashboard/members/'),

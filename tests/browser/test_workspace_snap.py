@@ -287,3 +287,26 @@ def test_snap_outline_at_hotspot_apply_and_undo(snap_case, page, live_server):
     assert np.array_equal(_label(page), applied)
     assert np.array_equal(submit(page, task), expected)
     assert not page.errors
+
+
+def test_snap_says_why_it_has_no_proposal(snap_case, page, live_server):
+    """The snap's element answers for the current settings, always: its proposal's state, or that state with
+    `:none:<why>`. With the active organ not the selected hotspot's (the members, threshold and snap work on the
+    hotspot's organ), the page says so rather than dropping the tools without a word (the effort benchmark waited a
+    minute for a proposal the page would never draw); a preview on the label hides the proposal and says so."""
+    _open_hotspot(page, live_server.url)
+    page.wait_for_selector(f"[data-snap-state='0:0:1:1:{LIVER}']")
+    page.click(f"[data-organ][data-value='{POSTCAVA}']")
+    page.uncheck("[data-control=protect]")
+    page.wait_for_selector(f".snap[data-snap-state='0:0:1:0:{POSTCAVA}:none:other-organ']", state="attached")
+    assert "Liver's" in page.inner_text("[data-members-unavailable=other-organ]")
+    assert page.evaluate("window.atlasSnap") is None and "snap" not in _edges(page)
+    # back on the hotspot's organ: the proposal for the new settings
+    page.click(f"[data-organ][data-value='{LIVER}']")
+    page.wait_for_selector(f".snap[data-snap-state='0:0:1:0:{LIVER}']")
+    assert page.locator("[data-members-unavailable]").count() == 0
+    page.click("[data-action=snap-edge]")
+    page.wait_for_selector(f".snap[data-snap-state='1:0:1:0:{LIVER}:none:preview']")
+    page.click("[data-action=snap-cancel]")
+    page.wait_for_selector(f".snap[data-snap-state='0:1:1:0:{LIVER}']")
+    assert not page.errors

@@ -85,7 +85,8 @@ export function Reviews({ round, go }: { round: number | null; go: (to: string) 
           <span className="double-read-share">
             <input type="number" min={0} max={100} step={1} value={share} onChange={(e) => setShare(e.target.value)}
               data-input="double-read-share" title="% of this round's cases read twice" />%
-            <button type="button" onClick={setDoubleReads} data-action="set-double-reads">Set for round {round}
+            <button type="button" onClick={() => void setDoubleReads()} data-action="set-double-reads">
+              Set for round {round}
             </button>
           </span>
         )} />

@@ -22,7 +22,7 @@ export function Login({ onLogin }: { onLogin: (me: Me) => void }) {
 
   return (
     <div className="page login" data-page="login">
-      <form onSubmit={submit} className="card">
+      <form onSubmit={(e) => void submit(e)} className="card">
         <h1>Atlas</h1>
         <p className="muted">Abdominal CT annotation</p>
         <label>

@@ -2,7 +2,7 @@
 // Submit / Confirm / Skip. State worth asserting on is mirrored into data-* attributes of the root element.
 // The parts live in ../workspace/: the task and lease (useTask), display controls (useViewerControls), the tools
 // (tools/, one file per tool), the keyboard (useShortcuts), panels and dialogs.
-import { useCallback, useEffect, useRef, useState } from 'react'
+import { useCallback, useEffect, useLayoutEffect, useRef, useState } from 'react'
 import type { Me } from '../api'
 import type { Viewer } from '../viewer/niivue'
 import { HelpDialog, SkipDialog, SubmitDialog } from '../workspace/Dialogs'
@@ -27,10 +27,13 @@ export function Workspace({ me, go }: { me: Me; go: (to: string) => void }) {
   const w = useTask(canvasRef, go, onViewer)
   const c = useViewerControls(w.viewerRef, w.state)
   const t = useTools(w.viewerRef, w.state === 'ready')
-  wire.current = (viewer) => {
-    viewer.onWindow = (width, level) => c.setWin({ width: Math.round(width), level: Math.round(level) })
-    viewer.onCrosshair = (v) => c.setCrosshair(v)
-  }
+  const { setWin, setCrosshair } = c
+  useLayoutEffect(() => {
+    wire.current = (viewer) => {
+      viewer.onWindow = (width, level) => setWin({ width: Math.round(width), level: Math.round(level) })
+      viewer.onCrosshair = (v) => setCrosshair(v)
+    }
+  }, [setWin, setCrosshair])
   const [hotspot, setHotspot] = useState(-1)
   const [dialog, setDialog] = useState<Dialog>(null)
   const [chosenTags, setChosenTags] = useState<Record<string, string[]>>({})
@@ -136,15 +139,15 @@ export function Workspace({ me, go }: { me: Me; go: (to: string) => void }) {
         <div className="conflict" role="alert" data-conflict-banner>
           Another revision of this case (id {w.conflict}) landed after the one you started from. Your edits are still
           here.
-          <button onClick={w.reloadKeepingEdits} disabled={busy} data-action="reload-keep">
+          <button onClick={() => void w.reloadKeepingEdits()} disabled={busy} data-action="reload-keep">
             Reload the newer revision, keeping my edits</button>
         </div>
       )}
       <div className="main">
         <aside className="side">
           <ViewPanel c={c} viewerRef={viewerRef} />
-          <ToolsPanel t={t} m={m} viewerRef={viewerRef} organ={activeOrgan} undo={edits.undo} redo={edits.redo}
-            say={setToolMessage} />
+          <ToolsPanel t={t} m={m} viewerRef={viewerRef} ready={state === 'ready'} organ={activeOrgan}
+            undo={edits.undo} redo={edits.redo} say={setToolMessage} />
           {toolMessage && <p className="muted" data-tool-message>{toolMessage}</p>}
           <LayersPanel c={c} />
         </aside>

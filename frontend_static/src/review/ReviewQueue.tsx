@@ -60,7 +60,7 @@ export function ReviewQueue({ me, go }: { me: Me; go: (to: string) => void }) {
           <input value={filter.organ} data-filter="organ" placeholder="e.g. liver"
             onChange={(e) => setFilter({ ...filter, organ: e.target.value.trim() })} />
         </label>
-        <button className="primary" onClick={next} data-action="next-review">Next to review</button>
+        <button className="primary" onClick={() => void next()} data-action="next-review">Next to review</button>
       </div>
       {rows && rows.length === 0 && <p className="muted" data-empty>No revision is waiting for review.</p>}
       {rows && rows.length > 0 && (

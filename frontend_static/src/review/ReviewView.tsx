@@ -13,7 +13,7 @@ import { type Shown, useReviewViewer } from './useReviewViewer'
 export function ReviewView({ me, id, go }: { me: Me; id: number; go: (to: string) => void }) {
   const canvasRef = useRef<HTMLCanvasElement>(null)
   const hoverRef = useRef<HTMLSpanElement>(null)
-  const started = useRef(performance.now())
+  const started = useRef(0) // when this revision was opened (the review's time)
   const [detail, setDetail] = useState<ReviewDetail | null>(null)
   const [shown, setShown] = useState<Shown>('revision')
   const [organ, setOrgan] = useState('')
@@ -23,16 +23,17 @@ export function ReviewView({ me, id, go }: { me: Me; id: number; go: (to: string
   const [comment, setComment] = useState('')
   const [reassign, setReassign] = useState('')
   const [tool, setTool] = useState<Tool>('navigate')
-  const [active, setActive] = useState(0)
+  const [chosen, setActive] = useState(0)
   const v = useReviewViewer(canvasRef, detail, shown, organ)
+  const active = chosen || (v.labelSet?.organs[0]?.value ?? 0) // the label set's first organ until one is chosen
 
   useEffect(() => {
     reviewApi.detail(id).then(setDetail).catch((e: Error) => setError(e.message))
   }, [id])
 
   useEffect(() => {
-    if (!active && v.labelSet?.organs.length) setActive(v.labelSet.organs[0].value)
-  }, [v.labelSet, active])
+    started.current = performance.now()
+  }, [id])
 
   useEffect(() => {
     if (v.state === 'ready') v.viewerRef.current?.setTool(tool, active, 1, true)
@@ -63,10 +64,10 @@ export function ReviewView({ me, id, go }: { me: Me; id: number; go: (to: string
   const reviewed = detail?.review ?? null
   const double = detail?.double_read ?? null
   const label = detail ? `${detail.case} revision ${detail.number}` : ''
-  const accept = () => act(() => reviewApi.verdict(id, 'accepted', '', seconds(), null), `${label} accepted.`)
-  const reject = () => act(() => reviewApi.verdict(id, 'rejected', comment.trim(), seconds(), reassign || null),
+  const accept = () => void act(() => reviewApi.verdict(id, 'accepted', '', seconds(), null), `${label} accepted.`)
+  const reject = () => void act(() => reviewApi.verdict(id, 'rejected', comment.trim(), seconds(), reassign || null),
     `${label} rejected: back to ${reassign || detail?.author}.`)
-  const editAccept = () => act(async () => {
+  const editAccept = () => void act(async () => {
     const viewer = v.viewerRef.current
     if (!viewer) throw new Error('the viewer is not ready')
     await reviewApi.editAccept(id, await viewer.labelNifti(), comment.trim(), seconds())
@@ -177,7 +178,7 @@ export function ReviewView({ me, id, go }: { me: Me; id: number; go: (to: string
             )}
           </section>
           {double && detail && <Adjudicate detail={detail} busy={busy || !!reviewed}
-            run={(take, organs) => act(() => reviewApi.adjudicate(id, take, organs, comment.trim(), seconds()),
+            run={(take, organs) => void act(() => reviewApi.adjudicate(id, take, organs, comment.trim(), seconds()),
               `${detail.case}: the double read was adjudicated.`)} />}
         </aside>
       </div>

@@ -1,17 +1,18 @@
 // The review API for leads (annotation/api/review.py): the review queue, "next to review", one revision as the
 // review view shows it, verdicts, edit and accept, adjudicating a double read. Types come from the OpenAPI schema.
 import { request } from '../api'
-import type { components } from '../api-schema'
+import type { components, operations } from '../api-schema'
 
 type Schemas = components['schemas']
 export type WaitingRevision = Schemas['WaitingRevision']
 export type ReviewDetail = Schemas['ReviewDetail']
 export type OrganDiff = Schemas['OrganDiff']
 export type FlagRow = Schemas['FlagRow']
-export type ReviewOrder = 'voxels' | 'flags' | 'attention' | 'age'
+export type ReviewOrder = NonNullable<NonNullable<operations['review_queue_list']['parameters']['query']>['order']>
 export interface ReviewFilter { order: ReviewOrder; annotator: string; organ: string }
 
-export interface StoredRevision { id: number; number: number; task: number; parent: number | null; author: string }
+/** What a verdict, an edit and accept or an adjudication stored. */
+export type StoredRevision = Schemas['Revision']
 
 function query(filter: ReviewFilter): string {
   const q = new URLSearchParams({ order: filter.order })
@@ -31,7 +32,7 @@ export const reviewApi = {
   queue: (filter: ReviewFilter) => request<WaitingRevision[]>('GET', `/api/review/queue/?${query(filter)}`),
   next: (filter: ReviewFilter) => request<WaitingRevision | null>('POST', '/api/review/next/', body(filter)),
   detail: (id: number) => request<ReviewDetail>('GET', `/api/review/revisions/${id}/`),
-  verdict: (id: number, decision: 'accepted' | 'rejected', comment: string, seconds: number,
+  verdict: (id: number, decision: Schemas['ReviewDecisionEnum'], comment: string, seconds: number,
     reassignTo: string | null) =>
     request<StoredRevision>('POST', `/api/revisions/${id}/review/`, { decision, comment, seconds_spent: seconds,
       reassign_to: reassignTo }),

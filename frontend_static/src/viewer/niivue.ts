@@ -406,7 +406,7 @@ export class Viewer {
 
   /** The current label map as a gzipped NIfTI on the CT's grid (uint8), ready for upload. */
   async labelNifti(): Promise<Uint8Array> {
-    const raw = (await this.nv.volumes[0].saveToDisk('', this.bitmap())) as Uint8Array
+    const raw = await this.nv.volumes[0].saveToDisk('', this.bitmap())
     return gzip(raw)
   }
 

@@ -79,7 +79,7 @@ export class OutlineLayer {
       return p
     }
     const screen = (a: number, b: number) =>
-      this.nv.frac2canvasPosWithTile(this.nv.vox2frac(vox(a, b) as unknown as Float32Array), TILE[axis])?.pos
+      this.nv.frac2canvasPosWithTile(this.nv.vox2frac(vox(a, b)), TILE[axis])?.pos
     const p0 = screen(lo[u], lo[v])
     const pu = screen(lo[u] + 1, lo[v])
     const pv = screen(lo[u], lo[v] + 1)

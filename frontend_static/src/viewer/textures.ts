@@ -75,7 +75,7 @@ export function syncGpu(gl: WebGL2RenderingContext): void {
 export function readLayer(gl: WebGL2RenderingContext, texture: WebGLTexture, z: number, nx: number,
   ny: number): Uint8Array {
   const fb = gl.createFramebuffer()
-  const previous = gl.getParameter(gl.FRAMEBUFFER_BINDING)
+  const previous = gl.getParameter(gl.FRAMEBUFFER_BINDING) as WebGLFramebuffer | null
   gl.bindFramebuffer(gl.FRAMEBUFFER, fb)
   gl.framebufferTextureLayer(gl.FRAMEBUFFER, gl.COLOR_ATTACHMENT0, texture, 0, z)
   const rgba = new Uint8Array(nx * ny * 4)

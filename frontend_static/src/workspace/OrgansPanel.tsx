@@ -33,7 +33,7 @@ export function HotspotsPanel({ hotspots, hotspot, organs, goto }: { hotspots: H
       <ol className="hotspots">
         {hotspots.map((h, i) => (
           <li key={i} className={i === hotspot ? 'active' : ''} onClick={() => goto(i)}
-            data-hotspot-index={i} data-centroid={h.centroid.join(',')}>
+            data-hotspot-index={i} data-hotspot-organ={h.value} data-centroid={h.centroid.join(',')}>
             {organs.find((o) => o.name === h.organ)?.display_name ?? h.organ} ·{' '}
             {h.ml >= 0.05 ? `${h.ml.toFixed(1)} mL` : `${h.voxels} voxels`}</li>
         ))}

@@ -13,6 +13,7 @@ export interface OrganRow {
 export interface HotspotRow {
   organ: string
   value: number
+  display_name: string
   ml: number
   voxels: number
   centroid: number[]

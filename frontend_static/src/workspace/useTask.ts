@@ -1,6 +1,6 @@
 // The task and its lease: lease the next task, load its label set, error tags and volumes into a new Viewer; the
 // heartbeat; asking before leaving with unsaved edits; Submit / Confirm / Skip and the 409 reload.
-import { useCallback, useEffect, useMemo, useRef, useState } from 'react'
+import { useCallback, useEffect, useLayoutEffect, useMemo, useRef, useState } from 'react'
 import { ApiError, api, type ErrorTag, type Task } from '../api'
 import { openViewer } from '../viewer/lifecycle'
 import type { Viewer } from '../viewer/niivue'
@@ -20,7 +20,7 @@ export type OnViewer = (viewer: Viewer) => void
 export function useTask(canvasRef: { current: HTMLCanvasElement | null }, go: (to: string) => void,
   onViewer: OnViewer) {
   const viewerRef = useRef<Viewer | null>(null)
-  const started = useRef(performance.now())
+  const started = useRef(0) // when the case was shown (set once it has loaded)
   const [task, setTask] = useState<Task | null>(null)
   const [state, setState] = useState<LoadState>('loading')
   const [error, setError] = useState('')
@@ -35,11 +35,14 @@ export function useTask(canvasRef: { current: HTMLCanvasElement | null }, go: (t
   const [busy, setBusy] = useState(false)
   const [leaseLost, setLeaseLost] = useState('')
   const onViewerRef = useRef(onViewer)
-  onViewerRef.current = onViewer
+  useLayoutEffect(() => {
+    onViewerRef.current = onViewer
+  })
 
   const hotspots: HotspotRow[] = useMemo(() => {
     if (!task) return []
-    return task.organs.flatMap((o) => o.hotspots.map((h) => ({ organ: o.name, value: o.value, ml: h.ml,
+    return task.organs.flatMap((o) => o.hotspots.map((h) => ({ organ: o.name, value: o.value,
+      display_name: o.display_name, ml: h.ml,
       voxels: h.voxels, centroid: h.centroid, bbox: h.bbox }))).sort((a, b) => b.ml - a.ml || b.voxels - a.voxels)
   }, [task])
 
@@ -145,7 +148,7 @@ export function useTask(canvasRef: { current: HTMLCanvasElement | null }, go: (t
     const viewer = viewerRef.current
     if (!viewer || !task) return
     const chosen = Object.fromEntries(Object.entries(chosenTags).filter(([, codes]) => codes.length > 0))
-    return act(async () => api.submit(task.id, await viewer.labelNifti(), baseRevision, chosen, seconds()),
+    void act(async () => api.submit(task.id, await viewer.labelNifti(), baseRevision, chosen, seconds()),
       (revision) => `Revision ${revision.number} of ${task.case.name} saved.`, closeDialog)
   }
 
@@ -154,13 +157,13 @@ export function useTask(canvasRef: { current: HTMLCanvasElement | null }, go: (t
     if (edits.dirty && !window.confirm('Confirm means "no change needed": your unsaved edits are dropped. Go on?')) {
       return
     }
-    return act(() => api.confirm(task.id, baseRevision, seconds()),
+    void act(() => api.confirm(task.id, baseRevision, seconds()),
       (revision) => `${task.case.name} confirmed (revision ${revision.number}).`, closeDialog)
   }
 
   const skip = (reason: string, closeDialog: () => void) => {
     if (!task || !reason.trim()) return
-    return act(() => api.skip(task.id, reason.trim()), () => `${task.case.name} skipped.`, closeDialog)
+    void act(() => api.skip(task.id, reason.trim()), () => `${task.case.name} skipped.`, closeDialog)
   }
 
   const reloadKeepingEdits = async () => {

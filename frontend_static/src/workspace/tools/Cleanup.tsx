@@ -7,6 +7,7 @@ import { unionBox } from '../../viewer/edits'
 import type { Viewer } from '../../viewer/niivue'
 import { fillHoles, keepLargest, removeIslands, reserveScratch, warmUpSteps } from '../../viewer/ops/components'
 import { snapWarmUpSteps } from '../../viewer/ops/snap'
+import type { ViewerRef } from '../types'
 import type { Tools } from './useTools'
 
 const WARM_UP_ROUNDS = 8 // of each clean-up on the small synthetic volume
@@ -101,9 +102,15 @@ export function cleanup(viewer: Viewer, op: CleanupOp, value: number, islandMl: 
     : removeIslands(label, box, g.dims, value, minVoxels)), false)
 }
 
-export function CleanupControls({ t, viewer }: { t: Tools; viewer: Viewer | null }) {
-  const run = (op: CleanupOp) => viewer && cleanup(viewer, op, t.active, t.islandMl)
-  useEffect(() => (viewer ? warmUpWhenIdle(viewer) : undefined), [viewer])
+export function CleanupControls({ t, viewerRef, ready }: { t: Tools; viewerRef: ViewerRef; ready: boolean }) {
+  const run = (op: CleanupOp) => {
+    const viewer = viewerRef.current
+    if (viewer) cleanup(viewer, op, t.active, t.islandMl)
+  }
+  useEffect(() => {
+    const viewer = viewerRef.current
+    return ready && viewer ? warmUpWhenIdle(viewer) : undefined
+  }, [viewerRef, ready])
   return (
     <div className="cleanup">
       <div className="buttons">

@@ -2,6 +2,7 @@
 // then fill the slices between them with the shape-based interpolation of the painted slices, as one edit.
 import type { Viewer } from '../../viewer/niivue'
 import { interpolateSlices } from '../../viewer/ops/interpolate'
+import type { ViewerRef } from '../types'
 import type { Tools } from './useTools'
 
 /** Returns the voxels added, or a reason why nothing could be interpolated. */
@@ -26,9 +27,10 @@ export function interpolate(viewer: Viewer, value: number): number | string {
   return added
 }
 
-export function InterpolateControls({ t, viewer, say }: { t: Tools; viewer: Viewer | null
+export function InterpolateControls({ t, viewerRef, say }: { t: Tools; viewerRef: ViewerRef
   say: (message: string) => void }) {
   const run = () => {
+    const viewer = viewerRef.current
     if (!viewer) return
     const result = interpolate(viewer, t.active)
     say(typeof result === 'string' ? result : `interpolated: ${result} voxels added`)

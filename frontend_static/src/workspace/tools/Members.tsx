@@ -1,10 +1,16 @@
 // Members at a hotspot: for the active organ's selected hotspot, draw where each ensemble member and the mean put the
 // organ (outlines over the slices, on by default), show a member's version in the hotspot's region as a preview, and
 // accept one with one click (or m to cycle, a to accept); say when the members agree there, so that no member will
-// fix a wrong label. The snap's proposal (SnapEdge.tsx) is one more outline, toggled with the members'.
+// fix a wrong label. The snap's proposal (SnapEdge.tsx) is one more outline, toggled with the members'. When the active
+// organ is not the selected hotspot's, say so (the tools work on the hotspot's organ) rather than vanish.
 import { OUTLINE_COLOURS, SNAP_COLOUR, type Members } from './useMembers'
 
 export function MembersControls({ m }: { m: Members }) {
+  if (m.status === 'other-organ' && m.hotspot) {
+    return <p className="flash" data-members-unavailable="other-organ">The selected hotspot is
+      {' '}{m.hotspot.display_name}'s: the members, the local threshold and the snap work on its organ. Select
+      {' '}{m.hotspot.display_name} (or a hotspot of the active organ) to use them.</p>
+  }
   if (m.error) return <p className="muted" data-members-error>members: {m.error}</p>
   if (!m.crops) return null
   const names = [...m.crops.members.map((x) => x.name), 'mean']

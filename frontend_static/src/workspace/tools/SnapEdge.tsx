@@ -9,7 +9,7 @@ import type { Outline, Viewer } from '../../viewer/niivue'
 import { SNAP_MARGIN, snapEdge } from '../../viewer/ops/snap'
 import type { MemberCrops } from '../membersApi'
 import type { ViewerRef } from '../types'
-import { cropOffsetTerms, SNAP_COLOUR, type Members } from './useMembers'
+import { cropOffsetTerms, type Members, type MembersStatus, SNAP_COLOUR } from './useMembers'
 import type { Tools } from './useTools'
 
 /** The snap's box (the crop grown by SNAP_MARGIN, clipped), the crop's box in viewer voxels, and the organ after
@@ -103,42 +103,94 @@ export function applySnap(m: Members, t: Tools): void {
   m.keep()
 }
 
+/** Why there is no proposal to draw: the members' tools are not ready at the hotspot (MembersStatus), a preview is
+ * on the label (it shows the snap there, or a member), the viewer has no volume, or computing it failed. */
+export type SnapNone = Exclude<MembersStatus, 'none' | 'ready'> | 'preview' | 'no-volume' | 'failed'
+
+/**
+ * What the snap's proposal answers to, as the page's `.snap` element's data-snap-state:
+ * `undo:redo:reach:protect:organ` (the edit history's depth, reach 1 to 3, protection 1 / 0, the active organ's
+ * value) once the proposal for exactly those is drawn, with `:none:<why>` after it when there is none for them
+ * (so that nothing waits for a proposal that will not come).
+ */
+export function snapState(undo: number, redo: number, reach: number, protect: boolean, organ: number,
+  none?: SnapNone): string {
+  return `${undo}:${redo}:${reach}:${protect ? 1 : 0}:${organ}${none ? `:none:${none}` : ''}`
+}
+
+const NO_PROPOSAL = { outline: null, changes: 0, ms: 0 }
+
 /**
  * The snap's proposal, drawn as one more outline at the hotspot (0 clicks to look at): computed when the crops have
  * loaded and again after each edit or settings change (reach, protection, HU range, organ), after the browser has
- * painted. Hidden while a preview is on the label (the preview shows it there).
+ * painted. Hidden while a preview is on the label (the preview shows it there). Each of those ends in a state
+ * (snapState), a proposal or why there is none.
  */
 function useSnapProposal(m: Members, t: Tools, viewerRef: ViewerRef, undo: number, redo: number): void {
   const { crops, shown, setSnap } = m
   const { active, protect, snapReach, hu } = t
   useEffect(() => {
-    if (!crops || shown) {
-      setSnap(null)
+    if (!crops) {
+      setSnap(null) // the element says why from the members' status
+      return
+    }
+    if (shown) {
+      setSnap({ ...NO_PROPOSAL, state: snapState(undo, redo, snapReach, protect, active, 'preview') })
       return
     }
     // a timer: after the parent's effects (the HU range reaches the viewer there) and after the paint
     const timer = window.setTimeout(() => {
       const viewer = viewerRef.current
-      const r = viewer ? snapOutline(viewer, crops, active, snapReach, protect) : null
-      setSnap(r && { ...r, state: `${undo}:${redo}:${snapReach}:${protect ? 1 : 0}:${active}` })
+      let none: SnapNone = 'no-volume'
+      let r: ReturnType<typeof snapOutline> = null
+      try {
+        r = viewer ? snapOutline(viewer, crops, active, snapReach, protect) : null
+      } catch (e) {
+        none = 'failed'
+        console.error('the snap proposal failed:', e)
+      }
+      setSnap(r ? { ...r, state: snapState(undo, redo, snapReach, protect, active) }
+        : { ...NO_PROPOSAL, state: snapState(undo, redo, snapReach, protect, active, none) })
     }, 0)
     return () => window.clearTimeout(timer)
   }, [crops, shown, setSnap, viewerRef, active, protect, snapReach, hu, undo, redo])
 }
 
+const NONE_TEXT: Record<SnapNone, string> = {
+  'other-organ': '', // MembersControls says it
+  loading: 'loading the members at this hotspot…',
+  error: '', // MembersControls says it
+  preview: '',
+  'no-volume': 'no proposal: the case is not loaded',
+  failed: 'no proposal: computing it failed (see the browser console)',
+}
+
 export function SnapEdgeControls({ m, t, viewerRef, undo, redo }: { m: Members; t: Tools; viewerRef: ViewerRef
   undo: number; redo: number }) {
   useSnapProposal(m, t, viewerRef, undo, redo)
-  if (!m.crops) return null
+  if (m.status === 'none') return null // the snap works at a selected hotspot
+  if (m.status !== 'ready' || !m.crops) {
+    // no crop for the active organ here: the state says why, for exactly these settings
+    const why = m.status === 'ready' ? 'loading' : m.status
+    return (
+      <div className="snap" data-snap-state={snapState(undo, redo, t.snapReach, t.protect, t.active, why)}
+        data-snap-changes="" data-snap-ms="">
+        {NONE_TEXT[why] && <p className="muted">{NONE_TEXT[why]}</p>}
+      </div>
+    )
+  }
   const previewing = m.shown.startsWith('snap:')
   const proposal = m.snap
+  const none = proposal && !proposal.outline ? proposal.state.split(':none:')[1] as SnapNone : undefined
   return (
-    <div className="snap" data-snap-state={proposal?.state ?? ''} data-snap-changes={proposal?.changes ?? ''}
-      data-snap-ms={proposal ? proposal.ms.toFixed(1) : ''}>
+    <div className="snap" data-snap-state={proposal?.state ?? ''}
+      data-snap-changes={proposal?.outline ? proposal.changes : ''}
+      data-snap-ms={proposal?.outline ? proposal.ms.toFixed(1) : ''}>
+      {none && NONE_TEXT[none] && <p className="muted" data-snap-none={none}>{NONE_TEXT[none]}</p>}
       <div className="buttons">
         <button className="primary" disabled={!previewing && !proposal?.changes} onClick={() => applySnap(m, t)}
           data-action="snap-use" title="keep the snap's outline (red) as one edit">
-          Apply snap{proposal && !previewing ? ` (${proposal.changes} voxels)` : ''}</button>
+          Apply snap{proposal?.outline && !previewing ? ` (${proposal.changes} voxels)` : ''}</button>
         <button onClick={() => previewSnap(m, t)} className={previewing ? 'on' : ''} data-action="snap-edge"
           title="move the organ's edge in this hotspot to where the CT shows it (preview; k)">Snap edge to CT</button>
         <label>reach

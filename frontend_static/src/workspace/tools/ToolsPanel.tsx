@@ -12,9 +12,9 @@ import { SphereControls } from './SphereBrush'
 import type { Members } from './useMembers'
 import type { Tools } from './useTools'
 
-export function ToolsPanel({ t, m, viewerRef, organ, undo, redo, say }: { t: Tools; m: Members
-  viewerRef: ViewerRef; organ: OrganRow | undefined; undo: number; redo: number; say: (message: string) => void }) {
-  const viewer = viewerRef.current
+export function ToolsPanel({ t, m, viewerRef, ready, organ, undo, redo, say }: { t: Tools; m: Members
+  viewerRef: ViewerRef; ready: boolean; organ: OrganRow | undefined; undo: number; redo: number
+  say: (message: string) => void }) {
   return (
     <section>
       <h2>Tools</h2>
@@ -24,8 +24,8 @@ export function ToolsPanel({ t, m, viewerRef, organ, undo, redo, say }: { t: Too
       {t.tool === 'grow' && <GrowControls t={t} />}
       <IntensityControls t={t} organ={organ?.name ?? ''} />
       <h3>Active organ</h3>
-      <InterpolateControls t={t} viewer={viewer} say={say} />
-      <CleanupControls t={t} viewer={viewer} />
+      <InterpolateControls t={t} viewerRef={viewerRef} say={say} />
+      <CleanupControls t={t} viewerRef={viewerRef} ready={ready} />
       <MembersControls m={m} />
       <LocalThreshold m={m} />
       <SnapEdgeControls m={m} t={t} viewerRef={viewerRef} undo={undo} redo={redo} />

@@ -5,6 +5,7 @@
 import { useCallback, useEffect, useRef, useState } from 'react'
 import type { Box } from '../../viewer/edits'
 import type { Outline, Viewer } from '../../viewer/niivue'
+import { meanBound } from '../../viewer/ops/threshold'
 import { fetchMembers, type MemberCrops } from '../membersApi'
 import type { HotspotRow, ViewerRef } from '../types'
 
@@ -61,12 +62,26 @@ export const OUTLINE_COLOURS = ['#ffd400', '#00e5ff', '#ff4fd8', '#7dff5a', '#ff
 export const SNAP_COLOUR = '#ff3030'
 
 /** The snap's proposal at the hotspot (SnapEdge.tsx): its outline, the voxels it would change, what it was computed
- * for (tools' settings and the edit history's depth) and how long it took. */
+ * for (`state`: the edit history's depth and the tools' settings, snapState()) and how long it took. `outline` is null
+ * when there is none to draw, and `state` then ends with `:none:<why>` (snapState()). */
 export interface SnapProposal {
-  outline: Outline
+  outline: Outline | null
   changes: number
   state: string
   ms: number
+}
+
+/** Where the members' tools (members, local threshold, snap) stand at the selected hotspot: 'none' (no hotspot
+ * selected), 'other-organ' (the hotspot is another organ's than the active one: they work on the hotspot's organ),
+ * 'loading' (its crop is on its way), 'error' (the crop could not be fetched) or 'ready'. */
+export type MembersStatus = 'none' | 'other-organ' | 'loading' | 'error' | 'ready'
+
+export function membersStatus(hotspot: HotspotRow | undefined, active: number, crops: MemberCrops | null,
+  error: string): MembersStatus {
+  if (!hotspot) return 'none'
+  if (hotspot.value !== active) return 'other-organ'
+  if (error) return 'error'
+  return crops ? 'ready' : 'loading'
 }
 
 /** Each member's and the mean's organ (p > 0.5) in the crop, as outlines on the viewer's slices. */
@@ -94,13 +109,20 @@ export function useMembers(viewerRef: ViewerRef, caseId: number | undefined, hot
   const [shown, setShown] = useState('') // what the preview shows: '' (the label), a member's name, 'mean', 'p0.40', 'snap:1'
   const preview = useRef<number | null>(null) // undo depth right after the preview's edit (null: none on top)
   const threshold = useRef<object | null>(null) // the kept threshold's edit: the next drag replaces it while newest
-  const key = hotspot && hotspot.value === active && caseId ? `${caseId}/${hotspot.organ}/${hotspot.centroid}` : ''
+  const key = hotspot && hotspot.value === active && caseId
+    ? `${caseId}/${hotspot.organ}/${hotspot.centroid.join(',')}` : ''
 
-  useEffect(() => {
+  // another hotspot or organ: forget the last one's crop, proposal and preview at once (in this render, not after it)
+  const [shownKey, setShownKey] = useState(key)
+  if (shownKey !== key) {
+    setShownKey(key)
     setCrops(null)
     setSnap(null)
     setShown('')
     setError('')
+  }
+
+  useEffect(() => {
     preview.current = null
     threshold.current = null
     if (!key || !hotspot || !caseId) return
@@ -113,14 +135,15 @@ export function useMembers(viewerRef: ViewerRef, caseId: number | undefined, hot
     return () => {
       cancelled = true
     }
-  }, [key]) // eslint-disable-line react-hooks/exhaustive-deps
+  }, [key, hotspot, caseId]) // hotspot and caseId change only with key (the task is set once)
 
   useEffect(() => {
     const viewer = viewerRef.current
     if (!viewer) return
-    viewer.setOutlines(crops && outlines ? [...memberOutlines(viewer, crops), ...(snap ? [snap.outline] : [])] : [])
+    const drawnSnap = crops && snap?.outline ? [snap.outline] : []
+    viewer.setOutlines(crops && outlines ? [...memberOutlines(viewer, crops), ...drawnSnap] : [])
     if (localStorage.getItem('atlas.debug') === '1') (window as unknown as { atlasSnap?: SnapProposal | null })
-      .atlasSnap = crops ? snap : null
+      .atlasSnap = drawnSnap.length ? snap : null
     return () => viewer.setOutlines([])
   }, [viewerRef, crops, outlines, snap])
 
@@ -153,8 +176,8 @@ export function useMembers(viewerRef: ViewerRef, caseId: number | undefined, hot
       const viewer = viewerRef.current
       if (viewer && threshold.current && viewer.newestEdit === threshold.current) viewer.undo() // a new drag
       threshold.current = null
-      const t = Math.round(Number(what.slice(1)) * 255)
-      inside = (c) => crops.mean[c] >= t
+      const bound = meanBound(Number(what.slice(1))) // the server's rule: at 0.5, the pseudo-label's mask
+      inside = (c) => crops.mean[c] > bound
     } else {
       const p = what === 'mean' ? crops.mean : crops.members.find((m) => m.name === what)?.probability
       if (!p) {
@@ -188,7 +211,8 @@ export function useMembers(viewerRef: ViewerRef, caseId: number | undefined, hot
     keep()
   }, [show, keep])
 
-  return { crops, error, shown, show, previewEdit, keep, keepThreshold, accept, outlines, setOutlines, snap, setSnap,
+  const status = membersStatus(hotspot, active, crops, error)
+  return { hotspot, status, crops, error, shown, show, previewEdit, keep, keepThreshold, accept, outlines, setOutlines, snap, setSnap,
     cancel: () => { dropPreview(); setShown('') } }
 }
 
