@@ -61,12 +61,16 @@ def one_case(page, policy: str, name: str, case: dict) -> dict:
                   case)
     start = a.dice()
     t0 = time.perf_counter()
-    if "hotspot" in case:
-        a.hotspot()
-    if policy == "a":
-        a.by_hand()
-    else:
-        with_tools(a, case["kind"])
+    try:
+        if "hotspot" in case:
+            a.hotspot()
+        if policy == "a":
+            a.by_hand()
+        else:
+            with_tools(a, case["kind"])
+    except Exception as exc:  # a page or script failure ends this case (reported), not the run
+        a.notes.append(f"stopped by an error: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}")
+        a.forget()
     seconds = time.perf_counter() - t0
     row = {"case": name, "set": case["set"], "kind": case["kind"], "policy": policy, "actions": a.actions,
            "scrolls": a.scrolls, "settings": a.settings, "seconds": seconds, "start": start, "dice": a.dice(),
