@@ -9,7 +9,7 @@ from django.db.models import Count, QuerySet
 
 from annotation.errors import Conflict, NotFound
 from annotation.models import Case, Job, Round, Task
-from annotation.selectors.labels import counted_revisions, open_cases
+from annotation.selectors.labels import open_cases, revisions
 from annotation.selectors.members import round_members
 
 DEFAULT_HOLDOUT = 0.2
@@ -55,7 +55,7 @@ def holdout_cases(round: Round) -> list[Case]:
     fraction = float(round.settings.get("holdout", DEFAULT_HOLDOUT))
     if round.number == 0 or fraction <= 0:
         return []
-    revised = list(round_cases(round).filter(pk__in=counted_revisions().values("case_id")))
+    revised = list(round_cases(round).filter(pk__in=revisions().values("case_id")))
     count = min(len(revised) - 1, math.floor(len(revised) * fraction))
     if count < 1:
         return []

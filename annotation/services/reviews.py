@@ -14,6 +14,7 @@ from django.utils import timezone
 from annotation.errors import Conflict, Forbidden, Invalid, NotFound
 from annotation.models import Review, ReviewLease, Revision, Task
 from annotation.roles import ANNOTATOR, role_of
+from annotation.selectors.labels import latest_revision
 from annotation.selectors.reads import other_read_ids, waits_for_other_read
 from annotation.selectors.review import ORDERS, waiting_for_review
 from annotation.services import revisions
@@ -131,7 +132,7 @@ def edit_and_accept(*, revision_id: int, reviewer, upload: Path, seconds_spent: 
         check_review_lease(locked, reviewer)
         if Review.objects.filter(revision=locked).exists():
             raise Conflict(f"revision {revision_id} was reviewed already")
-        latest = revisions.latest_revision(revision.case, revision.task)
+        latest = latest_revision(revision.case, revision.task)
         if latest is not None and latest.pk != locked.pk:
             raise Conflict(f"revision {latest.number} of {revision.case.name} landed after this one; review that one")
         seconds = seconds_spent if seconds_spent is not None else review_seconds(locked, reviewer)

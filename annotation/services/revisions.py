@@ -19,7 +19,7 @@ from django.db.models import Max
 
 from annotation.errors import Conflict, Forbidden, Invalid, NotFound, engine_refusals
 from annotation.models import Case, ErrorTag, Organ, Prediction, Review, Revision, RevisionTag, Round, Task
-from annotation.selectors.labels import label_to_edit
+from annotation.selectors.labels import label_to_edit, latest_revision, revisions
 from annotation.selectors.reads import other_read_ids
 from annotation.services import quality_checks
 from annotation.services.imports.labels import integer_labels, present_values
@@ -43,17 +43,6 @@ class RevisionConflict(Conflict):
         self.latest = latest
         super().__init__(f"revision {latest.number} (id {latest.pk}) landed after the one this edit started from",
                          latest_revision=latest.pk)
-
-
-def _visible_revisions(case: Case | int, task: Task | None):
-    """The case's revisions; with a task, those its reader may see (not the other read's of a double read)."""
-    return Revision.objects.filter(case=case).exclude(task_id__in=other_read_ids(task))
-
-
-def latest_revision(case: Case, task: Task | None = None) -> Revision | None:
-    """The case's newest revision; with a task, the newest its reader may see (not the other read's of a double
-    read: selectors.labels)."""
-    return _visible_revisions(case, task).order_by("-number").first()
 
 
 def check_label_upload(path: Path, case: Case) -> np.ndarray:
@@ -287,7 +276,7 @@ def _check_base(task: Task, base_revision: int | None) -> Revision | None:
     pseudo-label). The other read of a double read is answered exactly as a revision that does not exist."""
     if base_revision is None:
         return None
-    parent = (_visible_revisions(task.case_id, task).filter(pk=base_revision).first()
+    parent = (revisions(rejected=True, seen_from=task).filter(case=task.case_id, pk=base_revision).first()
               if 0 < base_revision < 2**63 else None)
     if parent is None:
         raise UploadError(f"{base_revision} is no revision of case {task.case.name}", field="base_revision")

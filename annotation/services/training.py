@@ -14,7 +14,7 @@ from django.db.models import Q
 
 from annotation import ml_adapter
 from annotation.models import Case, Job, LabelSet, ModelVersion
-from annotation.selectors.labels import counted_revisions, label_to_train_on
+from annotation.selectors.labels import label_to_train_on, revisions
 from annotation.selectors.rounds import holdout_cases, round_cases
 
 
@@ -26,7 +26,7 @@ def labelled(cases) -> list[tuple]:
 def any_labelled(label_set: LabelSet) -> bool:
     """Whether some case of the label set has a label to train on: an imported label or a revision that counts."""
     return Case.objects.filter(dataset__label_set=label_set).filter(
-        Q(source_labels__isnull=False) | Q(pk__in=counted_revisions().values("case_id"))).exists()
+        Q(source_labels__isnull=False) | Q(pk__in=revisions().values("case_id"))).exists()
 
 
 def train_job(job: Job, progress: Callable[[float, str], None]) -> ModelVersion | None:
