@@ -25,10 +25,11 @@ from annotation.api.intake import upload_door
 from annotation.api.permissions import HasRole, IsLead
 from annotation.api.serializers import RevisionSerializer, RevisionUploadSerializer
 from annotation.errors import NotFound
-from annotation.models import QualityFlag, Review, Revision, Round, Task
+from annotation.models import QualityFlag, Review, Revision, Task
 from annotation.roles import is_lead
 from annotation.selectors import review as selectors
 from annotation.selectors.labels import started_from
+from annotation.selectors.rounds import round_by_number
 from annotation.services import double_reads, review_diff, reviews, revisions
 
 
@@ -363,9 +364,7 @@ class DoubleReads(APIView):
     def post(self, request):
         body = DoubleReadBody(data=request.data)
         body.is_valid(raise_exception=True)
-        round = Round.objects.filter(number=body.validated_data["round"]).first()
-        if round is None:
-            raise NotFound(f"no round {body.validated_data['round']}")
+        round = round_by_number(body.validated_data["round"])
         pairs = double_reads.set_share(round=round, share=body.validated_data["share"],
                                        seed=body.validated_data["seed"])
         return Response(DoubleReadRow(pairs, many=True).data)

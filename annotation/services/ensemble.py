@@ -21,7 +21,7 @@ from annotation import ml_adapter
 from annotation.errors import Invalid, engine_refusals
 from annotation.models import Case, LabelSet, ModelVersion, Prediction, Round
 from annotation.selectors.labels import open_cases
-from annotation.selectors.rounds import annotating_round, cases_to_infer, latest_round
+from annotation.selectors.rounds import annotating_round, cases_to_infer, current_round
 from annotation.services.imports.labels import LabelMap, LabelMapError, OrganIndex, convert_multilabel
 from annotation.services.members import check_member_name
 from annotation.services.predictions import record_prediction, round_folder
@@ -152,7 +152,7 @@ def _target_round(number: int | None) -> Round | None:
     """The round imported predictions join now: the given one or the latest, which must be annotating; None when
     there is no round yet or the latest one failed or was cancelled (the member then joins the next round)."""
     if number is None:
-        latest = latest_round()
+        latest = current_round()
         if latest is None or latest.status in (Round.Status.FAILED, Round.Status.CANCELLED):
             return None
     return annotating_round(number)
