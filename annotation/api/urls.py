@@ -21,5 +21,5 @@ urlpatterns = [
     path("queue/", tasks.MyQueue.as_view(), name="my-queue"),
     path("revisions/<int:pk>/review/", tasks.RevisionReview.as_view(), name="revision-review"),
     path("", include("annotation.api.dashboard")),  # the lead dashboard, and starting a round
-    path("", include("annotation.api.review")),  # review queue, next to review, quality flags
+    path("", include("annotation.api.review.urls")),  # review queue, next to review, quality flags
 ]

@@ -8,7 +8,7 @@ import io
 import numpy as np
 import pytest
 
-from annotation.api.review import _csv_cell
+from annotation.api.review.export import csv_cell
 from annotation.models import Job, LabelCheck, ReviewLease
 from annotation.services import queue, revisions
 from annotation.services.users import create_user
@@ -71,7 +71,7 @@ def test_a_landing_revision_is_checked_and_its_flags_listed(world, reviewed):
 
 
 def test_csv_cells_never_start_a_formula():
-    assert [_csv_cell(v) for v in ("=1+1", "+x", "-2", "@SUM", "liver", None, 3)] == [
+    assert [csv_cell(v) for v in ("=1+1", "+x", "-2", "@SUM", "liver", None, 3)] == [
         "'=1+1", "'+x", "'-2", "'@SUM", "liver", "", "3"]
 
 
