@@ -14,8 +14,8 @@ from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
 
-from annotation import ml_adapter
 from annotation.errors import Conflict, Invalid, NotFound
+from annotation.ml_adapter.common import shipped_checkpoint
 from annotation.models import Job, LabelSet, ModelVersion, Round
 from annotation.selectors.members import pending_imports, registered_members
 from annotation.selectors.rounds import DEFAULT_HOLDOUT, cases_to_infer, current_round, previous_round
@@ -80,7 +80,7 @@ def _check_members(labels: LabelSet, archs: Sequence[str], size: str) -> None:
     previous = current_round(label_set=labels)
     if previous is not None and previous.members.filter(arch=ModelVersion.Arch.EXTERNAL).exists():
         return
-    if any(ml_adapter.shipped_checkpoint(arch, size) is not None
+    if any(shipped_checkpoint(arch, size) is not None
            or ModelVersion.objects.filter(arch=arch, size=size, rounds__label_set=labels).exists() for arch in archs):
         return
     raise Invalid("no labelled case to train on, and no member to infer with: import labels (import_cases "
