@@ -1,11 +1,12 @@
 from django.urls import include, path
 
-from annotation.api import auth, members, tasks, views
+from annotation.api import auth, label_sets, members, tasks, views
 
 urlpatterns = [
     path("auth/token/", auth.TokenLogin.as_view(), name="token"),
     path("", include("annotation.api.me")),  # session sign-in, me, error tags: the browser workspace
-    path("label-sets/", views.LabelSetList.as_view(), name="label-set-list"),
+    path("cases/<int:pk>/label-set/", label_sets.CaseLabelSet.as_view(), name="case-label-set"),
+    path("label-sets/", label_sets.LabelSetList.as_view(), name="label-set-list"),
     path("cases/", views.CaseList.as_view(), name="case-list"),
     path("cases/<int:pk>/", views.CaseDetail.as_view(), name="case-detail"),
     path("cases/<int:pk>/ct.nii.gz", views.CaseCT.as_view(), name="case-ct"),

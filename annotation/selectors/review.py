@@ -8,8 +8,8 @@ from django.utils import timezone
 
 from annotation.models import QualityFlag, Revision, RevisionTag
 from annotation.roles import ANNOTATOR
+from annotation.selectors.double_reads import double_read_of
 from annotation.selectors.labels import revisions
-from annotation.selectors.reads import double_read_of
 
 ORDERS = {
     "voxels": "revised voxels, most first",

@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from annotation.errors import Conflict, Forbidden, Invalid, NotFound
 from annotation.models import OrganAttention, Round, Skip, Task
-from annotation.selectors.reads import reads_closed_to
+from annotation.selectors.double_reads import reads_closed_to
 from annotation.selectors.rounds import current_round
 
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 import numpy as np
 
 from annotation.models import DoubleRead, Organ, Revision
+from annotation.selectors.double_reads import double_read_of
 from annotation.selectors.labels import revisions
-from annotation.selectors.reads import double_read_of
 from annotation.storage import read_voxels
 from ml_engine.metrics import dice, nsd, tolerance_for
 

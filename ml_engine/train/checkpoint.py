@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from ml_engine.io import CheckpointError, read_checkpoint, write_checkpoint
+from ml_engine.io import CheckpointError, load_checkpoint_payload, save_checkpoint_payload
 from ml_engine.networks import ARCHITECTURES, SIZES, build_network
 
 CHECKPOINT_FORMAT = "atlas-checkpoint/1"
@@ -98,7 +98,7 @@ def _alias_groups(arch: str, size: str, n_organs: int, patch: Sequence[int], spa
 
 def save_checkpoint(path: str | os.PathLike, checkpoint: Checkpoint, *, half: bool = False) -> Path:
     """Write checkpoint to path as one file, atomically (float16 weights when half)."""
-    return write_checkpoint(path, checkpoint.to_payload(half=half))
+    return save_checkpoint_payload(path, checkpoint.to_payload(half=half))
 
 
 def load_checkpoint(path: str | os.PathLike, *, organs: Sequence[str] | None = None) -> Checkpoint:
@@ -106,7 +106,7 @@ def load_checkpoint(path: str | os.PathLike, *, organs: Sequence[str] | None = N
 
     Raises CheckpointError naming the file.
     """
-    checkpoint = Checkpoint.from_payload(read_checkpoint(path), path)
+    checkpoint = Checkpoint.from_payload(load_checkpoint_payload(path), path)
     if organs is not None and tuple(organs) != checkpoint.organs:
         raise CheckpointError(path, f"organs {', '.join(checkpoint.organs)} differ from the expected "
                                     f"{', '.join(organs)}")

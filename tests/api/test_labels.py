@@ -14,7 +14,7 @@ from annotation.selectors.labels import final_label, label_to_edit, label_to_tra
 from annotation.selectors.labels import revisions as counted
 from annotation.selectors.review import waiting_for_review
 from annotation.selectors.rounds import cases_to_infer
-from annotation.services import double_reads, queue, revisions
+from annotation.services import double_reads, queue, reviews, revisions
 from annotation.services.imports import import_cases
 from annotation.storage import read_voxels
 from tests.conftest import affine_for, make_ct, make_labels, save_nifti
@@ -43,14 +43,14 @@ def test_revisions_and_reviews_decide_each_label(world):
     assert _sources(case) == ("pseudo_label", None, "pseudo_label")  # nothing people made: never trained on
     first = _revise(world, "a1", np.zeros(SHAPE, np.uint8), None)
     assert _sources(case) == ("revision 1", "revision 1", "pseudo_label")  # not accepted: not final
-    revisions.review(revision_id=first.pk, reviewer=world.users["lead"], decision="rejected", comment="redo")
+    reviews.decide(revision_id=first.pk, reviewer=world.users["lead"], decision="rejected", comment="redo")
     # a rejected revision is no one's label: back to the pseudo-label to edit, nothing to train on
     assert _sources(case) == ("pseudo_label", None, "pseudo_label")
     assert world.client("a1").get(f"/api/cases/{case.pk}/label.nii.gz").status_code == 200
     second = _revise(world, "a1", world.pseudo, first.pk)  # the base is still the newest revision
     assert second.parent_id == first.pk
     assert _sources(case) == ("revision 2", "revision 2", "pseudo_label")
-    revisions.review(revision_id=second.pk, reviewer=world.users["lead"], decision="accepted")
+    reviews.decide(revision_id=second.pk, reviewer=world.users["lead"], decision="accepted")
     assert _sources(case) == ("revision 2", "revision 2", "revision 2")
     assert case not in cases_to_infer(world.round)  # final: rounds no longer infer it
     assert set(cases_to_infer(world.round)) == {world.cases["mid"], world.cases["small"]}
@@ -92,7 +92,7 @@ def test_confirm_records_the_label_that_was_shown(world):
     """After a rejection, "no change needed" keeps what the annotator saw (the pseudo-label), not the rejected one."""
     case = world.cases["big"]
     first = _revise(world, "a1", np.zeros(SHAPE, np.uint8), None)
-    revisions.review(revision_id=first.pk, reviewer=world.users["lead"], decision="rejected", comment="redo")
+    reviews.decide(revision_id=first.pk, reviewer=world.users["lead"], decision="rejected", comment="redo")
     task = queue.lease_next(user=world.users["a1"])
     assert task.case_id == case.pk
     confirmed = revisions.confirm(task_id=task.pk, user=world.users["a1"], base_revision=first.pk)
@@ -117,7 +117,7 @@ def test_which_revisions_count(world):
     single_task = queue.lease_next(user=a1)  # a case read once
     assert single_task.case_id != pair.case_id
     single = revisions.confirm(task_id=single_task.pk, user=a1, base_revision=None)
-    revisions.review(revision_id=single.pk, reviewer=lead, decision="rejected", comment="look again")
+    reviews.decide(revision_id=single.pk, reviewer=lead, decision="rejected", comment="look again")
 
     assert set(counted()) == {read1, read2}  # the rejected one is no one's label
     assert set(counted(rejected=True)) == {read1, read2, single}
