@@ -30,7 +30,8 @@ import torch
 
 from ml_engine.ensemble import EnsembleAverage, OrganOutput
 from ml_engine.preprocess import GridSpec, prepare_image, restore_uint8
-from ml_engine.train import Checkpoint, autocast_dtype, pick_device
+from ml_engine.train.checkpoint import Checkpoint
+from ml_engine.train.device import autocast_dtype, pick_device
 
 log = logging.getLogger(__name__)
 

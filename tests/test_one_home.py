@@ -64,3 +64,12 @@ def test_a_label_sets_organ_index_matches_its_rows():
     assert index.values == rows.organ_values() == label_set("abdomenatlas").values
     assert index.organs == rows.organ_names() and index.name == "abdomenatlas"
     assert index.resolve("inferior_vena_cava") == "postcava"
+
+
+def test_which_round_is_current_is_decided_in_one_place():
+    """selectors.rounds.current_round and round_by_number: no other module picks "the latest round" or looks a round
+    up by its number itself (a service's locked read of the round it changes is a lock, not this question)."""
+    pattern = re.compile(r'Round\.objects\.(?!select_for_update)\S*order_by\("-number"\)\.first\(\)'
+                         r"|Round\.objects\.\S*filter\(number=")
+    found = [rel for rel, text in sources("annotation/selectors/rounds.py") if pattern.search(text)]
+    assert found == []

@@ -18,7 +18,7 @@ from annotation.selectors import dashboard as boards
 from annotation.selectors import quality
 from annotation.selectors.members import member_list
 from annotation.selectors.review_board import review_board
-from annotation.selectors.rounds import round_summary, shown_round
+from annotation.selectors.rounds import round_by_number, round_summary, shown_round
 from annotation.services import metrics
 from annotation.services.rounds import ARCHITECTURES, SIZES, start_round
 
@@ -60,13 +60,8 @@ def _query(serializer_class, request) -> dict:
 
 
 def _round(number: int | None, *, default=shown_round) -> Round | None:
-    """The round with this number (400 naming the field when there is none), else the default."""
-    if number is None:
-        return default()
-    found = Round.objects.select_related("label_set").filter(number=number).first()
-    if found is None:
-        raise ValidationError({"round": f"there is no round {number}"})
-    return found
+    """The round with this number (404 naming the field when there is none), else the default."""
+    return default() if number is None else round_by_number(number)
 
 
 class DashboardOverview(APIView):

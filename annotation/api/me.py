@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from django.contrib.auth import login
-from django.shortcuts import get_object_or_404
 from django.urls import path
 from django.utils.decorators import method_decorator
 from django.views.decorators.csrf import csrf_protect, ensure_csrf_cookie
@@ -15,10 +14,9 @@ from rest_framework.views import APIView
 
 from annotation.api import auth
 from annotation.api.permissions import HasRole
-from annotation.api.serializers import LabelSetSerializer, TokenRequestSerializer
+from annotation.api.serializers import TokenRequestSerializer
 from annotation.models import ErrorTag
 from annotation.roles import ADMIN, ANNOTATOR, LEAD, role_of
-from annotation.selectors.work import visible_cases
 
 _Me = inline_serializer("Me", {"authenticated": serializers.BooleanField(), "username": serializers.CharField(),
                                "role": serializers.ChoiceField(choices=[ANNOTATOR, LEAD, ADMIN], allow_null=True,
@@ -76,22 +74,10 @@ class ErrorTagList(APIView):
         return Response(ErrorTagSerializer(ErrorTag.objects.all(), many=True).data)
 
 
-class CaseLabelSet(APIView):
-    """The label set of a case's dataset: every organ the workspace can paint, with values and colours."""
-
-    permission_classes = [HasRole]
-
-    @extend_schema(responses=LabelSetSerializer)
-    def get(self, request, pk: int):
-        case = get_object_or_404(visible_cases(request.user).select_related("dataset__label_set"), pk=pk)
-        return Response(LabelSetSerializer(case.dataset.label_set).data)
-
-
 urlpatterns = [
     path("me/", Me.as_view(), name="me"),
     path("auth/login/", SessionLogin.as_view(), name="session-login"),
     path("auth/logout/", auth.SignOut.as_view(), name="session-logout"),
     path("auth/logout-all/", auth.SignOutEverywhere.as_view(), name="logout-all"),
     path("error-tags/", ErrorTagList.as_view(), name="error-tag-list"),
-    path("cases/<int:pk>/label-set/", CaseLabelSet.as_view(), name="case-label-set"),
 ]

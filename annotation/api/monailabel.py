@@ -60,7 +60,7 @@ class AuthEnabled(_Protocol):
         return Response({"enabled": True, "client_id": "atlas", "realm": ""})
 
 
-class TokenLogin(_Protocol):
+class OAuthTokenLogin(_Protocol):
     """OAuth2's password form (username, password, grant_type) -> an Atlas API token, as a bearer token."""
 
     permission_classes = [AllowAny]
@@ -184,7 +184,7 @@ class Unsupported(APIView):
 
 urlpatterns = [  # the client's own spellings: some paths end in a slash, some do not; both are accepted
     re_path(r"^auth/?$", AuthEnabled.as_view(), name="monailabel-auth"),
-    re_path(r"^auth/token/?$", TokenLogin.as_view(), name="monailabel-token"),
+    re_path(r"^auth/token/?$", OAuthTokenLogin.as_view(), name="monailabel-token"),
     re_path(r"^auth/token/valid/?$", AuthTokenValid.as_view(), name="monailabel-token-valid"),
     re_path(r"^info/?$", Info.as_view(), name="monailabel-info"),
     re_path(r"^activelearning/(?P<strategy>[^/]+)/?$", ActiveLearning.as_view(), name="monailabel-next"),

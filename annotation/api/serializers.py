@@ -4,8 +4,9 @@ from rest_framework import serializers
 from annotation.api.parsing import BoundedJSONField
 from annotation.errors import Invalid
 from annotation.models import Case, LabelSet, Organ, Review, Revision, Task
+from annotation.selectors.labels import latest_revision
 from annotation.selectors.work import task_organs
-from annotation.services.revisions import MAX_SECONDS_SPENT, latest_revision
+from annotation.services.revisions import MAX_SECONDS_SPENT
 
 
 class OrganSerializer(serializers.ModelSerializer):

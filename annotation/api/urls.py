@@ -1,11 +1,12 @@
 from django.urls import include, path
 
-from annotation.api import auth, members, tasks, views
+from annotation.api import auth, label_sets, members, tasks, views
 
 urlpatterns = [
     path("auth/token/", auth.TokenLogin.as_view(), name="token"),
     path("", include("annotation.api.me")),  # session sign-in, me, error tags: the browser workspace
-    path("label-sets/", views.LabelSetList.as_view(), name="label-set-list"),
+    path("cases/<int:pk>/label-set/", label_sets.CaseLabelSet.as_view(), name="case-label-set"),
+    path("label-sets/", label_sets.LabelSetList.as_view(), name="label-set-list"),
     path("cases/", views.CaseList.as_view(), name="case-list"),
     path("cases/<int:pk>/", views.CaseDetail.as_view(), name="case-detail"),
     path("cases/<int:pk>/ct.nii.gz", views.CaseCT.as_view(), name="case-ct"),
@@ -21,5 +22,5 @@ urlpatterns = [
     path("queue/", tasks.MyQueue.as_view(), name="my-queue"),
     path("revisions/<int:pk>/review/", tasks.RevisionReview.as_view(), name="revision-review"),
     path("", include("annotation.api.dashboard")),  # the lead dashboard, and starting a round
-    path("", include("annotation.api.review")),  # review queue, next to review, quality flags
+    path("", include("annotation.api.review.urls")),  # review queue, next to review, quality flags
 ]

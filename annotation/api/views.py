@@ -1,4 +1,4 @@
-"""Catalogue views: label sets, cases and their files. Thin: selectors decide what a user may see."""
+"""Catalogue views: cases and their files (label sets: label_sets.py). Thin: selectors decide what a user may see."""
 
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
@@ -8,17 +8,8 @@ from rest_framework.views import APIView
 
 from annotation.api.files import storage_file_response
 from annotation.api.permissions import HasRole
-from annotation.api.serializers import CaseSerializer, LabelSetSerializer
-from annotation.selectors import cases as case_selectors
+from annotation.api.serializers import CaseSerializer
 from annotation.selectors.work import heatmap_name, label_name, visible_cases
-
-
-class LabelSetList(generics.ListAPIView):
-    serializer_class = LabelSetSerializer
-    pagination_class = None
-
-    def get_queryset(self):
-        return case_selectors.label_sets()
 
 
 class CaseList(generics.ListAPIView):

@@ -1,8 +1,8 @@
 """The domain models, one module per area; import them from here."""
 
 from annotation.models.catalog import Case, Dataset, LabelSet, Organ, SourceLabel
+from annotation.models.double_reads import DoubleRead
 from annotation.models.quality import LabelCheck, QualityFlag, ReviewLease
-from annotation.models.reads import DoubleRead
 from annotation.models.rounds import CaseMetrics, Job, ModelVersion, OrganAttention, Prediction, Round
 from annotation.models.work import ErrorTag, ImageLink, Review, Revision, RevisionTag, Skip, Task
 

@@ -21,6 +21,8 @@ class ModelVersion(models.Model):
     REGISTERED = (Arch.NNUNETV2, Arch.TOTALSEGMENTATOR)  # run by Atlas, never fine-tuned (services.members)
 
     name = models.CharField(max_length=128, unique=True)
+    # the member's kind: one of TRAINED (an architecture), REGISTERED, or EXTERNAL; served as "kind" (members) and
+    # "arch" (a round's validation rows). The column keeps its name: see issue #27's closing note.
     arch = models.CharField(max_length=32, choices=Arch.choices)
     size = models.CharField(max_length=16, blank=True)
     checkpoint = models.FileField(max_length=500, blank=True)

@@ -10,8 +10,13 @@ each of which a lead may have accepted or rejected. Three policies, each pinned 
 - **the final label** (export, and what makes a case final): the latest revision a lead accepted, else an imported
   label that covers every organ, else the latest pseudo-label.
 
-A case is **final** when a lead accepted one of its revisions: rounds no longer infer it. Revisions that **count**
-(the people's label in quality figures) are those no lead rejected.
+A case is **final** when a lead accepted one of its revisions: rounds no longer infer it.
+
+**Which revisions count** has one home, `revisions()` below, pinned by tests/api/test_labels.py: those no lead
+rejected (a rejected revision is no one's label), seen from a task's reader (the other read of a double read is left
+out), settled or not (both reads of a double read no lead adjudicated yet are left out). Every reader of revisions
+asks it: these policies, the quality figures, the review queue, the double reads' agreement, and `latest_revision`
+(the base an upload must name, where a rejected revision still counts: a rejection does not undo the chain).
 
 Double reads (models.DoubleRead): a case read twice in a round has two chains of revisions, one per read task.
 - The label to edit for a read's task leaves out the other read's revisions: each annotator continues their own
@@ -28,10 +33,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from django.db.models import QuerySet
+from django.db.models import F, Q, QuerySet
 
-from annotation.models import Case, Prediction, Review, Revision, SourceLabel, Task
-from annotation.selectors.reads import other_read_ids, unsettled_read_tasks
+from annotation.models import Case, DoubleRead, Prediction, Review, Revision, SourceLabel, Task
 
 
 @dataclass(frozen=True)
@@ -44,9 +48,31 @@ class LabelRef:
     revision: Revision | None = None
 
 
-def counted_revisions() -> QuerySet[Revision]:
-    """Revisions that count as people's labels: those no lead rejected."""
-    return Revision.objects.exclude(review__decision=Review.Decision.REJECTED)
+def revisions(*, rejected: bool = False, seen_from: Task | int | F | None = None,
+              settled: bool = False) -> QuerySet[Revision]:
+    """Which revisions count: the one rule (see the module's docstring); callers narrow it by case, round or task.
+
+    rejected: keep the revisions a lead rejected (False: they are no one's label; True: the chain of bases, which a
+    rejection does not undo). seen_from: a task (its id, or OuterRef("task") in a subquery): leave out the other read
+    of its double read, which its reader never sees. settled: leave out both reads of every double read no lead has
+    adjudicated yet (their disagreement is not settled).
+    """
+    qs = Revision.objects.all()
+    if not rejected:
+        qs = qs.exclude(review__decision=Review.Decision.REJECTED)
+    if seen_from is not None:
+        task = seen_from.pk if isinstance(seen_from, Task) else seen_from
+        qs = qs.exclude(Q(task__double_read_first__second=task) | Q(task__double_read_second__first=task))
+    if settled:
+        pending = DoubleRead.objects.filter(adjudicated__isnull=True)
+        qs = qs.exclude(Q(task_id__in=pending.values("first_id")) | Q(task_id__in=pending.values("second_id")))
+    return qs
+
+
+def latest_revision(case: Case | int, task: Task | int | None = None) -> Revision | None:
+    """The case's newest revision, rejected ones included (the base an upload must name); with a task, the newest its
+    reader may see (not the other read's of a double read)."""
+    return revisions(rejected=True, seen_from=task).filter(case=case).order_by("-number").first()
 
 
 def accepted_revisions() -> QuerySet[Revision]:
@@ -89,15 +115,13 @@ def _pseudo_label(case: Case) -> LabelRef | None:
 def label_to_edit(case: Case, task: Task | None = None) -> LabelRef | None:
     """What an annotator opens and corrects (see the module's policies); task: the read they work on (a double
     read's other read is left out)."""
-    counted = counted_revisions().exclude(task_id__in=other_read_ids(task))
-    return (_revision(counted, case) or _imported(case, whole=True) or _pseudo_label(case)
+    return (_revision(revisions(seen_from=task), case) or _imported(case, whole=True) or _pseudo_label(case)
             or _imported(case, whole=False))
 
 
 def label_to_train_on(case: Case) -> LabelRef | None:
     """What the models learn from for this case, with the organs it covers; None: unlabelled."""
-    settled = counted_revisions().exclude(task_id__in=unsettled_read_tasks())
-    return _revision(settled, case) or _imported(case, whole=False)
+    return _revision(revisions(settled=True), case) or _imported(case, whole=False)
 
 
 def final_label(case: Case) -> LabelRef | None:

@@ -12,14 +12,15 @@ from collections import defaultdict
 
 from django.db.models import Count, Exists, Max, OuterRef
 
-from annotation.models import DoubleRead, ErrorTag, Prediction, Review, Revision, RevisionTag, Round, Task
+from annotation.models import DoubleRead, ErrorTag, Prediction, Revision, RevisionTag, Round, Task
+from annotation.selectors.labels import revisions
 
 METRICS_VERSION = 1
 
 
 def round_revisions(round: Round):
-    """The round's revisions that a lead did not reject (a rejection sends the task back: not the truth)."""
-    return Revision.objects.filter(task__round=round).exclude(review__decision=Review.Decision.REJECTED)
+    """The round's revisions that count (selectors.labels.revisions: a rejection sends the task back, not the truth)."""
+    return revisions().filter(task__round=round)
 
 
 def latest_revisions(round: Round) -> dict[int, Revision]:

@@ -6,9 +6,10 @@ from django.contrib.auth.models import User
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
-from annotation.models import QualityFlag, Review, Revision, RevisionTag
+from annotation.models import QualityFlag, Revision, RevisionTag
 from annotation.roles import ANNOTATOR
-from annotation.selectors.reads import double_read_of
+from annotation.selectors.double_reads import double_read_of
+from annotation.selectors.labels import revisions
 
 ORDERS = {
     "voxels": "revised voxels, most first",
@@ -44,9 +45,8 @@ def waiting_for_review(*, order: str = "voxels", annotator: str | None = None, o
 def _waiting() -> QuerySet[Revision]:
     """Unreviewed revisions that are the newest of their case (of their own read, for a double read's two reads),
     with their flag count."""
-    newer = (Revision.objects.filter(case=OuterRef("case"), number__gt=OuterRef("number"))
-             .exclude(task__double_read_first__second=OuterRef("task"))
-             .exclude(task__double_read_second__first=OuterRef("task")))
+    newer = revisions(rejected=True, seen_from=OuterRef("task")).filter(case=OuterRef("case"),
+                                                                         number__gt=OuterRef("number"))
     return (Revision.objects.filter(review__isnull=True).exclude(Exists(newer))
             .select_related("case", "author", "task", "review_lease__holder")
             .annotate(flag_count=Count("label_check__flags", distinct=True)))
@@ -107,8 +107,7 @@ def review_context(revision: Revision) -> dict:
     if pair is not None:
         read = 1 if pair.first_id == revision.task_id else 2
         other_task = pair.second_id if read == 1 else pair.first_id
-        other = (Revision.objects.filter(task_id=other_task).exclude(review__decision=Review.Decision.REJECTED)
-                 .select_related("author").order_by("-number").first())
+        other = revisions().filter(task_id=other_task).select_related("author").order_by("-number").first()
         double = {"id": pair.pk, "read": read, "adjudicated": pair.adjudicated_id,
                   "other": None if other is None else {"id": other.pk, "number": other.number,
                                                        "author": other.author.username},

@@ -1,4 +1,8 @@
-"""Read paths for rounds: which round, its cases (to infer, to hold out), its state, jobs and progress."""
+"""Read paths for rounds: which round, its cases (to infer, to hold out), its state, jobs and progress.
+
+Which round is current has one home, `current_round` (and a round named by its number, `round_by_number`); every
+view, command and service asks them.
+"""
 
 from __future__ import annotations
 
@@ -8,29 +12,44 @@ import random
 from django.db.models import Count, QuerySet
 
 from annotation.errors import Conflict, NotFound
-from annotation.models import Case, Job, Round, Task
-from annotation.selectors.labels import counted_revisions, open_cases
+from annotation.models import Case, Job, LabelSet, Round, Task
+from annotation.selectors.labels import open_cases, revisions
 from annotation.selectors.members import round_members
 
 DEFAULT_HOLDOUT = 0.2
 
 
-def latest_round() -> Round | None:
-    return Round.objects.order_by("-number").first()
+def current_round(*, annotating: bool = False, label_set: LabelSet | int | None = None) -> Round | None:
+    """Which round is current: the latest by number, whatever its state; annotating=True: the latest that is
+    annotating (the one annotators' queues and Slicer work on); label_set: among that label set's rounds only.
+    None: there is no such round."""
+    rounds = Round.objects.select_related("label_set")
+    if annotating:
+        rounds = rounds.filter(status=Round.Status.ANNOTATING)
+    if label_set is not None:
+        rounds = rounds.filter(label_set=label_set)
+    return rounds.order_by("-number").first()
+
+
+def round_by_number(number: int, *, field: str | None = "round") -> Round:
+    """The round with this number; NotFound (404, naming `field`: the request's or option's name for it) when there
+    is none."""
+    found = Round.objects.select_related("label_set").filter(number=number).first()
+    if found is None:
+        raise NotFound(f"round {number} does not exist", field=field)
+    return found
 
 
 def shown_round() -> Round | None:
-    """The round the queues and the dashboard show: the latest one that is annotating, else the latest one."""
-    return (Round.objects.select_related("label_set").filter(status=Round.Status.ANNOTATING).order_by("-number")
-            .first() or Round.objects.select_related("label_set").order_by("-number").first())
+    """The round the queues and the dashboard show: the current one that is annotating, else the current one."""
+    return current_round(annotating=True) or current_round()
 
 
 def annotating_round(number: int | None = None) -> Round:
-    """The round whose predictions may change now: the given number, else the latest; it must be annotating."""
-    round = Round.objects.filter(number=number).first() if number is not None else latest_round()
+    """The round whose predictions may change now: the given number, else the current; it must be annotating."""
+    round = round_by_number(number) if number is not None else current_round()
     if round is None:
-        raise NotFound(f"round {number} does not exist" if number is not None
-                       else "no round yet: run start_round first", field="round" if number is not None else None)
+        raise NotFound("no round yet: run start_round first")
     if round.status != Round.Status.ANNOTATING:
         raise Conflict(f"round {round.number} is {round.status}; predictions can be changed only in a round that is "
                        "annotating")
@@ -55,7 +74,7 @@ def holdout_cases(round: Round) -> list[Case]:
     fraction = float(round.settings.get("holdout", DEFAULT_HOLDOUT))
     if round.number == 0 or fraction <= 0:
         return []
-    revised = list(round_cases(round).filter(pk__in=counted_revisions().values("case_id")))
+    revised = list(round_cases(round).filter(pk__in=revisions().values("case_id")))
     count = min(len(revised) - 1, math.floor(len(revised) * fraction))
     if count < 1:
         return []

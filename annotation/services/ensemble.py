@@ -17,11 +17,12 @@ import numpy as np
 from django.core.files.storage import default_storage
 from django.db import transaction
 
-from annotation import ml_adapter
 from annotation.errors import Invalid, engine_refusals
+from annotation.ml_adapter import inference
+from annotation.ml_adapter.members import external_label_name
 from annotation.models import Case, LabelSet, ModelVersion, Prediction, Round
 from annotation.selectors.labels import open_cases
-from annotation.selectors.rounds import annotating_round, cases_to_infer, latest_round
+from annotation.selectors.rounds import annotating_round, cases_to_infer, current_round
 from annotation.services.imports.labels import LabelMap, LabelMapError, OrganIndex, convert_multilabel
 from annotation.services.members import check_member_name
 from annotation.services.predictions import record_prediction, round_folder
@@ -37,7 +38,7 @@ _SUFFIXES = (".nii.gz", ".nii")
 def predict_case(case: Case, round: Round) -> Prediction:
     """Run the round's ensemble on one case and record the prediction (replacing an earlier one): one step."""
     with tempfile.TemporaryDirectory(prefix="atlas-infer-") as tmp:
-        files = ml_adapter.infer_case(case=case, versions=list(round.members.all()), workdir=Path(tmp))
+        files = inference.infer_case(case=case, versions=list(round.members.all()), workdir=Path(tmp))
         return _record(case, round, files)
 
 
@@ -56,8 +57,8 @@ def stage_case(case: Case, round: Round) -> dict[str, dict[str, str]]:
     storage name."""
     prefix = round_folder(case, round)
     with tempfile.TemporaryDirectory(prefix="atlas-stage-") as tmp:
-        members, _, affine = ml_adapter.case_members(case, list(round.members.all()))
-        local = ml_adapter.write_votes(members, affine=affine, workdir=Path(tmp))
+        members, _, affine = inference.case_members(case, list(round.members.all()))
+        local = inference.write_votes(members, affine=affine, workdir=Path(tmp))
         names = {member: {organ: store_file(f"{prefix}/backbones/{member}/soft_pred/{organ}.nii.gz", path)
                           for organ, path in per_organ.items()} for member, per_organ in local.items()}
         manifest = Path(tmp) / "votes.json"
@@ -76,7 +77,7 @@ def attend_case(case: Case, round: Round) -> Prediction:
         names = json.loads(handle.read())
     label_set = case.dataset.label_set
     with tempfile.TemporaryDirectory(prefix="atlas-attend-") as tmp:
-        files = ml_adapter.write_ensemble(ml_adapter.stored_members(names, organs=label_set.organ_names()),
+        files = inference.write_ensemble(inference.stored_members(names, organs=label_set.organ_names()),
                                           values=label_set.organ_values(), shape=tuple(case.shape),
                                           affine=np.asarray(case.affine, dtype=float), workdir=Path(tmp),
                                           write_soft=False)
@@ -152,7 +153,7 @@ def _target_round(number: int | None) -> Round | None:
     """The round imported predictions join now: the given one or the latest, which must be annotating; None when
     there is no round yet or the latest one failed or was cancelled (the member then joins the next round)."""
     if number is None:
-        latest = latest_round()
+        latest = current_round()
         if latest is None or latest.status in (Round.Status.FAILED, Round.Status.CANCELLED):
             return None
     return annotating_round(number)
@@ -224,7 +225,7 @@ def _import_one(case: Case, round: Round | None, version: ModelVersion, path: Pa
     label, _ = convert_multilabel(load_nifti(path), ct, path, organs=organs, label_map=mapping)
     if round is None:
         with tempfile.TemporaryDirectory(prefix="atlas-external-") as tmp:
-            store_file(ml_adapter.external_label_name(case, version.name),
+            store_file(external_label_name(case, version.name),
                        write_nifti(Path(tmp) / "label.nii.gz", label, ct.affine, dtype=np.uint8))
         return
     names = organs.organs
@@ -234,14 +235,14 @@ def _import_one(case: Case, round: Round | None, version: ModelVersion, path: Pa
         members = ((organ, {version.name: votes[organ]} if organ in votes else {}) for organ in names)
     else:
         members = ((organ, soft | ({version.name: votes[organ]} if organ in votes else {}))
-                   for organ, soft in ml_adapter.stored_members((prediction.files or {}).get("soft_pred", {}),
+                   for organ, soft in inference.stored_members((prediction.files or {}).get("soft_pred", {}),
                                                                 organs=names, exclude=version.name))
     with tempfile.TemporaryDirectory(prefix="atlas-external-") as tmp:
-        files = ml_adapter.write_ensemble(members, values=organs.values, shape=ct.shape, affine=ct.affine,
+        files = inference.write_ensemble(members, values=organs.values, shape=ct.shape, affine=ct.affine,
                                           workdir=Path(tmp) / "out")
         local = write_nifti(Path(tmp) / "label.nii.gz", label, ct.affine, dtype=np.uint8)
         with transaction.atomic():
             _record(case, round, files)
             # the vote itself, for later rounds' inference; stored inside the transaction, so a failure here
             # rolls back the prediction too
-            store_file(ml_adapter.external_label_name(case, version.name), local)
+            store_file(external_label_name(case, version.name), local)

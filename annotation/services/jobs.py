@@ -60,7 +60,7 @@ KINDS: dict[str, JobKind] = {
     Job.Kind.RANK: JobKind(lambda job, progress: queue.rebuild_tasks(round=job.round), round_step=True),
     Job.Kind.METRICS: JobKind(lambda job, progress: metrics.update_round_metrics(round_id=job.round_id,
                                                                                 progress=progress)),
-    Job.Kind.QC: JobKind(quality_checks.run_job),
+    Job.Kind.QC: JobKind(quality_checks.qc_job),
 }
 
 

@@ -15,8 +15,8 @@ from pathlib import Path
 
 from django.db import transaction
 
-from annotation import ml_adapter
 from annotation.errors import Invalid, NotFound, engine_refusals
+from annotation.ml_adapter.members import check_member
 from annotation.models import LabelSet, ModelVersion
 from annotation.services.imports.labels import OrganIndex
 from ml_engine.labels import LabelMap
@@ -89,7 +89,7 @@ def register_member(*, name: str, kind: str, folder: str | Path | None = None, t
         spec = MemberSpec(kind=kind, task=task or "total")
     organs = labels.organ_index()
     raw_map = read_label_map(label_map, organs)
-    info = ml_adapter.check_member(spec=spec, organs=organs, label_map=raw_map)
+    info = check_member(spec=spec, organs=organs, label_map=raw_map)
     metadata = {"registered": True, "fine_tuned": False, "label_set": labels.name, "spec": spec.as_dict(),
                 "label_map": raw_map, "organs": info.organs,
                 "classes": {str(v): n for v, n in info.classes.items()},

@@ -32,6 +32,7 @@ from annotation.errors import Conflict, Forbidden, Invalid, NotFound, engine_ref
 from annotation.models import ImageLink, LabelSet, Revision, Round, Task
 from annotation.roles import role_of
 from annotation.selectors.labels import label_to_edit
+from annotation.selectors.rounds import current_round
 from annotation.services import queue, revisions
 from annotation.services.imports.labels import OrganIndex, present_values
 from annotation.storage import read_voxels
@@ -61,8 +62,8 @@ def strategies() -> dict[str, dict]:
 
 
 def _label_set() -> LabelSet | None:
-    """The label set of the round being annotated (the latest), else the default one."""
-    annotating = Round.objects.filter(status=Round.Status.ANNOTATING).order_by("-number").first()
+    """The label set of the round being annotated (the current one), else the default one."""
+    annotating = current_round(annotating=True)
     if annotating is not None:
         return annotating.label_set
     return LabelSet.objects.filter(name="abdomenatlas").first() or LabelSet.objects.order_by("id").first()

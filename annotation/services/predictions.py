@@ -12,7 +12,7 @@ from annotation.models import Case, Organ, OrganAttention, Prediction, Round
 from annotation.storage import delete_files, store_file
 
 if TYPE_CHECKING:  # the adapter (torch) is not needed to record files
-    from annotation.ml_adapter import OrganAttentionInput
+    from annotation.ml_adapter.inference import OrganAttentionInput
 
 
 def round_folder(case: Case, round: Round) -> str:

@@ -42,7 +42,7 @@ def request_prediction_checks(round: Round) -> Job:
     return job
 
 
-def run_job(job: Job, progress: Callable[[float, str], None]) -> None:
+def qc_job(job: Job, progress: Callable[[float, str], None]) -> None:
     """The QC job's work: one revision, or every pseudo-label of the round."""
     if job.revision_id is not None:
         check_revision(job.revision)

@@ -12,7 +12,8 @@ from django.utils import timezone
 
 from annotation.errors import Conflict, Forbidden, Invalid, NotFound
 from annotation.models import OrganAttention, Round, Skip, Task
-from annotation.selectors.reads import reads_closed_to
+from annotation.selectors.double_reads import reads_closed_to
+from annotation.selectors.rounds import current_round
 
 
 class QueueError(Forbidden):
@@ -152,7 +153,7 @@ def assign(*, annotator, task_ids: Sequence[int] | None = None, rank_from: int |
         if rank_from is None or rank_to is None or rank_from < 1 or rank_to < rank_from:
             raise Invalid("give task ids, or rank_from and rank_to with 1 <= rank_from <= rank_to",
                           field="rank_from")
-        round = round or Round.objects.filter(status=Round.Status.ANNOTATING).order_by("-number").first()
+        round = round or current_round(annotating=True)
         if round is None:
             raise Conflict("no round is annotating")
         ranked = Task.objects.filter(round=round, status__in=Task.OPEN).order_by("-priority", "id")

@@ -9,8 +9,8 @@ from __future__ import annotations
 import numpy as np
 
 from annotation.models import DoubleRead, Organ, Revision
-from annotation.selectors.labels import counted_revisions
-from annotation.selectors.reads import double_read_of
+from annotation.selectors.double_reads import double_read_of
+from annotation.selectors.labels import revisions
 from annotation.storage import read_voxels
 from ml_engine.metrics import dice, nsd, tolerance_for
 
@@ -18,7 +18,7 @@ from ml_engine.metrics import dice, nsd, tolerance_for
 def latest_reads(pair: DoubleRead) -> tuple[Revision | None, Revision | None]:
     """The newest revision no lead rejected of each read (None: that read has not landed)."""
     def newest(task_id: int) -> Revision | None:
-        return counted_revisions().filter(task_id=task_id).order_by("-number").first()
+        return revisions().filter(task_id=task_id).order_by("-number").first()
 
     return newest(pair.first_id), newest(pair.second_id)
 

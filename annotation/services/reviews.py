@@ -1,5 +1,6 @@
-"""Leasing reviews: "next to review" gives a lead the first revision in the chosen order that no other lead is
-reviewing, the way `next` leases a task, so two leads never review the same revision at once."""
+"""A lead's review: "next to review" gives a lead the first revision in the chosen order that no other lead is
+reviewing, the way `next` leases a task, so two leads never review the same revision at once; the verdict (`decide`)
+and edit-and-accept, under that lease."""
 
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ from django.utils import timezone
 from annotation.errors import Conflict, Forbidden, Invalid, NotFound
 from annotation.models import Review, ReviewLease, Revision, Task
 from annotation.roles import ANNOTATOR, role_of
-from annotation.selectors.reads import other_read_ids, waits_for_other_read
+from annotation.selectors.double_reads import other_read_ids, waits_for_other_read
+from annotation.selectors.labels import latest_revision
 from annotation.selectors.review import ORDERS, waiting_for_review
 from annotation.services import revisions
 from annotation.services.queue import lease_duration
@@ -85,10 +87,16 @@ def check_may_edit(*, revision_id: int, reviewer) -> Revision:
 @transaction.atomic
 def decide(*, revision_id: int, reviewer, decision: str, comment: str = "", reassign_to: str | None = None,
            seconds_spent: float | None = None) -> Review:
-    """A lead's verdict (services.revisions.review), under the review lease: 409 while another lead holds it; the
-    lease ends with the verdict. A rejection may send the task to another annotator (reassign_to, a username);
-    a double read's other reader may not get it. seconds_spent: the review's time as the page measured it (else
-    the time since the lead's review lease was taken)."""
+    """A lead's verdict: accept or reject a revision; a rejection sends the task back to the queue with the comment,
+    to its annotator's own queue or to another annotator (reassign_to, a username; a double read's other reader may
+    not get it).
+
+    Under the review lease: 409 while another lead holds it; the lease ends with the verdict. Nobody reviews their own
+    revision. A read of a double read is not accepted alone: the lead adjudicates the pair (services.double_reads);
+    it may be rejected (back to its annotator). Rejecting the latest revision of a round's top case undoes what it
+    said about convergence (the round's top case has no outcome again until it is revised or confirmed anew).
+    seconds_spent: the review's time as the page measured it (else the time since the lead's review lease was taken).
+    """
     annotator = None
     if reassign_to:
         annotator = User.objects.filter(username=reassign_to, is_active=True).first()
@@ -96,23 +104,40 @@ def decide(*, revision_id: int, reviewer, decision: str, comment: str = "", reas
             raise Invalid(f"{reassign_to!r} is not an annotator", field="reassign_to")
         if decision != Review.Decision.REJECTED:
             raise Invalid("only a rejection sends the task to someone", field="reassign_to")
-    revision = Revision.objects.filter(pk=revision_id).first()
     seconds = seconds_spent
-    if revision is not None:
-        check_review_lease(revision, reviewer)
+    if (found := Revision.objects.filter(pk=revision_id).first()) is not None:
+        check_review_lease(found, reviewer)
         if seconds is None:
-            seconds = review_seconds(revision, reviewer)
-        if annotator is not None and Task.objects.filter(pk__in=other_read_ids(revision.task_id)).filter(
+            seconds = review_seconds(found, reviewer)
+        if annotator is not None and Task.objects.filter(pk__in=other_read_ids(found.task_id)).filter(
                 Q(assignee=annotator) | Q(revisions__author=annotator)).exists():
             raise Invalid(f"{reassign_to} did the other read of this double read", field="reassign_to")
-    result = revisions.review(revision_id=revision_id, reviewer=reviewer, decision=decision, comment=comment,
-                              seconds=seconds)
-    if result.decision == Review.Decision.REJECTED:
+    if decision not in Review.VERDICTS:
+        raise Invalid(f"expected one of {', '.join(Review.VERDICTS)}", field="decision")
+    revision = Revision.objects.select_for_update().select_related("task", "author").filter(pk=revision_id).first()
+    if revision is None:
+        raise NotFound(f"no revision with id {revision_id}")
+    if revision.author_id == reviewer.pk:
+        raise Forbidden("you may not review your own revision")
+    if Review.objects.filter(revision=revision).exists():
+        raise Invalid(f"revision {revision_id} was already reviewed")
+    if decision == Review.Decision.REJECTED and not comment.strip():
+        raise Invalid("a rejection needs a comment for the annotator", field="comment")
+    if decision == Review.Decision.ACCEPTED and other_read_ids(revision.task_id):
+        raise Conflict(f"revision {revision_id} is one read of a double read: adjudicate the pair instead")
+    result = Review.objects.create(revision=revision, reviewer=reviewer, decision=decision, comment=comment,
+                                   seconds=seconds)
+    if decision == Review.Decision.REJECTED:
+        task = Task.objects.select_for_update().get(pk=revision.task_id)
+        task.status, task.review_comment = Task.Status.PENDING, comment
+        task.lease_holder = task.lease_expires = None
+        task.save(update_fields=["status", "review_comment", "lease_holder", "lease_expires", "updated"])
+        if latest_revision(revision.case, task) == revision:
+            revisions.record_stopping(task, unchanged=None)
         # back to its annotator's own queue (or to the one named), so that it shows there with the comment
-        author = result.revision.author
-        annotator = annotator or (author if role_of(author) == ANNOTATOR else None)
+        annotator = annotator or (revision.author if role_of(revision.author) == ANNOTATOR else None)
     if annotator is not None:
-        Task.objects.filter(pk=result.revision.task_id).update(assignee=annotator)
+        Task.objects.filter(pk=revision.task_id).update(assignee=annotator)
     ReviewLease.objects.filter(revision_id=revision_id).delete()
     return result
 
@@ -131,7 +156,7 @@ def edit_and_accept(*, revision_id: int, reviewer, upload: Path, seconds_spent: 
         check_review_lease(locked, reviewer)
         if Review.objects.filter(revision=locked).exists():
             raise Conflict(f"revision {revision_id} was reviewed already")
-        latest = revisions.latest_revision(revision.case, revision.task)
+        latest = latest_revision(revision.case, revision.task)
         if latest is not None and latest.pk != locked.pk:
             raise Conflict(f"revision {latest.number} of {revision.case.name} landed after this one; review that one")
         seconds = seconds_spent if seconds_spent is not None else review_seconds(locked, reviewer)

@@ -1,4 +1,4 @@
-"""Revisions: uploads of corrected label maps, confirmations, and the lead's review.
+"""Revisions: uploads of corrected label maps and confirmations (a lead's verdict: services.reviews.decide).
 
 A revision is immutable. Its number counts from 1 per case; the upload names the revision it started
 from (None: the pseudo-label), and if another landed since, RevisionConflict and nothing is stored.
@@ -17,10 +17,9 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import Max
 
-from annotation.errors import Conflict, Forbidden, Invalid, NotFound, engine_refusals
-from annotation.models import Case, ErrorTag, Organ, Prediction, Review, Revision, RevisionTag, Round, Task
-from annotation.selectors.labels import label_to_edit
-from annotation.selectors.reads import other_read_ids
+from annotation.errors import Conflict, Invalid, NotFound, engine_refusals
+from annotation.models import Case, ErrorTag, Organ, Prediction, Revision, RevisionTag, Round, Task
+from annotation.selectors.labels import label_to_edit, latest_revision, revisions
 from annotation.services import quality_checks
 from annotation.services.imports.labels import integer_labels, present_values
 from annotation.services.queue import check_lease
@@ -43,17 +42,6 @@ class RevisionConflict(Conflict):
         self.latest = latest
         super().__init__(f"revision {latest.number} (id {latest.pk}) landed after the one this edit started from",
                          latest_revision=latest.pk)
-
-
-def _visible_revisions(case: Case | int, task: Task | None):
-    """The case's revisions; with a task, those its reader may see (not the other read's of a double read)."""
-    return Revision.objects.filter(case=case).exclude(task_id__in=other_read_ids(task))
-
-
-def latest_revision(case: Case, task: Task | None = None) -> Revision | None:
-    """The case's newest revision; with a task, the newest its reader may see (not the other read's of a double
-    read: selectors.labels)."""
-    return _visible_revisions(case, task).order_by("-number").first()
 
 
 def check_label_upload(path: Path, case: Case) -> np.ndarray:
@@ -129,7 +117,7 @@ def _store(*, task: Task, user, data: np.ndarray, base_revision: int | None, kin
         locked.status = Task.Status.CONFIRMED if kind == Revision.Kind.CONFIRM else Task.Status.REVISED
         locked.lease_holder, locked.lease_expires = None, None
         locked.save(update_fields=["status", "lease_holder", "lease_expires", "updated"])
-        _record_stopping(locked, unchanged=not any(changed.values()))
+        record_stopping(locked, unchanged=not any(changed.values()))
     return revision
 
 
@@ -178,7 +166,7 @@ def store_lead_revision(*, parent: Revision, author, data: np.ndarray, seconds_s
                      changed=changed, dice=dice, seconds_spent=seconds_spent, written=written)
 
 
-def _record_stopping(task: Task, *, unchanged: bool | None) -> None:
+def record_stopping(task: Task, *, unchanged: bool | None) -> None:
     """The paper's stopping rule: the loop has converged when the round's top-priority case needs no revision.
 
     unchanged None: the top case's outcome was withdrawn (its revision rejected), so nothing is known yet.
@@ -287,7 +275,7 @@ def _check_base(task: Task, base_revision: int | None) -> Revision | None:
     pseudo-label). The other read of a double read is answered exactly as a revision that does not exist."""
     if base_revision is None:
         return None
-    parent = (_visible_revisions(task.case_id, task).filter(pk=base_revision).first()
+    parent = (revisions(rejected=True, seen_from=task).filter(case=task.case_id, pk=base_revision).first()
               if 0 < base_revision < 2**63 else None)
     if parent is None:
         raise UploadError(f"{base_revision} is no revision of case {task.case.name}", field="base_revision")
@@ -299,37 +287,3 @@ def check_seconds(value: float) -> float:
     if not math.isfinite(seconds) or not 0.0 <= seconds <= MAX_SECONDS_SPENT:
         raise UploadError(f"expected a number of seconds from 0 to {MAX_SECONDS_SPENT:.0f}", field="seconds_spent")
     return seconds
-
-
-@transaction.atomic
-def review(*, revision_id: int, reviewer, decision: str, comment: str = "", seconds: float | None = None) -> Review:
-    """A lead accepts or rejects a revision; a rejection sends the task back to the queue with the comment.
-
-    Nobody reviews their own revision. A read of a double read is not accepted alone: the lead adjudicates the pair
-    (services.double_reads); it may be rejected (back to its annotator). Rejecting the latest revision of a round's
-    top case undoes what it said about convergence (the round's top case has no outcome again until it is revised
-    or confirmed anew).
-    """
-    if decision not in Review.VERDICTS:
-        raise Invalid(f"expected one of {', '.join(Review.VERDICTS)}", field="decision")
-    revision = Revision.objects.select_for_update().select_related("task").filter(pk=revision_id).first()
-    if revision is None:
-        raise NotFound(f"no revision with id {revision_id}")
-    if revision.author_id == reviewer.pk:
-        raise Forbidden("you may not review your own revision")
-    if Review.objects.filter(revision=revision).exists():
-        raise Invalid(f"revision {revision_id} was already reviewed")
-    if decision == Review.Decision.REJECTED and not comment.strip():
-        raise Invalid("a rejection needs a comment for the annotator", field="comment")
-    if decision == Review.Decision.ACCEPTED and other_read_ids(revision.task_id):
-        raise Conflict(f"revision {revision_id} is one read of a double read: adjudicate the pair instead")
-    result = Review.objects.create(revision=revision, reviewer=reviewer, decision=decision, comment=comment,
-                                   seconds=seconds)
-    if decision == Review.Decision.REJECTED:
-        task = Task.objects.select_for_update().get(pk=revision.task_id)
-        task.status, task.review_comment = Task.Status.PENDING, comment
-        task.lease_holder = task.lease_expires = None
-        task.save(update_fields=["status", "review_comment", "lease_holder", "lease_expires", "updated"])
-        if latest_revision(revision.case, task) == revision:
-            _record_stopping(task, unchanged=None)
-    return result

@@ -14,11 +14,11 @@ from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
 
-from annotation import ml_adapter
 from annotation.errors import Conflict, Invalid, NotFound
+from annotation.ml_adapter.common import shipped_checkpoint
 from annotation.models import Job, LabelSet, ModelVersion, Round
 from annotation.selectors.members import pending_imports, registered_members
-from annotation.selectors.rounds import DEFAULT_HOLDOUT, cases_to_infer, latest_round, previous_round
+from annotation.selectors.rounds import DEFAULT_HOLDOUT, cases_to_infer, current_round, previous_round
 from annotation.services import metrics, quality_checks
 from annotation.services.dispatch import enqueue
 from annotation.services.training import any_labelled
@@ -77,10 +77,10 @@ def _check_members(labels: LabelSet, archs: Sequence[str], size: str) -> None:
     earlier model of the archs, and no registered or imported member."""
     if any_labelled(labels) or registered_members(labels) or pending_imports(labels):
         return
-    previous = Round.objects.filter(label_set=labels).order_by("-number").first()
+    previous = current_round(label_set=labels)
     if previous is not None and previous.members.filter(arch=ModelVersion.Arch.EXTERNAL).exists():
         return
-    if any(ml_adapter.shipped_checkpoint(arch, size) is not None
+    if any(shipped_checkpoint(arch, size) is not None
            or ModelVersion.objects.filter(arch=arch, size=size, rounds__label_set=labels).exists() for arch in archs):
         return
     raise Invalid("no labelled case to train on, and no member to infer with: import labels (import_cases "
@@ -176,7 +176,7 @@ def resume_round(*, round: Round | None = None) -> tuple[Round, int]:
     its failed job. Finished jobs are not redone. Returns the round and how many jobs were queued.
     """
     with transaction.atomic():
-        round = round or latest_round()
+        round = round or current_round()
         if round is None:
             raise NotFound("no round to resume")
         round = Round.objects.select_for_update().get(pk=round.pk)

@@ -12,9 +12,9 @@ from collections.abc import Callable
 from django.db import transaction
 from django.db.models import Q
 
-from annotation import ml_adapter
+from annotation.ml_adapter.training import adopt_shipped, train_architecture
 from annotation.models import Case, Job, LabelSet, ModelVersion
-from annotation.selectors.labels import counted_revisions, label_to_train_on
+from annotation.selectors.labels import label_to_train_on, revisions
 from annotation.selectors.rounds import holdout_cases, round_cases
 
 
@@ -26,7 +26,7 @@ def labelled(cases) -> list[tuple]:
 def any_labelled(label_set: LabelSet) -> bool:
     """Whether some case of the label set has a label to train on: an imported label or a revision that counts."""
     return Case.objects.filter(dataset__label_set=label_set).filter(
-        Q(source_labels__isnull=False) | Q(pk__in=counted_revisions().values("case_id"))).exists()
+        Q(source_labels__isnull=False) | Q(pk__in=revisions().values("case_id"))).exists()
 
 
 def train_job(job: Job, progress: Callable[[float, str], None]) -> ModelVersion | None:
@@ -47,7 +47,7 @@ def train_job(job: Job, progress: Callable[[float, str], None]) -> ModelVersion 
     if not cases:
         return _without_labels(job, parent=parent, name=name, size=size, storage_name=storage_name,
                                progress=progress)
-    meta = ml_adapter.train_architecture(
+    meta = train_architecture(
         arch=job.arch, size=size, organs=round.label_set.organ_names(), values=round.label_set.organ_values(),
         cases=cases, holdout=labelled(holdout),
         parent=parent, steps=round.settings.get("steps"), epochs=round.settings.get("epochs"),
@@ -67,7 +67,7 @@ def _without_labels(job: Job, *, parent: ModelVersion | None, name: str, size: s
         round.members.add(parent)
         progress(1.0, f"no labelled case: {parent.name} kept, not fine-tuned")
         return parent
-    meta = ml_adapter.adopt_shipped(arch=job.arch, size=size, organs=round.label_set.organ_names(),
+    meta = adopt_shipped(arch=job.arch, size=size, organs=round.label_set.organ_names(),
                                     storage_name=storage_name)
     if meta is None:
         progress(1.0, f"no labelled case and no shipped {job.arch} {size} checkpoint for these organs: skipped")

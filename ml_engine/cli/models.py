@@ -15,7 +15,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     from ml_engine.io import CheckpointError, ImageError, find_atlas_cases, load_atlas_case
     from ml_engine.labels import ORGANS
     from ml_engine.networks import defaults_for
-    from ml_engine.train import FINE_TUNE_STEPS, TrainConfig, load_checkpoint, make_train_case, save_checkpoint, train
+    from ml_engine.train.cases import make_train_case
+    from ml_engine.train.checkpoint import load_checkpoint, save_checkpoint
+    from ml_engine.train.loop import FINE_TUNE_STEPS, TrainConfig, train
 
     try:
         parent = load_checkpoint(args.init) if args.init else None
@@ -81,7 +83,7 @@ def cmd_infer(args: argparse.Namespace) -> int:
     )
     from ml_engine.labels import ABDOMENATLAS
     from ml_engine.predict import Predictor
-    from ml_engine.train import load_checkpoint
+    from ml_engine.train.checkpoint import load_checkpoint
 
     try:
         checkpoints = [load_checkpoint(path) for path in args.models]

@@ -37,7 +37,7 @@ from ml_engine.io.atlas import (
     pseudo_label_path,
     soft_pred_path,
 )
-from ml_engine.io.checkpoints import read_checkpoint, write_checkpoint
+from ml_engine.io.checkpoints import load_checkpoint_payload, save_checkpoint_payload
 from ml_engine.io.dicom import load_dicom_series, read_dicom_series
 from ml_engine.io.errors import CheckpointError, ImageError
 from ml_engine.io.files import atomic_folder, atomic_path, sha256_file, write_csv, write_json
@@ -88,6 +88,7 @@ __all__ = [
     "label_suffix",
     "list_soft_preds",
     "load_atlas_case",
+    "load_checkpoint_payload",
     "load_dicom_series",
     "load_label_image",
     "load_nifti",
@@ -95,15 +96,14 @@ __all__ = [
     "load_on_grid",
     "nifti_stem",
     "pseudo_label_path",
-    "read_checkpoint",
     "read_dicom_series",
     "reorient_onto",
     "same_geometry",
+    "save_checkpoint_payload",
     "sha256_file",
     "sitk_to_volume",
     "soft_pred_path",
     "spacing_from_affine",
-    "write_checkpoint",
     "write_csv",
     "write_json",
     "write_nifti",

@@ -10,7 +10,7 @@ from ml_engine.io.errors import CheckpointError, short_error
 from ml_engine.io.files import atomic_path
 
 
-def write_checkpoint(path: str | os.PathLike, payload: dict) -> Path:
+def save_checkpoint_payload(path: str | os.PathLike, payload: dict) -> Path:
     """torch.save payload (tensors, numbers, strings, lists, dicts only) to path, atomically."""
     import torch
 
@@ -19,7 +19,7 @@ def write_checkpoint(path: str | os.PathLike, payload: dict) -> Path:
     return Path(path)
 
 
-def read_checkpoint(path: str | os.PathLike) -> dict:
+def load_checkpoint_payload(path: str | os.PathLike) -> dict:
     """Load a checkpoint with torch.load(weights_only=True): arbitrary pickled objects are refused.
 
     Raises CheckpointError naming the file for a missing file, a corrupt file, or one that carries other objects.

@@ -19,6 +19,7 @@ from rest_framework.test import APIClient
 
 from annotation.ml_adapter import OrganAttentionInput
 from annotation.models import Case, Job, LabelSet, ModelVersion, Revision, Round, Task
+from annotation.selectors.labels import latest_revision
 from annotation.services import queue, revisions
 from annotation.services.imports import import_cases
 from annotation.services.metrics import update_round_metrics
@@ -106,7 +107,7 @@ def _open_round(number: int, label_set: LabelSet, members: list[ModelVersion], c
 def _revise(user, tmp: Path, affine, change, *, tags: dict, seconds: float) -> Revision:
     """user leases their next task and submits the latest label with `change` applied (a function of the array)."""
     task = queue.lease_next(user=user)
-    latest = revisions.latest_revision(task.case)
+    latest = latest_revision(task.case)
     base = revisions._reference(task) if latest is None else revision_array(latest)
     data = change(base.copy())
     path = save_nifti(tmp / f"upload-{task.pk}.nii.gz", data.astype(np.uint8), affine)
@@ -116,7 +117,7 @@ def _revise(user, tmp: Path, affine, change, *, tags: dict, seconds: float) -> R
 
 def _confirm(user, *, seconds: float) -> Revision:
     task = queue.lease_next(user=user)
-    latest = revisions.latest_revision(task.case)
+    latest = latest_revision(task.case)
     return revisions.confirm(task_id=task.pk, user=user, base_revision=latest.pk if latest else None,
                              seconds_spent=seconds)
 

@@ -222,14 +222,17 @@ def test_start_round_bad_input_names_the_field(clients, body, field):
     assert Round.objects.count() == 0
 
 
-@pytest.mark.parametrize(("url", "field"), [
-    ("/api/dashboard/?round=abc", "round"), ("/api/dashboard/?round=9", "round"), ("/api/dashboard/?round=-1", "round"),
-    ("/api/dashboard/tasks/?limit=0", "limit"), ("/api/dashboard/tasks/?limit=5000", "limit"),
-    ("/api/dashboard/tasks/?offset=-2", "offset"), ("/api/dashboard/tasks/?status=bogus", "status"),
-    ("/api/dashboard/quality/?round=7", "round"), ("/api/dashboard/jobs/?round=x", "round")])
-def test_bad_query_names_the_field(clients, url, field):
+@pytest.mark.parametrize(("url", "field", "code"), [
+    ("/api/dashboard/?round=abc", "round", 400), ("/api/dashboard/?round=9", "round", 404),
+    ("/api/dashboard/?round=-1", "round", 400), ("/api/dashboard/tasks/?limit=0", "limit", 400),
+    ("/api/dashboard/tasks/?limit=5000", "limit", 400), ("/api/dashboard/tasks/?offset=-2", "offset", 400),
+    ("/api/dashboard/tasks/?status=bogus", "status", 400), ("/api/dashboard/quality/?round=7", "round", 404),
+    ("/api/dashboard/jobs/?round=x", "round", 400)])
+def test_bad_query_names_the_field(clients, url, field, code):
+    """A malformed query is 400; a round number that names no round is 404 (selectors.rounds.round_by_number), as
+    everywhere a round is named by its number."""
     response = clients["lead"].get(url)
-    assert response.status_code == 400 and field in response.json(), response.json()
+    assert response.status_code == code and field in response.json(), response.json()
 
 
 def test_empty_database(clients):
@@ -240,9 +243,9 @@ def test_empty_database(clients):
     assert api.get("/api/dashboard/attention/").json() == {"rounds": []}
     assert api.get("/api/dashboard/quality/").json() == {"rounds": []}
     assert api.get("/api/dashboard/jobs/").json()["round"] is None
-    for body in ({}, {"round": "x"}, {"round": 3}):
+    for body, code in (({}, 400), ({"round": "x"}, 400), ({"round": 3}, 404)):
         response = api.post("/api/dashboard/quality/refresh/", body, format="json")
-        assert response.status_code == 400 and "round" in response.json()
+        assert response.status_code == code and "round" in response.json()
 
 
 def test_round_status_prints_metrics_and_convergence(rounds, capsys):

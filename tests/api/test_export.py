@@ -11,7 +11,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from annotation.models import Case
-from annotation.services import queue, revisions
+from annotation.services import queue, reviews, revisions
 from annotation.services.imports import import_cases
 from tests.conftest import save_nifti
 
@@ -24,7 +24,7 @@ def revise_top_case(world):
     edited = np.where(world.pseudo == 1, 0, world.pseudo).astype(np.uint8)
     upload = save_nifti(world.tmp / "edit.nii.gz", edited, np.asarray(task.case.affine))
     revision = revisions.submit_revision(task_id=task.pk, user=world.users["a1"], upload=upload, base_revision=None)
-    revisions.review(revision_id=revision.pk, reviewer=world.users["lead"], decision="accepted")
+    reviews.decide(revision_id=revision.pk, reviewer=world.users["lead"], decision="accepted")
     return task.case.name, edited
 
 

@@ -8,9 +8,9 @@ import io
 import numpy as np
 import pytest
 
-from annotation.api.review import _csv_cell
+from annotation.api.review.export import csv_cell
 from annotation.models import Job, LabelCheck, ReviewLease
-from annotation.services import queue, revisions
+from annotation.services import queue, reviews, revisions
 from annotation.services.users import create_user
 from tests.api.conftest import at_once, build_world
 from tests.conftest import save_nifti
@@ -71,7 +71,7 @@ def test_a_landing_revision_is_checked_and_its_flags_listed(world, reviewed):
 
 
 def test_csv_cells_never_start_a_formula():
-    assert [_csv_cell(v) for v in ("=1+1", "+x", "-2", "@SUM", "liver", None, 3)] == [
+    assert [csv_cell(v) for v in ("=1+1", "+x", "-2", "@SUM", "liver", None, 3)] == [
         "'=1+1", "'+x", "'-2", "'@SUM", "liver", "", "3"]
 
 
@@ -91,7 +91,7 @@ def test_the_review_queue_in_each_order(world, reviewed):
     assert order(organ="liver", order="age") == ["big", "mid", "small"]  # mid, small changed it; big's is flagged
     assert {f["organ"] for f in lead.get("/api/quality/flags/", {"case": "big"}).json()} >= {"liver", "spleen"}
     assert lead.get("/api/review/queue/", {"order": "sideways"}).status_code == 400
-    revisions.review(revision_id=reviewed["mid"], reviewer=world.users["lead"], decision="accepted")
+    reviews.decide(revision_id=reviewed["mid"], reviewer=world.users["lead"], decision="accepted")
     assert order(order="age") == ["big", "small"]  # reviewed: out of the queue
 
 
@@ -104,7 +104,7 @@ def test_next_to_review_leases_a_revision_to_one_lead(world, reviewed):
     assert second["case"] == "big"  # mid is leased to the lead
     assert lead.post("/api/review/next/", {"order": "age"}, format="json").json()["id"] == first["id"]  # held
     assert [r["reviewer"] for r in lead.get("/api/review/queue/", {"order": "age"}).json()] == ["boss", "lead", None]
-    revisions.review(revision_id=first["id"], reviewer=world.users["lead"], decision="accepted")
+    reviews.decide(revision_id=first["id"], reviewer=world.users["lead"], decision="accepted")
     assert lead.post("/api/review/next/", {}, format="json").json()["case"] == "small"
     assert world.client("a1").post("/api/review/next/", {}, format="json").status_code == 403
 

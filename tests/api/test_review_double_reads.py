@@ -8,7 +8,7 @@ import pytest
 
 from annotation.models import DoubleRead, Review, Revision, Task
 from annotation.selectors.labels import final_label, label_to_edit, label_to_train_on
-from annotation.services import double_reads, queue, revisions
+from annotation.services import double_reads, queue, reviews, revisions
 from annotation.services.read_agreement import organ_agreement
 from annotation.storage import read_voxels
 from tests.api.test_review import erase_spleen
@@ -92,8 +92,8 @@ def test_two_reads_go_to_two_annotators_who_never_see_each_others_work(world, pa
     assert label_to_edit(pair.case, first).revision == read1  # a1's chain is still their own
     # while the pair is open neither read is trained on; a read is not accepted alone
     assert label_to_train_on(pair.case) is None or label_to_train_on(pair.case).source != "revision"
-    with pytest.raises(revisions.Conflict, match="adjudicate"):
-        revisions.review(revision_id=read1.pk, reviewer=world.users["lead"], decision="accepted")
+    with pytest.raises(reviews.Conflict, match="adjudicate"):
+        reviews.decide(revision_id=read1.pk, reviewer=world.users["lead"], decision="accepted")
     assert final_label(pair.case).source == "pseudo_label"
 
 
@@ -164,7 +164,7 @@ def test_the_dashboard_shows_verdicts_review_time_and_agreement(world, pair, dja
         _submit(world, "a2", queue.lease_next(user=a2), world.pseudo.copy())
         other = _submit(world, "a1", queue.lease_next(user=a1), world.pseudo.copy())
     pair.refresh_from_db()
-    revisions.review(revision_id=other.pk, reviewer=lead, decision="rejected", comment="look again", seconds=30.0)
+    reviews.decide(revision_id=other.pk, reviewer=lead, decision="rejected", comment="look again", seconds_spent=30.0)
     double_reads.adjudicate(revision_id=read1.pk, reviewer=lead, take=2, seconds=90.0)
     board = world.client("lead").get("/api/dashboard/reviews/").json()
     assert board["leads"] == [{"lead": "lead", "reviews": 2, "accepted": 0, "rejected": 1, "edited": 0,

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from annotation.models import DoubleRead, Review, Revision, Task
-from annotation.services import double_reads, queue, revisions
+from annotation.services import double_reads, queue, reviews, revisions
 from tests.browser.conftest import ScreenMap, revision_data, sign_in
 from tests.conftest import save_nifti
 
@@ -147,7 +147,7 @@ def test_a_lead_adjudicates_a_double_read_per_organ(page, live_server, world):
 
 def test_the_dashboard_shows_verdicts_and_sets_double_reads(page, live_server, world):
     revision = revise(world, "a1", erase_spleen)
-    revisions.review(revision_id=revision.pk, reviewer=world.users["lead"], decision="accepted", seconds=75.0)
+    reviews.decide(revision_id=revision.pk, reviewer=world.users["lead"], decision="accepted", seconds_spent=75.0)
     sign_in(page, live_server.url, "lead")
     page.click("[data-action=dashboard]")
     page.wait_for_selector("[data-section=reviews] [data-table=review-leads] [data-row=lead]", timeout=20_000)

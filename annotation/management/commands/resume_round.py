@@ -1,9 +1,9 @@
 """python manage.py resume_round [ROUND]"""
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand
 
 from annotation.errors import command_errors
-from annotation.models import Round
+from annotation.selectors.rounds import round_by_number
 from annotation.services.rounds import resume_round
 
 
@@ -15,11 +15,7 @@ class Command(BaseCommand):
         parser.add_argument("round", nargs="?", type=int)
 
     def handle(self, *args, **options):
-        round = None
-        if options["round"] is not None:
-            round = Round.objects.filter(number=options["round"]).first()
-            if round is None:
-                raise CommandError(f"no round {options['round']}")
         with command_errors():
+            round = round_by_number(options["round"], field=None) if options["round"] is not None else None
             round, queued = resume_round(round=round)
         self.stdout.write(f"round {round.number}: {queued} jobs queued again ({round.status})")

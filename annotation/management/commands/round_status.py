@@ -2,9 +2,9 @@
 
 from django.core.management.base import BaseCommand, CommandError
 
-from annotation.models import Round
+from annotation.errors import command_errors
 from annotation.selectors.quality import convergence, round_quality
-from annotation.selectors.rounds import latest_round, round_summary
+from annotation.selectors.rounds import current_round, round_by_number, round_summary
 from annotation.services.metrics import update_round_metrics
 
 MEMBER_SOURCES = {  # selectors.members.member_source
@@ -34,10 +34,11 @@ class Command(BaseCommand):
                             help="first bring the metrics that read files (label bias, voxel shares) up to date")
 
     def handle(self, *args, **options):
-        round = (Round.objects.filter(number=options["round"]).first() if options["round"] is not None
-                 else latest_round())
+        with command_errors():
+            round = (round_by_number(options["round"], field=None) if options["round"] is not None
+                     else current_round())
         if round is None:
-            raise CommandError("no such round" if options["round"] is not None else "no round yet: start_round")
+            raise CommandError("no round yet: start_round")
         if options["refresh_metrics"]:
             update_round_metrics(round_id=round.pk)
             round.refresh_from_db()

@@ -7,7 +7,7 @@ from django.core.management.base import BaseCommand, CommandError
 from annotation.errors import command_errors
 from annotation.management.progress import round_progress
 from annotation.models import Round
-from annotation.selectors.rounds import round_summary
+from annotation.selectors.rounds import current_round, round_summary
 from annotation.services.rounds import ARCHITECTURES, DEFAULT_HOLDOUT, SIZES, start_round
 
 
@@ -34,7 +34,7 @@ class Command(BaseCommand):
         for name in ("epochs", "steps"):
             if options[name] is not None and options[name] < 1:
                 raise CommandError(f"--{name} must be at least 1")
-        if options["if_none"] and (last := Round.objects.order_by("-number").first()) is not None:
+        if options["if_none"] and (last := current_round()) is not None:
             self.stdout.write(f"round {last.number} exists ({last.status}): no round started")
             return
         archs = [] if options["archs"] == ["none"] else options["archs"]

@@ -1,14 +1,16 @@
-"""Read paths of double reads: which tasks are the other read of a task, which reads are not settled yet.
+"""Read paths of double reads: the other read of a task, the reads a user may not take, a read that waits for the
+other.
 
 Two reads of a case are independent: an annotator never sees the other read's revisions (selectors.labels keeps
-them apart through these), and one annotator never takes both reads (services.queue).
+them apart), and one annotator never takes both reads (services.queue).
 """
 
 from __future__ import annotations
 
-from django.db.models import Q, QuerySet
+from django.db.models import Q
 
-from annotation.models import DoubleRead, Revision, Task
+from annotation.models import DoubleRead, Task
+from annotation.selectors.labels import revisions
 
 
 def double_read_of(task: Task | int) -> DoubleRead | None:
@@ -28,13 +30,6 @@ def other_read_ids(task: Task | int | None) -> list[int]:
     return [pair.second_id if pair.first_id == task_id else pair.first_id]
 
 
-def unsettled_read_tasks() -> QuerySet[DoubleRead]:
-    """Task ids of both reads of every double read no lead has adjudicated yet (a values queryset)."""
-    pending = DoubleRead.objects.filter(adjudicated__isnull=True)
-    return Task.objects.filter(Q(pk__in=pending.values("first_id")) | Q(pk__in=pending.values("second_id"))
-                               ).values("pk")
-
-
 def reads_closed_to(user) -> list[int]:
     """Task ids this user may not take: the other read of each double read whose one read they hold, were assigned,
     skipped or revised (one annotator never reads a case twice). Double reads are few (a share of a round's cases):
@@ -50,14 +45,8 @@ def reads_closed_to(user) -> list[int]:
             if (first in touched) != (second in touched)]
 
 
-def latest_of_read(task: Task) -> Revision | None:
-    """The newest revision of this task's own read (its revisions only)."""
-    return Revision.objects.filter(task=task).order_by("-number").first()
-
-
 def waits_for_other_read(task_id: int) -> bool:
     """Whether this task is one read of a double read whose other read has no revision a lead did not reject yet
     (nothing to adjudicate: "next to review" passes it by)."""
     others = other_read_ids(task_id)
-    return bool(others) and not Revision.objects.filter(task_id__in=others).exclude(
-        review__decision="rejected").exists()
+    return bool(others) and not revisions().filter(task_id__in=others).exists()
