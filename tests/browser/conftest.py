@@ -58,7 +58,10 @@ def browser(django_db_setup):
 
 
 @pytest.fixture
-def page(browser):
+def page(browser, live_server):
+    """A fresh page. It asks for the live server so that it is closed before the server's database is flushed: a
+    request still in flight (a heartbeat, a members' fetch) would otherwise hold rows that PostgreSQL's TRUNCATE
+    waits on (a deadlock, seen under load)."""
     context = browser.new_context(viewport={"width": 1400, "height": 900})
     page = context.new_page()
     errors: list[str] = []
