@@ -35,7 +35,8 @@ top hotspot's region.
 
 Policy (a), by hand: passes through the box's slices, scrolled in order (down, then up, ...), until the stopping
 rule, the cap (LIMIT actions) or a pass that changes nothing. On each slice, organ by organ, against the rater's
-view: eraser strokes across each extra piece (the pen as tall as the piece, 30 at most), then one filled outline
+view: each extra piece erased (one stroke of the eraser at size 1 round it when it is at most two voxels thick, else
+strokes across it, the pen as tall as the piece, 30 at most), then one filled outline
 (pen size 1) traced along each of the organ's pieces that lacks more than DAB voxels, then a dab of the pen (size 1)
 on each error of at most DAB voxels (extra ones with the eraser).
 Policy (b), the tools first, then (a) on what is left:

@@ -116,7 +116,10 @@ def table(rows: list[dict]) -> None:
               f"{fmt(s['lo'])} to {fmt(s['hi'])} | {fmt(s['geomean'])} | {s['failed_a']} / {s['failed_b']} |")
     for set_label, real in (("phantoms", False), ("real CT", True)):
         s = summary([p for p in pairs if (p[0]["set"] == "real") == real])
-        if s["finished"]:
+        if 0 < s["finished"] < 2:
+            print(f"\n{set_label}: {s['finished']} of {s['cases']} cases finished by both policies: too few for a "
+                  f"ratio to state; failures (a) {s['failed_a']}, (b) {s['failed_b']}")
+        elif s["finished"]:
             print(f"\n{set_label}: {s['a']} against {s['b']} actions on the {s['finished']} of {s['cases']} cases both "
                   f"policies finished: ratio {fmt(s['ratio'])}, 95% bootstrap interval {fmt(s['lo'])} to "
                   f"{fmt(s['hi'])} (the figure to state: {fmt(s['lo'])} x); geometric mean of per-case ratios "
