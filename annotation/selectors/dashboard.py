@@ -15,16 +15,13 @@ from django.db.models import Count, Q, Sum
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
+from annotation.figures import rounded
 from annotation.models import Job, OrganAttention, Revision, RevisionTag, Round, Skip, Task
 from annotation.roles import ANNOTATOR
 from annotation.selectors.rounds import round_summary, shown_round
 
 REMAINING = (Task.Status.PENDING, Task.Status.LEASED, Task.Status.SKIPPED)
 
-
-def _r(value: float, digits: int = 2) -> float:
-    """builtins.round: the functions here call their Round argument `round`."""
-    return round(float(value), digits)
 
 
 def annotator_names() -> list[str]:
@@ -34,13 +31,13 @@ def annotator_names() -> list[str]:
 
 
 def _median_minutes(seconds: list[float]) -> float | None:
-    return _r(statistics.median(seconds) / 60) if seconds else None
+    return rounded(statistics.median(seconds) / 60, 2) if seconds else None
 
 
 def _pace(hours_per_day: float, remaining: int, minutes: float) -> dict:
     hours = remaining * minutes / 60
-    return {"minutes_per_case": _r(minutes), "hours": _r(hours), "working_days": _r(hours / hours_per_day),
-            "hours_per_day": hours_per_day}
+    return {"minutes_per_case": rounded(minutes, 2), "hours": rounded(hours, 2),
+            "working_days": rounded(hours / hours_per_day, 2), "hours_per_day": hours_per_day}
 
 
 def _annotator_row() -> dict:
@@ -89,7 +86,7 @@ def _by_organ(round: Round | None) -> dict[str, dict]:
 
     for name, total, n in (OrganAttention.objects.filter(round=round, size_ml__gt=0).values_list("organ__name")
                            .annotate(total=Sum("size_ml"), n=Count("id")).order_by("organ__value")):
-        row(name).update(attention_ml=_r(total or 0.0, 3), cases=n)
+        row(name).update(attention_ml=rounded(total or 0.0, 3), cases=n)
     for changed in (Revision.objects.filter(task__round=round, kind=Revision.Kind.REVISION)
                     .values_list("changed_voxels", flat=True)):
         for name, n in (changed or {}).items():
@@ -105,10 +102,10 @@ def _by_organ(round: Round | None) -> dict[str, dict]:
 def _leases(round: Round | None, now: datetime) -> list[dict]:
     rows = (Task.objects.filter(round=round, status=Task.Status.LEASED)
             .select_related("case", "lease_holder").order_by("leased_at", "id"))
-    return [{"task": t.pk, "case": t.case.name, "priority": _r(t.priority, 3), "holder": t.lease_holder.username,
+    return [{"task": t.pk, "case": t.case.name, "priority": rounded(t.priority, 3), "holder": t.lease_holder.username,
              "leased_at": t.leased_at.isoformat() if t.leased_at else None,
              "expires": t.lease_expires.isoformat() if t.lease_expires else None,
-             "held_minutes": _r((now - t.leased_at).total_seconds() / 60, 1) if t.leased_at else None,
+             "held_minutes": rounded((now - t.leased_at).total_seconds() / 60, 1) if t.leased_at else None,
              "expired": bool(t.lease_expires and t.lease_expires < now)} for t in rows]
 
 
@@ -147,7 +144,7 @@ def overview(round: Round | None = None, *, now: datetime | None = None) -> dict
         "annotators": annotator_names(),
         "throughput_per_day": per_day,
         "per_day_by_annotator": per_day_by_annotator,
-        "median_minutes_per_case": _r(median),
+        "median_minutes_per_case": rounded(median, 2),
         "pace": "measured" if measured is not None else "default",
         "timed_revisions": len(seconds),
         "remaining_tasks": remaining,
@@ -175,7 +172,7 @@ def ranked_tasks(round: Round, *, offset: int = 0, limit: int = 100, status: str
 
 def _task_row(t: Task, rank: int, open_rank: int | None) -> dict:
     return {"id": t.pk, "rank": rank, "open_rank": open_rank, "case": t.case.name, "case_id": t.case_id,
-            "priority": _r(t.priority, 3), "status": t.status,
+            "priority": rounded(t.priority, 3), "status": t.status,
             "assignee": t.assignee.username if t.assignee_id else None,
             "lease_holder": t.lease_holder.username if t.lease_holder_id else None,
             "lease_expires": t.lease_expires.isoformat() if t.lease_expires else None}
@@ -183,8 +180,8 @@ def _task_row(t: Task, rank: int, open_rank: int | None) -> dict:
 
 def _job_row(job: Job) -> dict:
     return {"id": job.pk, "key": job.key, "kind": job.kind, "arch": job.arch, "case": job.case.name
-            if job.case_id else None, "status": job.status, "progress": _r(job.progress, 4), "message": job.message,
-            "error": job.error, "attempts": job.attempts,
+            if job.case_id else None, "status": job.status, "progress": rounded(job.progress, 4),
+            "message": job.message, "error": job.error, "attempts": job.attempts,
             "started": job.started.isoformat() if job.started else None,
             "finished": job.finished.isoformat() if job.finished else None}
 

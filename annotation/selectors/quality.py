@@ -12,6 +12,7 @@ from collections import defaultdict
 
 from django.db.models import Count, Exists, Max, OuterRef
 
+from annotation.figures import round_ml, rounded
 from annotation.models import DoubleRead, ErrorTag, Prediction, Revision, RevisionTag, Round, Task
 from annotation.selectors.labels import revisions
 
@@ -44,13 +45,9 @@ def metrics_key(round: Round) -> str:
             f":pred{predictions['n']}-{predictions['last'] or 0}-{at}:reads{reads}")
 
 
-def _r(value: float, digits: int = 6) -> float:
-    """builtins.round: the functions here call their Round argument `round`."""
-    return round(float(value), digits)
-
 
 def mean_or_none(values: list[float]) -> float | None:
-    return _r(statistics.fmean(values)) if values else None
+    return rounded(statistics.fmean(values), 6) if values else None
 
 
 def attention_curves(rounds=None) -> list[dict]:
@@ -70,9 +67,6 @@ def attention_curves(rounds=None) -> list[dict]:
                                  for i, (case_id, name, size, revised, confirmed) in enumerate(rows)]})
     return result
 
-
-def round_ml(value: float | None) -> float:
-    return _r(value or 0.0, 3)
 
 
 def attention_distribution(round: Round) -> dict:
@@ -97,7 +91,8 @@ def pseudo_label_dice(round: Round, organs: list[str]) -> dict:
             if value is not None:
                 values[organ].append(float(value))
     names = [o for o in organs if o in values] + sorted(set(values) - set(organs))
-    per_organ = {o: {"mean": mean_or_none(values[o]), "min": _r(min(values[o])), "n": len(values[o])} for o in names}
+    per_organ = {o: {"mean": mean_or_none(values[o]), "min": rounded(min(values[o]), 6), "n": len(values[o])}
+                 for o in names}
     means = [v["mean"] for v in per_organ.values() if v["mean"] is not None]
     return {"cases": len(latest), "organs": per_organ, "mean": mean_or_none(means)}
 

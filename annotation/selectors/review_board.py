@@ -8,20 +8,17 @@ from collections import defaultdict
 
 from django.db.models import F
 
+from annotation.figures import rounded
 from annotation.models import DoubleRead, Review, Round
 from annotation.selectors.review import waiting_for_review
 
 VERDICTS = [d.value for d in Review.Decision]
 
 
-def _r(value: float, digits: int) -> float:
-    """builtins.round: the functions here call their Round argument `round`."""
-    return round(value, digits)
-
 
 def _seconds(values: list[float]) -> dict:
-    return {"median_seconds": _r(statistics.median(values), 1) if values else None,
-            "mean_seconds": _r(statistics.fmean(values), 1) if values else None}
+    return {"median_seconds": rounded(statistics.median(values), 1) if values else None,
+            "mean_seconds": rounded(statistics.fmean(values), 1) if values else None}
 
 
 def review_board(round: Round | None = None) -> dict:
@@ -48,7 +45,7 @@ def review_board(round: Round | None = None) -> dict:
     for name, row in sorted(annotators.items()):
         total = sum(row.values())
         annotator_rows.append({"annotator": name, "reviewed": total, **row,
-                               "accepted_share": _r(row["accepted"] / total, 4) if total else None})
+                               "accepted_share": rounded(row["accepted"] / total, 4) if total else None})
     waiting = [r for r in waiting_for_review() if round is None or r.task.round_id == round.pk]
     return {"round": round.number if round is not None else None, "waiting": len(waiting),
             "leads": lead_rows, "annotators": annotator_rows, "double_reads": double_read_board(round)}
@@ -65,7 +62,7 @@ def double_read_board(round: Round | None = None) -> dict:
         for organ, values in agreement.items():
             per_organ[organ]["dice"].append(values["dice"])
             per_organ[organ]["nsd"].append(values["nsd"])
-    organs = [{"organ": organ, "pairs": len(v["dice"]), "dice": _r(statistics.fmean(v["dice"]), 4),
-               "nsd": _r(statistics.fmean(v["nsd"]), 4)} for organ, v in sorted(per_organ.items())]
+    organs = [{"organ": organ, "pairs": len(v["dice"]), "dice": rounded(statistics.fmean(v["dice"]), 4),
+               "nsd": rounded(statistics.fmean(v["nsd"]), 4)} for organ, v in sorted(per_organ.items())]
     return {"share": round.double_read_share if round is not None else None, "pairs": pairs.count(),
             "measured": measured, "adjudicated": pairs.filter(adjudicated__isnull=False).count(), "organs": organs}

@@ -13,6 +13,7 @@ from collections.abc import Callable
 import numpy as np
 from django.db import transaction
 
+from annotation.figures import round_ml
 from annotation.models import Job, LabelCheck, Organ, Prediction, QualityFlag, Revision, Round
 from annotation.services import read_agreement
 from annotation.services.dispatch import enqueue
@@ -129,6 +130,3 @@ def check_predictions(round: Round, *, progress: Callable[[float, str], None] | 
             progress((i + 1) / len(predictions), f"case {i + 1}/{len(predictions)}")
     return len(predictions)
 
-
-def round_ml(value: float) -> float:
-    return round(float(value), 3)
