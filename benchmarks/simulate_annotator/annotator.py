@@ -15,12 +15,18 @@ from .rules import DAB, LIMIT, STOP
 AROUND = ((-1, 0), (-1, -1), (0, -1), (1, -1), (1, 0), (1, 1), (0, 1), (-1, 1))
 
 
+def points_mask(points: np.ndarray, pad: int) -> tuple[np.ndarray, np.ndarray]:
+    """In-slice points (x, y) as a mask of their box grown by `pad` on each side, and the box's corner."""
+    lo = points.min(axis=0) - pad
+    mask = np.zeros(tuple(points.max(axis=0) - lo + 1 + pad), dtype=bool)
+    mask[tuple((points - lo).T)] = True
+    return mask, lo
+
+
 def contour(points: np.ndarray) -> list[tuple[int, int]]:
     """The outer boundary of one 8-connected piece (its (x, y) points), in order (Moore neighbour tracing): what an
     annotator's outline follows around it."""
-    lo = points.min(axis=0) - 1
-    mask = np.zeros(tuple(points.max(axis=0) - lo + 2), dtype=bool)
-    mask[tuple((points - lo).T)] = True
+    mask, lo = points_mask(points, 1)
     first = min(((int(x), int(y)) for x, y in points - lo), key=lambda p: (p[1], p[0]))  # top row, leftmost
     path, cur, back = [first], first, 0  # `back`: where the search starts (the background we came from: west)
     second = None
@@ -184,31 +190,35 @@ class Annotator:
 
     def fix_slice(self, z: int) -> None:
         """One slice, organ by organ: each extra piece erased (a dab when it is at most DAB voxels, one stroke of the
-        eraser at size 1 round it when it is thin, else strokes across it), then
-        one outline around each piece of the organ that lacks more than DAB voxels, then dabs on what is left."""
+        eraser at size 1 round it when it is thin, else strokes across it), then one outline around each piece of the
+        organ that lacks more than DAB voxels, then dabs on what is left."""
         for organ in self.organs:
-            want, missing, extra = self.wrong(z, organ)
-            if len(extra):
-                for piece in pieces_of(extra):
-                    if self.spent():
-                        return
-                    if len(piece) <= DAB:
-                        self.dab(z, organ, piece, erase=True)
-                    elif thin(piece):
-                        self.trace(z, organ, piece)
-                    else:
-                        self.erase(z, organ, piece)
-                want, missing, extra = self.wrong(z, organ)
-            if len(missing):
-                lacking = {tuple(p) for p in (missing - self.offset)}
-                for piece in pieces(want):
-                    if sum(tuple(q) in lacking for q in piece) > DAB and not self.spent():
-                        self.tool(organ, "fill", 1)
-                        self.outline(z, piece + self.offset)
-                _, missing, _ = self.wrong(z, organ)
-                for piece in pieces_of(missing) if len(missing) else []:
-                    if len(piece) <= DAB and not self.spent():
-                        self.dab(z, organ, piece, erase=False)
+            extra = self.wrong(z, organ)[2]
+            for piece in pieces_of(extra) if len(extra) else []:
+                if self.spent():
+                    return
+                if len(piece) <= DAB:
+                    self.dab(z, organ, piece, erase=True)
+                elif thin(piece):
+                    self.trace(z, organ, piece)
+                else:
+                    self.erase(z, organ, piece)
+            self.outline_lacking(z, organ, more_than=DAB)
+            missing = self.wrong(z, organ)[1]
+            for piece in pieces_of(missing) if len(missing) else []:
+                if len(piece) <= DAB and not self.spent():
+                    self.dab(z, organ, piece, erase=False)
+
+    def outline_lacking(self, z: int, organ: int, more_than: int) -> None:
+        """One filled outline around each piece of the organ the rater sees on slice z that the label lacks more than
+        `more_than` voxels of."""
+        want, missing, _ = self.wrong(z, organ)
+        lacking = np.zeros_like(want)
+        lacking[tuple((missing - self.offset).T)] = True
+        for piece in pieces(want):
+            if int(lacking[tuple(piece.T)].sum()) > more_than and not self.spent():
+                self.tool(organ, "fill", 1)
+                self.outline(z, piece + self.offset)
 
     def one_pass(self) -> None:
         """Through the box's slices in order (alternately down and up, as a reader scrolls), fixing each slice where
@@ -242,15 +252,10 @@ def thin(points: np.ndarray) -> bool:
     """A piece at most about two voxels thick: nothing of it is left after one erosion."""
     from scipy import ndimage
 
-    lo = points.min(axis=0) - 1
-    mask = np.zeros(tuple(points.max(axis=0) - lo + 2), dtype=bool)
-    mask[tuple((points - lo).T)] = True
-    return not ndimage.binary_erosion(mask).any()
+    return not ndimage.binary_erosion(points_mask(points, 1)[0]).any()
 
 
 def pieces_of(points: np.ndarray) -> list[np.ndarray]:
     """8-connected pieces of a set of in-slice points."""
-    lo = points.min(axis=0)
-    mask = np.zeros(tuple(points.max(axis=0) - lo + 1), dtype=bool)
-    mask[tuple((points - lo).T)] = True
+    mask, lo = points_mask(points, 0)
     return [p + lo for p in pieces(mask)]

@@ -4,6 +4,7 @@ shipped ensemble's real pseudo-labels of the demo phantoms), stored as one annot
 from __future__ import annotations
 
 import math
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -196,11 +197,12 @@ def real_cases(src: Path) -> dict:
     - msd_spleen_8: the Decathlon's expert spleen label is the truth (only the spleen); the label is the shipped tiny
       ensemble's pseudo-label (noise on real CT, said so: that is what the project can run on it); the target is the
       spleen's box grown by 3 voxels.
-    The rater's view is the truth warped, as for the phantoms. Each CT is put on a RAS+ grid by a flip (no
-    resampling), the viewer's voxel order."""
+    The rater's view is the truth warped, as for the phantoms. Each CT is put on a RAS+ grid by permutation and flips
+    (ml_engine.preprocess.to_ras: no resampling), the viewer's voxel order."""
     import nibabel as nib
 
     from ml_engine.labels import LabelMap, label_set, translate
+    from ml_engine.preprocess import to_ras
 
     from .perception import rater_view
 
@@ -216,9 +218,10 @@ def real_cases(src: Path) -> dict:
         dice = {v: 2 * int(((truth == v) & (fast == v)).sum()) / max(int((truth == v).sum() + (fast == v).sum()), 1)
                 for v in organs.values.values() if (truth == v).any()}
         view = rater_view(truth, rater_seed(5000, 0))
+        hu = np.asarray(ct.dataobj).astype(np.int16)
         for k, value in enumerate(sorted(dice, key=lambda v: dice[v])[:REAL_ORGANS]):
             name = f"ct_example_{organs.organ_of(value)}"
-            data = np.asarray(ct.dataobj).astype(np.int16)
+            data = hu.copy()
             data[0, 0, 0] += 1 + k
             save(src / f"{name}.nii.gz", data, affine)
             cases[name] = {"set": "real", "kind": f"real: ct_example, {organs.organ_of(value)}", "truth": truth,
@@ -226,41 +229,35 @@ def real_cases(src: Path) -> dict:
                            "members": None, "affine": affine, "rater": view}
     if (MSD_SPLEEN / "ct.nii.gz").is_file():
         ct, truth = (nib.load(MSD_SPLEEN / f) for f in ("ct.nii.gz", "label.nii.gz"))
-        data, affine = ras(np.asarray(ct.dataobj).astype(np.int16), ct.affine)
-        truth, _ = ras(np.asarray(truth.dataobj).astype(np.uint8), ct.affine)
+        data, affine, _ = to_ras(np.asarray(ct.dataobj).astype(np.int16), ct.affine)
+        truth = np.ascontiguousarray(to_ras(np.asarray(truth.dataobj).astype(np.uint8), ct.affine)[0])
+        data = np.ascontiguousarray(data)
         label = tiny_ensemble(data, affine)
         name = "msd_spleen_8"
         save(src / f"{name}.nii.gz", data, affine)
-        where = np.argwhere(truth == SPLEEN)
-        lo, hi = np.maximum(where.min(axis=0) - 3, 0), np.minimum(where.max(axis=0) + 4, truth.shape)
+        spleen_box = error_box(truth, np.zeros_like(truth), (SPLEEN,))  # the spleen's box grown by 3
         cases[name] = {"set": "real", "kind": "real: msd_spleen_8, spleen", "truth": truth, "label": label,
-                       "organs": (SPLEEN,), "box": tuple(slice(int(a), int(b)) for a, b in zip(lo, hi, strict=True)),
-                       "members": None, "affine": affine, "rater": rater_view(truth, rater_seed(5001, 0))}
+                       "organs": (SPLEEN,), "box": spleen_box, "members": None, "affine": affine,
+                       "rater": rater_view(truth, rater_seed(5001, 0))}
     return cases
 
 
-def ras(data: np.ndarray, affine: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """An axis-aligned volume flipped onto a RAS+ grid (no resampling): the same voxels, the affine adjusted."""
-    out, aff = data, affine.copy()
-    for axis in range(3):
-        if aff[axis, axis] < 0:
-            out = np.flip(out, axis=axis)
-            flip = np.eye(4)
-            flip[axis, axis], flip[axis, 3] = -1, data.shape[axis] - 1
-            aff = aff @ flip
-    return np.ascontiguousarray(out), aff
+@cache
+def shipped_predictor():
+    """The shipped tiny ensemble (the three networks' `tiny` checkpoints), loaded once."""
+    from annotation.ml_adapter import SHIPPED_CHECKPOINTS
+    from ml_engine.predict import Predictor
+    from ml_engine.train import load_checkpoint
+
+    return Predictor([load_checkpoint(p) for p in sorted(SHIPPED_CHECKPOINTS.glob("*_tiny.pt"))])
 
 
 def tiny_ensemble(ct: np.ndarray, affine: np.ndarray) -> np.ndarray:
     """The shipped tiny ensemble's pseudo-label of a CT (label-set values)."""
-    from annotation.ml_adapter import SHIPPED_CHECKPOINTS
     from ml_engine.labels import label_set
-    from ml_engine.predict import Predictor
-    from ml_engine.train import load_checkpoint
 
     values = label_set("abdomenatlas").values
-    predictor = Predictor([load_checkpoint(p) for p in sorted(SHIPPED_CHECKPOINTS.glob("*_tiny.pt"))])
-    _, masks = predictor.predict_masks(ct, affine)
+    _, masks = shipped_predictor().predict_masks(ct, affine)
     label = np.zeros(ct.shape, dtype=np.uint8)
     for organ, mask in masks.items():
         label[mask] = values[organ]
@@ -269,17 +266,15 @@ def tiny_ensemble(ct: np.ndarray, affine: np.ndarray) -> np.ndarray:
 
 def predict_demo(var: Path, demo: list, round0, label_set) -> dict:
     """The shipped ensemble on the demo phantoms, stored as round 0's predictions; the target is the top hotspot."""
-    from annotation.ml_adapter import SHIPPED_CHECKPOINTS, write_ensemble
+    from annotation.ml_adapter import write_ensemble
     from annotation.models import Case, OrganAttention
     from annotation.selectors.members import member_crops
     from annotation.services.predictions import record_prediction
     from ml_engine.io import load_on_grid
-    from ml_engine.predict import Predictor
-    from ml_engine.train import load_checkpoint
 
     from .perception import rater_view
 
-    predictor = Predictor([load_checkpoint(p) for p in sorted(SHIPPED_CHECKPOINTS.glob("*_tiny.pt"))])
+    predictor = shipped_predictor()
     values = label_set.organ_values()
     cases = {}
     for phantom in demo:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .annotator import Annotator, pieces, slice_dice
+from .annotator import Annotator, slice_dice
 from .rules import KEEP_MARGIN
 
 KEYED_SHARE = 0.25  # a slice "lacks the organ" when the label lacks more than this share of what the rater sees there
@@ -120,12 +120,7 @@ def keyed(a: Annotator, organ: int) -> None:
         return
     for z in sorted({run[0], run[len(run) // 2], run[-1]}):
         a.go_to(z)
-        want, missing, _ = a.wrong(z, organ)
-        lacking = {tuple(p) for p in (missing - a.offset)}
-        for piece in pieces(want):
-            if any(tuple(q) in lacking for q in piece) and not a.spent():
-                a.tool(organ, "fill", 1)
-                a.outline(z, piece + a.offset)
+        a.outline_lacking(z, organ, more_than=0)
     a.tool(organ, "fill", 1)
     a.key("i")
     a.used.append("interpolation")
