@@ -70,6 +70,13 @@ class TooLarge(DomainError):
     status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
 
 
+class Busy(DomainError):
+    """A shared resource (the interactive engine) stayed taken for the whole wait (503); the answer says how long it
+    waited and how many requests were running."""
+
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+
+
 class Conflict(DomainError):
     """The request is valid but the state has moved on (409): a stale base, a round already running."""
 

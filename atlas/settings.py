@@ -353,6 +353,13 @@ ATLAS_GPU_WORKERS = env_bool("ATLAS_GPU_WORKERS", False)
 # How a worker runs the members on the CPU: "torch" (default) or "openvino" (converted once per worker process, then
 # about 2 x faster sliding windows: docs/benchmarks.md). Checked when the worker builds its Predictor.
 ATLAS_CPU_RUNTIME = os.environ.get("ATLAS_CPU_RUNTIME", "torch")
+# The workspace's click tool (annotation.ml_adapter.interactive): cases whose CT a web process keeps open between
+# clicks (the oldest evicted; a 512 x 512 x 300 CT is 150 MiB), their bytes at most, clicks computed at once (the
+# rest wait up to ATLAS_INTERACTIVE_WAIT seconds, then hear 503 "busy"), and which engine the page offers first.
+ATLAS_INTERACTIVE_SESSIONS = int(os.environ.get("ATLAS_INTERACTIVE_SESSIONS", "4"))
+ATLAS_INTERACTIVE_MAX_BYTES = int(os.environ.get("ATLAS_INTERACTIVE_MAX_BYTES", str(1024**3)))
+ATLAS_INTERACTIVE_SLOTS = int(os.environ.get("ATLAS_INTERACTIVE_SLOTS", "1"))
+ATLAS_INTERACTIVE_WAIT = float(os.environ.get("ATLAS_INTERACTIVE_WAIT", "10"))
 if ATLAS_CPU_RUNTIME not in ("torch", "openvino"):
     raise ImproperlyConfigured(f"ATLAS_CPU_RUNTIME must be torch or openvino, got {ATLAS_CPU_RUNTIME!r}")
 ATLAS_GPU_QUEUE = os.environ.get("ATLAS_GPU_QUEUE", "gpu")

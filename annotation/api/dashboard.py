@@ -16,6 +16,7 @@ from annotation.api.permissions import IsAdmin, IsLead
 from annotation.models import Round, Task
 from annotation.selectors import dashboard as boards
 from annotation.selectors import quality
+from annotation.selectors.interactive import engine_rows
 from annotation.selectors.members import member_list
 from annotation.selectors.review_board import review_board
 from annotation.selectors.rounds import round_by_number, round_summary, shown_round
@@ -165,7 +166,7 @@ class DashboardMembers(APIView):
 
     @extend_schema(responses=out.Members)
     def get(self, request):
-        return Response(out.render(out.Members, {"members": member_list()}))
+        return Response(out.render(out.Members, {"members": member_list(), "interactive": engine_rows()}))
 
 
 class StartRound(APIView):

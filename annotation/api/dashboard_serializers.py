@@ -294,8 +294,30 @@ class MemberRow(s.Serializer):
     created = s.CharField(help_text="ISO 8601")
 
 
+class ClickValidation(s.Serializer):
+    dice_0 = s.FloatField(allow_null=True, help_text="mean Dice of the starting labels, before any click")
+    dice_1 = s.FloatField(allow_null=True, help_text="after 1 simulated click")
+    dice_3 = s.FloatField(allow_null=True, help_text="after 3 simulated clicks")
+    dice_5 = s.FloatField(allow_null=True, help_text="after 5 simulated clicks")
+    cases = s.IntegerField(help_text="(case, organ) samples clicked on")
+    validated_on = s.CharField(help_text="held-out cases, training cases (none held out) or held-out phantoms")
+
+
+class ClickModel(s.Serializer):
+    """selectors.interactive.click_model_row: an interactive engine, its version, licence and validation."""
+
+    name = s.CharField()
+    kind = s.CharField(help_text="atlas-click (Atlas's click model) or nninteractive (registered)")
+    version = s.CharField()
+    parent = s.CharField(allow_null=True)
+    fine_tuned = s.BooleanField()
+    licence = s.CharField()
+    validation = ClickValidation()
+
+
 class Members(s.Serializer):
     members = MemberRow(many=True)
+    interactive = ClickModel(many=True, help_text="the workspace's interactive engines, the default first")
 
 
 class RoundSummary(RoundRef):
@@ -306,6 +328,7 @@ class RoundSummary(RoundRef):
     error = s.CharField()
     models = s.ListField(child=s.CharField())
     members = RoundMember(many=True)
+    click_model = ClickModel(allow_null=True, help_text="the click model this round trained (or kept)")
     jobs = s.DictField(child=_counts())
     running = RunningJob(many=True)
     failed = FailedJob(many=True)

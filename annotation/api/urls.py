@@ -1,6 +1,6 @@
 from django.urls import include, path
 
-from annotation.api import auth, label_sets, members, tasks, views
+from annotation.api import auth, interactive, label_sets, members, tasks, views
 
 urlpatterns = [
     path("auth/token/", auth.TokenLogin.as_view(), name="token"),
@@ -13,6 +13,8 @@ urlpatterns = [
     path("cases/<int:pk>/label.nii.gz", views.CaseLabel.as_view(), name="case-label"),
     path("cases/<int:pk>/attention.nii.gz", views.CaseAttention.as_view(), name="case-attention"),
     path("cases/<int:pk>/members/", members.CaseMembers.as_view(), name="case-members"),  # issue 12's tools
+    path("cases/<int:pk>/click/", interactive.CaseClick.as_view(), name="case-click"),  # issue 25's click tool
+    path("interactive/", interactive.InteractiveEngines.as_view(), name="interactive-engines"),
     path("tasks/next/", tasks.TaskNext.as_view(), name="task-next"),
     path("tasks/assign/", tasks.TaskAssign.as_view(), name="task-assign"),
     path("tasks/<int:pk>/heartbeat/", tasks.TaskHeartbeat.as_view(), name="task-heartbeat"),

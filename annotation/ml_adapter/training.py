@@ -30,12 +30,13 @@ PREPROCESSED_CACHE = Path(settings.VAR_DIR) / "cache" / "preprocessed"  # per wo
 
 
 def training_cases(labelled: Sequence[tuple[Case, LabelRef]], *, organs: Sequence[str], values: dict[str, int],
-                   arch: str, size: str):
-    """Preprocessed TrainCases (ml_engine.train.make_train_case) for (case, label to train on) pairs.
+                   arch: str | None = None, size: str | None = None, spacing: Sequence[float] | None = None):
+    """Preprocessed TrainCases (ml_engine.train.make_train_case) for (case, label to train on) pairs, at the
+    spacing of arch and size (or the one given: the click model's).
 
     values: organ -> its value in the label maps (the label set's).
     """
-    spec = defaults_for(arch, size)
+    spacing = tuple(spacing) if spacing is not None else defaults_for(arch, size).spacing
     prepared = []
     for case, ref in labelled:
         covered = covered_organs(ref, organs)
@@ -45,12 +46,11 @@ def training_cases(labelled: Sequence[tuple[Case, LabelRef]], *, organs: Sequenc
         def build(case=case, ref=ref):
             data, covered = read_label(ref, organs)
             ct, affine = load_case_volume(case)
-            return make_train_case(case.name, ct, affine, {o: data == values[o] for o in covered}, organs,
-                                   spec.spacing)
+            return make_train_case(case.name, ct, affine, {o: data == values[o] for o in covered}, organs, spacing)
 
         # preprocessed once per case, label and spacing for every architecture and round, memory-mapped from disk
         key = json.dumps([case.checksum, case.ct_file.name, ref.name, _stamp(ref.name), list(organs),
-                          [values[o] for o in organs], covered, list(spec.spacing)])
+                          [values[o] for o in organs], covered, list(spacing)])
         prepared.append(cached_train_case(PREPROCESSED_CACHE, key, build))
     return prepared
 

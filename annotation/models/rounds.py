@@ -147,6 +147,7 @@ class Job(models.Model):
         RANK = "rank"
         METRICS = "metrics"
         QC = "qc"
+        CLICK = "click"  # train the round's click model (services.interactive)
 
     class Status(models.TextChoices):
         QUEUED = "queued"
@@ -156,7 +157,7 @@ class Job(models.Model):
         CANCELLED = "cancelled"
 
     # kinds that need a GPU (training, inference): services.dispatch sends them to the GPU queue when GPU workers exist
-    HEAVY = (Kind.TRAIN, Kind.INFER)
+    HEAVY = (Kind.TRAIN, Kind.INFER, Kind.CLICK)
 
     key = models.CharField(max_length=200, unique=True)
     kind = models.CharField(max_length=16, choices=Kind.choices)

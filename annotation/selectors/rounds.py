@@ -13,6 +13,7 @@ from django.db.models import Count, QuerySet
 
 from annotation.errors import Conflict, NotFound
 from annotation.models import Case, Job, LabelSet, Round, Task
+from annotation.selectors.interactive import round_click_model
 from annotation.selectors.labels import open_cases, revisions
 from annotation.selectors.members import round_members
 
@@ -88,7 +89,8 @@ def previous_round(round: Round) -> Round | None:
 
 def round_summary(round: Round) -> dict:
     """State, per-kind job counts and progress, tasks by status, models (and members: where each comes from and
-    whether this round fine-tuned it), and whether the loop converged."""
+    whether this round fine-tuned it), the round's click model (version, validation), and whether the loop
+    converged."""
     jobs: dict[str, dict] = {}
     for kind, status, n in round.jobs.values_list("kind", "status").annotate(n=Count("id")).order_by():
         jobs.setdefault(kind, {})[status] = n
@@ -98,5 +100,6 @@ def round_summary(round: Round) -> dict:
     return {"number": round.number, "status": round.status, "label_set": round.label_set.name,
             "settings": round.settings, "error": round.error, "converged": round.converged,
             "models": list(round.members.values_list("name", flat=True)), "members": round_members(round),
+            "click_model": round_click_model(round),
             "jobs": jobs, "running": running,
             "failed": failed, "tasks": tasks}

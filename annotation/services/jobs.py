@@ -1,7 +1,7 @@
 """The job runner: claim a job, run its kind's handler with progress, record how it ended.
 
-One registry maps each job kind to its handler. Round steps (train, infer, attend, rank) run only while their round is
-being built; when one fails the round fails, and when one succeeds the round's state machine moves on
+One registry maps each job kind to its handler. Round steps (train, click, infer, attend, rank) run only while their
+round is being built; when one fails the round fails, and when one succeeds the round's state machine moves on
 (services.rounds.advance). Other kinds (metrics, quality checks) run whenever they are delivered. A job that
 succeeded, was cancelled or is running is never started again, so a task delivered twice does nothing the second
 time.
@@ -28,7 +28,7 @@ from django.db.models.functions import Now
 from django.utils import timezone
 
 from annotation.models import Job, Round
-from annotation.services import ensemble, metrics, quality_checks, queue, rounds, training
+from annotation.services import ensemble, interactive, metrics, quality_checks, queue, rounds, training
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +55,7 @@ def _infer(job: Job, progress: Callable[[float, str], None]) -> None:
 
 KINDS: dict[str, JobKind] = {
     Job.Kind.TRAIN: JobKind(training.train_job, round_step=True),
+    Job.Kind.CLICK: JobKind(interactive.click_train_job, round_step=True),
     Job.Kind.INFER: JobKind(_infer, round_step=True),
     Job.Kind.ATTEND: JobKind(lambda job, progress: ensemble.attend_case(job.case, job.round), round_step=True),
     Job.Kind.RANK: JobKind(lambda job, progress: queue.rebuild_tasks(round=job.round), round_step=True),

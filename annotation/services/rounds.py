@@ -27,19 +27,21 @@ from ml_engine.networks import ARCHITECTURES, SIZES
 __all__ = ["ARCHITECTURES", "SIZES", "DEFAULT_HOLDOUT", "start_round", "cancel_round", "advance", "fail",
            "resume_round", "queue_attend"]
 
-STEP_OF = {Job.Kind.TRAIN: Round.Status.TRAINING, Job.Kind.INFER: Round.Status.INFERRING,
-           Job.Kind.ATTEND: Round.Status.INFERRING, Job.Kind.RANK: Round.Status.RANKING}
+STEP_OF = {Job.Kind.TRAIN: Round.Status.TRAINING, Job.Kind.CLICK: Round.Status.TRAINING,
+           Job.Kind.INFER: Round.Status.INFERRING, Job.Kind.ATTEND: Round.Status.INFERRING,
+           Job.Kind.RANK: Round.Status.RANKING}
 
 
 def start_round(*, archs: Sequence[str] = ARCHITECTURES, size: str = "tiny", epochs: int | None = None,
                 steps: int | None = None, label_set: str = "abdomenatlas", seed: int = 0,
-                holdout: float = DEFAULT_HOLDOUT) -> Round:
+                holdout: float = DEFAULT_HOLDOUT, click: bool = True, click_steps: int | None = None) -> Round:
     """Open the next round (round 0 when none exists) and queue its training jobs.
 
     archs: Atlas's networks to train (none: the round infers with its registered and imported members only). With no
     labelled case, nothing is fine-tuned: round 0 takes the shipped checkpoints as they are, later rounds keep their
     parents; registered members (services.members) and imported predictions join every round of their label set.
     holdout: the share of revised cases left out of fine-tuning to validate the new models against their parents.
+    click: also fine-tune the click model (services.interactive, its CLICK job; click_steps: its steps).
     Raises Invalid (archs, size, holdout, label_set; or no member at all to infer with) or Conflict (a round is still
     being built).
     """
@@ -64,10 +66,14 @@ def start_round(*, archs: Sequence[str] = ARCHITECTURES, size: str = "tiny", epo
         round = Round.objects.create(number=0 if last is None else last + 1, label_set=labels,
                                      status=Round.Status.TRAINING,
                                      settings={"archs": list(archs), "size": size, "epochs": epochs, "steps": steps,
-                                               "seed": seed, "holdout": holdout})
-        enqueue([Job.objects.create(key=f"round{round.number}:train:{arch}", kind=Job.Kind.TRAIN, round=round,
-                                    arch=arch) for arch in archs])
-    if not archs:  # nothing to train: straight to inference with the registered and imported members
+                                               "seed": seed, "holdout": holdout, "click": click,
+                                               "click_steps": click_steps})
+        jobs = [Job.objects.create(key=f"round{round.number}:train:{arch}", kind=Job.Kind.TRAIN, round=round,
+                                   arch=arch) for arch in archs]
+        if click:
+            jobs.append(Job.objects.create(key=f"round{round.number}:train:click", kind=Job.Kind.CLICK, round=round))
+        enqueue(jobs)
+    if not archs and not click:  # nothing to train: straight to inference with the registered and imported members
         round = advance(round_id=round.pk)
     return round
 
@@ -127,7 +133,7 @@ def advance(*, round_id: int) -> Round:
 
     with transaction.atomic():
         round = Round.objects.select_for_update().get(pk=round_id)
-        if round.status == Round.Status.TRAINING and step_done(Job.Kind.TRAIN):
+        if round.status == Round.Status.TRAINING and step_done(Job.Kind.TRAIN) and step_done(Job.Kind.CLICK):
             # registered members and predictions imported before this round join it; imported predictions of
             # other tools stay members of the ensemble
             round.members.add(*registered_members(round.label_set), *pending_imports(round.label_set))

@@ -56,6 +56,14 @@ class Command(BaseCommand):
                               f"{', '.join(tuned) if tuned else 'none'}):")
             for m in s["members"]:
                 self.stdout.write(f"    {m['name']}: {m['kind']}, {MEMBER_SOURCES[m['source']]}")
+        if s["click_model"]:
+            c = s["click_model"]
+            v = c["validation"]
+            how = "fine-tuned in this round" if c["fine_tuned"] else "kept"
+            self.stdout.write(f"  click model: {c['version']} ({how}; {c['licence']}): Dice {_num(v['dice_0'])} "
+                              f"before a click, {_num(v['dice_1'])} / "
+                              f"{_num(v['dice_3'])} / {_num(v['dice_5'])} after 1 / 3 / 5 simulated clicks on "
+                              f"{v['cases']} samples of {v['validated_on']}")
         if s["tasks"]:
             self.stdout.write("  tasks: " + ", ".join(f"{k} {v}" for k, v in sorted(s["tasks"].items())))
         if s["error"]:

@@ -1,0 +1,145 @@
+"""The interactive engine interface, and the engine of Atlas's click model.
+
+An engine is stateless between calls: each call gets a crop (CT in HU on the case's grid, the crop's affine, the
+active organ's current label in the crop, the prompts in crop voxel indices) and returns the organ's new mask in
+that crop. What an engine keeps warm (its network, a case's CT) is the caller's pool's business (sessions.py).
+
+`ClickModelEngine` reorients the crop to RAS (as the members' preprocessing does), resamples it to the click
+model's grid (1.5 mm; coarser when the crop would exceed MAX_SIDE voxels a side), runs the network once on
+(CT, label, positive clicks, negative clicks) and brings its probability back to the crop (trilinear), where > 0.5
+is the mask. A box prompt also keeps the mask, on its slice, inside the box.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import nibabel as nib
+import numpy as np
+import torch
+
+from ml_engine.interactive.model import DIVISOR, ClickCheckpoint, forward, load_click_checkpoint, version_of
+from ml_engine.interactive.prompts import Prompts, click_map
+from ml_engine.io import spacing_from_affine
+from ml_engine.preprocess import from_ras, resample, target_shape, to_ras, window
+from ml_engine.train.device import pick_device
+
+MAX_SIDE = 128  # voxels a side of the click model's grid: a larger crop is resampled coarser
+MAX_CROP_VOXELS = 16_000_000  # of the case's grid, in one request (a 250^3 crop)
+ATLAS_LICENCE = "Atlas's own weights, trained on this group's data (the group's licence)"
+
+
+class EngineError(ValueError):
+    """Input an engine cannot use (names the field)."""
+
+    def __init__(self, message: str, *, field: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+@dataclass
+class Crop:
+    """ct: (x, y, z) HU; affine: (4, 4) voxel-to-RAS+ of the crop (only its axes and spacing matter); label:
+    (x, y, z) bool, the active organ's current label; prompts in voxel indices of the crop."""
+
+    ct: np.ndarray
+    affine: np.ndarray
+    label: np.ndarray
+    prompts: Prompts
+
+    def checked(self) -> Crop:
+        if self.ct.ndim != 3 or self.label.shape != self.ct.shape:
+            raise EngineError(f"the label's shape {self.label.shape} differs from the crop's {self.ct.shape}",
+                              field="label")
+        if self.ct.size > MAX_CROP_VOXELS:
+            raise EngineError(f"a crop of {self.ct.size} voxels: at most {MAX_CROP_VOXELS}", field="box")
+        self.prompts.checked(self.ct.shape)
+        return self
+
+
+class InteractiveEngine(Protocol):
+    name: str  # "atlas-click" or "nninteractive"
+    version: str
+    licence: str
+
+    def segment(self, crop: Crop) -> np.ndarray:
+        """The organ's new mask (x, y, z) bool in the crop."""
+
+
+def ras_index(points: Sequence[Sequence[int]], shape: Sequence[int], affine: np.ndarray) -> np.ndarray:
+    """(n, 3) voxel indices of points (indices of an (x, y, z) array of `shape` with `affine`) in `to_ras`'s array."""
+    transform = nib.orientations.ornt_transform(nib.orientations.io_orientation(np.asarray(affine, float)),
+                                                nib.orientations.axcodes2ornt("RAS"))
+    out = np.zeros((len(points), 3), dtype=np.float64)
+    for n, point in enumerate(points):
+        for axis in range(3):
+            value = float(point[axis])
+            if transform[axis, 1] < 0:
+                value = shape[axis] - 1 - value
+            out[n, int(transform[axis, 0])] = value
+    return out
+
+
+def _padded(array: np.ndarray, shape: Sequence[int]) -> np.ndarray:
+    return np.pad(array, [(0, int(s) - n) for s, n in zip(shape, array.shape, strict=True)])
+
+
+class ClickModelEngine:
+    """Atlas's click model (one network, loaded once; calls are serialised on its lock)."""
+
+    name = "atlas-click"
+    licence = ATLAS_LICENCE
+
+    def __init__(self, checkpoint: ClickCheckpoint | None = None, *, device: str | None = None) -> None:
+        self.checkpoint = checkpoint or load_click_checkpoint()
+        self.version = version_of(self.checkpoint)
+        self.device = pick_device(device)
+        self.model = self.checkpoint.build(self.device)
+        self.lock = threading.Lock()
+        self.last_seconds = 0.0  # the network's own time (with resampling) of the last call
+
+    def grid(self, shape: Sequence[int], spacing: Sequence[float]) -> tuple[tuple[int, int, int], float]:
+        """The click model's grid for a crop of shape x spacing mm: (shape, the scale of its voxels over 1.5 mm)."""
+        model_shape = target_shape(shape, spacing, self.checkpoint.spacing)
+        scale = max(1.0, max(model_shape) / MAX_SIDE)
+        if scale > 1.0:
+            model_shape = target_shape(shape, spacing, [s * scale for s in self.checkpoint.spacing])
+        return model_shape, scale
+
+    def segment(self, crop: Crop) -> np.ndarray:
+        crop.checked()
+        started = time.perf_counter()
+        ct, ras_affine, original = to_ras(crop.ct, crop.affine)
+        label = to_ras(crop.label.astype(np.float32), crop.affine)[0]
+        shape, scale = self.grid(ct.shape, spacing_from_affine(ras_affine))
+        padded = [int(np.ceil(s / DIVISOR) * DIVISOR) for s in shape]
+        image = resample(window(ct, self.checkpoint.hu_window), shape)
+        current = (resample(label, shape) >= 0.5).astype(np.float32)
+        positive, negative = crop.prompts.signed_points()
+        ratio = np.asarray(shape, float) / np.asarray(ct.shape, float)
+
+        def model_points(points: list) -> np.ndarray:
+            if not points:
+                return np.zeros((0, 3))
+            return (ras_index(points, crop.ct.shape, crop.affine) + 0.5) * ratio - 0.5
+
+        radius = self.checkpoint.click_radius / scale
+        maps = [click_map(model_points(p), padded, max(1.0, radius)) for p in (positive, negative)]
+        inputs = [torch.from_numpy(np.ascontiguousarray(_padded(a, padded), dtype=np.float32))[None].to(self.device)
+                  for a in (image, current)] + [torch.from_numpy(m)[None].to(self.device) for m in maps]
+        with self.lock, torch.inference_mode():
+            logits = forward(self.model, *inputs)
+        probability = torch.sigmoid(logits[0, 0].float()).cpu().numpy()[:shape[0], :shape[1], :shape[2]]
+        mask = from_ras(resample(probability, ct.shape) > 0.5, original)
+        if crop.prompts.box is not None:
+            lo, hi = crop.prompts.box
+            plane = mask[:, :, lo[2]]
+            keep = np.zeros_like(plane)
+            keep[lo[0]:hi[0] + 1, lo[1]:hi[1] + 1] = True
+            plane &= keep
+        self.last_seconds = time.perf_counter() - started
+        return np.ascontiguousarray(mask)
