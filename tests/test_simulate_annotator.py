@@ -272,3 +272,108 @@ def test_a_thin_extra_strip_takes_one_stroke_round_it():
     drags = [e for e in ws.log if e[0] == "drag"]
     assert len(drags) == 1 and drags[0][1] == "eraser" and ("settings", LIVER, "eraser", 1) in ws.log
     assert not (ws.data[strip] == LIVER).any() and a.actions == 1
+
+
+class ClickWorkspace(ArrayWorkspace):
+    """ArrayWorkspace with the page's Click tool: a click adds a point of the active organ (shift: negative), and
+    the real click model redraws the organ in a CROP_MM cube around it from the points placed so far inside the cube
+    and the label as it is, applied with the page's editing rules (one undoable edit)."""
+
+    def __init__(self, label, ct, affine):
+        super().__init__(label)
+        from ml_engine.interactive import ClickModelEngine
+
+        self.ct, self.affine = ct, affine
+        self.engine = ClickModelEngine()
+        self.points: dict[int, list[tuple[tuple[int, int, int], bool]]] = {}
+
+    def click_at(self, x, y, positive):
+        from ml_engine.interactive import Crop, Prompts
+        from ml_engine.interactive.engine import CROP_MM
+
+        assert self._tool == "click"
+        self.log.append(("click_at", x, y, self.slice, positive))
+        point = (x, y, self.slice)
+        placed = self.points.setdefault(self._organ, [])
+        placed.append((point, positive))
+        half = np.ceil(CROP_MM / 2 / np.abs(np.diag(self.affine)[:3])).astype(int)
+        lo = np.maximum(np.array(point) - half, 0)
+        hi = np.minimum(np.array(point) + half, np.array(self.data.shape) - 1)
+        box = tuple(slice(int(a), int(b) + 1) for a, b in zip(lo, hi, strict=True))
+        inside = [(tuple(int(v) for v in np.array(p) - lo), s) for p, s in placed
+                  if all(a <= v <= b for v, a, b in zip(p, lo, hi, strict=True))]
+        shift = np.eye(4)
+        shift[:3, 3] = lo
+        mask = self.engine.segment(Crop(ct=self.ct[box], affine=self.affine @ shift,
+                                        label=self.data[box] == self._organ,
+                                        prompts=Prompts(positive=tuple(p for p, s in inside if s),
+                                                        negative=tuple(p for p, s in inside if not s))))
+        new = self.data.copy()
+        crop = new[box]
+        crop[(crop == self._organ) & ~mask] = 0
+        crop[mask] = self._organ
+        self._edit(new)
+
+
+def phantom_case() -> tuple[dict, np.ndarray, np.ndarray]:
+    """A phantom (64 x 64 x 40) whose liver's right part is missing on 5 slices, with its CT for the click model."""
+    from ml_engine.phantoms import make_phantom
+
+    phantom = make_phantom(7200, shape=(64, 64, 40))
+    truth = phantom.labels
+    label = truth.copy()
+    liver = truth == LIVER
+    zs = np.nonzero(liver.any(axis=(0, 1)))[0]
+    mid = int(zs.mean())
+    xs = np.nonzero(liver.any(axis=(1, 2)))[0]
+    part = liver.copy()
+    part[: int(np.percentile(xs, 60))] = False
+    part[:, :, : mid - 2] = part[:, :, mid + 3:] = False
+    label[part] = 0
+    box = tuple(slice(int(a), int(b) + 1) for a, b in zip(np.argwhere(part).min(axis=0) - 2,
+                                                         np.argwhere(part).max(axis=0) + 2, strict=True))
+    case = {"truth": truth, "label": label, "organs": (LIVER,), "box": box, "members": None,
+            "rater": rater_view(truth, seed=7), "kind": "missed"}
+    return case, phantom.ct, phantom.affine
+
+
+def test_policy_c_clicks_where_the_rater_sees_the_liver_then_finishes_by_hand():
+    import torch
+    from simulate_annotator.clicks import with_clicks
+
+    torch.set_num_threads(1)
+    case, ct, affine = phantom_case()
+    ws = ClickWorkspace(case["label"], ct, affine)
+    a = annotator(case, ws)
+    start = a.dice()
+    with_clicks(a)
+    clicks = [e for e in ws.log if e[0] == "click_at"]
+    assert clicks and clicks[0][4] is True  # the first click: positive, in the missed part
+    assert "click+" in a.used and a.actions >= len(clicks)
+    assert a.dice() > start and (a.done() or a.spent() or "a pass changed nothing" in a.notes)
+    # every positive click lies where the rater (not the truth) saw the liver (the Rater hands out only the slice on
+    # display: reading another raises)
+    assert all(case["rater"][x, y, z] == LIVER for _, x, y, z, positive in clicks if positive)
+
+
+def test_policy_c_reads_only_the_slice_on_display(monkeypatch):
+    """With a judge that never stops it, two truths behind the same rater's view give the same clicks and strokes."""
+    import torch
+    from simulate_annotator import annotator as annotator_module
+    from simulate_annotator.clicks import with_clicks
+
+    torch.set_num_threads(1)
+    monkeypatch.setattr(annotator_module, "LIMIT", 12)
+    case, ct, affine = phantom_case()
+    z0 = case["box"][2].start + 2  # the first slice of the missed part
+    case = {**case, "box": (case["box"][0], case["box"][1], slice(z0, z0 + 2))}
+    ws = ClickWorkspace(case["label"], ct, affine)
+    a = annotator(case, ws, NeverDone)
+    with_clicks(a)
+    assert a.rater.reads and any(e[0] == "click_at" for e in ws.log)
+    other = case["truth"].copy()
+    other[case["truth"] == LIVER] = SPLEEN
+    ws2 = ClickWorkspace(case["label"], ct, affine)
+    a2 = annotator({**case, "truth": other}, ws2, NeverDone)
+    with_clicks(a2)
+    assert ws2.log == ws.log and a2.actions == a.actions

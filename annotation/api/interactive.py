@@ -14,9 +14,8 @@ from annotation.selectors.interactive import engine_rows
 from annotation.selectors.work import visible_cases
 from annotation.services.interactive import ClickRequest, click
 from ml_engine.interactive import MAX_POINTS
-from ml_engine.interactive.engine import MAX_CROP_VOXELS
+from ml_engine.interactive.engine import CROP_MM, MAX_CROP_VOXELS
 
-CROP_MM = 96.0  # the side of the crop the page sends around a click (the click model's grid: 64 voxels of 1.5 mm)
 
 def _point() -> serializers.ListField:
     return serializers.ListField(child=serializers.IntegerField(), min_length=3, max_length=3)

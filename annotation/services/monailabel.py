@@ -39,12 +39,12 @@ from annotation.services.imports.labels import OrganIndex, present_values
 from annotation.storage import read_voxels
 from ml_engine import labels as vocabulary
 from ml_engine.interactive import MAX_POINTS
+from ml_engine.interactive.engine import CROP_MM
 from ml_engine.io import LABEL_SUFFIXES, load_label_image, reorient_onto, spacing_from_affine, write_nifti
 
 STRATEGY = "attention"
 MODEL = "atlas"
 CLICK_MODEL = "atlas_click"  # the click model, offered as a DeepEdit-style interactive model (services.interactive)
-CLICK_CROP_MM = 48.0  # the crop around the points' box, on each side
 MAX_AGE = timedelta(hours=24)  # an id older than this is refused everywhere, lease or not
 _TOKEN = re.compile(r"[A-Za-z0-9_-]{43}")  # secrets.token_urlsafe(32)
 
@@ -340,7 +340,7 @@ def click_label(*, image_id: str, user, params: dict, workdir: Path) -> tuple[Pa
     data = read_voxels(shown.storage_name).astype(np.uint8)
     points = np.asarray(foreground + background)
     spacing = np.asarray(spacing_from_affine(np.asarray(case.affine)))
-    margin = np.ceil(CLICK_CROP_MM / spacing).astype(int)
+    margin = np.ceil(CROP_MM / 2 / spacing).astype(int)
     shape = np.asarray(case.shape)
     if (points < 0).any() or (points >= shape).any():
         raise Invalid(f"points lie outside the image of {' x '.join(map(str, case.shape))}", field="params.foreground")

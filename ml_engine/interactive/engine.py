@@ -28,6 +28,7 @@ from ml_engine.io import spacing_from_affine
 from ml_engine.preprocess import from_ras, resample, target_shape, to_ras, window
 from ml_engine.train.device import pick_device
 
+CROP_MM = 96.0  # the side of the cube a click sends (the page, Slicer's points' margin, the benchmark): 64 voxels here
 MAX_SIDE = 128  # voxels a side of the click model's grid: a larger crop is resampled coarser
 MAX_CROP_VOXELS = 16_000_000  # of the case's grid, in one request (a 250^3 crop)
 ATLAS_LICENCE = "Atlas's own weights, trained on this group's data (the group's licence)"

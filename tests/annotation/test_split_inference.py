@@ -66,7 +66,7 @@ def test_the_infer_job_stores_only_votes_and_the_step_waits_for_attend(settings,
     settings.ATLAS_GPU_WORKERS = True
     settings.ATLAS_JOB_ENQUEUE = "tests.annotation.loop.collect"
     loop.QUEUED.clear()
-    round0 = rounds.start_round(archs=["unet"], steps=2)
+    round0 = rounds.start_round(archs=["unet"], steps=2, click=False)  # the click model's job: test_rounds
     (train,) = loop.QUEUED
     loop.QUEUED.clear()
     assert jobs.run_job(train.pk) == Job.Status.SUCCEEDED
@@ -121,7 +121,7 @@ def test_a_round_cancelled_after_the_votes_queues_no_attend_job(settings, phanto
     settings.ATLAS_GPU_WORKERS = True
     settings.ATLAS_JOB_ENQUEUE = "tests.annotation.loop.collect"
     loop.QUEUED.clear()
-    round0 = rounds.start_round(archs=["unet"], steps=2)
+    round0 = rounds.start_round(archs=["unet"], steps=2, click=False)
     assert jobs.run_job(loop.QUEUED[0].pk) == Job.Status.SUCCEEDED
     first, second = loop.QUEUED[1:3]
     loop.QUEUED.clear()
