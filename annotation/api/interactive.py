@@ -18,25 +18,27 @@ from ml_engine.interactive.engine import MAX_CROP_VOXELS
 
 CROP_MM = 96.0  # the side of the crop the page sends around a click (the click model's grid: 64 voxels of 1.5 mm)
 
-_point = serializers.ListField(child=serializers.IntegerField(), min_length=3, max_length=3)
+def _point() -> serializers.ListField:
+    """[x, y, z] file voxel indices (a new field each time: DRF binds a child field to its parent)."""
+    return serializers.ListField(child=serializers.IntegerField(), min_length=3, max_length=3)
 
 
 class Scribble(serializers.Serializer):
-    points = serializers.ListField(child=_point, min_length=1, max_length=MAX_POINTS)
+    points = serializers.ListField(child=_point(), min_length=1, max_length=MAX_POINTS)
     positive = serializers.BooleanField(default=True)
 
 
 class ClickInput(serializers.Serializer):
     organ = serializers.CharField(max_length=64)
-    box = serializers.ListField(child=_point, min_length=2, max_length=2,
+    box = serializers.ListField(child=_point(), min_length=2, max_length=2,
                                 help_text="[[x0, y0, z0], [x1, y1, z1]]: the crop, file voxel indices, inclusive")
     label = serializers.CharField(help_text="the organ's current label in the box as the page holds it: base64 of "
                                             "packed bits (little bit order), x fastest")
-    positive = serializers.ListField(child=_point, default=list, max_length=MAX_POINTS,
+    positive = serializers.ListField(child=_point(), default=list, max_length=MAX_POINTS,
                                      help_text="file voxel indices of positive clicks")
-    negative = serializers.ListField(child=_point, default=list, max_length=MAX_POINTS)
+    negative = serializers.ListField(child=_point(), default=list, max_length=MAX_POINTS)
     scribbles = Scribble(many=True, required=False)
-    box2d = serializers.ListField(child=_point, min_length=2, max_length=2, required=False, allow_null=True,
+    box2d = serializers.ListField(child=_point(), min_length=2, max_length=2, required=False, allow_null=True,
                                   help_text="[[x0, y0, z], [x1, y1, z]] on one slice: the organ lies inside it there")
     engine = serializers.CharField(required=False, allow_blank=True, default="",
                                    help_text="an engine's kind from GET interactive/ (default: the first)")
@@ -56,7 +58,7 @@ class EngineRef(serializers.Serializer):
 
 class ClickOutput(serializers.Serializer):
     organ = serializers.CharField()
-    box = serializers.ListField(child=_point)
+    box = serializers.ListField(child=_point())
     shape = serializers.ListField(child=serializers.IntegerField())
     mask = serializers.CharField(help_text="the organ's new mask in the box: base64 of packed bits, little bit "
                                            "order, x fastest")
