@@ -125,6 +125,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/cases/{id}/click/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * @description One interaction: the organ's new mask in the box after the given clicks, scribbles and box. Nothing is
+         *     stored; 503 when the engine stayed busy for the whole wait.
+         */
+        post: operations["cases_click_create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/cases/{id}/ct.nii.gz": {
         parameters: {
             query?: never;
@@ -357,6 +377,23 @@ export interface paths {
         };
         /** @description The error taxonomy an annotator tags organs with when submitting a revision. */
         get: operations["error_tags_list"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/interactive/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description The interactive engines the workspace offers (the default first), with version, licence and validation. */
+        get: operations["interactive_retrieve"];
         put?: never;
         post?: never;
         delete?: never;
@@ -895,6 +932,72 @@ export interface components {
             /** @description mm (x, y, z) */
             readonly spacing: number[];
         };
+        ClickInput: {
+            organ: string;
+            /** @description [[x0, y0, z0], [x1, y1, z1]]: the crop, file voxel indices, inclusive */
+            box: number[][];
+            /** @description the organ's current label in the box as the page holds it: base64 of packed bits (little bit order), x fastest */
+            label: string;
+            /** @description file voxel indices of positive clicks */
+            positive?: number[][];
+            negative?: number[][];
+            scribbles?: components["schemas"]["Scribble"][];
+            /** @description [[x0, y0, z], [x1, y1, z]] on one slice: the organ lies inside it there */
+            box2d?: number[][] | null;
+            /**
+             * @description an engine's kind from GET interactive/ (default: the first)
+             * @default
+             */
+            engine: string;
+        };
+        /** @description selectors.interactive.click_model_row: an interactive engine, its version, licence and validation. */
+        ClickModel: {
+            name: string;
+            /** @description atlas-click (Atlas's click model) or nninteractive (registered) */
+            kind: string;
+            version: string;
+            parent: string | null;
+            fine_tuned: boolean;
+            licence: string;
+            validation: components["schemas"]["ClickValidation"];
+        };
+        ClickOutput: {
+            organ: string;
+            box: number[][];
+            shape: number[];
+            /** @description the organ's new mask in the box: base64 of packed bits, little bit order, x fastest */
+            mask: string;
+            /** @description voxels that differ from the label sent */
+            changed: number;
+            engine: components["schemas"]["EngineRef"];
+            seconds: components["schemas"]["Seconds"];
+        };
+        ClickValidation: {
+            /**
+             * Format: double
+             * @description mean Dice of the starting labels, before any click
+             */
+            dice_0: number | null;
+            /**
+             * Format: double
+             * @description after 1 simulated click
+             */
+            dice_1: number | null;
+            /**
+             * Format: double
+             * @description after 3 simulated clicks
+             */
+            dice_3: number | null;
+            /**
+             * Format: double
+             * @description after 5 simulated clicks
+             */
+            dice_5: number | null;
+            /** @description (case, organ) samples clicked on */
+            cases: number;
+            /** @description held-out cases, training cases (none held out) or held-out phantoms */
+            validated_on: string;
+        };
         Confirm: {
             /** Format: int64 */
             base_revision?: number | null;
@@ -996,6 +1099,21 @@ export interface components {
             /** @default  */
             comment: string;
         };
+        EngineRef: {
+            name: string;
+            version: string;
+            licence: string;
+        };
+        Engines: {
+            engines: components["schemas"]["ClickModel"][];
+            /**
+             * Format: double
+             * @description the side (mm) of the crop to send around a click
+             */
+            crop_mm: number;
+            /** @description the largest crop one request may send */
+            max_voxels: number;
+        };
         ErrorTag: {
             readonly code: string;
             readonly name: string;
@@ -1064,9 +1182,10 @@ export interface components {
          *     * `rank` - Rank
          *     * `metrics` - Metrics
          *     * `qc` - Qc
+         *     * `click` - Click
          * @enum {string}
          */
-        JobKindEnum: "train" | "infer" | "attend" | "rank" | "metrics" | "qc";
+        JobKindEnum: "train" | "infer" | "attend" | "rank" | "metrics" | "qc" | "click";
         JobRow: {
             id: number;
             key: string;
@@ -1207,6 +1326,8 @@ export interface components {
         };
         Members: {
             members: components["schemas"]["MemberRow"][];
+            /** @description the workspace's interactive engines, the default first */
+            interactive: components["schemas"]["ClickModel"][];
         };
         MetricsState: {
             /** @description ISO 8601 */
@@ -1601,6 +1722,8 @@ export interface components {
             error: string;
             models: string[];
             members: components["schemas"]["RoundMember"][];
+            /** @description the click model this round trained (or kept) */
+            click_model: components["schemas"]["ClickModel"] | null;
             jobs: {
                 [key: string]: {
                     [key: string]: number;
@@ -1617,6 +1740,28 @@ export interface components {
             /** Format: double */
             progress: number;
             message: string;
+        };
+        Scribble: {
+            points: number[][];
+            /** @default true */
+            positive: boolean;
+        };
+        Seconds: {
+            /**
+             * Format: double
+             * @description waiting for a free engine slot
+             */
+            wait: number;
+            /**
+             * Format: double
+             * @description the engine's own time (resampling and the network)
+             */
+            engine: number;
+            /**
+             * Format: double
+             * @description the server's whole time for the request
+             */
+            total: number;
         };
         /**
          * @description * `tiny` - tiny
@@ -1968,6 +2113,33 @@ export interface operations {
             };
         };
     };
+    cases_click_create: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ClickInput"];
+                "application/x-www-form-urlencoded": components["schemas"]["ClickInput"];
+                "multipart/form-data": components["schemas"]["ClickInput"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ClickOutput"];
+                };
+            };
+        };
+    };
     "cases_ct.nii.gz_retrieve": {
         parameters: {
             query?: never;
@@ -2250,6 +2422,25 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ErrorTag"][];
+                };
+            };
+        };
+    };
+    interactive_retrieve: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Engines"];
                 };
             };
         };
