@@ -46,7 +46,8 @@ export function ClickControls({ k, organName }: { k: Click; organName: string })
   const e = k.engine
   const v = e?.validation
   return (
-    <div className="click-tool" data-click={k.state} data-click-points={`${k.positive}/${k.negative}`}
+    <div className="click-tool" data-click={k.state} data-click-queued={k.queued}
+      data-click-points={`${k.positive}/${k.negative}`}
       data-click-scribbles={k.scribbles} data-click-changed={k.last?.changed ?? ''}
       data-click-engine={e ? `${e.kind}:${e.version}` : ''}>
       {k.engines && k.engines.engines.length > 1 ? (
