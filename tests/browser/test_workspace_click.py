@@ -223,3 +223,34 @@ def test_right_click_is_negative_and_a_busy_engine_shows_the_wait(click_case, pa
     assert page.get_attribute(".viewer svg.outlines", "data-markers") == "0"
     assert np.array_equal(_label(page, c["shape"]), expected)
     assert not page.errors
+
+
+def test_box_and_scribble(click_case, page, live_server):
+    c = click_case
+    truth, pseudo, shape = c["truth"], c["pseudo"], c["shape"]
+    task = _open(page, live_server.url)
+    screen = ScreenMap(page)
+    x, y = _target(truth)
+    inside = np.argwhere(truth[:, :, SLICE] == SPLEEN)
+    (x0, y0), (x1, y1) = inside.min(axis=0) - 1, inside.max(axis=0) + 1
+    # box mode: a drag draws a box on the slice, sent as box2d (the engine keeps the organ inside it there)
+    page.click("[data-click-mode=box]")
+    sent, answer = _prompt(page, lambda: screen.path([(int(x0), int(y0)), (int(x1), int(y1))], steps=8))
+    assert sent["box2d"] == [[int(x0), int(y0), SLICE], [int(x1), int(y1), SLICE]]
+    assert sent["positive"] == sent["negative"] == sent["scribbles"] == []
+    expected = _applied(pseudo, answer)
+    assert np.array_equal(_label(page, shape), expected)
+    assert not (expected[:, :, SLICE] == SPLEEN)[np.arange(shape[0]) > x1].any()  # nothing beyond the box there
+    # scribble mode: a drag through the spleen is a positive scribble; the box is not sent again
+    page.click("[data-click-mode=scribble]")
+    sent, answer = _prompt(page, lambda: screen.path([(x, y - 2), (x, y + 2)], steps=8))
+    assert "box2d" not in sent and sent["positive"] == [] and len(sent["scribbles"]) == 1
+    scribble = sent["scribbles"][0]
+    assert scribble["positive"] is True and scribble["points"][0] == [x, y - 2, SLICE]
+    assert scribble["points"][-1] == [x, y + 2, SLICE] and all(p[0] == x for p in scribble["points"])
+    expected = _applied(expected, answer)
+    assert page.get_attribute("[data-click]", "data-click-scribbles") == "1"
+    data = submit(page, task)
+    assert np.array_equal(data, expected)
+    assert (data == SPLEEN).sum() > (pseudo == SPLEEN).sum()
+    assert not page.errors
