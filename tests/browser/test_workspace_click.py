@@ -60,7 +60,7 @@ def click_case(tmp_path, settings, live_server):
                       organs=[OrganAttentionInput("spleen", hotspot["ml"], hotspot["voxels"], [hotspot])])
     rebuild_tasks(round=round0)
     create_user(username="a1", role="annotator", password=PASSWORD)
-    return {"truth": truth, "pseudo": pseudo, "shape": truth.shape}
+    return {"truth": truth, "pseudo": pseudo, "shape": truth.shape, "ct": phantom.ct}
 
 
 def _open(page, base_url: str) -> Task:
@@ -96,15 +96,20 @@ def _label(page, shape) -> np.ndarray:
     return np.frombuffer(base64.b64decode(data), dtype=np.uint8).reshape(shape[::-1]).transpose(2, 1, 0)
 
 
-def _applied(label: np.ndarray, answer: dict, protect: bool = True) -> np.ndarray:
+def _applied(label: np.ndarray, answer: dict, protect: bool = True, allow: np.ndarray | None = None) -> np.ndarray:
     """What the page makes of an answer: inside its box, the spleen where the mask says so (over background and the
-    spleen only, under protection), removed where it does not."""
+    spleen only, under protection), removed where it does not; where `allow` (an HU range) is false, nothing."""
     (x0, y0, z0), (x1, y1, z1) = answer["box"]
+    box = (slice(x0, x1 + 1), slice(y0, y1 + 1), slice(z0, z1 + 1))
     mask = unpack_mask(answer["mask"], answer["shape"])
     out = label.copy()
-    crop = out[x0:x1 + 1, y0:y1 + 1, z0:z1 + 1]
-    add = mask & ((crop == 0) | (crop == SPLEEN)) if protect else mask
-    crop[~mask & (crop == SPLEEN)] = 0
+    crop = out[box]
+    add = mask & ((crop == 0) | (crop == SPLEEN)) if protect else mask.copy()
+    remove = ~mask & (crop == SPLEEN)
+    if allow is not None:
+        add &= allow[box]
+        remove &= allow[box]
+    crop[remove] = 0
     crop[add] = SPLEEN
     return out
 
@@ -241,14 +246,21 @@ def test_box_and_scribble(click_case, page, live_server):
     expected = _applied(pseudo, answer)
     assert np.array_equal(_label(page, shape), expected)
     assert not (expected[:, :, SLICE] == SPLEEN)[np.arange(shape[0]) > x1].any()  # nothing beyond the box there
-    # scribble mode: a drag through the spleen is a positive scribble; the box is not sent again
+    # scribble mode: a drag through the spleen is a positive scribble; the box is not sent again. Without protection
+    # and inside an HU range of 0..200 only: other organs' voxels may be taken, nothing changes outside the range
     page.click("[data-click-mode=scribble]")
+    page.uncheck("[data-control=protect]")
+    page.check("[data-control=hu-on]")
+    page.fill("[data-control=hu-lo]", "0")
+    page.fill("[data-control=hu-hi]", "200")
+    page.wait_for_selector("[data-page=workspace][data-protect=off]")
     sent, answer = _prompt(page, lambda: screen.path([(x, y - 2), (x, y + 2)], steps=8))
     assert "box2d" not in sent and sent["positive"] == [] and len(sent["scribbles"]) == 1
     scribble = sent["scribbles"][0]
     assert scribble["positive"] is True and scribble["points"][0] == [x, y - 2, SLICE]
     assert scribble["points"][-1] == [x, y + 2, SLICE] and all(p[0] == x for p in scribble["points"])
-    expected = _applied(expected, answer)
+    expected = _applied(expected, answer, protect=False, allow=(c["ct"] >= 0) & (c["ct"] <= 200))
+    assert np.array_equal(_label(page, shape), expected)
     assert page.get_attribute("[data-click]", "data-click-scribbles") == "1"
     data = submit(page, task)
     assert np.array_equal(data, expected)
