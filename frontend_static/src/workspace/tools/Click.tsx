@@ -49,6 +49,7 @@ export function ClickControls({ k, organName }: { k: Click; organName: string })
     <div className="click-tool" data-click={k.state} data-click-queued={k.queued}
       data-click-points={`${k.positive}/${k.negative}`}
       data-click-scribbles={k.scribbles} data-click-changed={k.last?.changed ?? ''}
+      data-click-ms={k.last ? k.last.ms.toFixed(1) : ''}
       data-click-engine={e ? `${e.kind}:${e.version}` : ''}>
       {k.engines && k.engines.engines.length > 1 ? (
         <label>Engine{' '}

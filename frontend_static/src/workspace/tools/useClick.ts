@@ -35,7 +35,7 @@ export interface ClickResult {
   changed: number // voxels the edit changed (after protection and the HU range)
   proposed: number // voxels the engine's mask changed in the crop
   seconds: { wait: number; engine: number; total: number } // the server's
-  ms: number // the round trip, the prompt to the mask on the page
+  ms: number // the round trip, from the prompt (the mouse-up) to the mask on the page
 }
 
 /** The organ's prompts in effect: pending, changing nothing, or their edit made and not undone. */
@@ -85,7 +85,7 @@ export function useClick(viewer: Viewer | null, caseId: number | undefined, t: T
   const [mode, setMode] = useState<ClickMode>('scribble') // what a drag draws (Alt+drag: a box)
   const [state, setState] = useState<ClickState>('idle')
   const [message, setMessage] = useState('')
-  const [since, setSince] = useState(0) // when the request in flight was sent (performance.now())
+  const [since, setSince] = useState(0) // when the prompt in flight was made (performance.now())
   const [now, setNow] = useState(0)
   const [queued, setQueued] = useState(0) // prompts made and not answered yet
   const [last, setLast] = useState<ClickResult | null>(null)
@@ -116,7 +116,8 @@ export function useClick(viewer: Viewer | null, caseId: number | undefined, t: T
     setSessions((s) => new Map(s).set(value, change(s.get(value) ?? [])))
   }, [])
 
-  const run = useCallback(async (id: number, prompt: Prompt, value: number, name: string, others: Prompt[]) => {
+  const run = useCallback(async (id: number, prompt: Prompt, value: number, name: string, others: Prompt[],
+    made: number) => {
     const { viewer, caseId, engines, kind } = current.current
     const g = viewer?.geometry
     const drop = (why: ClickState, text: string) => {
@@ -132,9 +133,8 @@ export function useClick(viewer: Viewer | null, caseId: number | undefined, t: T
     const box = g.fileBoxToViewer(crop.lo, crop.hi)
     const terms = cropOffsetTerms(g, crop.lo, cropShape(crop), box)
     const label = readCrop(viewer.label(), g.dims, box, terms, cropVoxels(crop), value)
-    const sent = performance.now()
-    setSince(sent)
-    setNow(sent)
+    setSince(made)
+    setNow(performance.now())
     for (let attempt = 0; ; attempt++) {
       setState(attempt ? 'busy' : 'waiting')
       try {
@@ -145,7 +145,9 @@ export function useClick(viewer: Viewer | null, caseId: number | undefined, t: T
         const changed = viewer.edit(box, (l) => writeCrop(l, g.dims, box, terms, answer.mask, value))
         const edit = changed ? viewer.newestEdit : null
         update(value, (entries) => entries.map((e) => (e.id === id ? { ...e, edit } : e)))
-        setLast({ changed, proposed: answer.changed, seconds: answer.seconds, ms: performance.now() - sent })
+        const done = performance.now()
+        performance.measure('atlas:click', { start: made, end: done }) // the round trip, in the page's timeline
+        setLast({ changed, proposed: answer.changed, seconds: answer.seconds, ms: done - made })
         setState('done')
         setMessage('')
         return
@@ -172,9 +174,10 @@ export function useClick(viewer: Viewer | null, caseId: number | undefined, t: T
     }
     const others = live(viewer, sessions.get(value)).map((e) => e.prompt).filter((x) => x.kind !== 'box')
     const id = ++nextId.current
+    const made = performance.now()
     update(value, (entries) => [...entries, { id, prompt: p, edit: undefined }])
     setQueued((q) => q + 1)
-    chain.current = chain.current.then(() => run(id, p, value, name, others)).finally(() => setQueued((q) => q - 1))
+    chain.current = chain.current.then(() => run(id, p, value, name, others, made)).finally(() => setQueued((q) => q - 1))
   }, [update, run])
 
   const shown = useRef<Prompt[]>([]) // the markers of the active organ's prompts in effect
