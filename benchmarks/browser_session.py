@@ -39,9 +39,9 @@ def migrate() -> None:
     call_command("migrate", verbosity=0)
 
 
-def import_bench_phantom(var: Path, shape: tuple[int, int, int]):
-    """Phantom 7 of this shape imported as case "bench" into a freshly migrated database (settings from the
-    environment), with round 0 annotating: (phantom, case, round)."""
+def import_bench_phantom(var: Path, shape: tuple[int, int, int], spacing: tuple[float, float, float] | None = None):
+    """Phantom 7 of this shape (and spacing, default the phantoms') imported as case "bench" into a freshly migrated
+    database (settings from the environment), with round 0 annotating: (phantom, case, round)."""
     import nibabel as nib
 
     migrate()
@@ -49,7 +49,7 @@ def import_bench_phantom(var: Path, shape: tuple[int, int, int]):
     from annotation.services.imports import import_cases
     from ml_engine.phantoms import make_phantom
 
-    phantom = make_phantom(7, shape=shape, name="bench")
+    phantom = make_phantom(7, shape=shape, name="bench", **({"spacing": spacing} if spacing else {}))
     src = var / "in"
     src.mkdir(parents=True)
     nib.save(nib.Nifti1Image(phantom.ct, phantom.affine), str(src / "bench.nii.gz"))

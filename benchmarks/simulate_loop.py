@@ -20,6 +20,11 @@ shipped tiny checkpoints. Each round:
 
 Both orderings revise the same number of cases; only the choice differs. Prints a table per round and the mean
 Dice of the pseudo-labels of the cases left unrevised. Asserts nothing about time.
+
+With `--click-steps N` the attention ordering also fine-tunes the click model each round (N steps from the previous
+round's, the shipped one first) on the cases revised so far, as the platform's CLICK job does, and prints its Dice
+after 0, 1, 3 and 5 simulated clicks on held-out phantoms of the other scanner (seeds not in the dataset; starting
+labels a seeded degradation of the truth, the same every round).
 """
 
 from __future__ import annotations
@@ -38,6 +43,15 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from ml_engine.attention import case_attention  # noqa: E402
+from ml_engine.interactive import SPACING as CLICK_SPACING  # noqa: E402
+from ml_engine.interactive import (  # noqa: E402
+    ClickCheckpoint,
+    ClickTrainConfig,
+    evaluate,
+    load_click_checkpoint,
+    train_click_model,
+    validation_samples,
+)
 from ml_engine.io import spacing_from_affine  # noqa: E402
 from ml_engine.metrics import dice  # noqa: E402
 from ml_engine.phantoms import ORGANS, Phantom, make_phantom  # noqa: E402
@@ -53,6 +67,22 @@ def make_dataset(n: int, shifted: int, seed: int) -> list[Phantom]:
                            troubles=("stomach_air_cavity", "enlarged_pancreas_tail"), name=f"away_{i:02d}")
               for i in range(shifted)]
     return cases
+
+
+def away_phantoms(n: int, seed: int) -> list[Phantom]:
+    return [make_phantom(seed * 1000 + 900 + i, shape=(112, 112, 48), spacing=(1.2, 1.2, 3.5),
+                         troubles=("stomach_air_cavity", "enlarged_pancreas_tail"), name=f"heldout_{i:02d}")
+            for i in range(n)]
+
+
+def click_cases(cases: list[Phantom]) -> list:
+    return [make_train_case(c.name, c.ct, c.affine, {o: c.labels == i + 1 for i, o in enumerate(ORGANS)}, ORGANS,
+                            CLICK_SPACING) for c in cases]
+
+
+def click_figures(model: ClickCheckpoint, samples: list) -> str:
+    m = evaluate(model, samples)
+    return " / ".join(f"{m[f'dice_{k}']:.3f}" for k in (0, 1, 3, 5))
 
 
 def case_dice(label: np.ndarray, truth: np.ndarray) -> float:
@@ -126,6 +156,8 @@ def main() -> int:
     parser.add_argument("--random-repeats", type=int, default=3)
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--click-steps", type=int, default=0, help="fine-tune the click model too (default: off)")
+    parser.add_argument("--click-heldout", type=int, default=3, help="held-out phantoms for the click figures")
     args = parser.parse_args()
     if not (0 <= args.shifted <= args.cases and 0 <= args.labelled <= args.cases - args.shifted
             and min(args.k, args.rounds, args.random_repeats) >= 1):
@@ -144,6 +176,12 @@ def main() -> int:
           f"ensemble {args.archs}, "
           f"k = {args.k} revised per round, {args.steps} fine-tuning steps per member and round", flush=True)
     first = predict(m0, cases)
+    click_model, click_rows, click_samples = None, [], []
+    if args.click_steps:
+        click_model = load_click_checkpoint()
+        click_samples = validation_samples(click_cases(away_phantoms(args.click_heldout, args.seed)), seed=args.seed)
+        click_rows.append(("shipped", click_figures(click_model, click_samples)))
+        print(f"  click model, shipped: Dice before / after 1 / 3 / 5 clicks {click_rows[-1][1]}", flush=True)
     for round_number in range(1, args.rounds + 1):
         for strategy in strategies:
             predicted = first if round_number == 1 else predict(strategy.models, cases)
@@ -151,6 +189,13 @@ def main() -> int:
             revised = [c for c in cases if c.name in strategy.revised or c.name in strategy.labelled]
             if round_number < args.rounds:
                 strategy.models = fine_tune(strategy.models, revised, args.steps, args.seed + round_number)
+            if click_model is not None and strategy.rng is None:
+                click_model = train_click_model(click_cases(revised), organs=ORGANS, init=click_model,
+                                                config=ClickTrainConfig(steps=args.click_steps, lr=1e-3,
+                                                                        seed=args.seed + round_number))
+                click_rows.append((f"after round {round_number}", click_figures(click_model, click_samples)))
+                print(f"  click model after round {round_number} ({len(revised)} cases): Dice before / after "
+                      f"1 / 3 / 5 clicks {click_rows[-1][1]}", flush=True)
             row = strategy.rows[-1]
             print(f"  round {round_number} {strategy.name:<10} revised {row['revised']:>2} "
                   f"(+{', '.join(row['chosen'])}): dataset Dice {row['dataset']:.4f}, unrevised pseudo-labels "
@@ -167,6 +212,11 @@ def main() -> int:
         print(f"| {r + 1} | {a['revised']} | {a['dataset']:.4f} | {rnd['dataset']:.4f} | "
               f"{a['dataset'] - rnd['dataset']:+.4f} | {a['unrevised']:.4f} / {rnd['unrevised']:.4f} | "
               f"{a['attention']:.0f} / {rnd['attention']:.0f} |")
+    if click_rows:
+        print(f"\n| click model | Dice before / after 1 / 3 / 5 simulated clicks ({len(click_samples)} held-out "
+              "organ samples) |\n| --- | --- |")
+        for name, figures in click_rows:
+            print(f"| {name} | {figures} |")
     away = sum(name.startswith("away") for name in strategies[0].revised)
     print(f"\nattention ordering revised {away} of its {len(strategies[0].revised)} cases from the other scanner; "
           f"random ordering {np.mean([sum(n.startswith('away') for n in s.revised) for s in randoms]):.1f} on "

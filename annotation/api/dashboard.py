@@ -45,6 +45,10 @@ class StartRoundSerializer(serializers.Serializer):
     label_set = serializers.SlugField(required=False, default="abdomenatlas")
     seed = serializers.IntegerField(required=False, default=0)
     holdout = serializers.FloatField(required=False, min_value=0.0, max_value=0.9)
+    click = serializers.BooleanField(required=False, default=True,
+                                     help_text="also fine-tune the click model (its own job of the round)")
+    click_steps = serializers.IntegerField(required=False, allow_null=True, min_value=1,
+                                           help_text="the click model's steps (default: steps, else its own)")
 
     def validate(self, data):
         if data.get("epochs") is not None and data.get("steps") is not None:

@@ -19,7 +19,6 @@ from ml_engine.interactive.engine import MAX_CROP_VOXELS
 CROP_MM = 96.0  # the side of the crop the page sends around a click (the click model's grid: 64 voxels of 1.5 mm)
 
 def _point() -> serializers.ListField:
-    """[x, y, z] file voxel indices (a new field each time: DRF binds a child field to its parent)."""
     return serializers.ListField(child=serializers.IntegerField(), min_length=3, max_length=3)
 
 

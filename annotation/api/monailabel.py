@@ -34,6 +34,7 @@ from annotation.api.permissions import HasRole
 from annotation.errors import Invalid
 from annotation.roles import role_of
 from annotation.services import monailabel
+from annotation.storage import scratch_dir
 
 
 class BearerTokenAuthentication(TokenAuthentication):
@@ -128,11 +129,17 @@ def _multipart(params: dict, file_name: str, content: bytes) -> HttpResponse:
 
 
 class Infer(_Protocol):
-    """The label to correct for an image id (no model runs): multipart `params` + `image` (the label, NIfTI)."""
+    """`atlas`: the label to correct for an image id (no model runs); `atlas_click`: that label with the current
+    organ refined by the click model at Slicer's points. Multipart `params` + `image` (the label, NIfTI)."""
 
     parser_classes = [MultiPartParser, FormParser, BoundedJSONParser]
 
     def post(self, request, model: str):
+        if model == monailabel.CLICK_MODEL:
+            with scratch_dir("click") as tmp:
+                path, params = monailabel.click_label(image_id=request.query_params.get("image", ""),
+                                                      user=request.user, params=_params(request), workdir=tmp)
+                return _multipart(params, "label.nii.gz", path.read_bytes())
         label = monailabel.label_to_correct(image_id=request.query_params.get("image", ""), user=request.user,
                                             model=model)
         params = {"label_names": label.label_names, "source": label.source, "base_revision": label.base_revision}

@@ -79,7 +79,7 @@ def shipped_metadata() -> dict:
 
 _engines: dict[str, ClickModelEngine] = {}
 _engines_lock = threading.Lock()
-cases = SessionPool[tuple[np.ndarray, np.ndarray]](max_sessions=settings.ATLAS_INTERACTIVE_SESSIONS,
+open_cases = SessionPool[tuple[np.ndarray, np.ndarray]](max_sessions=settings.ATLAS_INTERACTIVE_SESSIONS,
                                                    max_bytes=settings.ATLAS_INTERACTIVE_MAX_BYTES)
 slots = Slots(settings.ATLAS_INTERACTIVE_SLOTS, wait=settings.ATLAS_INTERACTIVE_WAIT)
 
@@ -105,4 +105,4 @@ def case_ct(case: Case) -> tuple[np.ndarray, np.ndarray]:
         ct, affine = load_case_volume(case)
         return (ct, affine), int(ct.nbytes)
 
-    return cases.get((case.pk, case.checksum), load)
+    return open_cases.get((case.pk, case.checksum), load)

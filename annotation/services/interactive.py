@@ -157,8 +157,9 @@ def _run(case: Case, request: ClickRequest, engine, slices: tuple[slice, slice, 
     shift[:3, 3] = [s.start for s in slices]
     try:
         mask = engine.segment(Crop(ct=ct[slices], affine=np.asarray(affine) @ shift, label=label, prompts=prompts))
-    except (PromptError, EngineError) as exc:
-        raise Invalid(str(exc), field=exc.field) from None
+    except (PromptError, EngineError) as exc:  # a prompt's box is this API's box2d (its box is the crop)
+        raise Invalid(str(exc), field="box2d" if isinstance(exc, PromptError) and exc.field == "box"
+                      else exc.field) from None
     return {"organ": request.organ, "box": [list(request.box[0]), list(request.box[1])], "shape": list(label.shape),
             "mask": pack_mask(mask), "engine": {"name": engine.name, "version": engine.version,
                                                 "licence": engine.licence},

@@ -31,16 +31,20 @@ from django.utils import timezone
 from annotation.errors import Conflict, Forbidden, Invalid, NotFound, engine_refusals
 from annotation.models import ImageLink, LabelSet, Revision, Round, Task
 from annotation.roles import role_of
+from annotation.selectors.interactive import engine_rows
 from annotation.selectors.labels import label_to_edit
 from annotation.selectors.rounds import current_round
-from annotation.services import queue, revisions
+from annotation.services import interactive, queue, revisions
 from annotation.services.imports.labels import OrganIndex, present_values
 from annotation.storage import read_voxels
 from ml_engine import labels as vocabulary
-from ml_engine.io import LABEL_SUFFIXES, load_label_image, reorient_onto, write_nifti
+from ml_engine.interactive import MAX_POINTS
+from ml_engine.io import LABEL_SUFFIXES, load_label_image, reorient_onto, spacing_from_affine, write_nifti
 
 STRATEGY = "attention"
 MODEL = "atlas"
+CLICK_MODEL = "atlas_click"  # the click model, offered as a DeepEdit-style interactive model (services.interactive)
+CLICK_CROP_MM = 48.0  # the crop around the points' box, on each side
 MAX_AGE = timedelta(hours=24)  # an id older than this is refused everywhere, lease or not
 _TOKEN = re.compile(r"[A-Za-z0-9_-]{43}")  # secrets.token_urlsafe(32)
 
@@ -88,7 +92,14 @@ def info(user) -> dict:
             "type": "segmentation", "dimension": 3, "labels": labels,
             "description": "The label to correct: your latest revision, else the imported label or the ensemble's "
                            "pseudo-label (no model runs in the request)",
-        }},
+        },
+            CLICK_MODEL: {
+                "type": "deepedit", "dimension": 3, "labels": labels,
+                "description": "Atlas's click model (retrained every round on the group's corrections): "
+                               "foreground / background points for the current label refine its label to correct; "
+                               "the answer is the whole label with that organ changed around the points",
+                "config": {"engine": engine_rows()[0]["version"], "licence": engine_rows()[0]["licence"]},
+            }},
         "trainers": {},
         "strategies": strategies(),
         "scoring": {},
@@ -190,8 +201,9 @@ class LabelToCorrect:
 
 def label_to_correct(*, image_id: str, user, model: str) -> LabelToCorrect:
     """What `infer` answers: the label the id was issued with; renews the lease. No model runs."""
-    if model != MODEL:
-        raise NotFound(f"unknown model {model!r}; Atlas offers {MODEL!r} (the label to correct)", field="model")
+    if model not in (MODEL, CLICK_MODEL):
+        raise NotFound(f"unknown model {model!r}; Atlas offers {MODEL!r} (the label to correct) and {CLICK_MODEL!r} "
+                       "(clicks)", field="model")
     capability = open_for(image_id, user)
     task = queue.heartbeat(task_id=capability.task.pk, user=user)
     shown = label_to_edit(task.case, task)  # its own read of a double read
@@ -291,3 +303,61 @@ def _translate(data: np.ndarray, lookup: dict[int, int]) -> np.ndarray:
         if source < table.size:
             table[source] = target
     return table[data]
+
+
+def _points(params: dict, key: str) -> list[list[int]]:
+    value = params.get(key) or []
+    if not isinstance(value, list) or len(value) > MAX_POINTS or not all(
+            isinstance(p, list) and len(p) == 3 and all(isinstance(v, int | float) and not isinstance(v, bool)
+                                                         for v in p) for p in value):
+        raise Invalid(f"expected at most {MAX_POINTS} points [i, j, k]", field=f"params.{key}")
+    return [[int(round(v)) for v in p] for p in value]
+
+
+def click_points(params: dict, organs: OrganIndex) -> tuple[str, list[list[int]], list[list[int]]]:
+    """(organ, foreground, background) from Slicer's params: `label` names the current segment; its points are
+    `foreground` (DeepGrow's key) or the segment's own name (DeepEdit's), and `background`."""
+    name = params.get("label")
+    if not isinstance(name, str) or not name:
+        raise Invalid("name the segment to refine (params.label)", field="params.label")
+    organ = organs.resolve(name)
+    if organ is None:
+        raise Invalid(f"{name[:40]!r} is not an organ of the label set {organs.name}", field="params.label")
+    foreground = _points(params, "foreground") or _points(params, name)
+    background = _points(params, "background")
+    if not foreground and not background:
+        raise Invalid("no points: send params.foreground and / or params.background", field="params.foreground")
+    return organ, foreground, background
+
+
+def click_label(*, image_id: str, user, params: dict, workdir: Path) -> tuple[Path, dict]:
+    """`infer/atlas_click`: the label to correct with the current organ refined by the click model around the
+    points (IJK voxel indices of the downloaded image); renews the lease. Returns the label file and its params."""
+    shown = label_to_correct(image_id=image_id, user=user, model=CLICK_MODEL)
+    case = open_for(image_id, user).task.case
+    organs = _organs(case.dataset.label_set)
+    organ, foreground, background = click_points(params, organs)
+    data = read_voxels(shown.storage_name).astype(np.uint8)
+    points = np.asarray(foreground + background)
+    spacing = np.asarray(spacing_from_affine(np.asarray(case.affine)))
+    margin = np.ceil(CLICK_CROP_MM / spacing).astype(int)
+    shape = np.asarray(case.shape)
+    if (points < 0).any() or (points >= shape).any():
+        raise Invalid(f"points lie outside the image of {' x '.join(map(str, case.shape))}", field="params.foreground")
+    lo = np.maximum(points.min(axis=0) - margin, 0)
+    hi = np.minimum(points.max(axis=0) + margin, shape - 1)
+    box = tuple(slice(int(a), int(b) + 1) for a, b in zip(lo, hi, strict=True))
+    value = organs.values[organ]
+    current = data[box] == value
+    answer = interactive.click(case, interactive.ClickRequest(
+        organ=organ, box=([int(v) for v in lo], [int(v) for v in hi]), label=interactive.pack_mask(current),
+        positive=foreground, negative=background))
+    mask = interactive.unpack_mask(answer["mask"], current.shape, field="mask")
+    crop = data[box]
+    crop[current & ~mask] = 0
+    crop[mask] = value  # the organ's voxels as the engine drew them (over any other organ's, as Slicer's edit does)
+    path = write_nifti(workdir / "label.nii.gz", data, np.asarray(case.affine), dtype=np.uint8)
+    names = {o: v for o, v in organs.values.items() if v in {int(x) for x in present_values(data)}}
+    return path, {"label_names": names, "source": f"{shown.source} + {answer['engine']['name']}",
+                  "base_revision": shown.base_revision, "organ": organ, "changed": answer["changed"],
+                  "engine": answer["engine"], "seconds": answer["seconds"]}

@@ -1791,6 +1791,13 @@ export interface components {
             seed: number;
             /** Format: double */
             holdout?: number;
+            /**
+             * @description also fine-tune the click model (its own job of the round)
+             * @default true
+             */
+            click: boolean;
+            /** @description the click model's steps (default: steps, else its own) */
+            click_steps?: number | null;
         };
         StepCount: {
             total: number;

@@ -26,7 +26,7 @@ def test_each_kind_goes_to_its_queue(settings, sent, gpu_workers):
         dispatch.send_to_worker(Job(pk=pk, kind=kind))
     heavy = "g" if gpu_workers else "d"
     assert [(name, args, queue) for _, name, args, queue in sent] == [
-        ("annotation.run_job", [pk], heavy if kind in (Job.Kind.TRAIN, Job.Kind.INFER) else "d")
+        ("annotation.run_job", [pk], heavy if kind in (Job.Kind.TRAIN, Job.Kind.INFER, Job.Kind.CLICK) else "d")
         for pk, kind in enumerate(Job.Kind, start=1)]
     assert all(app is celery_app for app, *_ in sent)  # the project's app, whose broker the workers read
 

@@ -12,10 +12,24 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from django.core.files.storage import default_storage
 from django.core.management import call_command
 
 from annotation.errors import Conflict, Invalid
-from annotation.models import Case, Job, LabelCheck, LabelSet, ModelVersion, OrganAttention, Prediction, Round, Task
+from annotation.models import (
+    Case,
+    InteractiveModel,
+    Job,
+    LabelCheck,
+    LabelSet,
+    ModelVersion,
+    OrganAttention,
+    Prediction,
+    Round,
+    Task,
+)
+from annotation.selectors.interactive import current_click_model
+from annotation.selectors.rounds import round_summary
 from annotation.services import jobs, queue, revisions, rounds
 from annotation.services.users import create_user
 from ml_engine.io import write_nifti
@@ -101,6 +115,23 @@ def _metrics_of_both_rounds_are_cached(round0: Round, round1: Round) -> None:
         ("round0:metrics:1", "succeeded"), ("round0:metrics:2", "succeeded"), ("round1:metrics:1", "succeeded")}
 
 
+def _each_round_has_its_click_model(round0: Round, round1: Round, revised: Task) -> None:
+    """The CLICK job of each round: round 0 fine-tunes the shipped click model when it has labelled cases (or keeps
+    it), round 1 fine-tunes round 0's on the revised case; each records its Dice after 1, 3 and 5 clicks."""
+    first, second = InteractiveModel.objects.get(round=round0), InteractiveModel.objects.get(round=round1)
+    assert Job.objects.get(key="round1:train:click").status == Job.Status.SUCCEEDED
+    assert second.parent == first and second.metadata["fine_tuned"] is True
+    assert revised.case.name in second.metadata["training_cases"]
+    assert {"dice_0", "dice_1", "dice_3", "dice_5"} <= set(second.metadata["metrics"])
+    assert default_storage.exists(second.checkpoint.name)
+    shown = round_summary(round1)["click_model"]
+    assert shown["version"] == second.name and shown["validation"]["dice_5"] is not None
+    out = io.StringIO()
+    call_command("round_status", "1", stdout=out)
+    assert f"click model: {second.name} (fine-tuned in this round" in out.getvalue()
+    assert current_click_model() == second
+
+
 @pytest.mark.slow
 def test_round_zero_then_one(phantoms, tmp_path, settings):
     round0 = rounds.start_round(archs=["unet", "nnunet"], steps=2)
@@ -114,6 +145,7 @@ def test_round_zero_then_one(phantoms, tmp_path, settings):
     round1.refresh_from_db()
     _round_one_fine_tunes_round_zero(round0, round1, revised)
     _metrics_of_both_rounds_are_cached(round0, round1)
+    _each_round_has_its_click_model(round0, round1, revised)
 
 
 def test_start_round_refuses_bad_input_and_a_second_round(phantoms, queued):
@@ -121,7 +153,7 @@ def test_start_round_refuses_bad_input_and_a_second_round(phantoms, queued):
         rounds.start_round(archs=["resnet"])
     assert bad.value.field == "archs" and bad.value.as_option().startswith("--archs: ")
     round0 = rounds.start_round(archs=["unet"], steps=1)
-    assert [j.key for j in queued] == ["round0:train:unet"]
+    assert [j.key for j in queued] == ["round0:train:unet", "round0:train:click"]
     with pytest.raises(Conflict, match="round 0 is still training"):
         rounds.start_round(archs=["unet"])
     rounds.cancel_round()
@@ -156,6 +188,8 @@ def test_advance_moves_one_step_only_when_every_job_of_it_succeeded(phantoms, qu
     assert queued == []
 
     _succeed(round0, Job.Kind.TRAIN)
+    assert rounds.advance(round_id=round0.pk).status == Round.Status.TRAINING  # the click model still training
+    _succeed(round0, Job.Kind.CLICK)
     assert rounds.advance(round_id=round0.pk).status == Round.Status.INFERRING
     infer = sorted(j.key for j in queued)
     assert infer == sorted(f"round0:infer:case{c.pk}" for c in Case.objects.all())  # one per case not final
@@ -175,7 +209,7 @@ def test_advance_moves_one_step_only_when_every_job_of_it_succeeded(phantoms, qu
 
 
 def test_a_failed_step_fails_the_round_and_resume_takes_it_up(phantoms, queued):
-    round0 = rounds.start_round(archs=["unet"], steps=1)
+    round0 = rounds.start_round(archs=["unet"], steps=1, click=False)
     queued.clear()
     Job.objects.filter(kind=Job.Kind.TRAIN).update(status=Job.Status.FAILED, error="boom")
     rounds.fail(round_id=round0.pk, reason="round0:train:unet: boom")
@@ -189,7 +223,7 @@ def test_a_failed_step_fails_the_round_and_resume_takes_it_up(phantoms, queued):
 
 
 def test_progress_is_written_at_most_once_an_interval(phantoms, queued):
-    rounds.start_round(archs=["unet"], steps=1)
+    rounds.start_round(archs=["unet"], steps=1, click=False)
     Job.objects.update(status=Job.Status.RUNNING)  # progress lands only on a running job
     job = Job.objects.get()
     now = [0.0]

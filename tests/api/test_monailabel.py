@@ -216,3 +216,34 @@ def test_the_image_link_expires(world, live_server, tmp_path, settings):
     settings.ATLAS_MONAILABEL_LINK_MINUTES = 0
     status, body = plain_get(f"{live_server.url}/monailabel/datastore/image?image={quote_plus(sample['id'])}")
     assert status == 403 and "expired" in json.loads(body)["detail"]
+
+
+def test_slicer_clicks_through_the_click_model(world, live_server, tmp_path):
+    client = signed_in(live_server, tmp_path)
+    model = client.info()["models"]["atlas_click"]
+    assert model["type"] == "deepedit" and model["labels"]["liver"] == 5 and model["config"]["licence"]
+    sample = client.next_sample("attention", {})
+    # DeepGrow's keys: the current segment and its foreground / background points (IJK of the downloaded image)
+    params = {"label": "liver", "foreground": [[8, 10, 6]], "background": [[20, 3, 2]]}
+    result_file, answer = client.infer("atlas_click", sample["id"], params)
+    label = np.asarray(nib.load(result_file).dataobj)
+    assert label.shape == SHAPE and set(np.unique(label)) <= {0, 1, 5}
+    assert answer["organ"] == "liver" and answer["engine"]["name"] == "atlas-click"
+    before, after = world.pseudo == 5, label == 5
+    assert int((before != after).sum()) == answer["changed"]
+    assert after[8, 10, 6] and not after[20, 3, 2]
+    # DeepEdit's keys: the points under the segment's own name
+    _, again = client.infer("atlas_click", sample["id"], {"label": "liver", "liver": [[8, 10, 6]]})
+    assert again["organ"] == "liver"
+    for bad, words in (({"foreground": [[8, 10, 6]]}, "params.label"),
+                       ({"label": "heart", "foreground": [[8, 10, 6]]}, "not an organ"),
+                       ({"label": "liver"}, "no points"),
+                       ({"label": "liver", "foreground": [[80, 10, 6]]}, "outside the image")):
+        with pytest.raises(ClientError) as refused:
+            client.infer("atlas_click", sample["id"], bad)
+        assert "Status: 400" in refused.value.msg and words in refused.value.msg
+    # another user's id is refused before any model runs
+    other = signed_in(live_server, tmp_path, "a2")
+    with pytest.raises(ClientError) as refused:
+        other.infer("atlas_click", sample["id"], params)
+    assert "Status: 403" in refused.value.msg

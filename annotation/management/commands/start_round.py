@@ -25,15 +25,19 @@ class Command(BaseCommand):
         parser.add_argument("--holdout", type=float, default=DEFAULT_HOLDOUT,
                             help="share of revised cases kept out of fine-tuning to validate the new models "
                                  f"against their parents (default {DEFAULT_HOLDOUT})")
+        parser.add_argument("--no-click", action="store_true",
+                            help="do not fine-tune the click model this round (the workspace keeps the last one)")
+        parser.add_argument("--click-steps", type=int,
+                            help="the click model's fine-tuning steps (default: --steps, else 150)")
         parser.add_argument("--wait", action="store_true", help="follow the round until it is annotating")
         parser.add_argument("--if-none", action="store_true",
                             help="start round 0 only when no round exists yet; otherwise do nothing (make demo)")
         parser.add_argument("--timeout", type=float, default=3600, help="seconds to wait with --wait")
 
     def handle(self, *args, **options):
-        for name in ("epochs", "steps"):
+        for name in ("epochs", "steps", "click_steps"):
             if options[name] is not None and options[name] < 1:
-                raise CommandError(f"--{name} must be at least 1")
+                raise CommandError(f"--{name.replace('_', '-')} must be at least 1")
         if options["if_none"] and (last := current_round()) is not None:
             self.stdout.write(f"round {last.number} exists ({last.status}): no round started")
             return
@@ -43,7 +47,8 @@ class Command(BaseCommand):
         with command_errors():
             round = start_round(archs=archs, size=options["size"], epochs=options["epochs"],
                                 steps=options["steps"], label_set=options["label_set"], seed=options["seed"],
-                                holdout=options["holdout"])
+                                holdout=options["holdout"], click=not options["no_click"],
+                                click_steps=options["click_steps"])
         self.stdout.write(f"round {round.number} started: " + (f"training {', '.join(archs)} ({options['size']})"
                                                                   if archs else "registered and imported members only"))
         if not options["wait"]:
