@@ -86,7 +86,7 @@ export function Members() {
         empty="None: register_member adds a model Atlas runs; import_predictions adds another tool's labels." />
       <DataTable name="click-models" title="Click to correct: the workspace's interactive engines (the default first)"
         columns={clickColumns} rows={engines} rowKey={(e) => e.kind} empty="No interactive engine."
-        note={round ? roundClickModel(round) : 'Dice of the organ after 1, 3 and 5 simulated clicks on held-out cases.'} />
+        note={round ? roundClickModel(round) : 'Dice after 1, 3 and 5 simulated clicks on held-out cases.'} />
     </div>
   )
 }

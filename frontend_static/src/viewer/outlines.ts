@@ -1,8 +1,9 @@
 // Outlines drawn over the displayed slice: where each ensemble member (and their mean) puts the organ at a hotspot; and
-// the click tool's prompts (points, scribbles, boxes) as markers on the slices they lie on. An SVG laid over NiiVue's canvas (in the canvas's pixels), redrawn after every scene draw (slice, view, zoom and
-// resize all redraw the scene): for each outline, one path of the edges between voxels inside and outside it on the
-// slice, mapped to the screen through NiiVue's own voxel -> canvas transform (three points give the slice's in-plane
-// axes). Only the outline's box is visited.
+// the click tool's prompts (points, scribbles, boxes) as markers on the slices they lie on. An SVG laid over NiiVue's
+// canvas (in the canvas's pixels), redrawn after every scene draw (slice, view, zoom and resize all redraw the scene):
+// for each outline, one path of the edges between voxels inside and outside it on the slice, mapped to the screen
+// through NiiVue's own voxel -> canvas transform (three points give the slice's in-plane axes). Only the outline's
+// box is visited.
 import { type Niivue, SLICE_TYPE } from '@niivue/niivue'
 import type { Box } from './edits'
 

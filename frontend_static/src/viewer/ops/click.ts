@@ -1,8 +1,8 @@
 // The click tool's pure parts (workspace/tools/useClick.ts): the crop around a prompt, the organ's label in the crop as
 // packed bits (the server's format: np.packbits(..., bitorder="little") of the crop, x fastest), and the engine's mask
 // written back into the label. Crops are boxes of file voxel indices (the server's); the label is the viewer's
-// (x fastest in viewer order), reached through geometry.ts's cropOffsetTerms (the file axes are a permutation of the viewer's,
-// maybe flipped). Which voxels the written mask may change ("protect other organs", the HU range) is the edit
+// (x fastest in viewer order), reached through geometry.ts's cropOffsetTerms (the file axes are a permutation of the
+// viewer's, maybe flipped). Which voxels the written mask may change ("protect other organs", the HU range) is the edit
 // history's policy (edits.ts), as for every other tool.
 import type { Box } from '../edits'
 

@@ -177,7 +177,12 @@ export function useClick(viewer: Viewer | null, caseId: number | undefined, t: T
     const made = performance.now()
     update(value, (entries) => [...entries, { id, prompt: p, edit: undefined }])
     setQueued((q) => q + 1)
-    chain.current = chain.current.then(() => run(id, p, value, name, others, made)).finally(() => setQueued((q) => q - 1))
+    chain.current = chain.current.then(() => run(id, p, value, name, others, made))
+      .catch((e: Error) => { // (run says what went wrong itself; this keeps the next prompts' requests going)
+        setState('error')
+        setMessage(e.message)
+      })
+      .finally(() => setQueued((q) => q - 1))
   }, [update, run])
 
   const shown = useRef<Prompt[]>([]) // the markers of the active organ's prompts in effect
@@ -207,8 +212,9 @@ export function useClick(viewer: Viewer | null, caseId: number | undefined, t: T
   const entries = live(viewer, sessions.get(active)) // (the component renders again after each undo and redo)
   const count = (kind: Prompt['kind'], positive?: boolean) => entries.filter((e) => e.prompt.kind === kind &&
     (positive === undefined || e.prompt.positive === positive)).length
-  return { engines, engine: engines ? engine(engines, kind) : undefined, setKind, mode, setMode, state, message, waited: (now - since) / 1000, queued, last,
-    positive: count('point', true), negative: count('point', false), scribbles: count('scribble'), clear }
+  return { engines, engine: engines ? engine(engines, kind) : undefined, setKind, mode, setMode, state, message,
+    waited: (now - since) / 1000, queued, last, positive: count('point', true), negative: count('point', false),
+    scribbles: count('scribble'), clear }
 }
 
 /** The chosen engine ('': the default, the first). */
