@@ -16,6 +16,11 @@ export type ErrorTag = Schemas['ErrorTag']
 export type Revision = Schemas['Revision']
 /** GET /api/cases/{id}/members/ as sent: the arrays are base64 (workspace/membersApi.ts decodes them). */
 export type MemberCropsBody = Schemas['MemberCrops']
+/** The click tool (workspace/clickApi.ts packs and unpacks the masks): the engines, one click's request and answer. */
+export type Engines = Schemas['Engines']
+export type ClickEngine = Schemas['ClickModel']
+export type ClickInput = Schemas['ClickInput']
+export type ClickOutput = Schemas['ClickOutput']
 
 export class ApiError extends Error {
   status: number
@@ -81,6 +86,8 @@ export const api = {
     const query = new URLSearchParams({ organ, box: box.join(','), seed: seed.join(',') })
     return request<MemberCropsBody>('GET', `/api/cases/${caseId}/members/?${query}`)
   },
+  interactive: () => request<Engines>('GET', '/api/interactive/'),
+  click: (caseId: number, body: ClickInput) => request<ClickOutput>('POST', `/api/cases/${caseId}/click/`, body),
 }
 
 // --- the lead dashboard (GET /api/dashboard/..., POST /api/tasks/assign/, POST /api/rounds/start/) ---------------

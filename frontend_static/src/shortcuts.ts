@@ -13,6 +13,7 @@ export const SHORTCUTS: Shortcut[] = [
   { keys: ['f'], action: 'fill', help: 'filled outline: draw a closed contour, it is filled' },
   { keys: ['o'], action: 'sphere', help: 'sphere brush: a ball of the radius in mm, across slices' },
   { keys: ['g'], action: 'grow', help: 'click to grow: a region growing inside the HU range from the click' },
+  { keys: ['c'], action: 'click', help: 'click (AI): the interactive engine segments the organ around your clicks' },
   { keys: ['i'], action: 'interpolate', help: 'interpolate the slices between slices painted in this view' },
   { keys: ['m'], action: 'member-next', help: 'members at the hotspot: show the next member\'s version (then the mean)' },
   { keys: ['a'], action: 'member-keep', help: 'keep the preview at the hotspot (a member\'s version, the snap): one edit' },
@@ -41,6 +42,7 @@ export const SHORTCUTS: Shortcut[] = [
 export const MOUSE_HELP: [string, string][] = [
   ['left drag', 'paint with the current tool; in navigate mode, move the crosshair'],
   ['right drag', 'window / level (up-down: level, left-right: width)'],
+  ['click tool', 'click: add the organ · shift+click or right click: remove · drag: scribble · alt+drag: box'],
   ['wheel', 'scroll slices'],
 ]
 

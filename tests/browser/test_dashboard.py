@@ -323,3 +323,12 @@ def test_members_panel_shows_what_made_the_round_and_what_is_never_fine_tuned(ro
     assert [m["name"] for m in listed] == ["tool"]
     check_table(page, "registered-members", {"tool": {"source": "imported", "fine_tuned": False,
                                                       "rounds": str(shown.number), "location": "/data/tool"}})
+    # issue 25: the click model (the workspace's interactive engines), its version and Dice after 1, 3, 5 clicks
+    engines = api_get(rounds, "/api/dashboard/members/")["interactive"]
+    assert engines and engines[0]["kind"] == "atlas-click"
+    check_table(page, "click-models", {e["kind"]: {"version": e["version"], "licence": e["licence"],
+                                                   **{k: e["validation"][k] for k in ("dice_1", "dice_3", "dice_5")}}
+                                       for e in engines}, order=[e["kind"] for e in engines])
+    click_model = board["click_model"]
+    assert page.get_attribute("[data-round-click-model]", "data-round-click-model") == (
+        click_model["version"] if click_model else "")

@@ -11,6 +11,7 @@ import { LayersPanel } from '../workspace/LayersPanel'
 import { HotspotsPanel, OrgansPanel } from '../workspace/OrgansPanel'
 import { interpolate } from '../workspace/tools/Interpolate'
 import { ToolsPanel } from '../workspace/tools/ToolsPanel'
+import { useClick } from '../workspace/tools/useClick'
 import { useMembers } from '../workspace/tools/useMembers'
 import { useTools } from '../workspace/tools/useTools'
 import type { Dialog } from '../workspace/types'
@@ -28,10 +29,12 @@ export function Workspace({ me, go }: { me: Me; go: (to: string) => void }) {
   const c = useViewerControls(w.viewerRef, w.state)
   const t = useTools(w.viewerRef, w.state === 'ready')
   const { setWin, setCrosshair } = c
+  const [viewer, setViewer] = useState<Viewer | null>(null) // the click tool's: its session follows the edit history
   useLayoutEffect(() => {
     wire.current = (viewer) => {
       viewer.onWindow = (width, level) => setWin({ width: Math.round(width), level: Math.round(level) })
       viewer.onCrosshair = (v) => setCrosshair(v)
+      setViewer(viewer)
     }
   }, [setWin, setCrosshair])
   const [hotspot, setHotspot] = useState(-1)
@@ -42,6 +45,8 @@ export function Workspace({ me, go }: { me: Me; go: (to: string) => void }) {
   const { viewerRef, task, state, organs, hotspots, edits, busy } = w
   const { setActive } = t
   const m = useMembers(viewerRef, task?.case.id, hotspots[hotspot], t.active)
+  const activeOrgan = organs.find((o) => o.value === t.active)
+  const k = useClick(viewer, task?.case.id, t, activeOrgan, state === 'ready', edits.undo, edits.redo)
 
   // the first organ (largest attention) is the pen's value when the case opens
   useEffect(() => {
@@ -98,7 +103,6 @@ export function Workspace({ me, go }: { me: Me; go: (to: string) => void }) {
     span.textContent = `voxel ${voxel.join(', ')} · ${organ ? organ.display_name : value === 0 ? 'background' : value}`
   }
 
-  const activeOrgan = organs.find((o) => o.value === t.active)
   const close = () => setDialog(null)
 
   if (state === 'empty') {
@@ -146,7 +150,7 @@ export function Workspace({ me, go }: { me: Me; go: (to: string) => void }) {
       <div className="main">
         <aside className="side">
           <ViewPanel c={c} viewerRef={viewerRef} />
-          <ToolsPanel t={t} m={m} viewerRef={viewerRef} ready={state === 'ready'} organ={activeOrgan}
+          <ToolsPanel t={t} m={m} k={k} viewerRef={viewerRef} ready={state === 'ready'} organ={activeOrgan}
             undo={edits.undo} redo={edits.redo} say={setToolMessage} />
           {toolMessage && <p className="muted" data-tool-message>{toolMessage}</p>}
           <LayersPanel c={c} />

@@ -6,8 +6,9 @@
 // and keeps only what the policy allows. A stroke touches one slice, so accept() takes the box the viewer painted
 // in and scans only that (a 512 x 512 x 300 volume is 78.6 M voxels; a stroke's box a few thousand).
 
-// the NiiVue pen's tools; the others (sphere brush, region growing, clean-up...) compute their edit themselves
-export type Tool = 'navigate' | 'brush' | 'eraser' | 'fill' | 'sphere' | 'grow'
+// the NiiVue pen's tools; the others (sphere brush, region growing, the click model, clean-up...) compute their edit
+// themselves
+export type Tool = 'navigate' | 'brush' | 'eraser' | 'fill' | 'sphere' | 'grow' | 'click'
 
 export interface Policy {
   tool: Tool
@@ -203,6 +204,11 @@ export class EditHistory {
   /** The newest edit still on the undo stack (compared by identity: is an edit still the newest?). */
   get newest(): object | null {
     return this.undoStack.length ? this.undoStack[this.undoStack.length - 1] : null
+  }
+
+  /** Whether an edit (newest's identity when it was made) is on the undo stack: made and not undone. */
+  holds(edit: object): boolean {
+    return this.undoStack.includes(edit as Step)
   }
 
   /**

@@ -20,12 +20,46 @@ export interface VolumeGeometry {
   huBox: (box: Box) => Float32Array
 }
 
-/** A tool that takes the left button: down (a voxel and the view's slice axis), drags, up. */
+/** Where the file axes lie in the viewer's (a VolumeGeometry is one). */
+export interface AxisMap {
+  axes: { f: number; flip: boolean }[] // per viewer axis: the file axis along it, and whether it runs backwards
+  fileDims: number[]
+}
+
+/**
+ * The crop offset of a viewer voxel inside `box` (the crop's box on the viewer's grid) as a sum of one term per axis:
+ * terms[2][z - box.z0] + terms[1][y - box.y0] + terms[0][x - box.x0], for a crop starting at file voxel `lo` with
+ * `shape` (file order, x fastest).
+ */
+export function cropOffsetTerms(g: AxisMap, lo: readonly number[], shape: readonly number[], box: Box): Int32Array[] {
+  const strides = [1, shape[0], shape[0] * shape[1]]
+  return [0, 1, 2].map((a) => {
+    const { f, flip } = g.axes[a]
+    const v0 = [box.x0, box.y0, box.z0][a]
+    const v1 = [box.x1, box.y1, box.z1][a]
+    return Int32Array.from({ length: v1 - v0 + 1 }, (_, k) => {
+      const v = v0 + k
+      return ((flip ? g.fileDims[f] - 1 - v : v) - lo[f]) * strides[f]
+    })
+  })
+}
+
+/** The keys held when a tool's press began. */
+export interface PointerKeys {
+  shift: boolean
+  alt: boolean
+}
+
+/** A tool that takes the left button: down (a voxel, the view's slice axis, the keys held), drags, up. With `right`, a
+ * right click (pressed and released without a drag: a right drag stays NiiVue's window / level) is the tool's too. */
 export interface PointerTool {
-  down: (voxel: number[], axis: number) => void
+  down: (voxel: number[], axis: number, keys: PointerKeys) => void
   move?: (voxel: number[], axis: number) => void
   up?: () => void
+  right?: (voxel: number[], axis: number) => void
 }
+
+const CLICK_SLOP = 4 // CSS pixels a right click may move and still be a click
 
 export function geometryOf(ct: NVImage): VolumeGeometry {
   const hdr = ct.hdr!
@@ -137,17 +171,24 @@ export function listenPointer(canvas: HTMLCanvasElement, host: { tool: () => Poi
   voxelAt: (e: MouseEvent) => number[] | null; axis: () => number; begin: () => void }, cleanups: (() => void)[]) {
   const target = canvas.parentElement ?? canvas.ownerDocument
   let down = false
+  let rightAt: { x: number; y: number; voxel: number[] } | null = null // a right press the tool may take as a click
   const onDown = (event: Event) => {
     const e = event as MouseEvent
     const tool = host.tool()
-    if (!tool || e.button !== 0 || e.target !== canvas) return
+    if (!tool || e.target !== canvas) return
+    if (e.button === 2) {
+      const voxel = tool.right ? host.voxelAt(e) : null
+      rightAt = voxel ? { x: e.clientX, y: e.clientY, voxel } : null
+      return // NiiVue sees it too: a drag is window / level
+    }
+    if (e.button !== 0) return
     const voxel = host.voxelAt(e)
     e.stopPropagation()
     e.preventDefault()
     if (!voxel) return
     down = true
     host.begin()
-    tool.down(voxel, host.axis())
+    tool.down(voxel, host.axis(), { shift: e.shiftKey, alt: e.altKey })
   }
   const onMove = (event: Event) => {
     const tool = host.tool()
@@ -157,6 +198,17 @@ export function listenPointer(canvas: HTMLCanvasElement, host: { tool: () => Poi
     if (voxel) tool.move?.(voxel, host.axis())
   }
   const onUp = (event: Event) => {
+    const e = event as MouseEvent
+    if (e.button === 2 && rightAt) {
+      const { x, y, voxel } = rightAt
+      rightAt = null
+      const right = host.tool()?.right
+      if (right && Math.abs(e.clientX - x) <= CLICK_SLOP && Math.abs(e.clientY - y) <= CLICK_SLOP) {
+        host.begin()
+        right(voxel, host.axis())
+      }
+      return
+    }
     if (!down) return
     down = false
     event.stopPropagation()

@@ -181,6 +181,10 @@ export class LabelEdits {
     return this.history?.newest ?? null
   }
 
+  holds(edit: object): boolean {
+    return this.history?.holds(edit) ?? false
+  }
+
   changes(): { voxels: number; byValue: Map<number, number> } {
     return this.history?.changes() ?? { voxels: 0, byValue: new Map() }
   }

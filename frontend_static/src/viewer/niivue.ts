@@ -23,7 +23,7 @@ import { LabelEdits } from './labelEdits'
 import { type LabelColour, type LoadTimes, NIIVUE_OPTIONS, SLICE, type UploadStats, type ViewName, WINDOW_PRESETS,
   gzip } from './options'
 import { Layers, fetchVolumes } from './layers'
-import { type Outline, OutlineLayer } from './outlines'
+import { type Marker, type Outline, OutlineLayer } from './outlines'
 import { blendedColour, drawingMismatches, timeRedraw, webglKind } from './probes'
 import { syncGpu } from './textures'
 import { type PointerTool, type VolumeGeometry, geometryOf, listenPointer } from './geometry'
@@ -31,7 +31,7 @@ import { crosshairToFileVoxel, crosshairVoxel, voxelAt } from './navigation'
 import { drawDims, wrapNiivue } from './wrap'
 
 export { WINDOW_PRESETS }
-export type { LabelColour, LoadTimes, Outline, UploadStats, ViewName }
+export type { LabelColour, LoadTimes, Marker, Outline, UploadStats, ViewName }
 
 export class Viewer {
   readonly canvas: HTMLCanvasElement
@@ -244,6 +244,11 @@ export class Viewer {
     this.outlines.set(outlines)
   }
 
+  /** The click tool's prompts drawn over the slices they lie on; [] removes them. */
+  setMarkers(markers: Marker[]): void {
+    this.outlines.setMarkers(markers)
+  }
+
   afterDraw(): void {
     this.outlines?.draw()
   }
@@ -324,7 +329,7 @@ export class Viewer {
   private applyTool(): void {
     const { tool, active } = this.edits.policy
     this.nv.opts.penSize = this.brushSize
-    if (tool === 'navigate' || tool === 'sphere' || tool === 'grow') {
+    if (tool === 'navigate' || tool === 'sphere' || tool === 'grow' || tool === 'click') {
       this.nv.setDrawingEnabled(false)
       return
     }
@@ -366,6 +371,11 @@ export class Viewer {
   /** The newest edit on the undo stack, by identity (null: none). */
   get newestEdit(): object | null {
     return this.edits.newest
+  }
+
+  /** Whether an edit (a newestEdit) is still made: on the undo stack, not undone. */
+  holdsEdit(edit: object): boolean {
+    return this.edits.holds(edit)
   }
 
   /** Changed voxels against the loaded label, and per organ value how many voxels it gained or lost. */

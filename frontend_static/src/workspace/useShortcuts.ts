@@ -46,6 +46,7 @@ export function useShortcuts(ctx: ShortcutContext) {
         case 'fill':
         case 'sphere':
         case 'grow':
+        case 'click':
           t.setTool(action)
           break
         case 'interpolate':

@@ -1,11 +1,11 @@
 // The tool buttons and the pen's settings: navigate, brush, eraser, filled outline (NiiVue's pen), sphere brush and
-// click-to-grow (ours); brush size, "protect other organs", undo / redo.
+// click-to-grow (ours), Click (the interactive engine's); brush size, "protect other organs", undo / redo.
 import type { Tool } from '../../viewer/edits'
 import type { ViewerRef } from '../types'
 import type { Tools } from './useTools'
 
 export const TOOLS: [Tool, string][] = [['navigate', 'Navigate'], ['brush', 'Brush'], ['eraser', 'Eraser'],
-  ['fill', 'Filled outline'], ['sphere', 'Sphere brush'], ['grow', 'Click to grow']]
+  ['fill', 'Filled outline'], ['sphere', 'Sphere brush'], ['grow', 'Click to grow'], ['click', 'Click (AI)']]
 
 export function PenTools({ t, viewerRef, organName, undo, redo }: { t: Tools; viewerRef: ViewerRef
   organName: string; undo: number; redo: number }) {

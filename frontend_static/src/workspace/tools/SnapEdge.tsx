@@ -6,10 +6,11 @@
 import { useEffect } from 'react'
 import type { Box } from '../../viewer/edits'
 import type { Outline, Viewer } from '../../viewer/niivue'
+import { cropOffsetTerms } from '../../viewer/geometry'
 import { SNAP_MARGIN, snapEdge } from '../../viewer/ops/snap'
 import type { MemberCrops } from '../membersApi'
 import type { ViewerRef } from '../types'
-import { cropOffsetTerms, type Members, type MembersStatus, SNAP_COLOUR } from './useMembers'
+import { type Members, type MembersStatus, SNAP_COLOUR } from './useMembers'
 import type { Tools } from './useTools'
 
 /** The snap's box (the crop grown by SNAP_MARGIN, clipped), the crop's box in viewer voxels, and the organ after
@@ -28,7 +29,7 @@ export function computeSnap(viewer: Viewer, label: Uint8Array, crops: MemberCrop
   const h = box.y1 - box.y0 + 1
   const d = box.z1 - box.z0 + 1
   const shape = [w, h, d]
-  const term = cropOffsetTerms(g, crops, inner)
+  const term = cropOffsetTerms(g, crops.box[0], crops.shape, inner)
   const allow = viewer.intensityLimit
   const n = w * h * d
   const organ = new Uint8Array(n)

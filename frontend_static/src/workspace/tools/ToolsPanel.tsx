@@ -1,5 +1,6 @@
 // The Tools section: the pen, then each tool's own controls (one file per tool).
 import type { OrganRow, ViewerRef } from '../types'
+import { ClickControls } from './Click'
 import { CleanupControls } from './Cleanup'
 import { GrowControls } from './GrowTool'
 import { IntensityControls } from './IntensityRange'
@@ -9,10 +10,11 @@ import { MembersControls } from './Members'
 import { PenTools } from './PenTools'
 import { SnapEdgeControls } from './SnapEdge'
 import { SphereControls } from './SphereBrush'
+import type { Click } from './useClick'
 import type { Members } from './useMembers'
 import type { Tools } from './useTools'
 
-export function ToolsPanel({ t, m, viewerRef, ready, organ, undo, redo, say }: { t: Tools; m: Members
+export function ToolsPanel({ t, m, k, viewerRef, ready, organ, undo, redo, say }: { t: Tools; m: Members; k: Click
   viewerRef: ViewerRef; ready: boolean; organ: OrganRow | undefined; undo: number; redo: number
   say: (message: string) => void }) {
   return (
@@ -22,6 +24,7 @@ export function ToolsPanel({ t, m, viewerRef, ready, organ, undo, redo, say }: {
         redo={redo} />
       {t.tool === 'sphere' && <SphereControls t={t} />}
       {t.tool === 'grow' && <GrowControls t={t} />}
+      {t.tool === 'click' && <ClickControls k={k} organName={organ?.display_name ?? 'the active organ'} />}
       <IntensityControls t={t} organ={organ?.name ?? ''} />
       <h3>Active organ</h3>
       <InterpolateControls t={t} viewerRef={viewerRef} say={say} />

@@ -3,32 +3,13 @@
 // A preview is an ordinary edit on top of the history that the next preview replaces; keeping it is one undoable
 // edit.
 import { useCallback, useEffect, useRef, useState } from 'react'
-import type { Box } from '../../viewer/edits'
+import { cropOffsetTerms } from '../../viewer/geometry'
 import type { Outline, Viewer } from '../../viewer/niivue'
 import { meanBound } from '../../viewer/ops/threshold'
 import { fetchMembers, type MemberCrops } from '../membersApi'
 import type { HotspotRow, ViewerRef } from '../types'
 
 const PAD = 3 // voxels around the hotspot's box
-
-/**
- * The crop offset of a viewer voxel inside `box` (the crop's box on the viewer's grid) as a sum of one term per axis:
- * terms[2][z - box.z0] + terms[1][y - box.y0] + terms[0][x - box.x0] (the file axes are a permutation, maybe flipped).
- */
-export function cropOffsetTerms(g: NonNullable<Viewer['geometry']>, crops: MemberCrops, box: Box): Int32Array[] {
-  const lo = crops.box[0]
-  const [w, h] = crops.shape
-  const strides = [1, w, w * h]
-  return [0, 1, 2].map((a) => {
-    const { f, flip } = g.axes[a]
-    const v0 = [box.x0, box.y0, box.z0][a]
-    const v1 = [box.x1, box.y1, box.z1][a]
-    return Int32Array.from({ length: v1 - v0 + 1 }, (_, k) => {
-      const v = v0 + k
-      return ((flip ? g.fileDims[f] - 1 - v : v) - lo[f]) * strides[f]
-    })
-  })
-}
 
 /** Write the organ where `inside(c)` says so (c: the crop's offset) in the region; remove it elsewhere there. */
 export function applyInRegion(viewer: Viewer, crops: MemberCrops, value: number,
@@ -38,7 +19,7 @@ export function applyInRegion(viewer: Viewer, crops: MemberCrops, value: number,
   const box = g.fileBoxToViewer(crops.box[0], crops.box[1])
   const [nx, ny] = g.dims
   const region = crops.region
-  const term = cropOffsetTerms(g, crops, box)
+  const term = cropOffsetTerms(g, crops.box[0], crops.shape, box)
   return viewer.edit(box, (label) => {
     for (let z = box.z0; z <= box.z1; z++) {
       const tz = term[2][z - box.z0]

@@ -1,5 +1,6 @@
 // The tools' state (tool, active organ, brush, protection, HU range, sphere, grow and snap settings) and its wiring into
-// the viewer: NiiVue's pen for brush / eraser / outline, our pointer tools for the sphere brush and click-to-grow.
+// the viewer: NiiVue's pen for brush / eraser / outline, our pointer tools for the sphere brush and click-to-grow (the
+// Click tool's is useClick's).
 import { useEffect, useState } from 'react'
 import type { Tool } from '../../viewer/edits'
 import type { Viewer } from '../../viewer/niivue'
@@ -29,7 +30,7 @@ export function useTools(viewerRef: ViewerRef, ready: boolean) {
   }, [viewerRef, hu, ready])
   useEffect(() => {
     const viewer = viewerRef.current
-    if (!viewer || !ready) return
+    if (!viewer || !ready || tool === 'click') return // the click tool's pointer is useClick's
     const p = () => painter(viewer, active, protect)
     viewer.setPointerTool(tool === 'sphere' ? sphereTool(viewer, p, sphereMm)
       : tool === 'grow' ? growTool(viewer, p, grow.radiusMm, grow.threeD, hu.lo, hu.hi) : null)
