@@ -25,10 +25,11 @@ import torch
 from ml_engine.interactive.model import DIVISOR, ClickCheckpoint, forward, load_click_checkpoint, version_of
 from ml_engine.interactive.prompts import Prompts, click_map
 from ml_engine.io import spacing_from_affine
-from ml_engine.preprocess import from_ras, resample, target_shape, to_ras, window
+from ml_engine.preprocess import from_ras, resample, to_ras, window
 from ml_engine.train.device import pick_device
 
-CROP_MM = 96.0  # the side of the cube a click sends (the page, Slicer's points' margin, the benchmark): 64 voxels here
+CROP_MM = 72.0  # the side of the cube a click sends (the page, Slicer's points' margin, the benchmark): the
+# training patch (48 voxels of 1.5 mm)
 MAX_SIDE = 128  # voxels a side of the click model's grid: a larger crop is resampled coarser
 MAX_CROP_VOXELS = 16_000_000  # of the case's grid, in one request (a 250^3 crop)
 ATLAS_LICENCE = "Atlas's own weights, trained on this group's data (the group's licence)"
@@ -85,31 +86,33 @@ def ras_index(points: Sequence[Sequence[int]], shape: Sequence[int], affine: np.
     return out
 
 
-def _padded(array: np.ndarray, shape: Sequence[int]) -> np.ndarray:
-    return np.pad(array, [(0, int(s) - n) for s, n in zip(shape, array.shape, strict=True)])
-
-
 class ClickModelEngine:
     """Atlas's click model (one network, loaded once; calls are serialised on its lock)."""
 
     name = "atlas-click"
     licence = ATLAS_LICENCE
 
-    def __init__(self, checkpoint: ClickCheckpoint | None = None, *, device: str | None = None) -> None:
+    def __init__(self, checkpoint: ClickCheckpoint | None = None, *, device: str | None = None,
+                 threads: int | None = None) -> None:
         self.checkpoint = checkpoint or load_click_checkpoint()
         self.version = version_of(self.checkpoint)
         self.device = pick_device(device)
+        if threads and self.device.type == "cpu":
+            # on 2 shared cores a 48^3 pass took 65 ms with one thread and 0.8 to 1.2 s with two under load (OpenMP's
+            # threads waiting on each other): docs/benchmarks.md, "Click to correct"
+            torch.set_num_threads(threads)
         self.model = self.checkpoint.build(self.device)
         self.lock = threading.Lock()
         self.last_seconds = 0.0  # the network's own time (with resampling) of the last call
 
     def grid(self, shape: Sequence[int], spacing: Sequence[float]) -> tuple[tuple[int, int, int], float]:
-        """The click model's grid for a crop of shape x spacing mm: (shape, the scale of its voxels over 1.5 mm)."""
-        model_shape = target_shape(shape, spacing, self.checkpoint.spacing)
-        scale = max(1.0, max(model_shape) / MAX_SIDE)
-        if scale > 1.0:
-            model_shape = target_shape(shape, spacing, [s * scale for s in self.checkpoint.spacing])
-        return model_shape, scale
+        """The click model's grid for a crop of shape x spacing mm: each side the nearest multiple of DIVISOR to the
+        crop at the model's spacing (voxels a few per cent off 1.5 mm, never padding: padding costs network time),
+        at most MAX_SIDE; and the scale of its voxels over the model's spacing (for the clicks' radius)."""
+        exact = np.asarray(shape, float) * np.asarray(spacing, float) / np.asarray(self.checkpoint.spacing, float)
+        scale = max(1.0, float(exact.max()) / MAX_SIDE)
+        sides = [int(max(DIVISOR, round(e / scale / DIVISOR) * DIVISOR)) for e in exact]
+        return tuple(sides), scale  # type: ignore[return-value]
 
     def segment(self, crop: Crop) -> np.ndarray:
         crop.checked()
@@ -117,7 +120,6 @@ class ClickModelEngine:
         ct, ras_affine, original = to_ras(crop.ct, crop.affine)
         label = to_ras(crop.label.astype(np.float32), crop.affine)[0]
         shape, scale = self.grid(ct.shape, spacing_from_affine(ras_affine))
-        padded = [int(np.ceil(s / DIVISOR) * DIVISOR) for s in shape]
         image = resample(window(ct, self.checkpoint.hu_window), shape)
         current = (resample(label, shape) >= 0.5).astype(np.float32)
         positive, negative = crop.prompts.signed_points()
@@ -129,12 +131,12 @@ class ClickModelEngine:
             return (ras_index(points, crop.ct.shape, crop.affine) + 0.5) * ratio - 0.5
 
         radius = self.checkpoint.click_radius / scale
-        maps = [click_map(model_points(p), padded, max(1.0, radius)) for p in (positive, negative)]
-        inputs = [torch.from_numpy(np.ascontiguousarray(_padded(a, padded), dtype=np.float32))[None].to(self.device)
-                  for a in (image, current)] + [torch.from_numpy(m)[None].to(self.device) for m in maps]
+        maps = [click_map(model_points(p), shape, max(1.0, radius)) for p in (positive, negative)]
+        inputs = [torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))[None].to(self.device)
+                  for a in (image, current, *maps)]
         with self.lock, torch.inference_mode():
             logits = forward(self.model, *inputs)
-        probability = torch.sigmoid(logits[0, 0].float()).cpu().numpy()[:shape[0], :shape[1], :shape[2]]
+        probability = torch.sigmoid(logits[0, 0].float()).cpu().numpy()
         mask = from_ras(resample(probability, ct.shape) > 0.5, original)
         if crop.prompts.box is not None:
             lo, hi = crop.prompts.box
