@@ -69,6 +69,7 @@ def test_the_workspace_offers_it_after_the_click_model_with_its_licence(world, r
     assert [e["licence"] for e in members.json()["interactive"]][1] == LICENCE
 
 
+@pytest.mark.slow  # runs nnInteractive's network
 def test_a_click_answers_a_mask_of_the_crops_shape_keeping_the_label_away_from_it(world, registered, long_case,
                                                                                   settings):
     """AutoZoom off: nnInteractive predicts the 64^3 patch around each click (x 68..141) and the current label sent

@@ -54,6 +54,7 @@ def test_the_folder_is_checked_and_described(folder):
     assert info["capability"] == "inference_info.json" and info["package"] == "2.6.0"
 
 
+@pytest.mark.slow  # runs nnInteractive's network
 def test_a_click_gives_a_mask_of_the_crops_shape_and_keeps_the_label_away_from_it(engine):
     """The current label is the initial segmentation: with AutoZoom off, nnInteractive predicts only the 64^3 patch
     around the click, and the label elsewhere comes back as it went in (a start from scratch would return nothing
@@ -71,6 +72,7 @@ def test_a_click_gives_a_mask_of_the_crops_shape_and_keeps_the_label_away_from_i
     assert engine.last_seconds > 0 and engine.loaded_licence == "CC BY-NC-SA 4.0" and engine.licence == LICENCE
 
 
+@pytest.mark.slow  # runs nnInteractive's network
 def test_every_prompt_kind_runs_and_sessions_are_kept_per_crop(engine):
     ct = _ct((70, 66, 20), seed=1)
     prompts = Prompts(positive=((30, 30, 10),), negative=((40, 40, 10),),
@@ -83,6 +85,7 @@ def test_every_prompt_kind_runs_and_sessions_are_kept_per_crop(engine):
     assert engine.open_keys() == [("a", 1), ("c", 1)]  # at most 2, the least recently used evicted
 
 
+@pytest.mark.slow  # runs nnInteractive's network
 def test_a_blank_crop_is_refused_naming_the_box(engine):
     ct = np.zeros((70, 70, 20), dtype=np.int16)
     with pytest.raises(EngineError) as caught:
