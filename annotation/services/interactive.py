@@ -26,7 +26,7 @@ from annotation.selectors.rounds import holdout_cases, round_cases
 from annotation.services.training import labelled
 from ml_engine.interactive import Crop, EngineBusy, EngineError, PromptError, Prompts, Scribble
 from ml_engine.interactive.engine import MAX_CROP_VOXELS
-from ml_engine.interactive.nninteractive import CITATION, KIND, LICENCE, SOURCE, EngineUnavailable
+from ml_engine.interactive.nninteractive import CITATION, KIND, LICENCE, SOURCE, EngineUnavailable, version_of
 
 MAX_LABEL_BYTES = MAX_CROP_VOXELS // 8 + 1
 
@@ -82,8 +82,7 @@ def register_interactive(*, kind: str, folder: str | None, name: str | None = No
         info = adapter.inspect_nninteractive(folder)
     except EngineUnavailable as exc:
         raise Invalid(str(exc), field="folder") from None
-    version = f"{info['folder'].rstrip('/').rsplit('/', 1)[-1]} {info['fold']} (nnInteractive {info['package']})"
-    meta = {**info, "version": version, "licence": LICENCE, "source": SOURCE, "citation": CITATION}
+    meta = {**info, "version": version_of(info), "licence": LICENCE, "source": SOURCE, "citation": CITATION}
     with transaction.atomic():
         model, created = InteractiveModel.objects.update_or_create(
             name=name, defaults={"kind": InteractiveModel.Kind.NNINTERACTIVE, "round": None, "checkpoint": "",

@@ -150,6 +150,11 @@ def inspect_folder(folder: str | Path) -> dict:
             "capability": capability_file.name, "package": package_version()}
 
 
+def version_of(info: dict) -> str:
+    """An engine's version as shown: its folder's name, the fold, the package's version (info: inspect_folder's)."""
+    return f"{Path(info['folder']).name} {info['fold']} (nnInteractive {info['package']})"
+
+
 class NnInteractiveEngine:
     """nnInteractive loaded once: segment(Crop) -> (x, y, z) bool. Calls are serialised on its lock."""
 
@@ -165,7 +170,7 @@ class NnInteractiveEngine:
         self.device = pick_device(device)
         self.max_sessions = max(1, int(max_sessions))
         self.do_autozoom = do_autozoom
-        self.version = f"{Path(self.info['folder']).name} {self.info['fold']} (nnInteractive {self.info['package']})"
+        self.version = version_of(self.info)
         self.lock = threading.Lock()
         self.last_seconds = 0.0
         self.sessions: OrderedDict[Hashable, object] = OrderedDict()

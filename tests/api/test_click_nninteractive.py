@@ -7,6 +7,7 @@ the option or field."""
 from __future__ import annotations
 
 import io
+import sys
 
 import numpy as np
 import pytest
@@ -107,6 +108,19 @@ def test_removed_it_is_no_longer_offered(world, registered, long_case):
         "organ": "liver", "box": [[0, 0, 0], [7, 7, 7]], "label": pack_mask(label), "positive": [[4, 4, 4]],
         "engine": "nninteractive"}, format="json")
     assert answer.status_code == 404 and answer.json()["field"] == "engine"
+
+
+def test_registered_but_without_the_package_here_a_click_answers_409_naming_it(world, registered, long_case,
+                                                                              monkeypatch):
+    from annotation.ml_adapter import interactive as adapter
+
+    monkeypatch.setattr(adapter, "_engines", {})  # this process has not loaded it yet
+    monkeypatch.setitem(sys.modules, "nnInteractive.inference.inference_session", None)
+    answer = world.client("a1").post(f"/api/cases/{long_case.pk}/click/", {
+        "organ": "liver", "box": [[0, 0, 0], [7, 7, 7]], "label": pack_mask(np.zeros((8, 8, 8), dtype=bool)),
+        "positive": [[4, 4, 4]], "engine": "nninteractive"}, format="json")
+    assert answer.status_code == 409 and answer.json()["field"] == "engine"
+    assert "requirements-nninteractive.txt" in answer.json()["detail"]
 
 
 def test_a_folder_that_is_not_one_is_refused_naming_the_option(world, folder, tmp_path):
