@@ -2,20 +2,23 @@
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
+STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt requirements-nninteractive.txt | cksum | cut -d' ' -f1)
 # MONAI Label's stock Python client (monailabel/client/: the standard library and requests only) drives the
 # /monailabel/ tests; its package's dependencies (its own torch, monai, fastapi...) are not installed.
 MONAILABEL_CLIENT := monailabel==0.8.5
+# nnInteractive (optional engine, requirements-nninteractive.txt) for its tests: its inference imports come with
+# requirements.txt (nnunetv2), so --no-deps leaves out only its server's packages and never touches torch.
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
 .PHONY: venv test lint demo serve worker clean frontend frontend-test chromium orthanc schema quick
 
-$(STAMP): requirements.txt requirements-dev.txt
+$(STAMP): requirements.txt requirements-dev.txt requirements-nninteractive.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements-dev.txt
 	$(PY) -m pip install --quiet --no-deps $(MONAILABEL_CLIENT)
+	$(PY) -m pip install --quiet --no-deps -r requirements-nninteractive.txt
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 

@@ -360,6 +360,9 @@ ATLAS_INTERACTIVE_SESSIONS = int(os.environ.get("ATLAS_INTERACTIVE_SESSIONS", "4
 ATLAS_INTERACTIVE_MAX_BYTES = int(os.environ.get("ATLAS_INTERACTIVE_MAX_BYTES", str(1024**3)))
 ATLAS_INTERACTIVE_SLOTS = int(os.environ.get("ATLAS_INTERACTIVE_SLOTS", "1"))
 ATLAS_INTERACTIVE_WAIT = float(os.environ.get("ATLAS_INTERACTIVE_WAIT", "10"))
+# A registered nnInteractive engine (manage.py register_interactive): its AutoZoom (on, as in nnInteractive's own
+# viewers: the prediction's window grows up to 4 x its patch while the object reaches its border).
+ATLAS_NNINTERACTIVE_AUTOZOOM = env_bool("ATLAS_NNINTERACTIVE_AUTOZOOM", True)
 if ATLAS_CPU_RUNTIME not in ("torch", "openvino"):
     raise ImproperlyConfigured(f"ATLAS_CPU_RUNTIME must be torch or openvino, got {ATLAS_CPU_RUNTIME!r}")
 ATLAS_GPU_QUEUE = os.environ.get("ATLAS_GPU_QUEUE", "gpu")

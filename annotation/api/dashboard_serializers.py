@@ -311,7 +311,9 @@ class ClickModel(s.Serializer):
     version = s.CharField()
     parent = s.CharField(allow_null=True)
     fine_tuned = s.BooleanField()
-    licence = s.CharField()
+    licence = s.CharField(help_text="the weights' licence (nnInteractive's: CC BY-NC-SA 4.0, non-commercial use only)")
+    source = s.CharField(help_text="where the weights come from")
+    citation = s.CharField(allow_blank=True, help_text="what to cite when using them (empty: Atlas's own)")
     validation = ClickValidation()
 
 

@@ -1,5 +1,6 @@
 """The click model in Django's world: training it on a round's labelled cases, and the warm process-wide state of
-the interactive tool (engines loaded once, a bounded pool of open cases' CTs, a bounded number of calls at once)."""
+the interactive tool (engines loaded once: the click model and registered nnInteractive folders; a bounded pool of
+open cases' CTs; a bounded number of calls at once)."""
 
 from __future__ import annotations
 
@@ -30,6 +31,8 @@ from ml_engine.interactive import (
     validation_samples,
     with_validation,
 )
+from ml_engine.interactive.engine import InteractiveEngine
+from ml_engine.interactive.nninteractive import NnInteractiveEngine, inspect_folder
 
 MAX_VALIDATION_SAMPLES = 40  # (case, organ) pairs clicked on 5 times each to validate a round's click model
 
@@ -77,26 +80,49 @@ def shipped_metadata() -> dict:
 
 # --- warm state of a web process -------------------------------------------------------------------------------------
 
-_engines: dict[str, ClickModelEngine] = {}
+_engines: dict[str, InteractiveEngine] = {}
 _engines_lock = threading.Lock()
 open_cases = SessionPool[tuple[np.ndarray, np.ndarray]](max_sessions=settings.ATLAS_INTERACTIVE_SESSIONS,
                                                    max_bytes=settings.ATLAS_INTERACTIVE_MAX_BYTES)
 slots = Slots(settings.ATLAS_INTERACTIVE_SLOTS, wait=settings.ATLAS_INTERACTIVE_WAIT)
 
 
-def click_engine(model: InteractiveModel | None) -> ClickModelEngine:
-    """The engine of a stored click model (None: the shipped one), loaded once per process (the last two kept)."""
-    key = model.name if model is not None else "shipped"
+def _warm(key: str, load: Callable[[], InteractiveEngine]) -> InteractiveEngine:
+    """The engine under key, loaded once per process (the last two kept)."""
     with _engines_lock:
         engine = _engines.get(key)
         if engine is None:
-            engine = ClickModelEngine(load_click_model(model))
-            if model is not None:
-                engine.version = model.name
+            engine = load()
             while len(_engines) >= 2:
                 _engines.pop(next(iter(_engines)))
             _engines[key] = engine
         return engine
+
+
+def click_engine(model: InteractiveModel | None) -> ClickModelEngine:
+    """The engine of a stored click model (None: the shipped one), loaded once per process."""
+    def load() -> ClickModelEngine:
+        engine = ClickModelEngine(load_click_model(model))
+        if model is not None:
+            engine.version = model.name
+        return engine
+
+    return _warm(model.name if model is not None else "shipped", load)  # type: ignore[return-value]
+
+
+def inspect_nninteractive(folder: str) -> dict:
+    """What registering an nnInteractive folder records (ml_engine's inspect_folder; EngineUnavailable when the
+    package or a file is missing here)."""
+    return inspect_folder(folder)
+
+
+def nninteractive_engine(model: InteractiveModel) -> NnInteractiveEngine:
+    """A registered nnInteractive folder's engine, loaded once per process (its network on CUDA where there is one),
+    with up to ATLAS_INTERACTIVE_SESSIONS crops open."""
+    folder = model.metadata.get("folder", "")
+    return _warm(f"nninteractive:{model.pk}:{folder}:{settings.ATLAS_NNINTERACTIVE_AUTOZOOM}",  # type: ignore[return-value]
+                 lambda: NnInteractiveEngine(folder, max_sessions=settings.ATLAS_INTERACTIVE_SESSIONS,
+                                             do_autozoom=settings.ATLAS_NNINTERACTIVE_AUTOZOOM))
 
 
 def case_ct(case: Case) -> tuple[np.ndarray, np.ndarray]:

@@ -1,5 +1,6 @@
-"""The click tool's server side: training the round's click model (its CLICK job), and one click's computation for
-the workspace (and for 3D Slicer through the MONAI Label protocol).
+"""The click tool's server side: training the round's click model (its CLICK job), registering nnInteractive
+folders (manage.py register_interactive), and one click's computation for the workspace (and for 3D Slicer through
+the MONAI Label protocol).
 
 A click request carries the crop (a box of the case's grid), the active organ's current label in that crop as the
 page holds it (packed bits), and the prompts in voxel indices of the case's grid; the answer is the organ's new
@@ -17,14 +18,15 @@ from dataclasses import dataclass
 import numpy as np
 from django.db import transaction
 
-from annotation.errors import Busy, Invalid, NotFound
+from annotation.errors import Busy, Conflict, Invalid, NotFound
 from annotation.ml_adapter import interactive as adapter
 from annotation.models import Case, InteractiveModel, Job, Round
-from annotation.selectors.interactive import current_click_model, engine_rows
+from annotation.selectors.interactive import current_click_model, engine_rows, registered_engine
 from annotation.selectors.rounds import holdout_cases, round_cases
 from annotation.services.training import labelled
 from ml_engine.interactive import Crop, EngineBusy, EngineError, PromptError, Prompts, Scribble
 from ml_engine.interactive.engine import MAX_CROP_VOXELS
+from ml_engine.interactive.nninteractive import CITATION, KIND, LICENCE, SOURCE, EngineUnavailable, version_of
 
 MAX_LABEL_BYTES = MAX_CROP_VOXELS // 8 + 1
 
@@ -57,6 +59,60 @@ def click_train_job(job: Job, progress: Callable[[float, str], None]) -> Interac
             name=name, defaults={"kind": InteractiveModel.Kind.ATLAS_CLICK, "round": round, "checkpoint": storage,
                                  "parent": parent, "metadata": {**meta, "round": round.number}})
     return model
+
+
+# --- registered engines -------------------------------------------------------------------------------------------
+
+INTERACTIVE_KINDS = (KIND,)
+
+
+def register_interactive(*, kind: str, folder: str | None, name: str | None = None) -> tuple[InteractiveModel, bool]:
+    """Record a downloaded nnInteractive model folder as an engine the workspace offers, after checking the folder
+    and the package where this runs (Invalid naming --folder otherwise); (the model, whether it is new)."""
+    if kind not in INTERACTIVE_KINDS:
+        raise Invalid(f"{kind!r}: the interactive kinds that can be registered are {', '.join(INTERACTIVE_KINDS)}",
+                      field="kind")
+    if not folder:
+        raise Invalid("give the model folder you downloaded (plans.json, dataset.json, fold_N/...)", field="folder")
+    name = name or kind
+    taken = InteractiveModel.objects.filter(name=name).exclude(kind=InteractiveModel.Kind.NNINTERACTIVE).first()
+    if taken is not None:
+        raise Invalid(f"{name!r} is already {taken.get_kind_display()}: choose another --name", field="name")
+    try:
+        info = adapter.inspect_nninteractive(folder)
+    except EngineUnavailable as exc:
+        raise Invalid(str(exc), field="folder") from None
+    meta = {**info, "version": version_of(info), "licence": LICENCE, "source": SOURCE, "citation": CITATION}
+    with transaction.atomic():
+        model, created = InteractiveModel.objects.update_or_create(
+            name=name, defaults={"kind": InteractiveModel.Kind.NNINTERACTIVE, "round": None, "checkpoint": "",
+                                 "registered": True, "metadata": meta})
+    return model, created
+
+
+def unregister_interactive(*, name: str) -> InteractiveModel:
+    """The workspace stops offering a registered engine (its row stays, unregistered)."""
+    model = InteractiveModel.objects.filter(name=name, kind=InteractiveModel.Kind.NNINTERACTIVE).first()
+    if model is None:
+        raise NotFound(f"no registered interactive engine {name!r}", field="name")
+    model.registered = False
+    model.save(update_fields=["registered"])
+    return model
+
+
+def _engine(name: str):
+    """The engine a click request names ("" or atlas-click: the current click model; a registered engine's kind or
+    name), loaded once per process."""
+    if name in ("", InteractiveModel.Kind.ATLAS_CLICK):
+        return adapter.click_engine(current_click_model())
+    model = registered_engine(name)
+    if model is None:
+        raise NotFound(f"no interactive engine {name!r}; the engines are "
+                       f"{', '.join(sorted({row['kind'] for row in engine_rows()}))}", field="engine")
+    try:
+        return adapter.nninteractive_engine(model)
+    except EngineUnavailable as exc:
+        raise Conflict(f"{model.name} is registered but cannot run on this server: {exc}", field="engine") from None
 
 
 # --- one click ----------------------------------------------------------------------------------------------------
@@ -134,19 +190,15 @@ def click(case: Case, request: ClickRequest) -> dict:
     if request.organ not in case.dataset.label_set.organ_names():
         raise Invalid(f"{request.organ!r} is not an organ of the label set {case.dataset.label_set.name}",
                       field="organ")
-    if request.engine not in ("", "atlas-click"):
-        raise NotFound(f"no interactive engine {request.engine!r}; the engines are "
-                       f"{', '.join(row['name'] for row in engine_rows())}", field="engine")
     slices = _slices(request.box, case.shape)
     label = unpack_mask(request.label, [s.stop - s.start for s in slices])
     prompts = _prompts(request, [s.start for s in slices])
-    model = current_click_model()
-    engine = adapter.click_engine(model)
+    engine = _engine(request.engine)
     try:
         with adapter.slots.take() as waited:
             return _run(case, request, engine, slices, label, prompts, waited, started)
     except EngineBusy as exc:
-        raise Busy(f"the click engine is busy: {exc.busy} request(s) running, waited {exc.waited:.1f} s; "
+        raise Busy(f"the interactive engine is busy: {exc.busy} request(s) running, waited {exc.waited:.1f} s; "
                    "try again", waited=round(exc.waited, 2), running=exc.busy) from None
 
 
@@ -156,7 +208,9 @@ def _run(case: Case, request: ClickRequest, engine, slices: tuple[slice, slice, 
     shift = np.eye(4)
     shift[:3, 3] = [s.start for s in slices]
     try:
-        mask = engine.segment(Crop(ct=ct[slices], affine=np.asarray(affine) @ shift, label=label, prompts=prompts))
+        mask = engine.segment(Crop(ct=ct[slices], affine=np.asarray(affine) @ shift, label=label, prompts=prompts,
+                                   key=(case.pk, case.checksum, tuple(s.start for s in slices),
+                                        tuple(s.stop for s in slices))))
     except (PromptError, EngineError) as exc:  # a prompt's box is this API's box2d (its box is the crop)
         raise Invalid(str(exc), field="box2d" if isinstance(exc, PromptError) and exc.field == "box"
                       else exc.field) from None

@@ -958,7 +958,12 @@ export interface components {
             version: string;
             parent: string | null;
             fine_tuned: boolean;
+            /** @description the weights' licence (nnInteractive's: CC BY-NC-SA 4.0, non-commercial use only) */
             licence: string;
+            /** @description where the weights come from */
+            source: string;
+            /** @description what to cite when using them (empty: Atlas's own) */
+            citation: string;
             validation: components["schemas"]["ClickValidation"];
         };
         ClickOutput: {

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -46,12 +46,14 @@ class EngineError(ValueError):
 @dataclass
 class Crop:
     """ct: (x, y, z) HU; affine: (4, 4) voxel-to-RAS+ of the crop (only its axes and spacing matter); label:
-    (x, y, z) bool, the active organ's current label; prompts in voxel indices of the crop."""
+    (x, y, z) bool, the active organ's current label; prompts in voxel indices of the crop. key: what identifies
+    this crop's CT (the case and the box), for an engine that keeps a session per crop (None: nothing is kept)."""
 
     ct: np.ndarray
     affine: np.ndarray
     label: np.ndarray
     prompts: Prompts
+    key: Hashable | None = None
 
     def checked(self) -> Crop:
         if self.ct.ndim != 3 or self.label.shape != self.ct.shape:

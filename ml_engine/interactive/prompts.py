@@ -79,14 +79,15 @@ class Prompts:
         box's centre as a positive click."""
         positive, negative = list(self.positive), list(self.negative)
         for scribble in self.scribbles:
-            (positive if scribble.positive else negative).extend(_polyline(scribble.points))
+            (positive if scribble.positive else negative).extend(polyline(scribble.points))
         if self.box is not None:
             lo, hi = self.box
             positive.append(tuple((a + b) // 2 for a, b in zip(lo, hi, strict=True)))  # type: ignore[arg-type]
         return positive, negative
 
 
-def _polyline(points: Sequence[Point]) -> list[Point]:
+def polyline(points: Sequence[Point]) -> list[Point]:
+    """The voxels of a scribble: its points joined voxel by voxel, in order, each once."""
     out: list[Point] = [tuple(int(v) for v in points[0])]  # type: ignore[list-item]
     for a, b in zip(points[:-1], points[1:], strict=True):
         steps = int(max(abs(int(q) - int(p)) for p, q in zip(a, b, strict=True)))

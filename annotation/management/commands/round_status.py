@@ -3,6 +3,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from annotation.errors import command_errors
+from annotation.selectors.interactive import registered_engines, registered_row
 from annotation.selectors.quality import convergence, round_quality
 from annotation.selectors.rounds import current_round, round_by_number, round_summary
 from annotation.services.metrics import update_round_metrics
@@ -64,6 +65,9 @@ class Command(BaseCommand):
                               f"before a click, {_num(v['dice_1'])} / "
                               f"{_num(v['dice_3'])} / {_num(v['dice_5'])} after 1 / 3 / 5 simulated clicks on "
                               f"{v['cases']} samples of {v['validated_on']}")
+        for e in map(registered_row, registered_engines()):
+            self.stdout.write(f"  interactive engine {e['name']} ({e['kind']}, registered, never fine-tuned): "
+                              f"{e['version']}; licence {e['licence']}; cite {e['citation']}")
         if s["tasks"]:
             self.stdout.write("  tasks: " + ", ".join(f"{k} {v}" for k, v in sorted(s["tasks"].items())))
         if s["error"]:
