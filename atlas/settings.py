@@ -360,6 +360,8 @@ ATLAS_INTERACTIVE_SESSIONS = int(os.environ.get("ATLAS_INTERACTIVE_SESSIONS", "4
 ATLAS_INTERACTIVE_MAX_BYTES = int(os.environ.get("ATLAS_INTERACTIVE_MAX_BYTES", str(1024**3)))
 ATLAS_INTERACTIVE_SLOTS = int(os.environ.get("ATLAS_INTERACTIVE_SLOTS", "1"))
 ATLAS_INTERACTIVE_WAIT = float(os.environ.get("ATLAS_INTERACTIVE_WAIT", "10"))
+# torch threads of the click model on the CPU (the web process's; 0: torch's default)
+ATLAS_INTERACTIVE_THREADS = int(os.environ.get("ATLAS_INTERACTIVE_THREADS", "1"))
 # A registered nnInteractive engine (manage.py register_interactive): its AutoZoom (on, as in nnInteractive's own
 # viewers: the prediction's window grows up to 4 x its patch while the object reaches its border).
 ATLAS_NNINTERACTIVE_AUTOZOOM = env_bool("ATLAS_NNINTERACTIVE_AUTOZOOM", True)

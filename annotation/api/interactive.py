@@ -12,9 +12,7 @@ from annotation.api.permissions import HasRole
 from annotation.errors import Invalid
 from annotation.selectors.interactive import engine_rows
 from annotation.selectors.work import visible_cases
-from annotation.services.interactive import ClickRequest, click
-from ml_engine.interactive import MAX_POINTS
-from ml_engine.interactive.engine import CROP_MM, MAX_CROP_VOXELS
+from annotation.services.interactive import CROP_MM, MAX_CROP_VOXELS, MAX_POINTS, ClickRequest, click
 
 
 def _point() -> serializers.ListField:

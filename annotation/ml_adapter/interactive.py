@@ -102,7 +102,7 @@ def _warm(key: str, load: Callable[[], InteractiveEngine]) -> InteractiveEngine:
 def click_engine(model: InteractiveModel | None) -> ClickModelEngine:
     """The engine of a stored click model (None: the shipped one), loaded once per process."""
     def load() -> ClickModelEngine:
-        engine = ClickModelEngine(load_click_model(model))
+        engine = ClickModelEngine(load_click_model(model), threads=settings.ATLAS_INTERACTIVE_THREADS)
         if model is not None:
             engine.version = model.name
         return engine

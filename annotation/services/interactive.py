@@ -24,7 +24,11 @@ from annotation.models import Case, InteractiveModel, Job, Round
 from annotation.selectors.interactive import current_click_model, engine_rows, registered_engine
 from annotation.selectors.rounds import holdout_cases, round_cases
 from annotation.services.training import labelled
+
+# the API's limits (CROP_MM, MAX_POINTS) are re-exported from here: views never import the engine
+from ml_engine.interactive import MAX_POINTS as MAX_POINTS
 from ml_engine.interactive import Crop, EngineBusy, EngineError, PromptError, Prompts, Scribble
+from ml_engine.interactive.engine import CROP_MM as CROP_MM
 from ml_engine.interactive.engine import MAX_CROP_VOXELS
 from ml_engine.interactive.nninteractive import CITATION, KIND, LICENCE, SOURCE, EngineUnavailable, version_of
 

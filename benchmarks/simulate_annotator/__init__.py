@@ -50,7 +50,12 @@ Policy (b), the tools first, then (a) on what is left:
 - otherwise (missed, spill, end, swap, real): organ by organ, a review through the box (scrolls) for the longest run
   of at least 3 slices where the label lacks more than a quarter of the organ the rater sees there; outlines on its
   first, middle and last slices, then `i` (interpolation).
-Both policies: "protect other organs" is rules.PROTECT (off) throughout; in hotspot cases both click the hotspot to
+Policy (c), the clicks first (the workspace's Click tool, Atlas's click model: clicks.py), then (a) on what is left:
+passes through the box until the stopping rule, the cap or a pass that changes nothing; on each slice, organ by
+organ, up to CLICKS_PER_SLICE clicks, each at the centre (deepest point) of the largest piece where the rater's view
+and the label disagree (positive where the label lacks the organ, shift-click negative where it has it in excess),
+when it holds at least CLICK_MIN voxels; a click that leaves the slice following the view worse is taken back.
+All policies: "protect other organs" is rules.PROTECT (off) throughout; in hotspot cases both click the hotspot to
 get there (one action).
 Counted: actions (strokes, dabs, clicks, tool keys, the threshold's drag), scrolls (slice changes, the reviews'
 included) and settings (organ, tool, pen size) apart. A case a policy does not finish is a failure, reported with its
@@ -58,10 +63,11 @@ final Dice; ratios are taken over the cases both policies finished, with a boots
 geometric mean of per-case ratios beside it (stats.py).
 
     .venv/bin/python benchmarks/simulate_annotator [--seeds 10 11 12 13] [--demo 10 ... 19] [--kinds ...] [--no-real]
-    (or each policy apart: --policy a > a.log; --policy b > b.log; then --table a.log b.log)
+    (or each policy apart: --policy a > a.log; --policy b > b.log; --policy c > c.log; then --table a.log b.log c.log)
 
 The defaults are the held-out cases (never tuned on: rules.TUNED_ON). Modules: rules, perception (rater and judge),
 cases (the sets, stored as one round), workspace (the page), annotator (counting; policy a), policy (policy b),
+clicks (policy c),
 stats and report. Needs Chromium (/usr/bin/chromium) and the Python playwright package. Never asserts on figures;
 tests/test_simulate_annotator.py pins its rules without a browser.
 """

@@ -19,6 +19,7 @@ from browser_session import atlas_server, signed_in_page
 from . import __doc__ as DOC
 from .annotator import Annotator
 from .cases import KINDS, build
+from .clicks import with_clicks
 from .perception import Judge, Rater
 from .policy import with_tools
 from .rules import STOP, TUNED_ON, VERSION
@@ -66,6 +67,8 @@ def one_case(page, policy: str, name: str, case: dict) -> dict:
             a.hotspot()
         if policy == "a":
             a.by_hand()
+        elif policy == "c":
+            with_clicks(a)
         else:
             with_tools(a, case["kind"])
     except Exception as exc:  # a page or script failure ends this case (reported), not the run
@@ -90,18 +93,26 @@ def outcome(r: dict) -> str:
 
 
 def table(rows: list[dict]) -> None:
+    """(a) against each other policy run: (b) the tools, (c) the clicks."""
+    for other in ("b", "c"):
+        if any(r["policy"] == other for r in rows):
+            print(f"\n### (a) by hand against ({other}) {'the correction tools' if other == 'b' else 'the clicks'}")
+            table_against(rows, other)
+
+
+def table_against(rows: list[dict], o: str) -> None:
     """Per case, per kind, per set and overall (the phantom sets; the real CT apart)."""
-    pairs = paired(rows)
-    print("\n| case | kind | (a) actions | (b) actions | (a) scrolls | (b) scrolls | (a) s | (b) s | Dice (a) / (b) "
-          "| (b) kept | notes |")
+    pairs = paired(rows, o)
+    print(f"\n| case | kind | (a) actions | ({o}) actions | (a) scrolls | ({o}) scrolls | (a) s | ({o}) s | "
+          f"Dice (a) / ({o}) | ({o}) kept | notes |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for a, b in pairs:
-        notes = "; ".join([*(f"(a) {n}" for n in a["notes"]), *(f"(b) {n}" for n in b["notes"])])
+        notes = "; ".join([*(f"(a) {n}" for n in a["notes"]), *(f"({o}) {n}" for n in b["notes"])])
         print(f"| {a['case']} | {a['kind']} | {outcome(a)} | {outcome(b)} | {a['scrolls']} | {b['scrolls']} | "
               f"{a['seconds']:.0f} | {b['seconds']:.0f} | {a['dice']:.3f} / {b['dice']:.3f} | "
               f"{', '.join(b['used']) or '-'} | {notes or '-'} |")
-    print("\n| group | cases | both finished | (a) actions | (b) actions | ratio (a) / (b) | 95% interval | "
-          "geometric mean of per-case ratios | failed (a) / (b) |")
+    print(f"\n| group | cases | both finished | (a) actions | ({o}) actions | ratio (a) / ({o}) | 95% interval | "
+          f"geometric mean of per-case ratios | failed (a) / ({o}) |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     kinds = list(dict.fromkeys(a["kind"] for a, _ in pairs))
     groups = [(k, [p for p in pairs if p[0]["kind"] == k]) for k in kinds]
@@ -118,12 +129,12 @@ def table(rows: list[dict]) -> None:
         s = summary([p for p in pairs if (p[0]["set"] == "real") == real])
         if 0 < s["finished"] < 2:
             print(f"\n{set_label}: {s['finished']} of {s['cases']} cases finished by both policies: too few for a "
-                  f"ratio to state; failures (a) {s['failed_a']}, (b) {s['failed_b']}")
+                  f"ratio to state; failures (a) {s['failed_a']}, ({o}) {s['failed_b']}")
         elif s["finished"]:
             print(f"\n{set_label}: {s['a']} against {s['b']} actions on the {s['finished']} of {s['cases']} cases both "
                   f"policies finished: ratio {fmt(s['ratio'])}, 95% bootstrap interval {fmt(s['lo'])} to "
                   f"{fmt(s['hi'])} (the figure to state: {fmt(s['lo'])} x); geometric mean of per-case ratios "
-                  f"{fmt(s['geomean'])}; failures (a) {s['failed_a']}, (b) {s['failed_b']}")
+                  f"{fmt(s['geomean'])}; failures (a) {s['failed_a']}, ({o}) {s['failed_b']}")
 
 
 def main() -> None:
@@ -134,7 +145,8 @@ def main() -> None:
     parser.add_argument("--demo", type=int, nargs="*", default=HELD_OUT_DEMO,
                         help="demo phantoms of the pseudo-label set (default: held-out 10 to 19)")
     parser.add_argument("--no-real", action="store_true", help="leave out the real CT of ../shared/data")
-    parser.add_argument("--policy", choices=("a", "b"), help="run one policy only (a process each: one database)")
+    parser.add_argument("--policy", choices=("a", "b", "c"),
+                        help="run one policy only (a process each: one database)")
     parser.add_argument("--table", nargs="+", metavar="LOG", help="only print the table of --policy runs' logs")
     args = parser.parse_args()
     if args.table:
@@ -150,7 +162,7 @@ def main() -> None:
     rows = []
     options = ["--seeds", *map(str, args.seeds), "--demo", *map(str, args.demo), "--kinds", *args.kinds,
                *(["--no-real"] if args.no_real else [])]
-    for policy in ("a", "b"):
+    for policy in ("a", "b", "c"):
         out = subprocess.run([sys.executable, str(PACKAGE), "--policy", policy, *options], capture_output=True,
                              text=True, check=True).stdout
         print("".join(line + "\n" for line in out.splitlines() if not line.startswith("ROWS ")), end="")

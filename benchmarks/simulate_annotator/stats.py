@@ -10,9 +10,9 @@ import numpy as np
 from .rules import STOP
 
 
-def paired(rows: list[dict]) -> list[tuple[dict, dict]]:
-    """(a, b) rows of the same case, in the order of (a)'s."""
-    b = {r["case"]: r for r in rows if r["policy"] == "b"}
+def paired(rows: list[dict], other: str = "b") -> list[tuple[dict, dict]]:
+    """(a, other) rows of the same case, in the order of (a)'s: (b) the tools, (c) the clicks."""
+    b = {r["case"]: r for r in rows if r["policy"] == other}
     return [(r, b[r["case"]]) for r in rows if r["policy"] == "a" and r["case"] in b]
 
 

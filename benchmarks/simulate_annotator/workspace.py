@@ -116,6 +116,17 @@ class BrowserWorkspace:
             self.page.mouse.move(*s, steps=steps)
         self.page.mouse.up()
 
+    def click_at(self, x: int, y: int, positive: bool) -> None:
+        """With the Click tool: a click on in-plane voxel (x, y) of the displayed slice (shift: a negative point);
+        returns once the page has applied the engine's answer."""
+        sx, sy = self.view.screen(x, y)
+        if not positive:
+            self.page.keyboard.down("Shift")
+        self.page.mouse.click(sx, sy)
+        if not positive:
+            self.page.keyboard.up("Shift")
+        self.page.wait_for_selector("[data-click-queued='0'][data-click=done]", timeout=120_000)
+
     def click(self, selector: str, wait: str | None = None) -> None:
         self.page.click(selector)
         if wait:

@@ -31,6 +31,7 @@ from ml_engine.train.device import pick_device
 CROP_MM = 72.0  # the side of the cube a click sends (the page, Slicer's points' margin, the benchmark): the
 # training patch (48 voxels of 1.5 mm)
 MAX_SIDE = 128  # voxels a side of the click model's grid: a larger crop is resampled coarser
+MIN_SIDE = 2 * DIVISOR  # and at least this: the bottleneck keeps 2 voxels a side (instance norm needs more than 1)
 MAX_CROP_VOXELS = 16_000_000  # of the case's grid, in one request (a 250^3 crop)
 ATLAS_LICENCE = "Atlas's own weights, trained on this group's data (the group's licence)"
 
@@ -113,7 +114,7 @@ class ClickModelEngine:
         at most MAX_SIDE; and the scale of its voxels over the model's spacing (for the clicks' radius)."""
         exact = np.asarray(shape, float) * np.asarray(spacing, float) / np.asarray(self.checkpoint.spacing, float)
         scale = max(1.0, float(exact.max()) / MAX_SIDE)
-        sides = [int(max(DIVISOR, round(e / scale / DIVISOR) * DIVISOR)) for e in exact]
+        sides = [int(max(MIN_SIDE, round(e / scale / DIVISOR) * DIVISOR)) for e in exact]
         return tuple(sides), scale  # type: ignore[return-value]
 
     def segment(self, crop: Crop) -> np.ndarray:
