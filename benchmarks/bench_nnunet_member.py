@@ -37,6 +37,7 @@ def main() -> None:
     from ml_engine.io import load_nifti
     from ml_engine.labels import ABDOMENATLAS
     from ml_engine.members import MemberSpec, load_member
+    from ml_engine.networks import ARCHITECTURES
     from ml_engine.predict import Predictor
     from ml_engine.train import load_checkpoint
     from tests.nnunet import train_tiny, write_dataset
@@ -66,7 +67,7 @@ def main() -> None:
             votes = member.votes(volume, ct.affine)
             figures[f"member inference (TTA {'on' if tta else 'off'})"] = time.perf_counter() - started
         started = time.perf_counter()
-        shipped = sorted((REPO / "ml_engine" / "checkpoints").glob("*_tiny.pt"))
+        shipped = [REPO / "ml_engine" / "checkpoints" / f"{arch}_tiny.pt" for arch in sorted(ARCHITECTURES)]
         predictor = Predictor([load_checkpoint(p) for p in shipped])
         predictor.predict(volume, ct.affine)
         figures["baseline: Atlas's three tiny networks (load + predict)"] = time.perf_counter() - started

@@ -246,10 +246,11 @@ def real_cases(src: Path) -> dict:
 def shipped_predictor():
     """The shipped tiny ensemble (the three networks' `tiny` checkpoints), loaded once."""
     from annotation.ml_adapter import SHIPPED_CHECKPOINTS
+    from ml_engine.networks import ARCHITECTURES
     from ml_engine.predict import Predictor
     from ml_engine.train import load_checkpoint
 
-    return Predictor([load_checkpoint(p) for p in sorted(SHIPPED_CHECKPOINTS.glob("*_tiny.pt"))])
+    return Predictor([load_checkpoint(SHIPPED_CHECKPOINTS / f"{arch}_tiny.pt") for arch in sorted(ARCHITECTURES)])
 
 
 def tiny_ensemble(ct: np.ndarray, affine: np.ndarray) -> np.ndarray:
