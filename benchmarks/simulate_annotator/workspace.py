@@ -118,14 +118,27 @@ class BrowserWorkspace:
 
     def click_at(self, x: int, y: int, positive: bool) -> None:
         """With the Click tool: a click on in-plane voxel (x, y) of the displayed slice (shift: a negative point);
-        returns once the page has applied the engine's answer."""
+        returns once the page has applied the engine's answer (RuntimeError with the page's message when it could
+        not)."""
         sx, sy = self.view.screen(x, y)
+        self.page.mouse.move(sx, sy)
         if not positive:
             self.page.keyboard.down("Shift")
-        self.page.mouse.click(sx, sy)
+        self.page.mouse.down()
+        self.page.mouse.up()
         if not positive:
             self.page.keyboard.up("Shift")
-        self.page.wait_for_selector("[data-click-queued='0'][data-click=done]", timeout=120_000)
+        from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+        try:
+            self.page.wait_for_selector("[data-click-queued='0']:is([data-click=done], [data-click=error])",
+                                        timeout=120_000)
+        except PlaywrightTimeout:
+            state = self.page.get_attribute(".click-tool", "data-click")
+            raise RuntimeError(f"no answer to the click (state {state}): "
+                               f"{self.page.inner_text('.click-tool')[:200]!r}") from None
+        if self.page.get_attribute(".click-tool", "data-click") == "error":
+            raise RuntimeError(f"the click failed: {self.page.inner_text('.click-tool')[:200]!r}")
 
     def click(self, selector: str, wait: str | None = None) -> None:
         self.page.click(selector)
