@@ -44,6 +44,10 @@ class StartRoundSerializer(serializers.Serializer):
     label_set = serializers.SlugField(required=False, default="abdomenatlas")
     seed = serializers.IntegerField(required=False, default=0)
     holdout = serializers.FloatField(required=False, min_value=0.0, max_value=0.9)
+    # issue 26: the round's auto-accept rule, audit sample and audit stopping target (services.audit checks them)
+    auto_accept = serializers.JSONField(required=False)
+    audit_plan = serializers.JSONField(required=False)
+    audit_stop = serializers.FloatField(required=False)
 
     def validate(self, data):
         if data.get("epochs") is not None and data.get("steps") is not None:
