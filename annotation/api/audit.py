@@ -147,7 +147,7 @@ class AuditPlanOut(s.Serializer):
     job = s.CharField(allow_null=True, help_text="the AUDIT job that applies the plan (null: applied later)")
 
 
-class RoundQuery(s.Serializer):
+class AuditRoundQuery(s.Serializer):
     round = s.IntegerField(required=False, min_value=0)
 
 
@@ -160,7 +160,7 @@ class DashboardAudit(APIView):
     @extend_schema(parameters=[OpenApiParameter("round", int, description="round number (default: the shown one)")],
                    responses=AuditBoard)
     def get(self, request):
-        query = RoundQuery(data=request.query_params)
+        query = AuditRoundQuery(data=request.query_params)
         query.is_valid(raise_exception=True)
         number = query.validated_data.get("round")
         round = shown_round() if number is None else round_by_number(number)

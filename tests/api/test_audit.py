@@ -107,9 +107,10 @@ def test_an_audit_task_looks_like_any_other_task(big):
         assert "audit" not in json.dumps(body).lower()
     # the page cannot tell either: the annotator's pages never name an audit
     src = Path(__file__).resolve().parents[2] / "frontend_static" / "src"
-    for folder in ("workspace", "pages", "viewer"):
-        for path in (src / folder).rglob("*.ts*"):
-            assert "audit" not in path.read_text().lower(), path
+    annotators_pages = [*(src / "workspace").rglob("*.ts*"), *(src / "viewer").rglob("*.ts*"),
+                        src / "pages" / "Workspace.tsx", src / "pages" / "Queue.tsx"]
+    for path in annotators_pages:
+        assert "audit" not in path.read_text().lower(), path
     assert big.client("a1").get("/api/dashboard/audit/").status_code == 403
 
 
