@@ -157,6 +157,11 @@ def test_double_reads_go_to_two_annotators_and_correct_for_the_rater(big, django
     rows = {r.case_id: r for r in AuditCase.objects.all()}
     assert all(r.rater.get("organs") for r in rows.values())  # both reads' agreement measured
     assert est["rater"]["pairs"] == 4
+    # the round's share of ordinary double reads neither counts nor removes the audit's
+    from annotation.services.double_reads import set_share
+
+    set_share(round=big.round, share=0.0)
+    assert DoubleRead.objects.count() == 4
 
 
 def test_the_audit_stopping_rule_stops_when_it_should_and_not_before(big, django_capture_on_commit_callbacks):
