@@ -313,3 +313,10 @@ def test_members_right_where_against_accepted_revisions(tmp_path, settings, db):
     board = audit_board(Round.objects.get(pk=round0.pk))
     assert board["members"]["organs"]["liver"]["unet"]["dice"] == liver["unet"]["dice"]
     assert "not measured" in board["weighted_combination"]
+    # the auto-accept rule's member agreement: round 0's members are shifted against the mean, round 1's agree
+    from annotation.models import Organ, Prediction
+
+    organs = dict(Organ.objects.filter(label_set__name="abdomenatlas").values_list("value", "name"))
+    c4 = world.cases["c4"]
+    assert audit.member_agreement(Prediction.objects.get(case=c4, round=world.rounds[1]), organs) == 1.0
+    assert audit.member_agreement(Prediction.objects.get(case=c4, round=round0), organs) < 0.95
