@@ -48,7 +48,7 @@ from ml_engine.ensemble import EnsembleAverage  # noqa: E402
 from ml_engine.metrics import dice, nsd, tolerance_for  # noqa: E402
 from ml_engine.phantoms import ORGANS, make_phantom  # noqa: E402
 
-RATERS = ("perfect", "noisy", "noisy, double read", "noisy, double read, corrected")
+RATERS = ("perfect", "noisy", "noisy, double read", "noisy, double read, rater range")
 READS = 4  # independent noisy reads simulated per case; each repeat picks one (or two) of them
 
 
@@ -127,7 +127,7 @@ def run(population: list[SimCase], *, worked: float, sizes: list[int], repeats: 
                     elif "double" in rater:
                         pair = int(rng.integers(READS // 2))
                         reads = case.noisy[2 * pair:2 * pair + 2]
-                        between = case.between[pair] if "corrected" in rater else None
+                        between = case.between[pair] if "range" in rater else None
                     else:
                         reads = [case.noisy[int(rng.integers(READS))]]
                     values = case_values(reads, ORGANS, thresholds, between=between)

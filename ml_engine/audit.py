@@ -19,8 +19,9 @@ Estimates (stratified weights W_h = N_h / N):
   samples need (benchmarks/simulate_audit.py: 85% coverage at 10 cases without it).
 
 A stratum with fewer than two read cases is merged with its neighbour for the estimate (its cases still count).
-A case read twice (a double read) contributes the mean of its two reads, so the rater's own variability enters
-the case's value.
+A case read twice (a double read) contributes the mean of its two reads, and the two reads' agreement measures the
+rater's own noise, which the AI should not be blamed for: the estimate is then made twice, with the reads corrected
+for that noise and without, and the interval spans both (`estimate`).
 """
 
 from __future__ import annotations
@@ -273,8 +274,17 @@ def case_values(reads: Sequence[Read], organs: Sequence[str], thresholds: Thresh
                 between: Read | None = None) -> dict[str, dict[str, float]]:
     """A read case's values: {"overall" | organ: {"needs": 0..1, "dice": mean, "nsd": mean or absent}}, averaged over
     its reads (overall: a read needs a correction when any organ does; Dice and NSD are the mean over organs). With
-    two reads and their agreement `between`, the reads are first corrected for the rater's noise (`corrected`)."""
-    reads = corrected(reads, between)
+    two reads and their agreement `between`, the values are those of the reads corrected for the rater's noise
+    (`corrected`), and the uncorrected ones come beside them as "needs_raw", "dice_raw", "nsd_raw": the two ends of
+    what the rater's noise leaves open (see `estimate`)."""
+    out = _values(corrected(reads, between), organs, thresholds)
+    if between is not None:
+        for key, raw in _values(reads, organs, thresholds).items():
+            out.setdefault(key, {}).update({f"{metric}_raw": value for metric, value in raw.items()})
+    return out
+
+
+def _values(reads: Sequence[Read], organs: Sequence[str], thresholds: Thresholds) -> dict[str, dict[str, float]]:
     out: dict[str, dict[str, float]] = {}
     for key in ["overall", *organs]:
         needs, dices, nsds = [], [], []
@@ -301,22 +311,46 @@ def estimate(frame_strata: Sequence[int], read: Sequence[tuple[int, dict[str, di
     number of frame cases estimated to need a correction (the share's interval times the frame's size).
 
     frame_strata: N_h per stratum; read: (stratum, case_values(...)) per read case.
+
+    When some cases were read twice (their values carry "_raw" twins), the rater's noise leaves a range open: fully
+    corrected (`corrected`: the rater's errors fall where the AI is right) and not corrected at all (they fall where
+    the AI is wrong already, and add nothing). Both are estimated; the figure's interval is the union of their two
+    95% intervals, its estimate the middle of their two estimates, and "rater_low" / "rater_high" the two estimates.
+    Without double reads: one estimate, "rater_low" / "rater_high" null.
     """
     result: dict[str, dict] = {}
     for key in keys:
         per = {metric: [Stratum(size) for size in frame_strata] for metric in ("needs", "dice", "nsd")}
+        raw = {metric: [Stratum(size) for size in frame_strata] for metric in per}
+        bracket = False
         for h, values in read:
             for metric in per:
                 if key in values and metric in values[key]:
                     per[metric][h].values.append(values[key][metric])
-        share = stratified_share(per["needs"])
-        frame = share.frame
-        entry = {"needs_correction": share.as_dict(),
+                    raw[metric][h].values.append(values[key].get(f"{metric}_raw", values[key][metric]))
+                    bracket = bracket or f"{metric}_raw" in values[key]
+        share = _bracketed(stratified_share(per["needs"]), stratified_share(raw["needs"]) if bracket else None)
+        frame = share["frame"]
+        entry = {"needs_correction": share,
                  "cases_needing_correction": {
-                     "estimate": None if share.estimate is None else round(share.estimate * frame, 1),
-                     "low": None if share.low is None else round(share.low * frame, 1),
-                     "high": None if share.high is None else round(share.high * frame, 1), "frame": frame},
-                 "dice": stratified_mean(per["dice"], seed=seed, resamples=resamples).as_dict(),
-                 "nsd": stratified_mean(per["nsd"], seed=seed, resamples=resamples).as_dict()}
+                     "estimate": None if share["estimate"] is None else round(share["estimate"] * frame, 1),
+                     "low": None if share["low"] is None else round(share["low"] * frame, 1),
+                     "high": None if share["high"] is None else round(share["high"] * frame, 1), "frame": frame}}
+        for metric in ("dice", "nsd"):
+            entry[metric] = _bracketed(stratified_mean(per[metric], seed=seed, resamples=resamples),
+                                       stratified_mean(raw[metric], seed=seed, resamples=resamples) if bracket
+                                       else None)
         result[key] = entry
     return result
+
+
+def _bracketed(fixed: Estimate, raw: Estimate | None, digits: int = 4) -> dict:
+    """An estimate as served: with the rater's range when there were double reads (see `estimate`)."""
+    out = {**fixed.as_dict(digits), "rater_low": None, "rater_high": None}
+    if raw is None or fixed.estimate is None or raw.estimate is None:
+        return out
+    ends = sorted((fixed.estimate, raw.estimate))
+    out.update(estimate=round((ends[0] + ends[1]) / 2, digits), low=round(min(fixed.low, raw.low), digits),
+               high=round(max(fixed.high, raw.high), digits), rater_low=round(ends[0], digits),
+               rater_high=round(ends[1], digits))
+    return out

@@ -2,12 +2,15 @@
 the audit read by scripted annotators, and an export whose dataset card states the quality of what nobody revised.
 
     .venv/bin/python scripts/demo_audit.py OUT [--auto-accept-ml 40] [--audit-size 8] [--audit-double 1]
-                                           [--audit-worked 4] [--audit-stop 0.5] [--seed 0]
+                                           [--audit-worked 4] [--audit-stop 0.5] [--audit-ml 5] [--seed 0]
 
 Run it after `make demo` (or `manage.py seed_demo` and `manage.py start_round --steps 20 --wait`). Jobs run in this
 process (no worker needed). The scripted annotators submit each audit case's true label (the demo's phantoms are
-regenerated from their seeds, as annotation.services.demo made them): a perfect rater, so the card's figures are the
-tiny ensemble's real quality on the unrevised cases, with the audit's intervals. Prints DATASET.md.
+regenerated from their seeds, as annotation.services.demo made them) with a boundary that wanders (a smooth random
+displacement of sd `--rater-mm`, a fresh one per read, ml_engine.attention.simulate; 0: the truth itself), so that the
+card shows an inter-annotator agreement and the audit's correction for it. The lead adjudicates each double read
+taking read 1.
+Prints DATASET.md.
 """
 
 from __future__ import annotations
@@ -38,7 +41,9 @@ def main() -> int:
     parser.add_argument("--audit-double", type=float, default=1.0)
     parser.add_argument("--audit-worked", type=int, default=4)
     parser.add_argument("--audit-stop", type=float, default=0.5)
+    parser.add_argument("--audit-ml", type=float, default=5.0, help="a correction of more than this many mL counts")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--rater-mm", type=float, default=1.0, help="the readers' boundary noise (sd, mm)")
     args = parser.parse_args()
 
     import django
@@ -54,6 +59,7 @@ def main() -> int:
     from annotation.services import audit, double_reads, queue, revisions
     from annotation.services.demo import DEMO_DATASET
     from annotation.services.export import export_dataset
+    from ml_engine.attention.simulate import simulate_organ
     from ml_engine.io import write_nifti
     from ml_engine.phantoms import make_phantom
 
@@ -65,7 +71,7 @@ def main() -> int:
         with transaction.atomic():
             audit.set_plan(round=round, auto_accept={"max_attention_ml": args.auto_accept_ml, "no_qc_flag": True},
                            audit={"size": args.audit_size, "seed": args.seed, "double_reads": args.audit_double,
-                                  "worked": args.audit_worked},
+                                  "worked": args.audit_worked, "thresholds": {"ml": args.audit_ml}},
                            audit_stop=args.audit_stop)
     drawn = Audit.objects.get(round=round)
     print(f"round {round.number}: {drawn.size} audit cases drawn; "
@@ -75,6 +81,14 @@ def main() -> int:
         index = int(case.name.rsplit("_", 1)[1])
         return make_phantom(2024 * 1000 + index, shape=tuple(case.shape), name=case.name).labels
 
+    def noisy(labels: np.ndarray, spacing, seed: int) -> np.ndarray:
+        out = np.zeros_like(labels)
+        for value in range(1, int(labels.max()) + 1):
+            maps, _ = simulate_organ(labels == value, spacing=spacing, models=1, seed=seed * 100 + value,
+                                     jitter_mm=args.rater_mm, edge_mm=0.05)
+            out[(maps[0] > 127) & (out == 0)] = value
+        return out
+
     audit_tasks = set(drawn.cases.values_list("task_id", flat=True))
     audit_tasks |= set(DoubleRead.objects.filter(first_id__in=audit_tasks).values_list("second_id", flat=True))
     with tempfile.TemporaryDirectory() as tmp:
@@ -82,8 +96,11 @@ def main() -> int:
             while Task.objects.filter(pk__in=audit_tasks, assignee=user, status__in=Task.OPEN).exists():
                 task = queue.lease_next(user=user)
                 assert task.pk in audit_tasks, task
-                upload = write_nifti(Path(tmp) / f"{task.pk}.nii.gz", truth(task.case),
-                                     np.asarray(task.case.affine), dtype=np.uint8)
+                label = truth(task.case)
+                if args.rater_mm > 0:
+                    label = noisy(label, [float(s) for s in task.case.spacing], task.pk)
+                upload = write_nifti(Path(tmp) / f"{task.pk}.nii.gz", label, np.asarray(task.case.affine),
+                                     dtype=np.uint8)
                 revisions.submit_revision(task_id=task.pk, user=user, upload=upload, base_revision=None,
                                           seconds_spent=300)
         lead = User.objects.get(username="lead")

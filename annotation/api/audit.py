@@ -23,6 +23,9 @@ class EstimateOut(s.Serializer):
     high = s.FloatField(allow_null=True, help_text="upper end of the 95% interval")
     n = s.IntegerField(help_text="audit cases read")
     frame = s.IntegerField(help_text="cases the estimate speaks for")
+    rater_low = s.FloatField(allow_null=True, help_text="with double reads: the lower of the two estimates (reads "
+                             "corrected for the rater's noise, and not); the interval spans both")
+    rater_high = s.FloatField(allow_null=True, help_text="with double reads: the higher of the two estimates")
 
 
 class CasesOut(s.Serializer):

@@ -20,7 +20,10 @@ def _num(value) -> str:
 
 def estimate_line(name: str, e: dict) -> str:
     share, cases, d, n = e["needs_correction"], e["cases_needing_correction"], e["dice"], e["nsd"]
-    return (f"{name}: needing correction {_pct(share['estimate'])} (95% {_pct(share['low'])} to {_pct(share['high'])}"
+    rater = ("" if share.get("rater_low") is None else
+             f" [rater's range {_pct(share['rater_low'])} to {_pct(share['rater_high'])}]")
+    return (f"{name}: needing correction {_pct(share['estimate'])}{rater} (95% {_pct(share['low'])} to "
+            f"{_pct(share['high'])}"
             f"; about {cases['estimate']} of {cases['frame']} cases, {cases['low']} to {cases['high']}), Dice "
             f"{_num(d['estimate'])} ({_num(d['low'])} to {_num(d['high'])}), NSD {_num(n['estimate'])} "
             f"({_num(n['low'])} to {_num(n['high'])}); {share['n']} read")

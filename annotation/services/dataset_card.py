@@ -93,6 +93,10 @@ def _num(v) -> str:
     return "-" if v is None else f"{v:.3f}"
 
 
+def _range(e: dict, show) -> str:
+    return "" if e.get("rater_low") is None else f" [{show(e['rater_low'])} to {show(e['rater_high'])}]"
+
+
 def render_markdown(card: dict) -> str:
     """DATASET.md from quality.json's content."""
     out = [f"# Dataset card: {', '.join(card['datasets']) or card['label_set']}", "",
@@ -123,7 +127,9 @@ def render_markdown(card: dict) -> str:
                 f"was going to revise; {audit['read']} read as ordinary tasks, {audit['double_read']} of them twice. "
                 f"A case needs a correction when an organ changes by more than {t['ml']} mL or its Dice falls below "
                 f"{t['dice']}. 95% intervals: Wilson for shares, a stratified bootstrap for means; stratified "
-                "weights; double-read cases corrected for the rater's own noise.", "",
+                "weights. With double reads the rater's own noise leaves a range open (the reads corrected for it, "
+                "and not): each figure is then the middle of that range, its interval spans both ends' intervals, "
+                "and the range is given in brackets.", "",
                 "| part | needing correction (95% interval) | cases needing correction | mean Dice | mean NSD | read |",
                 "| --- | --- | --- | --- | --- | --- |"]
         rows = [(f"unrevised, {k}", e) for k, e in audit["unrevised"].items()]
@@ -131,10 +137,10 @@ def render_markdown(card: dict) -> str:
             rows.insert(1, ("auto-accepted, overall", audit["auto_accepted"]["estimates"]["overall"]))
         for name, e in rows:
             s, c, d, n = e["needs_correction"], e["cases_needing_correction"], e["dice"], e["nsd"]
-            out.append(f"| {name} | {_pct(s['estimate'])} ({_pct(s['low'])} to {_pct(s['high'])}) | "
-                       f"{c['estimate']} ({c['low']} to {c['high']}) of {c['frame']} | {_num(d['estimate'])} "
-                       f"({_num(d['low'])} to {_num(d['high'])}) | {_num(n['estimate'])} ({_num(n['low'])} to "
-                       f"{_num(n['high'])}) | {s['n']} |")
+            out.append(f"| {name} | {_pct(s['estimate'])}{_range(s, _pct)} ({_pct(s['low'])} to {_pct(s['high'])}) | "
+                       f"{c['estimate']} ({c['low']} to {c['high']}) of {c['frame']} | {_num(d['estimate'])}"
+                       f"{_range(d, _num)} ({_num(d['low'])} to {_num(d['high'])}) | {_num(n['estimate'])}"
+                       f"{_range(n, _num)} ({_num(n['low'])} to {_num(n['high'])}) | {s['n']} |")
         out.append("")
     out += ["## Auto-accept", ""]
     if card["auto_accept"]:

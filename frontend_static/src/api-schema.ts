@@ -1144,6 +1144,16 @@ export interface components {
             n: number;
             /** @description cases the estimate speaks for */
             frame: number;
+            /**
+             * Format: double
+             * @description with double reads: the lower of the two estimates (reads corrected for the rater's noise, and not); the interval spans both
+             */
+            rater_low: number | null;
+            /**
+             * Format: double
+             * @description with double reads: the higher of the two estimates
+             */
+            rater_high: number | null;
         };
         FailedJob: {
             key: string;

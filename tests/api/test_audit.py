@@ -157,6 +157,11 @@ def test_double_reads_go_to_two_annotators_and_correct_for_the_rater(big, django
     rows = {r.case_id: r for r in AuditCase.objects.all()}
     assert all(r.rater.get("organs") for r in rows.values())  # both reads' agreement measured
     assert est["rater"]["pairs"] == 4
+    # the rater's noise leaves a range open (reads corrected for it, and not); the interval spans both
+    dice = est["unrevised"]["spleen"]["dice"]
+    assert dice["rater_low"] <= dice["estimate"] <= dice["rater_high"]
+    assert dice["estimate"] == pytest.approx((dice["rater_low"] + dice["rater_high"]) / 2, abs=1e-4)
+    assert dice["low"] <= dice["rater_low"] and dice["rater_high"] <= dice["high"]
     # the round's share of ordinary double reads neither counts nor removes the audit's
     from annotation.services.double_reads import set_share
 

@@ -71,6 +71,18 @@ def test_double_reads_are_corrected_for_the_rater():
     assert values["overall"]["needs"] == 0.0 and values["liver"]["dice"] == pytest.approx(0.92)
 
 
+def test_double_reads_give_the_range_the_rater_leaves_open():
+    fixed = {"overall": {"needs": 0.0, "dice": 0.95, "needs_raw": 1.0, "dice_raw": 0.90}}
+    plain = {"overall": {"needs": 0.0, "dice": 0.97}}
+    e = a.estimate([10, 10], [(0, fixed), (0, fixed), (1, plain), (1, plain)], ["overall"], seed=0)["overall"]
+    share = e["needs_correction"]
+    assert (share["rater_low"], share["rater_high"]) == (0.0, 0.5) and share["estimate"] == 0.25
+    assert share["low"] == 0.0 and share["high"] >= 0.5
+    assert e["dice"]["rater_low"] == pytest.approx(0.935) and e["dice"]["rater_high"] == pytest.approx(0.96)
+    single = a.estimate([10, 10], [(0, plain), (0, plain), (1, plain), (1, plain)], ["overall"])["overall"]
+    assert single["dice"]["rater_low"] is None and single["dice"]["estimate"] == 0.97
+
+
 def test_estimate_extrapolates_to_the_frame():
     reads = [(0, {"overall": {"needs": 1.0, "dice": 0.8}}), (0, {"overall": {"needs": 0.0, "dice": 1.0}}),
              (1, {"overall": {"needs": 0.0, "dice": 1.0}}), (1, {"overall": {"needs": 0.0, "dice": 0.9}})]

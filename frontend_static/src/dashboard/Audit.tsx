@@ -11,7 +11,8 @@ const num = (v: number | null | undefined) => (v === null || v === undefined ? '
 
 function interval(e: AuditEstimate | null | undefined, show: (v: number | null | undefined) => string): string {
   if (!e || e.estimate === null) return '–'
-  return `${show(e.estimate)} (${show(e.low)} to ${show(e.high)})`
+  const rater = e.rater_low === null ? '' : ` [${show(e.rater_low)} to ${show(e.rater_high)}]`
+  return `${show(e.estimate)}${rater} (${show(e.low)} to ${show(e.high)})`
 }
 
 const STOPPED: Record<string, string> = {
@@ -95,7 +96,8 @@ export function Audit({ round }: { round: number | null }) {
             note={<>Audit sample of {a.drawn} cases (seed {a.seed}, {a.strata.length} attention strata), {a.read} read,
               {' '}{a.double_read} twice. A case needs a correction when an organ changes by more than
               {' '}{a.thresholds.ml ?? '–'} mL or its Dice falls below {a.thresholds.dice ?? '–'}. 95% intervals:
-              Wilson for shares, stratified bootstrap for means.</>} />
+              Wilson for shares, stratified bootstrap for means; with double reads, [the range the rater's own noise
+              leaves open] and an interval spanning both ends.</>} />
           <DataTable name="audit-auto-accepted"
             title={`Round ${a.round}: the auto-accepted part (${a.auto_accepted.cases} cases, ${a.auto_accepted.read} read)`}
             columns={estimateColumns} rows={rowsOf(a.auto_accepted.estimates)} rowKey={(r) => r.key}
