@@ -162,6 +162,16 @@ def set_plan(*, round: Round, auto_accept: dict | None = None, audit: dict | Non
     return job
 
 
+def carried_plan(previous: Round | None) -> dict:
+    """The plan a new round takes over from the previous one: its auto-accept rule, audit stopping target and audit
+    plan, the audit's seed moved on by one (each round draws afresh)."""
+    settings = (previous.settings or {}) if previous is not None else {}
+    plan = {key: settings[key] for key in ("auto_accept", "audit_stop") if settings.get(key) is not None}
+    if settings.get("audit"):
+        plan["audit"] = {**settings["audit"], "seed": int(settings["audit"].get("seed", 0)) + 1}
+    return plan
+
+
 def has_plan(round: Round) -> bool:
     return bool((round.settings or {}).get("auto_accept") or (round.settings or {}).get("audit"))
 

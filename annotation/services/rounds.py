@@ -42,7 +42,8 @@ def start_round(*, archs: Sequence[str] = ARCHITECTURES, size: str = "tiny", epo
     parents; registered members (services.members) and imported predictions join every round of their label set.
     holdout: the share of revised cases left out of fine-tuning to validate the new models against their parents.
     auto_accept, audit_plan, audit_stop: the round's auto-accept rule, audit sample and audit stopping target
-    (services.audit), applied by an AUDIT job once the round is ranked.
+    (services.audit), applied by an AUDIT job once the round is ranked; those not given carry over from the previous
+    round (the audit's seed moved on by one, so that each round draws afresh).
     Raises Invalid (archs, size, holdout, label_set; or no member at all to infer with) or Conflict (a round is still
     being built).
     """
@@ -56,7 +57,7 @@ def start_round(*, archs: Sequence[str] = ARCHITECTURES, size: str = "tiny", epo
     labels = LabelSet.objects.filter(name=label_set).first()
     if labels is None:
         raise Invalid(f"label set {label_set!r} does not exist", field="label_set")
-    plan = {}
+    plan = audit.carried_plan(current_round(label_set=labels))  # each round audits, as the last one did
     if auto_accept is not None:
         plan["auto_accept"] = audit.check_auto_accept(auto_accept)
     if audit_plan is not None:

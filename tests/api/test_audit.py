@@ -293,6 +293,10 @@ def test_a_round_started_with_a_plan_applies_it_once_ranked(big, django_capture_
     call_command("round_status", stdout=out)
     assert "auto-accept: attention below 6.0 mL: 3 cases accepted" in out.getvalue()
     assert "audit stopping rule: upper end below 5.0%" in out.getvalue()
+    # the next round audits as this one did, with the next seed
+    carried = audit.carried_plan(Round.objects.get(pk=big.round.pk))
+    assert carried["audit"]["seed"] == 10 and carried["audit"]["size"] == 6
+    assert carried["auto_accept"] == plan["auto_accept"] and carried["audit_stop"] == 0.05
 
 
 def test_members_right_where_against_accepted_revisions(tmp_path, settings, db):
