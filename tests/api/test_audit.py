@@ -329,3 +329,16 @@ def test_members_right_where_against_accepted_revisions(tmp_path, settings, db):
     c4 = world.cases["c4"]
     assert audit.member_agreement(Prediction.objects.get(case=c4, round=world.rounds[1]), organs) == 1.0
     assert audit.member_agreement(Prediction.objects.get(case=c4, round=round0), organs) < 0.95
+
+
+def test_audit_round_sets_the_plan_from_the_shell(big, django_capture_on_commit_callbacks):
+    out = io.StringIO()
+    with django_capture_on_commit_callbacks(execute=True):
+        call_command("audit_round", "--audit-size", "4", "--audit-double", "0.5", "--auto-accept-ml", "4",
+                     "--auto-accept-with-flags", "--audit-stop", "0.2", stdout=out)
+    assert "queued round0:audit:1" in out.getvalue()
+    drawn = Audit.objects.get(round=big.round)
+    assert drawn.size == 4 and DoubleRead.objects.count() == 2
+    assert set(AutoAccept.objects.values_list("case__name", flat=True)) == {"k00", "k01"}
+    with pytest.raises(Exception, match="audit.strata"):
+        call_command("audit_round", "--audit-size", "4", "--audit-strata", "0")
