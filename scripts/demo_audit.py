@@ -59,6 +59,7 @@ def main() -> int:
     from annotation.services import audit, double_reads, queue, revisions
     from annotation.services.demo import DEMO_DATASET
     from annotation.services.export import export_dataset
+    from annotation.services.metrics import update_round_metrics
     from ml_engine.attention.simulate import simulate_organ
     from ml_engine.io import write_nifti
     from ml_engine.phantoms import make_phantom
@@ -107,6 +108,7 @@ def main() -> int:
         for pair in DoubleRead.objects.filter(round=round, adjudicated__isnull=True, first_id__in=audit_tasks):
             first, _ = audit.read_agreement.latest_reads(pair)
             double_reads.adjudicate(revision_id=first.pk, reviewer=lead, take=1, comment="demo: reads agree")
+    update_round_metrics(round_id=round.pk)  # which member is right where, against the reads
     board = audit_board(round)
     print(f"stopped by: {board['stopping']['stopped_by'] or 'not stopped'}")
     export_dataset(args.out, format="abdomenatlas", datasets=[DEMO_DATASET])

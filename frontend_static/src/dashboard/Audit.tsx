@@ -83,7 +83,7 @@ export function Audit({ round }: { round: number | null }) {
         rowKey={(r) => String(r.round)} empty="No round yet." />
       {stop && (
         <p className="muted" data-audit-stop={String(stop.audit_holds)}>
-          Round {board.round}: stopped by {STOPPED[stop.stopped_by] ?? stop.stopped_by}
+          Round {board.round}: {stop.stopped_by ? `stopped by ${STOPPED[stop.stopped_by] ?? stop.stopped_by}` : 'not stopped'}
           {stop.audit_target !== null && <> · audit rule: upper end {pct(stop.audit_upper)} against the target
             {' '}{pct(stop.audit_target)} ({stop.audit_holds ? 'holds' : 'does not hold yet'})</>}
           {board.auto_accept?.rule ? <> · auto-accepted: {board.auto_accept.cases} cases</> : null}
