@@ -42,7 +42,7 @@ class ModelVersionAdmin(admin.ModelAdmin):
 
 @admin.register(models.Round)
 class RoundAdmin(admin.ModelAdmin):
-    list_display = ["number", "status", "converged", "created", "finished"]
+    list_display = ["number", "status", "converged", "stopped_by", "created", "finished"]
     list_filter = ["status"]
 
 

@@ -49,6 +49,10 @@ class StartRoundSerializer(serializers.Serializer):
                                      help_text="also fine-tune the click model (its own job of the round)")
     click_steps = serializers.IntegerField(required=False, allow_null=True, min_value=1,
                                            help_text="the click model's steps (default: steps, else its own)")
+    # issue 26: the round's auto-accept rule, audit sample and audit stopping target (services.audit checks them)
+    auto_accept = serializers.JSONField(required=False)
+    audit_plan = serializers.JSONField(required=False)
+    audit_stop = serializers.FloatField(required=False)
 
     def validate(self, data):
         if data.get("epochs") is not None and data.get("steps") is not None:

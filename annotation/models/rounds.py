@@ -59,6 +59,14 @@ class Round(models.Model):
     settings = models.JSONField(default=dict, blank=True, help_text="archs, size, steps, attention thresholds")
     error = models.TextField(blank=True)
     converged = models.BooleanField(null=True, blank=True, help_text="top case confirmed with no change")
+
+    class StoppedBy(models.TextChoices):
+        NONE = "", "not stopped"
+        TOP_CASE = "top_case", "top case confirmed unchanged"
+        AUDIT = "audit", "audit: upper end of the 95% interval of the share needing correction below the target"
+
+    stopped_by = models.CharField(max_length=16, choices=StoppedBy.choices, default="", blank=True,
+                                  help_text="which stopping rule stopped the round (services.audit)")
     double_read_share = models.FloatField(default=0.0, help_text="share of the round's cases read twice, "
                                           "independently (annotation.services.double_reads)")
     metrics = models.JSONField(default=dict, blank=True,
@@ -148,6 +156,7 @@ class Job(models.Model):
         METRICS = "metrics"
         QC = "qc"
         CLICK = "click"  # train the round's click model (services.interactive)
+        AUDIT = "audit"  # apply the round's auto-accept rule and draw its audit sample (services.audit)
 
     class Status(models.TextChoices):
         QUEUED = "queued"

@@ -8,9 +8,11 @@ each of which a lead may have accepted or rejected. Three policies, each pinned 
 - **the label to train on** (fine-tuning, validation): the latest revision no lead rejected (every organ), else the
   imported label (the organs it covers). Never a pseudo-label: the models learn from people and imported truth.
 - **the final label** (export, and what makes a case final): the latest revision a lead accepted, else an imported
-  label that covers every organ, else the latest pseudo-label.
+  label that covers every organ, else the AI's label a lead's auto-accept rule accepted (models.AutoAccept), else the
+  latest pseudo-label.
 
-A case is **final** when a lead accepted one of its revisions: rounds no longer infer it.
+A case is **final** when a lead accepted one of its revisions, or the auto-accept rule accepted its AI label: rounds
+no longer infer it.
 
 **Which revisions count** has one home, `revisions()` below, pinned by tests/api/test_labels.py: those no lead
 rejected (a rejected revision is no one's label), seen from a task's reader (the other read of a double read is left
@@ -35,7 +37,7 @@ from dataclasses import dataclass
 
 from django.db.models import F, Q, QuerySet
 
-from annotation.models import Case, DoubleRead, Prediction, Review, Revision, SourceLabel, Task
+from annotation.models import AutoAccept, Case, DoubleRead, Prediction, Review, Revision, SourceLabel, Task
 
 
 @dataclass(frozen=True)
@@ -43,7 +45,7 @@ class LabelRef:
     """A stored label map: its storage name, where it comes from, and the organs it covers (None: every organ)."""
 
     name: str
-    source: str  # "revision", "imported", "pseudo_label"
+    source: str  # "revision", "imported", "auto_accepted", "pseudo_label"
     organs: tuple[str, ...] | None = None
     revision: Revision | None = None
 
@@ -80,13 +82,15 @@ def accepted_revisions() -> QuerySet[Revision]:
 
 
 def final_cases(cases: QuerySet[Case]) -> QuerySet[Case]:
-    """The cases among these that are final (a lead accepted a revision)."""
-    return cases.filter(pk__in=accepted_revisions().values("case_id"))
+    """The cases among these that are final (a lead accepted a revision, or the auto-accept rule the AI's label)."""
+    return cases.filter(Q(pk__in=accepted_revisions().values("case_id"))
+                        | Q(pk__in=AutoAccept.objects.values("case_id")))
 
 
 def open_cases(cases: QuerySet[Case]) -> QuerySet[Case]:
     """The cases among these that are not final: rounds infer them."""
-    return cases.exclude(pk__in=accepted_revisions().values("case_id"))
+    return (cases.exclude(pk__in=accepted_revisions().values("case_id"))
+            .exclude(pk__in=AutoAccept.objects.values("case_id")))
 
 
 def _revision(queryset: QuerySet[Revision], case: Case) -> LabelRef | None:
@@ -124,9 +128,15 @@ def label_to_train_on(case: Case) -> LabelRef | None:
     return _revision(revisions(settled=True), case) or _imported(case, whole=False)
 
 
+def _auto_accepted(case: Case) -> LabelRef | None:
+    accepted = AutoAccept.objects.filter(case=case).first()
+    return None if accepted is None else LabelRef(accepted.label.name, "auto_accepted")
+
+
 def final_label(case: Case) -> LabelRef | None:
     """What the finished dataset holds for this case; None: nothing to export yet."""
-    return _revision(accepted_revisions(), case) or _imported(case, whole=True) or _pseudo_label(case)
+    return (_revision(accepted_revisions(), case) or _imported(case, whole=True) or _auto_accepted(case)
+            or _pseudo_label(case))
 
 
 def started_from(revision: Revision) -> LabelRef | None:

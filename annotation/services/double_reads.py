@@ -38,7 +38,9 @@ def set_share(*, round: Round, share: float, seed: int = 0) -> list[DoubleRead]:
     Round.objects.select_for_update().filter(pk=round.pk).first()
     firsts = Task.objects.filter(round=round, read=1)
     wanted = 0 if share == 0 else max(1, round_half_up(share * firsts.count()))
-    pairs = list(DoubleRead.objects.filter(round=round).select_related("case", "second"))
+    # an audit's double reads (services.audit) are its own: neither counted in the share nor removed by it
+    pairs = list(DoubleRead.objects.filter(round=round, first__audit_case__isnull=True)
+                 .select_related("case", "second"))
     if len(pairs) > wanted:
         removable = [p for p in pairs if _unstarted(p.second)]
         removable.sort(key=lambda p: _draw_order(seed, p.case.name), reverse=True)

@@ -21,13 +21,15 @@ import numpy as np
 from annotation.errors import Invalid
 from annotation.models import Case, LabelSet
 from annotation.selectors.labels import final_label
+from annotation.services.dataset_card import write_card
 from annotation.services.dicom_seg import build_segmentation, read_headers
 from annotation.services.dicomweb import store
 from annotation.storage import local_copy, read_volume
 from ml_engine.io import DEFAULT, atomic_folder, write_nifti
 
 FORMATS = ("abdomenatlas", "nnunetv2", "dicom-seg")
-RULES = {"revision": "accepted revision", "imported": "imported", "pseudo_label": "pseudo-label"}
+RULES = {"revision": "accepted revision", "imported": "imported", "auto_accepted": "auto-accepted",
+         "pseudo_label": "pseudo-label"}
 
 
 @dataclass
@@ -35,6 +37,7 @@ class ExportReport:
     exported: list[str] = field(default_factory=list)
     from_revision: int = 0
     from_imported: int = 0
+    from_auto_accepted: int = 0  # the AI's label, accepted by the lead's rule (services.audit)
     from_pseudo_label: int = 0
     skipped: list[str] = field(default_factory=list)  # cases with no final label yet
     not_dicom: list[str] = field(default_factory=list)  # dicom-seg: cases not imported from DICOM
@@ -45,7 +48,8 @@ def export_dataset(out: str | Path, *, format: str, label_set: str = "abdomenatl
                    accepted_only: bool = False, progress: Callable[[int, int, str], None] | None = None,
                    stow: str | None = None) -> ExportReport:
     """Write every case of label_set (optionally only some datasets) with its final label to out, and `sources.csv`:
-    per case, the rule that chose its label (accepted revision, imported, pseudo-label) and the revision's number.
+    per case, the rule that chose its label (accepted revision, imported, auto-accepted, pseudo-label) and the
+    revision's number; and the dataset card (`DATASET.md`, `quality.json`: services.dataset_card).
 
     accepted_only: only labels that people made or checked (an accepted revision or an imported label); the others
     are skipped.
@@ -69,25 +73,28 @@ def export_dataset(out: str | Path, *, format: str, label_set: str = "abdomenatl
     several = len({c.dataset_id for c in cases}) > 1
     report = ExportReport()
     sources: list[list] = []
+    finals = []  # (name, case, final label): the dataset card's cases
     with atomic_folder(out) as staging:
         for done, case in enumerate(cases, start=1):
             name = f"{case.dataset.name}_{case.name}" if several else case.name
             final = final_label(case)
             if format == "dicom-seg" and not case.dicom_headers:
                 report.not_dicom.append(name)
-            elif final is None or (accepted_only and final.source == "pseudo_label"):
+            elif final is None or (accepted_only and final.source in ("pseudo_label", "auto_accepted")):
                 report.skipped.append(name)
             else:
                 _write_case(staging, name, case, final.name, organs, format)
                 report.exported.append(name)
                 setattr(report, f"from_{final.source}", getattr(report, f"from_{final.source}") + 1)
                 sources.append([name, RULES[final.source], final.revision.number if final.revision else ""])
+                finals.append((name, case, final))
             if progress is not None:
                 progress(done, len(cases), name)
         with open(staging / "sources.csv", "w", newline="") as handle:
             writer = csv.writer(handle)
             writer.writerow(["case", "label", "revision"])
             writer.writerows(sources)
+        write_card(staging, label_set=labels, exported=finals, format=format)  # DATASET.md, quality.json
         if format == "nnunetv2":
             meta = {"name": label_set, "description": "exported by Atlas", "channel_names": {"0": "CT"},
                     "labels": {"background": 0, **{organ: value for value, organ in organs}},

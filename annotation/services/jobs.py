@@ -28,7 +28,7 @@ from django.db.models.functions import Now
 from django.utils import timezone
 
 from annotation.models import Job, Round
-from annotation.services import ensemble, interactive, metrics, quality_checks, queue, rounds, training
+from annotation.services import audit, ensemble, interactive, metrics, quality_checks, queue, rounds, training
 
 log = logging.getLogger(__name__)
 
@@ -61,8 +61,16 @@ KINDS: dict[str, JobKind] = {
     Job.Kind.RANK: JobKind(lambda job, progress: queue.rebuild_tasks(round=job.round), round_step=True),
     Job.Kind.METRICS: JobKind(lambda job, progress: metrics.update_round_metrics(round_id=job.round_id,
                                                                                 progress=progress)),
-    Job.Kind.QC: JobKind(quality_checks.qc_job),
+    Job.Kind.QC: JobKind(lambda job, progress: _qc(job, progress)),
+    Job.Kind.AUDIT: JobKind(audit.audit_job),
 }
+
+
+def _qc(job: Job, progress: Callable[[float, str], None]) -> None:
+    """The quality checks, and for a read of an audit case its NSD against the pseudo-label (services.audit)."""
+    quality_checks.qc_job(job, progress)
+    if job.revision_id is not None:
+        audit.measure_read(job.revision)
 
 
 class JobReclaimed(Exception):

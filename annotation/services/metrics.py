@@ -23,6 +23,7 @@ from django.utils import timezone
 
 from annotation.models import CaseMetrics, DoubleRead, Job, Prediction, Revision, Round
 from annotation.selectors.quality import latest_revisions, mean_or_none, metrics_key
+from annotation.services import member_accuracy
 from annotation.services.dispatch import enqueue
 from annotation.storage import read_voxels
 from ml_engine.io import ImageError
@@ -79,6 +80,7 @@ def case_entry(prediction: Prediction, revision: Revision | None, organs: dict[i
         if pairs:
             bias[organ] = pairs
     entry.update(sources=sources, bias=bias)
+    entry["members"] = member_accuracy.case_members(prediction, revision, organs, label)
     return entry
 
 
@@ -195,6 +197,7 @@ def update_round_metrics(*, round_id: int, progress: Progress | None = None) -> 
     CaseMetrics.objects.filter(round=round).exclude(case_id__in=[p.case_id for p in predictions]).delete()
     reads = [a for a in DoubleRead.objects.filter(round=round).values_list("agreement", flat=True) if a]
     metrics = {"key": key, "computed": timezone.now().isoformat(), "errors": errors,
-               **aggregate(entries, [organs[v] for v in sorted(organs)], reads)}
+               **aggregate(entries, [organs[v] for v in sorted(organs)], reads),
+               "member_accuracy": member_accuracy.aggregate(round, entries)}
     Round.objects.filter(pk=round.pk).update(metrics=metrics)
     return metrics

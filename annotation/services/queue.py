@@ -11,7 +11,7 @@ from django.db.models import Sum
 from django.utils import timezone
 
 from annotation.errors import Conflict, Forbidden, Invalid, NotFound
-from annotation.models import OrganAttention, Round, Skip, Task
+from annotation.models import AuditCase, AutoAccept, OrganAttention, Round, Skip, Task
 from annotation.selectors.double_reads import reads_closed_to
 from annotation.selectors.rounds import current_round
 
@@ -90,7 +90,8 @@ def lease_next(*, user, now: datetime | None = None) -> Task | None:
             return held
         open_tasks = (Task.objects.filter(round__status=Round.Status.ANNOTATING, status__in=Task.OPEN)
                       .exclude(id__in=Skip.objects.filter(user=user).values("task_id"))
-                      .exclude(id__in=reads_closed_to(user)))  # never both reads of a double read
+                      .exclude(id__in=reads_closed_to(user))  # never both reads of a double read
+                      .exclude(case_id__in=_accepted_unaudited()))
         for candidates in (open_tasks.filter(assignee=user), open_tasks.filter(assignee__isnull=True)):
             task = (candidates.order_by("-priority", "id")
                     .select_for_update(skip_locked=True, of=("self",)).first())
@@ -100,6 +101,11 @@ def lease_next(*, user, now: datetime | None = None) -> Task | None:
                 task.save(update_fields=["status", "lease_holder", "lease_expires", "leased_at", "updated"])
                 return task
     return None
+
+
+def _accepted_unaudited():
+    """Cases the auto-accept rule made final that no audit drew: they are done, nobody's task."""
+    return AutoAccept.objects.exclude(case_id__in=AuditCase.objects.values("case_id")).values("case_id")
 
 
 def check_lease(task: Task, user, *, now: datetime | None = None) -> None:

@@ -18,7 +18,7 @@ from annotation.roles import ANNOTATOR, role_of
 from annotation.selectors.double_reads import other_read_ids, waits_for_other_read
 from annotation.selectors.labels import latest_revision
 from annotation.selectors.review import ORDERS, waiting_for_review
-from annotation.services import revisions
+from annotation.services import audit, revisions
 from annotation.services.queue import lease_duration
 
 
@@ -134,6 +134,8 @@ def decide(*, revision_id: int, reviewer, decision: str, comment: str = "", reas
         task.save(update_fields=["status", "review_comment", "lease_holder", "lease_expires", "updated"])
         if latest_revision(revision.case, task) == revision:
             revisions.record_stopping(task, unchanged=None)
+        if audit.is_audit_task(task.pk):  # the audit read drops out of the estimate
+            audit.record_audit_stopping(task.round_id)
         # back to its annotator's own queue (or to the one named), so that it shows there with the comment
         annotator = annotator or (revision.author if role_of(revision.author) == ANNOTATOR else None)
     if annotator is not None:

@@ -20,7 +20,7 @@ from django.db.models import Max
 from annotation.errors import Conflict, Invalid, NotFound, engine_refusals
 from annotation.models import Case, ErrorTag, Organ, Prediction, Revision, RevisionTag, Round, Task
 from annotation.selectors.labels import label_to_edit, latest_revision, revisions
-from annotation.services import quality_checks
+from annotation.services import audit, quality_checks
 from annotation.services.imports.labels import integer_labels, present_values
 from annotation.services.queue import check_lease
 from annotation.storage import delete_files, read_voxels, scratch_dir, store_file
@@ -118,6 +118,8 @@ def _store(*, task: Task, user, data: np.ndarray, base_revision: int | None, kin
         locked.lease_holder, locked.lease_expires = None, None
         locked.save(update_fields=["status", "lease_holder", "lease_expires", "updated"])
         record_stopping(locked, unchanged=not any(changed.values()))
+        if audit.is_audit_task(locked.pk):
+            audit.record_audit_stopping(locked.round_id)
     return revision
 
 
@@ -174,6 +176,7 @@ def record_stopping(task: Task, *, unchanged: bool | None) -> None:
     top = Task.objects.filter(round=task.round_id).order_by("-priority", "id").values_list("pk", flat=True).first()
     if top == task.pk:
         Round.objects.filter(pk=task.round_id).update(converged=unchanged)
+        audit.record_top_case_stopping(task.round_id, unchanged=unchanged)
 
 
 def _tag_rows(tags: dict[str, list[str]], organ_values: dict[str, int], *, label_set_id: int

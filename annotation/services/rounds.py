@@ -19,7 +19,7 @@ from annotation.ml_adapter.common import shipped_checkpoint
 from annotation.models import Job, LabelSet, ModelVersion, Round
 from annotation.selectors.members import pending_imports, registered_members
 from annotation.selectors.rounds import DEFAULT_HOLDOUT, cases_to_infer, current_round, previous_round
-from annotation.services import metrics, quality_checks
+from annotation.services import audit, metrics, quality_checks
 from annotation.services.dispatch import enqueue
 from annotation.services.training import any_labelled
 from ml_engine.networks import ARCHITECTURES, SIZES
@@ -34,7 +34,9 @@ STEP_OF = {Job.Kind.TRAIN: Round.Status.TRAINING, Job.Kind.CLICK: Round.Status.T
 
 def start_round(*, archs: Sequence[str] = ARCHITECTURES, size: str = "tiny", epochs: int | None = None,
                 steps: int | None = None, label_set: str = "abdomenatlas", seed: int = 0,
-                holdout: float = DEFAULT_HOLDOUT, click: bool = True, click_steps: int | None = None) -> Round:
+                holdout: float = DEFAULT_HOLDOUT, click: bool = True, click_steps: int | None = None,
+                auto_accept: dict | None = None, audit_plan: dict | None = None,
+                audit_stop: float | None = None) -> Round:
     """Open the next round (round 0 when none exists) and queue its training jobs.
 
     archs: Atlas's networks to train (none: the round infers with its registered and imported members only). With no
@@ -42,6 +44,9 @@ def start_round(*, archs: Sequence[str] = ARCHITECTURES, size: str = "tiny", epo
     parents; registered members (services.members) and imported predictions join every round of their label set.
     holdout: the share of revised cases left out of fine-tuning to validate the new models against their parents.
     click: also fine-tune the click model (services.interactive, its CLICK job; click_steps: its steps).
+    auto_accept, audit_plan, audit_stop: the round's auto-accept rule, audit sample and audit stopping target
+    (services.audit), applied by an AUDIT job once the round is ranked; those not given carry over from the previous
+    round (the audit's seed moved on by one, so that each round draws afresh).
     Raises Invalid (archs, size, holdout, label_set; or no member at all to infer with) or Conflict (a round is still
     being built).
     """
@@ -55,6 +60,13 @@ def start_round(*, archs: Sequence[str] = ARCHITECTURES, size: str = "tiny", epo
     labels = LabelSet.objects.filter(name=label_set).first()
     if labels is None:
         raise Invalid(f"label set {label_set!r} does not exist", field="label_set")
+    plan = audit.carried_plan(current_round(label_set=labels))  # each round audits, as the last one did
+    if auto_accept is not None:
+        plan["auto_accept"] = audit.check_auto_accept(auto_accept)
+    if audit_plan is not None:
+        plan["audit"] = audit.check_audit(audit_plan)
+    if audit_stop is not None:
+        plan["audit_stop"] = audit.check_stop(audit_stop)
     _check_members(labels, archs, size)
     with transaction.atomic():
         busy = Round.objects.select_for_update().filter(status__in=Round.ACTIVE).first()
@@ -67,7 +79,7 @@ def start_round(*, archs: Sequence[str] = ARCHITECTURES, size: str = "tiny", epo
                                      status=Round.Status.TRAINING,
                                      settings={"archs": list(archs), "size": size, "epochs": epochs, "steps": steps,
                                                "seed": seed, "holdout": holdout, "click": click,
-                                               "click_steps": click_steps})
+                                               "click_steps": click_steps, **plan})
         jobs = [Job.objects.create(key=f"round{round.number}:train:{arch}", kind=Job.Kind.TRAIN, round=round,
                                    arch=arch) for arch in archs]
         if click:
@@ -152,6 +164,9 @@ def advance(*, round_id: int) -> Round:
                 if each is not None:
                     metrics.request_update(round=each)
             quality_checks.request_prediction_checks(round)
+            if audit.has_plan(round):  # the auto-accept rule and the audit sample, once ranked
+                new_jobs.append(Job.objects.create(key=f"round{round.number}:audit:1", kind=Job.Kind.AUDIT,
+                                                   round=round))
         round.save(update_fields=["status"])
         enqueue(new_jobs)
     return round

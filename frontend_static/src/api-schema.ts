@@ -4,6 +4,26 @@
  */
 
 export interface paths {
+    "/api/audit/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * @description Set a round's auto-accept rule, audit sample and audit stopping target (leads); 202 with the job that applies
+         *     them. 400 names the bad setting; 409 when the round is finished or has its sample already.
+         */
+        post: operations["audit_create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/auth/login/": {
         parameters: {
             query?: never;
@@ -246,6 +266,26 @@ export interface paths {
         };
         /** @description Attention size of every case, largest first, one series per round, revised / confirmed cases marked. */
         get: operations["dashboard_attention_retrieve"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/dashboard/audit/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * @description The audit panel: per round the audit's figures; for one round (default: the shown one) its estimates with 95%
+         *     intervals and sample sizes, the stopping rules, the auto-accept rule and count, and the members' accuracy.
+         */
+        get: operations["dashboard_audit_retrieve"];
         put?: never;
         post?: never;
         delete?: never;
@@ -904,6 +944,74 @@ export interface components {
             max_ml: number | null;
             zero_cases: number;
         };
+        AuditBoard: {
+            round: number | null;
+            rounds: components["schemas"]["AuditRoundRow"][];
+            audit: components["schemas"]["AuditOut"] | null;
+            stopping: components["schemas"]["StoppingOut"] | null;
+            auto_accept: components["schemas"]["AutoAcceptOut"] | null;
+            members: components["schemas"]["MembersOut"] | null;
+            weighted_combination: string;
+        };
+        AuditOut: {
+            round: number;
+            seed: number;
+            drawn: number;
+            read: number;
+            double_read: number;
+            frame: number;
+            thresholds: components["schemas"]["ThresholdsOut"];
+            settings: unknown;
+            /** @description ISO 8601 */
+            created: string;
+            strata: components["schemas"]["StratumOut"][];
+            /** @description "overall" and each organ */
+            unrevised: {
+                [key: string]: components["schemas"]["KeyEstimates"];
+            };
+            auto_accepted: components["schemas"]["AutoAcceptedPart"];
+            rater: components["schemas"]["RaterOut"];
+        };
+        AuditPlanIn: {
+            /** @description an annotating round (or one being built) */
+            round: number;
+            /** @description {"max_attention_ml", "no_qc_flag", "min_member_dice"} */
+            auto_accept?: unknown;
+            /** @description {"size" | "target_width", "expected_share", "seed", "strata", "double_reads", "annotators", "thresholds", "worked"} */
+            audit?: unknown;
+            /**
+             * Format: double
+             * @description stop when the upper end of the 95% interval of the share needing correction is below this
+             */
+            audit_stop?: number;
+        };
+        AuditPlanOut: {
+            /** @description the AUDIT job that applies the plan (null: applied later) */
+            job: string | null;
+        };
+        AuditRoundRow: {
+            round: number;
+            status: components["schemas"]["RoundStatusEnum"];
+            converged: boolean | null;
+            stopped_by: string;
+            drawn: number;
+            read: number;
+            frame: number;
+            auto_accepted: number;
+            needs_correction: components["schemas"]["EstimateOut"] | null;
+            dice: components["schemas"]["EstimateOut"] | null;
+        };
+        AutoAcceptOut: {
+            rule: unknown;
+            cases: number;
+        };
+        AutoAcceptedPart: {
+            cases: number;
+            read: number;
+            estimates: {
+                [key: string]: components["schemas"]["KeyEstimates"];
+            } | null;
+        };
         /** @description The cases are written by the imports, never through the API: every field is read-only. */
         Case: {
             readonly id: number;
@@ -931,6 +1039,15 @@ export interface components {
             readonly shape: number[];
             /** @description mm (x, y, z) */
             readonly spacing: number[];
+        };
+        CasesOut: {
+            /** Format: double */
+            estimate: number | null;
+            /** Format: double */
+            low: number | null;
+            /** Format: double */
+            high: number | null;
+            frame: number;
         };
         ClickInput: {
             organ: string;
@@ -1133,6 +1250,34 @@ export interface components {
             };
             total: number;
         };
+        EstimateOut: {
+            /** Format: double */
+            estimate: number | null;
+            /**
+             * Format: double
+             * @description lower end of the 95% interval
+             */
+            low: number | null;
+            /**
+             * Format: double
+             * @description upper end of the 95% interval
+             */
+            high: number | null;
+            /** @description audit cases read */
+            n: number;
+            /** @description cases the estimate speaks for */
+            frame: number;
+            /**
+             * Format: double
+             * @description with double reads: the lower of the two estimates (reads corrected for the rater's noise, and not); the interval spans both
+             */
+            rater_low: number | null;
+            /**
+             * Format: double
+             * @description with double reads: the higher of the two estimates
+             */
+            rater_high: number | null;
+        };
         FailedJob: {
             key: string;
             error: string;
@@ -1188,9 +1333,10 @@ export interface components {
          *     * `metrics` - Metrics
          *     * `qc` - Qc
          *     * `click` - Click
+         *     * `audit` - Audit
          * @enum {string}
          */
-        JobKindEnum: "train" | "infer" | "attend" | "rank" | "metrics" | "qc" | "click";
+        JobKindEnum: "train" | "infer" | "attend" | "rank" | "metrics" | "qc" | "click" | "audit";
         JobRow: {
             id: number;
             key: string;
@@ -1226,6 +1372,16 @@ export interface components {
             failed: components["schemas"]["JobRow"][];
             recent: components["schemas"]["JobRow"][];
             queued?: number;
+        };
+        KeyEstimates: {
+            /** @description share of the cases needing a correction (Wilson interval) */
+            needs_correction: components["schemas"]["EstimateOut"];
+            /** @description the share extrapolated to the cases it speaks for */
+            cases_needing_correction: components["schemas"]["CasesOut"];
+            /** @description mean Dice of the pseudo-label against the audit reads (bootstrap interval) */
+            dice: components["schemas"]["EstimateOut"];
+            /** @description mean NSD of the pseudo-label against the audit reads (bootstrap interval) */
+            nsd: components["schemas"]["EstimateOut"];
         };
         LabelBias: {
             sources: string[];
@@ -1306,6 +1462,15 @@ export interface components {
             agreement: number | null;
             members_agree: boolean;
         };
+        MemberFigures: {
+            /** Format: double */
+            dice: number | null;
+            /** Format: double */
+            nsd: number | null;
+            cases: number;
+            /** @description hotspots where the human label agrees best with this member */
+            used: number;
+        };
         MemberProbability: {
             /** @description the member's architecture */
             name: string;
@@ -1333,6 +1498,17 @@ export interface components {
             members: components["schemas"]["MemberRow"][];
             /** @description the workspace's interactive engines, the default first */
             interactive: components["schemas"]["ClickModel"][];
+        };
+        MembersOut: {
+            cases: number;
+            organs: {
+                [key: string]: {
+                    [key: string]: components["schemas"]["MemberFigures"];
+                };
+            };
+            ties: {
+                [key: string]: number;
+            };
         };
         MetricsState: {
             /** @description ISO 8601 */
@@ -1520,6 +1696,19 @@ export interface components {
             lease_holder: string | null;
             /** @description ISO 8601 */
             lease_expires: string | null;
+        };
+        RaterOrgan: {
+            /** Format: double */
+            dice: number;
+            /** Format: double */
+            nsd: number;
+            pairs: number;
+        };
+        RaterOut: {
+            pairs: number;
+            organs: {
+                [key: string]: components["schemas"]["RaterOrgan"];
+            };
         };
         RefreshAccepted: {
             round: number;
@@ -1803,10 +1992,31 @@ export interface components {
             click: boolean;
             /** @description the click model's steps (default: steps, else its own) */
             click_steps?: number | null;
+            auto_accept?: unknown;
+            audit_plan?: unknown;
+            /** Format: double */
+            audit_stop?: number;
         };
         StepCount: {
             total: number;
             succeeded: number;
+        };
+        StoppingOut: {
+            /** @description "top_case", "audit" or "" (not stopped) */
+            stopped_by: string;
+            converged: boolean | null;
+            /** Format: double */
+            audit_target: number | null;
+            /** Format: double */
+            audit_upper: number | null;
+            audit_holds: boolean;
+        };
+        StratumOut: {
+            stratum: number;
+            frame: number;
+            drawn: number;
+            read: number;
+            auto_accepted: number;
         };
         TagRow: {
             organ: string;
@@ -1869,6 +2079,12 @@ export interface components {
             ct: string;
             label: string;
             attention: string;
+        };
+        ThresholdsOut: {
+            /** Format: double */
+            ml: number | null;
+            /** Format: double */
+            dice: number | null;
         };
         Token: {
             token: string;
@@ -1956,6 +2172,45 @@ export interface components {
 }
 export type $defs = Record<string, never>;
 export interface operations {
+    audit_create: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["AuditPlanIn"];
+                "application/x-www-form-urlencoded": components["schemas"]["AuditPlanIn"];
+                "multipart/form-data": components["schemas"]["AuditPlanIn"];
+            };
+        };
+        responses: {
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AuditPlanOut"];
+                };
+            };
+            /** @description No response body */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description No response body */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
     auth_login_create: {
         parameters: {
             query?: never;
@@ -2280,6 +2535,28 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["AttentionCurves"];
+                };
+            };
+        };
+    };
+    dashboard_audit_retrieve: {
+        parameters: {
+            query?: {
+                /** @description round number (default: the shown one) */
+                round?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AuditBoard"];
                 };
             };
         };

@@ -114,6 +114,15 @@ export type Matrix = Schemas['LabelBias']['mean']
 export type StartRoundBody = Pick<Schemas['StartRound'], 'archs' | 'size' | 'steps' | 'epochs'>
 export type AssignBody = Schemas['Assign']
 
+// issue 26: the audit panel
+export type AuditBoard = Schemas['AuditBoard']
+export type AuditEstimate = Schemas['EstimateOut']
+export type AuditKeyEstimates = Schemas['KeyEstimates']
+export type AuditRoundRow = Schemas['AuditRoundRow']
+export const auditApi = {
+  board: (round?: number) => request<AuditBoard>('GET', `/api/dashboard/audit/${round === undefined ? '' : `?round=${round}`}`),
+}
+
 export const dashboardApi = {
   overview: (round?: number) => request<Overview>('GET', `/api/dashboard/${round === undefined ? '' : `?round=${round}`}`),
   tasks: (offset: number, limit: number, status: string) =>

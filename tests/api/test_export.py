@@ -79,4 +79,5 @@ def test_export_accepted_only(world, tmp_path):
     call_command("export_dataset", str(tmp_path / "only"), "--format", "abdomenatlas", "--accepted-only",
                  "--verbosity", "0", stdout=out)
     assert "exported 1 cases" in out.getvalue() and "skipped 2 cases" in out.getvalue()
-    assert sorted(p.name for p in (tmp_path / "only").iterdir()) == [revised, "sources.csv"]
+    assert sorted(p.name for p in (tmp_path / "only").iterdir()) == sorted(["DATASET.md", revised, "quality.json",
+                                                                           "sources.csv"])

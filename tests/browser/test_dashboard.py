@@ -332,3 +332,31 @@ def test_members_panel_shows_what_made_the_round_and_what_is_never_fine_tuned(ro
     click_model = board["click_model"]
     assert page.get_attribute("[data-round-click-model]", "data-round-click-model") == (
         click_model["version"] if click_model else "")
+
+
+def test_audit_panel_shows_the_estimates_the_api_returns(tmp_path, settings, page, live_server):
+    """Issue 26: the audit panel shows per round the audit's figures, and for the shown round its estimates with
+    their intervals and sample sizes, as GET /api/dashboard/audit/ gives them."""
+    from annotation.services import audit, queue, revisions
+    from tests.api.conftest import build_world
+
+    seed_reference_data()
+    world = build_world(tmp_path, {f"k{i}": 5.0 + i for i in range(6)})
+    audit.set_plan(round=world.round, audit_stop=0.99)
+    audit.draw_audit(round=world.round, size=4, annotators=["a2"], worked=1)  # the top case is the queue's
+    for _ in range(4):  # the audit tasks, assigned to a2 like any other
+        task = queue.lease_next(user=world.users["a2"])
+        revisions.confirm(task_id=task.pk, user=world.users["a2"], base_revision=None)
+    board = world.client("lead").get("/api/dashboard/audit/").json()
+    assert board["audit"]["read"] == 4 and board["stopping"]["stopped_by"] == "audit"
+    open_dashboard(page, live_server.url)
+    page.wait_for_selector("[data-audit-state=ready]")
+    assert page.get_attribute("[data-audit-state]", "data-audit-read") == "4"
+    assert page.get_attribute("[data-audit-state]", "data-stopped-by") == "audit"
+    check_table(page, "audit-rounds", {str(r["round"]): {"read": r["read"], "drawn": r["drawn"], "frame": r["frame"]}
+                                       for r in board["rounds"]})
+    check_table(page, "audit-unrevised", {key: {"n": e["needs_correction"]["n"]}
+                                          for key, e in board["audit"]["unrevised"].items()})
+    check_table(page, "audit-strata", {str(s["stratum"]): {"frame": s["frame"], "drawn": s["drawn"], "read": s["read"]}
+                                       for s in board["audit"]["strata"]})
+    assert not page.errors

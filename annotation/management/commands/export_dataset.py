@@ -30,7 +30,9 @@ class Command(BaseCommand):
                                         progress=progress, stow=options["stow"])
         self.stdout.write(f"exported {len(report.exported)} cases to {options['out']} ({options['format']}): "
                           f"{report.from_revision} with an accepted revision, {report.from_imported} with the imported "
-                          f"label, {report.from_pseudo_label} with the pseudo-label")
+                          f"label, {report.from_pseudo_label} with the pseudo-label"
+                          + (f", {report.from_auto_accepted} auto-accepted" if report.from_auto_accepted else ""))
+        self.stdout.write("dataset card: DATASET.md and quality.json beside the labels")
         if options["stow"]:
             self.stdout.write(f"stored {report.stored} DICOM SEG objects to {options['stow']}")
         if report.not_dicom:

@@ -3,6 +3,8 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from annotation.errors import command_errors
+from annotation.management.audit_report import audit_lines
+from annotation.selectors.audit import audit_board
 from annotation.selectors.interactive import registered_engines, registered_row
 from annotation.selectors.quality import convergence, round_quality
 from annotation.selectors.rounds import current_round, round_by_number, round_summary
@@ -74,6 +76,8 @@ class Command(BaseCommand):
             self.stdout.write(f"  error: {s['error']}")
         self.stdout.write(f"  converged: {convergence(round)}")
         self._metrics(round_quality(round))
+        for line in audit_lines(audit_board(round)):  # issue 26
+            self.stdout.write(f"  {line}")
 
     def _metrics(self, q: dict) -> None:
         out = self.stdout.write

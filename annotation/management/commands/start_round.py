@@ -5,6 +5,7 @@ import time
 from django.core.management.base import BaseCommand, CommandError
 
 from annotation.errors import command_errors
+from annotation.management.audit_options import add_audit_arguments, audit_plan
 from annotation.management.progress import round_progress
 from annotation.models import Round
 from annotation.selectors.rounds import current_round, round_summary
@@ -33,6 +34,7 @@ class Command(BaseCommand):
         parser.add_argument("--if-none", action="store_true",
                             help="start round 0 only when no round exists yet; otherwise do nothing (make demo)")
         parser.add_argument("--timeout", type=float, default=3600, help="seconds to wait with --wait")
+        add_audit_arguments(parser)
 
     def handle(self, *args, **options):
         for name in ("epochs", "steps", "click_steps"):
@@ -48,7 +50,7 @@ class Command(BaseCommand):
             round = start_round(archs=archs, size=options["size"], epochs=options["epochs"],
                                 steps=options["steps"], label_set=options["label_set"], seed=options["seed"],
                                 holdout=options["holdout"], click=not options["no_click"],
-                                click_steps=options["click_steps"])
+                                click_steps=options["click_steps"], **audit_plan(options))
         self.stdout.write(f"round {round.number} started: " + (f"training {', '.join(archs)} ({options['size']})"
                                                                   if archs else "registered and imported members only"))
         if not options["wait"]:

@@ -4,6 +4,7 @@
 // each chart and table mirrors its data in data-* attributes for the browser tests.
 import { useCallback, useEffect, useState } from 'react'
 import { dashboardApi, type AttentionCurve as Curve, type Me, type Overview, type RoundQuality } from '../api'
+import { Audit } from '../dashboard/Audit'
 import { AttentionCurve } from '../dashboard/AttentionCurve'
 import { errorText } from '../dashboard/DataTable'
 import { Jobs } from '../dashboard/Jobs'
@@ -18,7 +19,7 @@ const REFRESH_MS = 30_000
 
 const SECTIONS = [
   ['queues', 'Queues'], ['progress', 'Progress'], ['attention', 'Attention'], ['quality', 'Quality'],
-  ['reviews', 'Review'], ['members', 'Members'], ['jobs', 'Jobs'],
+  ['reviews', 'Review'], ['audit', 'Audit'], ['members', 'Members'], ['jobs', 'Jobs'],
 ] as const
 
 export default function Dashboard({ me, go, logout }: { me: Me; go: (to: string) => void; logout: () => void }) {
@@ -95,6 +96,10 @@ export default function Dashboard({ me, go, logout }: { me: Me; go: (to: string)
       <section id="dash-reviews" className="dash-section" data-section="reviews">
         <h2>Review and double reads</h2>
         <Reviews round={round && round.status === 'annotating' ? round.number : null} go={go} />
+      </section>
+      <section id="dash-audit" className="dash-section" data-section="audit">
+        <h2>How good is the unrevised part? (audit)</h2>
+        <Audit round={round ? round.number : null} />
       </section>
       <section id="dash-members" className="dash-section" data-section="members">
         <h2>Ensemble members</h2>
