@@ -138,7 +138,7 @@ class BrowserWorkspace:
             raise RuntimeError(f"no answer to the click (state {state}): "
                                f"{self.page.inner_text('.click-tool')[:200]!r}") from None
         if self.page.get_attribute(".click-tool", "data-click") == "error":
-            raise RuntimeError(f"the click failed: {self.page.inner_text('.click-tool')[:200]!r}")
+            raise RuntimeError(f"the click failed: {self.page.inner_text('[data-click-error]')[:300]!r}")
 
     def click(self, selector: str, wait: str | None = None) -> None:
         self.page.click(selector)
