@@ -101,6 +101,8 @@ class BrowserWorkspace:
         if self._settings != (organ, tool, brush):
             self.page.click(f"[data-organ][data-value='{organ}']")
             self.page.click(f"[data-tool-button={tool}]")
+            if tool == "click":  # the tool asks the server which engine it has: wait for the answer
+                self.page.wait_for_selector("[data-click-engine^='atlas-click:']", timeout=60_000)
             (self.page.check if PROTECT else self.page.uncheck)("[data-control=protect]")
             if brush is not None:
                 self.page.fill("[data-control=brush]", str(brush))
