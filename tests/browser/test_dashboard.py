@@ -277,7 +277,7 @@ def test_an_admin_starts_a_round_from_the_page(rounds, page, live_server, monkey
     assert "round 2 started" in page.inner_text("[data-start-result]")
     round2 = Round.objects.get(number=2)
     assert round2.status == Round.Status.TRAINING and round2.settings["steps"] == 2
-    assert sorted(queued) == ["round2:train:nnunet", "round2:train:unet"]
+    assert sorted(queued) == ["round2:train:click", "round2:train:nnunet", "round2:train:unet"]
     page.wait_for_selector("[data-table=rounds-state] tr[data-row='2'] td[data-col=status][data-value=training]")
     page.wait_for_selector("[data-jobs-state=ready][data-active=true]")
     assert page.is_disabled("[data-action=start-round]")  # one round at a time
