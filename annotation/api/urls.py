@@ -23,4 +23,5 @@ urlpatterns = [
     path("revisions/<int:pk>/review/", tasks.RevisionReview.as_view(), name="revision-review"),
     path("", include("annotation.api.dashboard")),  # the lead dashboard, and starting a round
     path("", include("annotation.api.review.urls")),  # review queue, next to review, quality flags
+    path("", include("annotation.api.readiness")),  # whether the round's members are fit to rank each organ
 ]

@@ -21,6 +21,7 @@ import numpy as np
 from annotation.errors import Invalid
 from annotation.models import Case, LabelSet
 from annotation.selectors.labels import final_label
+from annotation.selectors.members import models_card
 from annotation.services.dicom_seg import build_segmentation, read_headers
 from annotation.services.dicomweb import store
 from annotation.storage import local_copy, read_volume
@@ -84,6 +85,7 @@ def export_dataset(out: str | Path, *, format: str, label_set: str = "abdomenatl
                 sources.append([name, RULES[final.source], final.revision.number if final.revision else ""])
             if progress is not None:
                 progress(done, len(cases), name)
+        (staging / "DATASET_CARD.md").write_text(dataset_card(labels, report), encoding="utf-8")
         with open(staging / "sources.csv", "w", newline="") as handle:
             writer = csv.writer(handle)
             writer.writerow(["case", "label", "revision"])
@@ -97,6 +99,24 @@ def export_dataset(out: str | Path, *, format: str, label_set: str = "abdomenatl
     if stow and report.exported:
         report.stored = store(stow, sorted(out.glob("*.seg.dcm")))
     return report
+
+
+def dataset_card(labels: LabelSet, report: ExportReport) -> str:
+    """The export's dataset card: what it holds, and the models whose pseudo-labels it may contain, each with its
+    source, licence and citation (a model's weights carry them wherever they are used)."""
+    lines = [f"# Atlas export: label set {labels.name}", "",
+             f"{len(report.exported)} cases: {report.from_revision} from accepted revisions, {report.from_imported} "
+             f"from imported labels, {report.from_pseudo_label} pseudo-labels (sources.csv says which).", "",
+             "## Models behind the pseudo-labels", ""]
+    rows = models_card(labels)
+    if not rows:
+        lines.append("No round has run on this label set.")
+    for row in rows:
+        prov = row["provenance"]
+        lines += [f"- **{row['name']}** ({row['kind']}, round {row['round']}, {row['source']})",
+                  f"  - source: {prov['source']}", f"  - licence: {prov['licence']}",
+                  f"  - citation: {prov['citation']}"]
+    return "\n".join(lines) + "\n"
 
 
 def _write_case(root: Path, name: str, case: Case, label_name: str, organs: list[tuple[int, str]],
