@@ -22,7 +22,7 @@ from statistics import median
 import numpy as np
 from django.db import transaction
 
-from annotation.models import OrganAttention, Prediction, Round
+from annotation.models import ModelVersion, OrganAttention, Prediction, Round
 from annotation.selectors.labels import label_to_train_on
 from annotation.storage import read_voxels
 
@@ -44,7 +44,9 @@ def held_out_dice(round: Round) -> dict[str, dict[str, list[float]]]:
     """{organ: {member: [Dice on each labelled case the member did not train on]}} from the round's stored votes."""
     organs = round.label_set.organ_names()
     values = round.label_set.organ_values()
-    trained_on = {m.name: set(m.metadata.get("training_cases") or []) for m in round.members.all()}
+    # soft predictions are filed under the architecture for Atlas's networks, under the name for other members
+    trained_on = {(m.arch if m.arch in ModelVersion.TRAINED else m.name): set(m.metadata.get("training_cases") or [])
+                  for m in round.members.all()}
     predictions = list(Prediction.objects.filter(round=round).select_related("case").order_by("case_id"))
     labelled = [(p, ref) for p in predictions if (ref := label_to_train_on(p.case)) is not None]
     if len(labelled) > MAX_CASES:

@@ -40,12 +40,14 @@ def start_name(arch: str, size: str, label_set: str) -> str:
 
 def register_start(*, arch: str, weights: str | Path, size: str = "base", format: str = "suprem",
                    label_map: str | Path | None = None, label_set: str = "abdomenatlas", source: str | None = None,
-                   licence: str | None = None, citation: str | None = None) -> RegisteredStart:
+                   licence: str | None = None, citation: str | None = None,
+                   patch: tuple[int, int, int] | None = None) -> RegisteredStart:
     """Convert a published checkpoint into `arch`'s start at `size` for the label set, store it and record it (with
     its network, preprocessing, the load report and provenance). Registering again replaces the start.
 
     Invalid naming the field or the file (an unknown arch, size or format; a file that is not that format; a
-    network that cannot take the slot; a label map that lands no class on an organ).
+    network that cannot take the slot; a label map that lands no class on an organ). patch: training and
+    sliding-window patch instead of the publisher's (a smaller GPU; every side a multiple of the network's divisor).
     """
     if arch not in ARCHITECTURES:
         raise Invalid(f"{arch!r}; choose from {', '.join(ARCHITECTURES)}", field="arch")
@@ -53,6 +55,8 @@ def register_start(*, arch: str, weights: str | Path, size: str = "base", format
         raise Invalid(f"{size!r}; choose from {', '.join(SIZES)}", field="size")
     if format not in FORMATS:
         raise Invalid(f"{format!r}; choose from {', '.join(FORMATS)}", field="format")
+    if patch is not None and (len(patch) != 3 or min(patch) < 1):
+        raise Invalid(f"{patch}: three positive sizes x y z", field="patch")
     if format != "atlas" and size != "base":
         raise Invalid("a published checkpoint starts the base size (its network is the publisher's)", field="size")
     path = Path(weights).resolve()
@@ -66,7 +70,7 @@ def register_start(*, arch: str, weights: str | Path, size: str = "base", format
     name = start_name(arch, size, labels.name)
     storage_name = f"models/starts/{name}.pt"
     record, report = store_start(path=path, arch=arch, format=format, organs=organs, label_map=raw_map,
-                                 storage_name=storage_name)
+                                 storage_name=storage_name, patch=patch)
     found = published_provenance(path=path, format=format)
     metadata = {"start": True, "label_set": labels.name, "format": format, "weights": str(path),
                 "label_map": raw_map, "organs": list(organs.organs), **record,

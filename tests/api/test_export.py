@@ -79,4 +79,7 @@ def test_export_accepted_only(world, tmp_path):
     call_command("export_dataset", str(tmp_path / "only"), "--format", "abdomenatlas", "--accepted-only",
                  "--verbosity", "0", stdout=out)
     assert "exported 1 cases" in out.getvalue() and "skipped 2 cases" in out.getvalue()
-    assert sorted(p.name for p in (tmp_path / "only").iterdir()) == [revised, "sources.csv"]
+    assert sorted(p.name for p in (tmp_path / "only").iterdir()) == ["DATASET_CARD.md", revised, "sources.csv"]
+    # the dataset card lists the models behind the pseudo-labels with their source, licence and citation (#28)
+    card = (tmp_path / "only" / "DATASET_CARD.md").read_text()
+    assert "## Models behind the pseudo-labels" in card

@@ -23,6 +23,9 @@ class Command(BaseCommand):
         parser.add_argument("--label-map", help="the checkpoint's classes -> organs (default: the shipped `suprem` "
                                                 "map for SuPreM; a bundle's class names; e.g. `btcv`)")
         parser.add_argument("--label-set", default="abdomenatlas")
+        parser.add_argument("--patch", type=int, nargs=3, metavar=("X", "Y", "Z"),
+                            help="training and sliding-window patch instead of the publisher's (a GPU with less "
+                                 "memory; Swin UNETR: multiples of 32)")
         parser.add_argument("--source", help="where the weights come from (default: the publisher's)")
         parser.add_argument("--licence", help="their licence (default: the publisher's, as far as known)")
         parser.add_argument("--citation", help="how to cite them (default: the publisher's paper)")
@@ -32,7 +35,8 @@ class Command(BaseCommand):
             done = register_start(arch=options["arch"], weights=options["weights"], size=options["size"],
                                   format=options["format"], label_map=options["label_map"],
                                   label_set=options["label_set"], source=options["source"],
-                                  licence=options["licence"], citation=options["citation"])
+                                  licence=options["licence"], citation=options["citation"],
+                                  patch=tuple(options["patch"]) if options["patch"] else None)
         meta = done.version.metadata
         self.stdout.write(f"{'registered' if done.created else 'replaced'} {done.version.name}: "
                           f"spacing {meta['spacing']} mm, patch {meta['patch']}, window {meta['hu_window']} HU")
