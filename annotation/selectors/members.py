@@ -222,10 +222,3 @@ def member_list() -> list[dict]:
                          "provenance": member_provenance(version)})
     return rows
 
-
-def models_card(label_set: LabelSet) -> list[dict]:
-    """The members of the label set's latest round, with their provenance: what an export's dataset card lists."""
-    latest = Round.objects.filter(label_set=label_set).order_by("-number").first()
-    if latest is None:
-        return []
-    return [{**row, "round": latest.number} for row in round_members(latest)]

@@ -118,3 +118,11 @@ def round_summary(round: Round) -> dict:
             "models": list(round.members.values_list("name", flat=True)), "members": round_members(round),
             "jobs": jobs, "running": running,
             "failed": failed, "tasks": tasks}
+
+
+def models_card(label_set: LabelSet) -> list[dict]:
+    """The members of the label set's current round, with their provenance: what an export's dataset card lists."""
+    latest = current_round(label_set=label_set)
+    if latest is None:
+        return []
+    return [{**row, "round": latest.number} for row in round_members(latest)]

@@ -21,7 +21,7 @@ import numpy as np
 from annotation.errors import Invalid
 from annotation.models import Case, LabelSet
 from annotation.selectors.labels import final_label
-from annotation.selectors.members import models_card
+from annotation.selectors.rounds import models_card
 from annotation.services.dicom_seg import build_segmentation, read_headers
 from annotation.services.dicomweb import store
 from annotation.storage import local_copy, read_volume
