@@ -174,3 +174,26 @@ def test_bad_files_are_refused_naming_the_file(files, tmp_path):
     torch.save(state, cut)
     with pytest.raises(CheckpointError, match="cut.pth: convInit.conv.weight: shape"):
         convert_start(cut, arch="nnunet", format="suprem", organs=ABDOMENATLAS, label_map=SUPREM_MAP)
+
+
+def test_monai_bundle_segresnet_and_an_atlas_checkpoint_as_starts(tmp_path):
+    from monai.networks.nets import SegResNet
+
+    torch.manual_seed(6)
+    net = SegResNet(spatial_dims=3, in_channels=1, out_channels=14, init_filters=8)
+    folder = published.bundle(tmp_path / "segresnet_bundle", network=net, roi=32, network_def={
+        "_target_": "SegResNet", "spatial_dims": 3, "in_channels": 1, "out_channels": 14, "init_filters": 8})
+    ckpt, report = convert_start(folder, arch="nnunet", format="monai-bundle", organs=ABDOMENATLAS,
+                                 label_map=BTCV_MAP)
+    assert report.dropped == [] and ckpt.network == {"family": "segresnet", "init_filters": 8,
+                                                     "blocks_down": [1, 2, 2, 4], "blocks_up": [1, 1, 1]}
+    spleen = ckpt.organs.index("spleen")
+    w = net.state_dict()["conv_final.2.conv.weight"]
+    assert torch.allclose(ckpt.state["conv_final.2.conv.weight"][spleen], w[1] - w[0])
+    check_forward_and_step(ckpt)
+    # an Atlas checkpoint (another group's, or this one saved) starts the same slot as it is
+    saved = save_checkpoint(tmp_path / "atlas.pt", ckpt)
+    again, report = convert_start(saved, arch="nnunet", format="atlas", organs=ABDOMENATLAS, label_map=None)
+    assert report.format == "atlas" and all(torch.equal(again.state[k], v) for k, v in ckpt.state.items())
+    with pytest.raises(CheckpointError, match="atlas.pt: an Atlas nnunet checkpoint cannot start unet"):
+        convert_start(saved, arch="unet", format="atlas", organs=ABDOMENATLAS, label_map=None)
