@@ -99,15 +99,21 @@ def plan_dynunet(patch: Sequence[int], spacing: Sequence[float], *, max_levels: 
 
 
 def build_network(arch: str, n_organs: int, size: str = "tiny", *, patch: Sequence[int] | None = None,
-                  spacing: Sequence[float] | None = None) -> torch.nn.Module:
+                  spacing: Sequence[float] | None = None, network: dict | None = None) -> torch.nn.Module:
     """A freshly initialised network: input (B, 1, x, y, z) -> logits (B, n_organs, x, y, z).
 
     patch and spacing (defaults from TRAINING_DEFAULTS) plan the nnU-Net's kernels and strides; Swin UNETR needs
     every input side divisible by 32, the others by 2 ** (number of poolings) (sliding-window inference pads).
+    network: a published start's family and hyper-parameters (ml_engine.starts.families), recorded in its
+    checkpoint; it replaces the architecture's own network in its slot of the ensemble.
     """
     check_arch_size(arch, size)
     if n_organs < 1:
         raise ValueError(f"n_organs must be at least 1, got {n_organs}")
+    if network:
+        from ml_engine.starts.families import build_family
+
+        return build_family(network, n_organs)
     defaults = TRAINING_DEFAULTS[(arch, size)]
     patch = tuple(patch or defaults.patch)
     spacing = tuple(spacing or defaults.spacing)

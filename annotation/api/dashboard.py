@@ -39,7 +39,8 @@ class TasksQuery(RoundQuery):
 class StartRoundSerializer(serializers.Serializer):
     archs = serializers.ListField(child=serializers.ChoiceField(choices=ARCHITECTURES), min_length=1,
                                   default=list(ARCHITECTURES))
-    size = serializers.ChoiceField(choices=SIZES, default="tiny")
+    size = serializers.ChoiceField(choices=SIZES, required=False, allow_null=True, default=None,
+                                   help_text="default: base when a start is registered, else tiny")
     epochs = serializers.IntegerField(required=False, allow_null=True, min_value=1)
     steps = serializers.IntegerField(required=False, allow_null=True, min_value=1)
     label_set = serializers.SlugField(required=False, default="abdomenatlas")

@@ -267,16 +267,26 @@ class FailedJob(s.Serializer):
     error = s.CharField()
 
 
+class Provenance(s.Serializer):
+    """Where a member's weights come from: recorded at registration, read from a bundle, or Atlas's own."""
+
+    source = s.CharField()
+    licence = s.CharField()
+    citation = s.CharField()
+
+
 class RoundMember(s.Serializer):
     """selectors.members.round_members: one model of a round's ensemble."""
 
     name = s.CharField()
-    kind = s.CharField(help_text="swin_unetr, nnunet, unet (Atlas's networks), nnunetv2, totalsegmentator "
-                                 "(registered), external (imported predictions)")
-    source = s.CharField(help_text="trained (in this round), shipped (a shipped checkpoint as it is), carried (an "
-                                   "earlier round's model), registered, imported")
+    kind = s.CharField(help_text="swin_unetr, nnunet, unet (Atlas's networks), nnunetv2, totalsegmentator, "
+                                 "monai-bundle (registered), external (imported predictions)")
+    source = s.CharField(help_text="trained (in this round), shipped (a shipped checkpoint as it is), start (a "
+                                   "registered start as it is), carried (an earlier round's model), registered, "
+                                   "imported")
     fine_tuned = s.BooleanField(help_text="trained or fine-tuned in this round")
     organs = s.ListField(child=s.CharField())
+    provenance = Provenance()
 
 
 class MemberRow(s.Serializer):
@@ -285,13 +295,14 @@ class MemberRow(s.Serializer):
     name = s.CharField()
     kind = s.CharField()
     label_set = s.CharField()
-    source = s.CharField(help_text="registered or imported")
+    source = s.CharField(help_text="registered, imported or start (published weights an architecture starts from)")
     registered = s.BooleanField(help_text="joins every new round of its label set")
     fine_tuned = s.BooleanField()
     location = s.CharField(help_text="model folder, TotalSegmentator task or imported folder")
     organs = s.ListField(child=s.CharField())
     rounds = s.ListField(child=s.IntegerField())
     created = s.CharField(help_text="ISO 8601")
+    provenance = Provenance()
 
 
 class ClickValidation(s.Serializer):

@@ -26,4 +26,5 @@ urlpatterns = [
     path("", include("annotation.api.dashboard")),  # the lead dashboard, and starting a round
     path("", include("annotation.api.review.urls")),  # review queue, next to review, quality flags
     path("", include("annotation.api.audit")),  # issue 26: audit samples, auto-accept, the audit panel
+    path("", include("annotation.api.readiness")),  # whether the round's members are fit to rank each organ
 ]

@@ -17,9 +17,9 @@ from annotation.errors import Invalid
 from annotation.ml_adapter.common import covered_organs, load_case_volume, load_model, read_label, shipped_checkpoint
 from annotation.models import Case, ModelVersion
 from annotation.selectors.labels import LabelRef
-from annotation.storage import store_file
+from annotation.storage import local_copy, store_file
 from ml_engine.metrics import dice
-from ml_engine.networks import defaults_for
+from ml_engine.networks import HU_WINDOW, defaults_for
 from ml_engine.predict import Predictor
 from ml_engine.train.cache import cached_train_case
 from ml_engine.train.cases import make_train_case
@@ -30,13 +30,19 @@ PREPROCESSED_CACHE = Path(settings.VAR_DIR) / "cache" / "preprocessed"  # per wo
 
 
 def training_cases(labelled: Sequence[tuple[Case, LabelRef]], *, organs: Sequence[str], values: dict[str, int],
-                   arch: str | None = None, size: str | None = None, spacing: Sequence[float] | None = None):
+                   arch: str | None = None, size: str | None = None, spacing: Sequence[float] | None = None,
+                   init: Checkpoint | None = None):
     """Preprocessed TrainCases (ml_engine.train.make_train_case) for (case, label to train on) pairs, at the
-    spacing of arch and size (or the one given: the click model's).
+    spacing given (the click model's), else init's (a published start's), else the one of arch and size.
 
-    values: organ -> its value in the label maps (the label set's).
+    values: organ -> its value in the label maps (the label set's). init: the checkpoint trained from, whose spacing
+    and window (a published start's: its publisher's) the cases are preprocessed with.
     """
-    spacing = tuple(spacing) if spacing is not None else defaults_for(arch, size).spacing
+    if spacing is not None:
+        spacing = tuple(spacing)
+    else:
+        spacing = tuple(init.spacing) if init is not None else tuple(defaults_for(arch, size).spacing)
+    hu_window = tuple(init.hu_window) if init is not None else HU_WINDOW
     prepared = []
     for case, ref in labelled:
         covered = covered_organs(ref, organs)
@@ -46,11 +52,13 @@ def training_cases(labelled: Sequence[tuple[Case, LabelRef]], *, organs: Sequenc
         def build(case=case, ref=ref):
             data, covered = read_label(ref, organs)
             ct, affine = load_case_volume(case)
-            return make_train_case(case.name, ct, affine, {o: data == values[o] for o in covered}, organs, spacing)
+            return make_train_case(case.name, ct, affine, {o: data == values[o] for o in covered}, organs,
+                                   spacing, hu_window=hu_window)
 
         # preprocessed once per case, label and spacing for every architecture and round, memory-mapped from disk
         key = json.dumps([case.checksum, case.ct_file.name, ref.name, _stamp(ref.name), list(organs),
-                          [values[o] for o in organs], covered, list(spacing)])
+                          [values[o] for o in organs], covered, list(spacing)]
+                         + ([list(hu_window)] if hu_window != tuple(HU_WINDOW) else []))
         prepared.append(cached_train_case(PREPROCESSED_CACHE, key, build))
     return prepared
 
@@ -74,6 +82,12 @@ def adopt_shipped(*, arch: str, size: str, organs: Sequence[str], storage_name: 
             "note": "no labelled case: the shipped checkpoint as it is"}
 
 
+def adopt_start(*, start: ModelVersion, storage_name: str) -> None:
+    """Round 0 without a labelled case: a registered start's checkpoint, stored as the round's model as it is."""
+    with local_copy(start.checkpoint.name) as path:
+        store_file(storage_name, path)
+
+
 def train_architecture(*, arch: str, size: str, organs: Sequence[str], values: dict[str, int],
                        cases: Sequence[tuple[Case, LabelRef]], parent: ModelVersion | None, steps: int | None,
                        epochs: int | None, seed: int, storage_name: str, progress: Callable[[float, str], None],
@@ -83,9 +97,6 @@ def train_architecture(*, arch: str, size: str, organs: Sequence[str], values: d
     Stores the checkpoint under storage_name; returns its metadata (parent, cases, metrics, and with a holdout of
     revised cases left out of training, the validation Dice of the new model and of its parent on them).
     """
-    train_cases = training_cases(cases, organs=organs, values=values, arch=arch, size=size)
-    if not train_cases:
-        raise Invalid("no labelled case to train on: import labels or revise some cases first")
     init, parent_name = None, None
     if parent is not None:
         init, parent_name = load_model(parent), parent.name
@@ -93,6 +104,9 @@ def train_architecture(*, arch: str, size: str, organs: Sequence[str], values: d
         candidate = load_checkpoint(shipped)
         if tuple(candidate.organs) == tuple(organs):
             init, parent_name = candidate, shipped.name
+    train_cases = training_cases(cases, organs=organs, values=values, arch=arch, size=size, init=init)
+    if not train_cases:
+        raise Invalid("no labelled case to train on: import labels or revise some cases first")
     batch = defaults_for(arch, size).batch
     if steps is None and epochs is not None:
         steps = max(1, math.ceil(epochs * len(train_cases) / batch))

@@ -16,9 +16,11 @@ class ModelVersion(models.Model):
         EXTERNAL = "external"
         NNUNETV2 = "nnunetv2", "registered nnU-Net v2 model"
         TOTALSEGMENTATOR = "totalsegmentator", "registered TotalSegmentator"
+        MONAI_BUNDLE = "monai-bundle", "registered MONAI bundle"
 
     TRAINED = (Arch.SWIN_UNETR, Arch.NNUNET, Arch.UNET)  # Atlas's own networks: trained and fine-tuned
-    REGISTERED = (Arch.NNUNETV2, Arch.TOTALSEGMENTATOR)  # run by Atlas, never fine-tuned (services.members)
+    # run by Atlas, never fine-tuned (services.members)
+    REGISTERED = (Arch.NNUNETV2, Arch.TOTALSEGMENTATOR, Arch.MONAI_BUNDLE)
 
     name = models.CharField(max_length=128, unique=True)
     # the member's kind: one of TRAINED (an architecture), REGISTERED, or EXTERNAL; served as "kind" (members) and
@@ -72,6 +74,9 @@ class Round(models.Model):
     metrics = models.JSONField(default=dict, blank=True,
                                help_text="figures that read files (label bias, voxel shares), cached with their key; "
                                          "annotation.services.metrics")
+    readiness = models.JSONField(default=dict, blank=True,
+                                 help_text="per organ, whether the round's members are fit to rank it "
+                                           "(annotation.services.readiness)")
     created = models.DateTimeField(auto_now_add=True)
     finished = models.DateTimeField(null=True, blank=True)
 

@@ -123,6 +123,17 @@ def registered_members(label_set: LabelSet) -> list[ModelVersion]:
     return [v for v in rows if v.metadata.get("registered") and v.metadata.get("label_set") == label_set.name]
 
 
+def registered_start(arch: str, size: str, label_set: LabelSet) -> ModelVersion | None:
+    """The start registered for this architecture and size in this label set (services.starts), if any."""
+    rows = ModelVersion.objects.filter(arch=arch, size=size, rounds__isnull=True).order_by("-pk")
+    return next((v for v in rows if v.metadata.get("start") and v.metadata.get("label_set") == label_set.name), None)
+
+
+def registered_starts(label_set: LabelSet) -> list[ModelVersion]:
+    rows = ModelVersion.objects.filter(arch__in=ModelVersion.TRAINED, rounds__isnull=True).order_by("arch", "size")
+    return [v for v in rows if v.metadata.get("start") and v.metadata.get("label_set") == label_set.name]
+
+
 def pending_imports(label_set: LabelSet) -> list[ModelVersion]:
     """Another tool's predictions imported before any round of this label set used them: round 0 (or the next
     round) takes them in."""
@@ -134,7 +145,8 @@ def member_source(version: ModelVersion, round: Round) -> tuple[str, bool]:
     """(where a member of a round comes from, whether this round fine-tuned or trained it).
 
     registered: run by Atlas, never fine-tuned; imported: another tool's label maps; trained: trained or fine-tuned
-    in this round on labelled cases; shipped: a shipped checkpoint taken as it is (round 0 without labels); carried:
+    in this round on labelled cases; shipped: a shipped checkpoint taken as it is (round 0 without labels); start: a
+    registered start (published weights, services.starts) taken as it is (round 0 without labels); carried:
     an earlier round's model kept as it is (no labelled case to fine-tune on).
     """
     if version.arch in ModelVersion.REGISTERED:
@@ -145,6 +157,8 @@ def member_source(version: ModelVersion, round: Round) -> tuple[str, bool]:
                                      else None) == round.number
     if not made_here:
         return "carried", False
+    if version.metadata.get("from_start") and version.metadata.get("fine_tuned") is False:
+        return "start", False
     if version.metadata.get("fine_tuned") is False:
         return "shipped", False
     return "trained", True
@@ -156,13 +170,35 @@ def round_members(round: Round) -> list[dict]:
     for version in round.members.order_by("pk"):
         source, tuned = member_source(version, round)
         rows.append({"name": version.name, "kind": version.arch, "source": source, "fine_tuned": tuned,
-                     "organs": list(version.metadata.get("organs") or [])})
+                     "organs": list(version.metadata.get("organs") or []),
+                     "provenance": member_provenance(version)})
     return rows
+
+
+ATLAS_PROVENANCE = {"source": "Atlas (trained here)", "licence": "the group's own", "citation": "not given"}
+SHIPPED_PROVENANCE = {"source": "Atlas's shipped tiny checkpoint, trained on synthetic phantoms",
+                      "licence": "Atlas's own", "citation": "not given"}
+
+
+def member_provenance(version: ModelVersion) -> dict:
+    """Source, licence and citation of a member's weights: recorded at registration (a registered member, a start)
+    and carried by every model fine-tuned from a start; Atlas's own for models it trained from its shipped
+    checkpoints; "not given" where nobody said."""
+    recorded = version.metadata.get("provenance")
+    if recorded:
+        return {k: str(recorded.get(k) or "not given") for k in ("source", "licence", "citation")}
+    if version.arch == ModelVersion.Arch.EXTERNAL:
+        return {"source": f"predictions imported from {version.metadata.get('source') or 'another tool'}",
+                "licence": "not given", "citation": "not given"}
+    if version.arch in ModelVersion.TRAINED:
+        return dict(SHIPPED_PROVENANCE if version.metadata.get("fine_tuned") is False else ATLAS_PROVENANCE)
+    return {"source": "not given", "licence": "not given", "citation": "not given"}
 
 
 def member_list() -> list[dict]:
     """Registered members and imported predictions, newest first: what each is, whether it is still registered
-    (joins new rounds), the rounds it was a member of. None is ever fine-tuned."""
+    (joins new rounds), the rounds it was a member of, its provenance. None is ever fine-tuned. Then the registered
+    starts (source "start"), which the next round 0 fine-tunes."""
     rows = []
     for version in (ModelVersion.objects.filter(arch__in=[*ModelVersion.REGISTERED, ModelVersion.Arch.EXTERNAL])
                     .prefetch_related("rounds").order_by("-created", "-pk")):
@@ -175,5 +211,14 @@ def member_list() -> list[dict]:
                      or meta.get("source") or "",
                      "organs": list(meta.get("organs") or []),
                      "rounds": sorted(r.number for r in version.rounds.all()),
-                     "created": version.created.isoformat()})
+                     "created": version.created.isoformat(), "provenance": member_provenance(version)})
+    for version in ModelVersion.objects.filter(arch__in=ModelVersion.TRAINED, rounds__isnull=True).order_by("-pk"):
+        meta = version.metadata
+        if meta.get("start"):
+            rows.append({"name": version.name, "kind": version.arch, "label_set": meta.get("label_set") or "",
+                         "registered": True, "source": "start", "fine_tuned": False,
+                         "location": meta.get("weights") or "", "organs": list(meta.get("organs") or []),
+                         "rounds": [], "created": version.created.isoformat(),
+                         "provenance": member_provenance(version)})
     return rows
+

@@ -68,10 +68,28 @@ def cases_to_infer(round: Round) -> QuerySet[Case]:
 
 
 def holdout_cases(round: Round) -> list[Case]:
-    """Revised cases left out of this round's fine-tuning to validate it: a seeded share, the same for every arch.
-
-    Only when there is a parent to compare with (round 1 on) and at least one case to spare for each side.
+    """Cases left out of this round's training, the same for every arch: `holdout_labelled` cases with imported
+    labels (any round: they measure whether the members are ready, services.readiness), and in later rounds a seeded
+    share of the revised cases to validate the fine-tuned models against their parents (only when there is at
+    least one case to spare for each side).
     """
+    labelled = _holdout_labelled(round)
+    return sorted({c.pk: c for c in [*labelled, *_holdout_revised(round)]}.values(), key=lambda c: c.pk)
+
+
+def _holdout_labelled(round: Round) -> list[Case]:
+    count = int(round.settings.get("holdout_labelled") or 0)
+    if count <= 0:
+        return []
+    imported = list(round_cases(round).filter(source_labels__isnull=False).distinct())
+    count = min(count, len(imported) - 1)
+    if count < 1:
+        return []
+    rng = random.Random(f"labelled:{round.settings.get('seed', 0)}:{round.number}")
+    return rng.sample(imported, count)
+
+
+def _holdout_revised(round: Round) -> list[Case]:
     fraction = float(round.settings.get("holdout", DEFAULT_HOLDOUT))
     if round.number == 0 or fraction <= 0:
         return []

@@ -49,9 +49,9 @@ def _agreement(rounds: list[Round]) -> dict:
 
 def _members(round: Round) -> list[dict]:
     rows = []
-    for row in round_members(round):
-        meta = round.members.get(name=row["name"]).metadata or {}
-        rows.append({**row, **{k: meta[k] for k in ("source", "licence", "license", "citation") if meta.get(k)}})
+    for row in round_members(round):  # each with its provenance: where its weights come from, licence, citation
+        rows.append({**row, "licence": row["provenance"]["licence"], "citation": row["provenance"]["citation"],
+                     "weights": row["provenance"]["source"]})
     return rows
 
 
@@ -108,9 +108,10 @@ def render_markdown(card: dict) -> str:
     out += [f"| {SOURCES[k]} | {n} |" for k, n in card["sources"].items()]
     out += ["", "## Models and members that made the AI labels", ""]
     if card["members"]:
-        out += ["| member | kind | source | fine-tuned | licence / citation |", "| --- | --- | --- | --- | --- |"]
+        out += ["| member | kind | source | fine-tuned | weights from | licence | citation |",
+                "| --- | --- | --- | --- | --- | --- | --- |"]
         out += [f"| {m['name']} | {m['kind']} | {m['source']} | {'yes' if m['fine_tuned'] else 'no'} | "
-                f"{m.get('licence') or m.get('license') or ''} {m.get('citation') or ''} |" for m in card["members"]]
+                f"{m['weights']} | {m['licence']} | {m['citation']} |" for m in card["members"]]
     else:
         out.append("No round was run: no AI label.")
     out += ["", "## Rounds", "", "| round | status | archs | revisions | auto-accepted | stopped by |",

@@ -28,7 +28,17 @@ from django.db.models.functions import Now
 from django.utils import timezone
 
 from annotation.models import Job, Round
-from annotation.services import audit, ensemble, interactive, metrics, quality_checks, queue, rounds, training
+from annotation.services import (
+    audit,
+    ensemble,
+    interactive,
+    metrics,
+    quality_checks,
+    queue,
+    readiness,
+    rounds,
+    training,
+)
 
 log = logging.getLogger(__name__)
 
@@ -53,12 +63,18 @@ def _infer(job: Job, progress: Callable[[float, str], None]) -> None:
     rounds.queue_attend(job)
 
 
+def _rank(round) -> int:
+    """Decide which organs the members are fit to rank (services.readiness), then rank the queue."""
+    readiness.assess_round(round=round)
+    return queue.rebuild_tasks(round=round)
+
+
 KINDS: dict[str, JobKind] = {
     Job.Kind.TRAIN: JobKind(training.train_job, round_step=True),
     Job.Kind.CLICK: JobKind(interactive.click_train_job, round_step=True),
     Job.Kind.INFER: JobKind(_infer, round_step=True),
     Job.Kind.ATTEND: JobKind(lambda job, progress: ensemble.attend_case(job.case, job.round), round_step=True),
-    Job.Kind.RANK: JobKind(lambda job, progress: queue.rebuild_tasks(round=job.round), round_step=True),
+    Job.Kind.RANK: JobKind(lambda job, progress: _rank(job.round), round_step=True),
     Job.Kind.METRICS: JobKind(lambda job, progress: metrics.update_round_metrics(round_id=job.round_id,
                                                                                 progress=progress)),
     Job.Kind.QC: JobKind(lambda job, progress: _qc(job, progress)),

@@ -1,5 +1,7 @@
 """Registering models a group already has as ensemble members that Atlas runs itself and never fine-tunes: a trained
-nnU-Net v2 model folder, or TotalSegmentator (where its package and weights are installed).
+nnU-Net v2 model folder, a MONAI bundle folder (run by its own inference config: trusted code the operator chose), or
+TotalSegmentator (where its package and weights are installed). Each records its source, licence and citation
+(`provenance`): entered at registration, or read from a bundle's metadata.
 
 A registered member joins every round of its label set started after it was registered (round 0 included, which it
 can make on its own) until it is unregistered. Its votes are computed in the round's inference jobs, on the `gpu`
@@ -58,16 +60,33 @@ class Registered:
     created: bool
 
 
+TOTALSEG_PROVENANCE = {"source": "TotalSegmentator (https://github.com/wasserth/TotalSegmentator)",
+                      "licence": "Apache-2.0 (code and the open `total` weights; some other tasks need a licence)",
+                      "citation": "Wasserthal J, et al. TotalSegmentator: Robust Segmentation of 104 Anatomic "
+                                  "Structures in CT Images. Radiology: Artificial Intelligence 2023."}
+
+
+def provenance(*, given: dict | None, found: dict | None = None) -> dict:
+    """Source, licence and citation: what the admin entered, else what the model says about itself (a bundle's
+    metadata), else "not given"."""
+    given, found = given or {}, found or {}
+    return {key: str(given.get(key) or found.get(key) or "not given") for key in ("source", "licence", "citation")}
+
+
 def register_member(*, name: str, kind: str, folder: str | Path | None = None, task: str | None = None,
                     label_map: str | Path | None = None, label_set: str = "abdomenatlas",
                     folds: list[str] | None = None, checkpoint: str = "checkpoint_final.pth",
-                    disable_tta: bool = False, tile_step_size: float = 0.5) -> Registered:
+                    disable_tta: bool = False, tile_step_size: float = 0.5,
+                    source: str | None = None, licence: str | None = None, citation: str | None = None
+                    ) -> Registered:
     """Register (or update) a member: checked here first (package, weights, folder, label map), then stored.
 
     nnunetv2: folder is the trained model folder (TRAINER__PLANS__CONFIGURATION); folds default to every fold_N;
-    tile_step_size and mirroring (TTA, on unless disable_tta) as nnU-Net's predictor takes them. totalsegmentator:
+    tile_step_size and mirroring (TTA, on unless disable_tta) as nnU-Net's predictor takes them. monai-bundle: folder
+    is the bundle (configs/inference.json, configs/metadata.json, models/model.pt). totalsegmentator:
     task "total" or "fast". label_map: its classes' values or names -> organs (default: the class names and the
-    label set's aliases; TotalSegmentator: the shipped `totalsegmentator` map).
+    label set's aliases; TotalSegmentator: the shipped `totalsegmentator` map). source, licence, citation: recorded
+    with the member and shown wherever it is (default: a bundle's metadata, TotalSegmentator's own).
     """
     if kind not in KINDS:
         raise Invalid(f"{kind!r}; choose from {', '.join(KINDS)}", field="kind")
@@ -82,6 +101,10 @@ def register_member(*, name: str, kind: str, folder: str | Path | None = None, t
             raise Invalid(f"must be above 0 and at most 1, got {tile_step_size}", field="tile_step_size")
         spec = MemberSpec(kind=kind, folder=str(Path(folder).resolve()), folds=tuple(folds) if folds else None,
                           checkpoint=checkpoint, tile_step_size=tile_step_size, use_mirroring=not disable_tta)
+    elif kind == ModelVersion.Arch.MONAI_BUNDLE:
+        if not folder:
+            raise Invalid("a MONAI bundle member needs the bundle's folder", field="folder")
+        spec = MemberSpec(kind=kind, folder=str(Path(folder).resolve()))
     else:
         if folder:
             raise Invalid("TotalSegmentator takes --task, not a folder (its weights live where it keeps them)",
@@ -90,7 +113,10 @@ def register_member(*, name: str, kind: str, folder: str | Path | None = None, t
     organs = labels.organ_index()
     raw_map = read_label_map(label_map, organs)
     info = check_member(spec=spec, organs=organs, label_map=raw_map)
-    metadata = {"registered": True, "fine_tuned": False, "label_set": labels.name, "spec": spec.as_dict(),
+    found = info.detail.pop("provenance", None) or (TOTALSEG_PROVENANCE if kind == "totalsegmentator" else None)
+    metadata = {"provenance": provenance(given={"source": source, "licence": licence, "citation": citation},
+                                         found=found),
+                "registered": True, "fine_tuned": False, "label_set": labels.name, "spec": spec.as_dict(),
                 "label_map": raw_map, "organs": info.organs,
                 "classes": {str(v): n for v, n in info.classes.items()},
                 "organ_of": {str(v): o for v, o in info.organ_of.items()}, "detail": info.detail}

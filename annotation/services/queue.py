@@ -13,6 +13,7 @@ from django.utils import timezone
 from annotation.errors import Conflict, Forbidden, Invalid, NotFound
 from annotation.models import AuditCase, AutoAccept, OrganAttention, Round, Skip, Task
 from annotation.selectors.double_reads import reads_closed_to
+from annotation.selectors.readiness import ranked_organs
 from annotation.selectors.rounds import current_round
 
 
@@ -39,13 +40,20 @@ def lease_duration() -> timedelta:
 
 @transaction.atomic
 def rebuild_tasks(*, round: Round) -> int:
-    """One task per case that has attention in the round, priority = total attention (mL).
+    """One task per case that has attention in the round, priority = total attention (mL) of the organs whose
+    members are fit to rank (selectors.readiness: organs not ready are left out; none ready: every priority is 0, so
+    the queue follows the cases' import order).
 
     Existing tasks keep their status, lease and assignee; only their priority is refreshed. Returns the
     number of tasks in the round.
     """
-    totals = (OrganAttention.objects.filter(round=round).values("case_id")
-              .annotate(total=Sum("size_ml")).order_by())
+    counted, _ = ranked_organs(round)
+    rows = OrganAttention.objects.filter(round=round)
+    totals = list(rows.values("case_id").annotate(total=Sum("size_ml")).order_by())
+    if counted is not None:
+        kept = dict(rows.filter(organ__name__in=counted).values("case_id").annotate(total=Sum("size_ml"))
+                    .order_by().values_list("case_id", "total"))
+        totals = [{"case_id": row["case_id"], "total": kept.get(row["case_id"]) or 0.0} for row in totals]
     existing: dict[int, list[Task]] = {}
     for t in Task.objects.filter(round=round):
         existing.setdefault(t.case_id, []).append(t)

@@ -17,7 +17,7 @@ from django.utils import timezone
 from annotation.errors import Conflict, Invalid, NotFound
 from annotation.ml_adapter.common import shipped_checkpoint
 from annotation.models import Job, LabelSet, ModelVersion, Round
-from annotation.selectors.members import pending_imports, registered_members
+from annotation.selectors.members import pending_imports, registered_members, registered_start, registered_starts
 from annotation.selectors.rounds import DEFAULT_HOLDOUT, cases_to_infer, current_round, previous_round
 from annotation.services import audit, metrics, quality_checks
 from annotation.services.dispatch import enqueue
@@ -32,11 +32,12 @@ STEP_OF = {Job.Kind.TRAIN: Round.Status.TRAINING, Job.Kind.CLICK: Round.Status.T
            Job.Kind.RANK: Round.Status.RANKING}
 
 
-def start_round(*, archs: Sequence[str] = ARCHITECTURES, size: str = "tiny", epochs: int | None = None,
+def start_round(*, archs: Sequence[str] = ARCHITECTURES, size: str | None = None, epochs: int | None = None,
                 steps: int | None = None, label_set: str = "abdomenatlas", seed: int = 0,
                 holdout: float = DEFAULT_HOLDOUT, click: bool = True, click_steps: int | None = None,
                 auto_accept: dict | None = None, audit_plan: dict | None = None,
-                audit_stop: float | None = None) -> Round:
+                audit_stop: float | None = None, holdout_labelled: int = 0, ready_dice: float | None = None,
+                ready_attention_share: float | None = None) -> Round:
     """Open the next round (round 0 when none exists) and queue its training jobs.
 
     archs: Atlas's networks to train (none: the round infers with its registered and imported members only). With no
@@ -47,19 +48,32 @@ def start_round(*, archs: Sequence[str] = ARCHITECTURES, size: str = "tiny", epo
     auto_accept, audit_plan, audit_stop: the round's auto-accept rule, audit sample and audit stopping target
     (services.audit), applied by an AUDIT job once the round is ranked; those not given carry over from the previous
     round (the audit's seed moved on by one, so that each round draws afresh).
+    holdout_labelled: cases with imported labels kept out of every architecture's training, so that the round can
+    say per organ whether its members are ready (services.readiness; ready_dice and ready_attention_share its
+    thresholds, None: the defaults).
+    size: None is `base` when the label set has a registered start (services.starts: published weights, trained and
+    inferred at their publisher's spacing and patch), else `tiny`.
     Raises Invalid (archs, size, holdout, label_set; or no member at all to infer with) or Conflict (a round is still
     being built).
     """
     bad = [a for a in archs if a not in ARCHITECTURES]
     if bad:
         raise Invalid(f"{', '.join(bad)}; choose from {', '.join(ARCHITECTURES)}", field="archs")
-    if size not in SIZES:
-        raise Invalid(f"{size!r}; choose from {', '.join(SIZES)}", field="size")
     if not 0.0 <= holdout < 1.0:
         raise Invalid(f"must be at least 0 and below 1, got {holdout}", field="holdout")
+    if holdout_labelled < 0:
+        raise Invalid(f"must be at least 0, got {holdout_labelled}", field="holdout_labelled")
+    if ready_dice is not None and not 0.0 <= ready_dice <= 1.0:
+        raise Invalid(f"must be between 0 and 1, got {ready_dice}", field="ready_dice")
+    if ready_attention_share is not None and not 0.0 < ready_attention_share <= 1.0:
+        raise Invalid(f"must be above 0 and at most 1, got {ready_attention_share}", field="ready_attention_share")
     labels = LabelSet.objects.filter(name=label_set).first()
     if labels is None:
         raise Invalid(f"label set {label_set!r} does not exist", field="label_set")
+    if size is None:
+        size = "base" if registered_starts(labels) else "tiny"
+    if size not in SIZES:
+        raise Invalid(f"{size!r}; choose from {', '.join(SIZES)}", field="size")
     plan = audit.carried_plan(current_round(label_set=labels))  # each round audits, as the last one did
     if auto_accept is not None:
         plan["auto_accept"] = audit.check_auto_accept(auto_accept)
@@ -79,7 +93,10 @@ def start_round(*, archs: Sequence[str] = ARCHITECTURES, size: str = "tiny", epo
                                      status=Round.Status.TRAINING,
                                      settings={"archs": list(archs), "size": size, "epochs": epochs, "steps": steps,
                                                "seed": seed, "holdout": holdout, "click": click,
-                                               "click_steps": click_steps, **plan})
+                                               "click_steps": click_steps, "holdout_labelled": holdout_labelled,
+                                               **({"ready_dice": ready_dice} if ready_dice is not None else {}),
+                                               **({"ready_attention_share": ready_attention_share}
+                                                  if ready_attention_share is not None else {}), **plan})
         jobs = [Job.objects.create(key=f"round{round.number}:train:{arch}", kind=Job.Kind.TRAIN, round=round,
                                    arch=arch) for arch in archs]
         if click:
@@ -98,7 +115,7 @@ def _check_members(labels: LabelSet, archs: Sequence[str], size: str) -> None:
     previous = current_round(label_set=labels)
     if previous is not None and previous.members.filter(arch=ModelVersion.Arch.EXTERNAL).exists():
         return
-    if any(shipped_checkpoint(arch, size) is not None
+    if any(shipped_checkpoint(arch, size) is not None or registered_start(arch, size, labels) is not None
            or ModelVersion.objects.filter(arch=arch, size=size, rounds__label_set=labels).exists() for arch in archs):
         return
     raise Invalid("no labelled case to train on, and no member to infer with: import labels (import_cases "

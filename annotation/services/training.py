@@ -12,9 +12,10 @@ from collections.abc import Callable
 from django.db import transaction
 from django.db.models import Q
 
-from annotation.ml_adapter.training import adopt_shipped, train_architecture
+from annotation.ml_adapter.training import adopt_shipped, adopt_start, train_architecture
 from annotation.models import Case, Job, LabelSet, ModelVersion
 from annotation.selectors.labels import label_to_train_on, revisions
+from annotation.selectors.members import registered_start
 from annotation.selectors.rounds import holdout_cases, round_cases
 
 
@@ -39,7 +40,7 @@ def train_job(job: Job, progress: Callable[[float, str], None]) -> ModelVersion 
     round = job.round
     size = round.settings.get("size", "tiny")
     parent = (ModelVersion.objects.filter(rounds__number__lt=round.number, arch=job.arch, size=size)
-              .order_by("-rounds__number").first())
+              .order_by("-rounds__number").first()) or registered_start(job.arch, size, round.label_set)
     name = f"round{round.number}-{job.arch}-{size}"
     storage_name = f"models/{name}.pt"
     holdout = holdout_cases(round)
@@ -55,14 +56,36 @@ def train_job(job: Job, progress: Callable[[float, str], None]) -> ModelVersion 
     with transaction.atomic():
         version, _ = ModelVersion.objects.update_or_create(
             name=name, defaults={"arch": job.arch, "size": size, "checkpoint": storage_name, "parent": parent,
-                                 "metadata": {**meta, "round": round.number, "fine_tuned": True}})
+                                 "metadata": {**meta, "round": round.number, "fine_tuned": True,
+                                              **_carried(parent)}})
         round.members.add(version)
     return version
+
+
+def _carried(parent: ModelVersion | None) -> dict:
+    """What a model inherits from its parent: the provenance of published weights, and that it comes from a start."""
+    if parent is None:
+        return {}
+    meta = parent.metadata
+    out = {"provenance": meta["provenance"]} if meta.get("provenance") else {}
+    if meta.get("start") or meta.get("from_start"):
+        out["from_start"] = meta.get("from_start") or parent.name
+    return out
 
 
 def _without_labels(job: Job, *, parent: ModelVersion | None, name: str, size: str, storage_name: str,
                     progress: Callable[[float, str], None]) -> ModelVersion | None:
     round = job.round
+    if parent is not None and parent.metadata.get("start"):  # a registered start, as it is
+        adopt_start(start=parent, storage_name=storage_name)
+        with transaction.atomic():
+            version, _ = ModelVersion.objects.update_or_create(
+                name=name, defaults={"arch": job.arch, "size": size, "checkpoint": storage_name, "parent": parent,
+                                     "metadata": {"round": round.number, "fine_tuned": False, "training_cases": [],
+                                                  "parent": parent.name, **_carried(parent)}})
+            round.members.add(version)
+        progress(1.0, f"no labelled case: the registered start {parent.name}, not fine-tuned")
+        return version
     if parent is not None:
         round.members.add(parent)
         progress(1.0, f"no labelled case: {parent.name} kept, not fine-tuned")

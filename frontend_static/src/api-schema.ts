@@ -508,6 +508,22 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/readiness/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["readiness_retrieve"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/review/double-reads/": {
         parameters: {
             query?: never;
@@ -1462,6 +1478,11 @@ export interface components {
             agreement: number | null;
             members_agree: boolean;
         };
+        MemberDice: {
+            name: string;
+            /** Format: double */
+            dice: number;
+        };
         MemberFigures: {
             /** Format: double */
             dice: number | null;
@@ -1482,7 +1503,7 @@ export interface components {
             name: string;
             kind: string;
             label_set: string;
-            /** @description registered or imported */
+            /** @description registered, imported or start (published weights an architecture starts from) */
             source: string;
             /** @description joins every new round of its label set */
             registered: boolean;
@@ -1493,6 +1514,7 @@ export interface components {
             rounds: number[];
             /** @description ISO 8601 */
             created: string;
+            provenance: components["schemas"]["Provenance"];
         };
         Members: {
             members: components["schemas"]["MemberRow"][];
@@ -1582,6 +1604,25 @@ export interface components {
             /** @description middle of the changes (file voxel) */
             centre: number[] | null;
         };
+        OrganReadiness: {
+            organ: string;
+            /** @description ready, not ready, untested (no held-out labelled case) */
+            status: string;
+            /**
+             * Format: double
+             * @description the members' mean Dice on labelled cases they never trained on
+             */
+            dice: number | null;
+            /** @description held-out labelled cases (the most any member had) */
+            cases: number;
+            /**
+             * Format: double
+             * @description attention / scanned volume, median case
+             */
+            attention_share: number | null;
+            reasons: string[];
+            members: components["schemas"]["MemberDice"][];
+        };
         OrganRow: {
             /** Format: double */
             attention_ml: number;
@@ -1649,6 +1690,12 @@ export interface components {
             previous?: string | null;
             results: components["schemas"]["Case"][];
         };
+        /** @description Where a member's weights come from: recorded at registration, read from a bundle, or Atlas's own. */
+        Provenance: {
+            source: string;
+            licence: string;
+            citation: string;
+        };
         PseudoLabelDice: {
             cases: number;
             /** Format: double */
@@ -1709,6 +1756,21 @@ export interface components {
             organs: {
                 [key: string]: components["schemas"]["RaterOrgan"];
             };
+        };
+        Readiness: {
+            round: number | null;
+            assessed: boolean;
+            not_ready: string[];
+            /** @description no organ ready: the queue follows the cases' import order */
+            fallback: boolean;
+            /** @description how the priority counts the organs */
+            rule: string;
+            remedy: string;
+            /** Format: double */
+            ready_dice?: number;
+            /** Format: double */
+            ready_attention_share?: number;
+            organs: components["schemas"]["OrganReadiness"][];
         };
         RefreshAccepted: {
             round: number;
@@ -1844,13 +1906,14 @@ export interface components {
         /** @description selectors.members.round_members: one model of a round's ensemble. */
         RoundMember: {
             name: string;
-            /** @description swin_unetr, nnunet, unet (Atlas's networks), nnunetv2, totalsegmentator (registered), external (imported predictions) */
+            /** @description swin_unetr, nnunet, unet (Atlas's networks), nnunetv2, totalsegmentator, monai-bundle (registered), external (imported predictions) */
             kind: string;
-            /** @description trained (in this round), shipped (a shipped checkpoint as it is), carried (an earlier round's model), registered, imported */
+            /** @description trained (in this round), shipped (a shipped checkpoint as it is), start (a registered start as it is), carried (an earlier round's model), registered, imported */
             source: string;
             /** @description trained or fine-tuned in this round */
             fine_tuned: boolean;
             organs: string[];
+            provenance: components["schemas"]["Provenance"];
         };
         RoundQuality: {
             status: components["schemas"]["RoundStatusEnum"];
@@ -1975,8 +2038,13 @@ export interface components {
              *     ]
              */
             archs: components["schemas"]["ArchsEnum"][];
-            /** @default tiny */
-            size: components["schemas"]["SizeEnum"];
+            /**
+             * @description default: base when a start is registered, else tiny
+             *
+             *     * `tiny` - tiny
+             *     * `base` - base
+             */
+            size?: (components["schemas"]["SizeEnum"] | components["schemas"]["NullEnum"]) | null;
             epochs?: number | null;
             steps?: number | null;
             /** @default abdomenatlas */
@@ -2831,6 +2899,25 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["QueueTask"][];
+                };
+            };
+        };
+    };
+    readiness_retrieve: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Readiness"];
                 };
             };
         };

@@ -3,6 +3,8 @@
 - `nnunetv2`: a trained nnU-Net v2 model folder (nnUNet_results/DatasetXXX_NAME/TRAINER__PLANS__CONFIG), run with
   nnunetv2's own predictor (its preprocessing, sliding window and mirroring TTA). Its per-class probabilities become
   soft votes (uint8, p x 255) for the organs a label map maps its classes to.
+- `monai-bundle`: a MONAI bundle folder run by its own inference config (monai.bundle.ConfigParser): trusted code
+  chosen by the operator; soft votes through a label map, as for nnU-Net.
 - `totalsegmentator`: TotalSegmentator through its Python API when the package and its weights are installed on the
   machine; its label map becomes 0 / 255 votes through the shipped `totalsegmentator` label map.
 
@@ -32,6 +34,10 @@ def inspect_member(spec: MemberSpec, organs: OrganIndex, label_map: LabelMap | N
         from ml_engine.members import totalseg
 
         return totalseg.inspect(spec, organs, label_map)
+    if spec.kind == "monai-bundle":
+        from ml_engine.members import bundle
+
+        return bundle.inspect(spec, organs, label_map)
     raise MemberError(f"kind {spec.kind!r}: choose from {', '.join(KINDS)}")
 
 
@@ -45,4 +51,8 @@ def load_member(spec: MemberSpec, organs: OrganIndex, label_map: LabelMap | None
         from ml_engine.members import totalseg
 
         return totalseg.TotalSegmentatorMember(spec, organs, label_map, device=device)
+    if spec.kind == "monai-bundle":
+        from ml_engine.members import bundle
+
+        return bundle.BundleMember(spec, organs, label_map, device=device)
     raise MemberError(f"kind {spec.kind!r}: choose from {', '.join(KINDS)}")

@@ -12,7 +12,7 @@ import numpy as np
 
 from ml_engine.labels import LabelMap, LabelMapError, OrganIndex
 
-KINDS = ("nnunetv2", "totalsegmentator")
+KINDS = ("nnunetv2", "totalsegmentator", "monai-bundle")
 
 
 class MemberError(ValueError):

@@ -35,10 +35,16 @@ class Checkpoint:
     metrics: dict[str, float] = field(default_factory=dict)
     created: str = ""
     name: str = ""
+    network: dict | None = None  # a published start's family and hyper-parameters (ml_engine.starts); None: Atlas's
+
+    def make(self) -> torch.nn.Module:
+        """A freshly initialised network of this checkpoint's architecture (not its weights)."""
+        return build_network(self.arch, len(self.organs), self.size, patch=self.patch, spacing=self.spacing,
+                             network=self.network)
 
     def build(self, device: torch.device | str = "cpu") -> torch.nn.Module:
         """The network with these weights, in eval mode, float32, on device."""
-        model = build_network(self.arch, len(self.organs), self.size, patch=self.patch, spacing=self.spacing)
+        model = self.make()
         model.load_state_dict({k: v.float() for k, v in self.state.items()})
         return model.to(device).eval()
 
@@ -46,7 +52,7 @@ class Checkpoint:
         """The dict saved to disk: tensors (float16 when half, to ship small files) and plain metadata."""
         state: dict[str, torch.Tensor] = {}
         converted: dict[str, torch.Tensor] = {}  # a tensor that the network shares between modules is saved once
-        aliases = _alias_groups(self.arch, self.size, len(self.organs), self.patch, self.spacing)
+        aliases = _alias_groups(self.make())
         for k, v in self.state.items():
             first = aliases.get(k, k)
             if first not in converted:
@@ -56,7 +62,8 @@ class Checkpoint:
                 "spacing": [float(s) for s in self.spacing], "hu_window": [float(v) for v in self.hu_window],
                 "patch": [int(p) for p in self.patch], "parent": self.parent,
                 "training_cases": list(self.training_cases),
-                "metrics": {k: float(v) for k, v in self.metrics.items()}, "created": self.created, "state": state}
+                "metrics": {k: float(v) for k, v in self.metrics.items()}, "created": self.created, "state": state,
+                **({"network": dict(self.network)} if self.network else {})}
 
     @classmethod
     def from_payload(cls, payload: dict, source: str | os.PathLike = "<checkpoint>") -> Checkpoint:
@@ -78,17 +85,29 @@ class Checkpoint:
                        patch=tuple(int(p) for p in payload["patch"]), state=state, parent=payload.get("parent"),
                        training_cases=[str(c) for c in payload.get("training_cases", [])],
                        metrics={str(k): float(v) for k, v in payload.get("metrics", {}).items()},
-                       created=str(payload.get("created", "")), name=Path(str(source)).name)
+                       created=str(payload.get("created", "")), name=Path(str(source)).name,
+                       network=_network(payload.get("network"), source))
         except (KeyError, TypeError, ValueError) as exc:
             if isinstance(exc, CheckpointError):
                 raise
             raise CheckpointError(source, f"malformed metadata ({type(exc).__name__}: {exc})") from exc
 
 
-def _alias_groups(arch: str, size: str, n_organs: int, patch: Sequence[int], spacing: Sequence[float]
-                  ) -> dict[str, str]:
+def _network(raw: object, source) -> dict | None:
+    """A recorded network family: a flat dict of a known family and plain values; CheckpointError otherwise."""
+    if raw is None:
+        return None
+    from ml_engine.starts.families import FAMILIES
+
+    plain = (str, int, float, bool, list)
+    if not isinstance(raw, dict) or raw.get("family") not in FAMILIES or not all(
+            isinstance(v, plain) for v in raw.values()):
+        raise CheckpointError(source, f"malformed network record {str(raw)[:120]!r}")
+    return dict(raw)
+
+
+def _alias_groups(model: torch.nn.Module) -> dict[str, str]:
     """{state key: the first key of the same parameter} for parameters that the network registers twice."""
-    model = build_network(arch, n_organs, size, patch=patch, spacing=spacing)
     first: dict[int, str] = {}
     out = {}
     for key, value in model.state_dict(keep_vars=True).items():

@@ -62,15 +62,18 @@ def train(cases: Sequence[TrainCase], config: TrainConfig, *, init: Checkpoint |
     """Train (or fine-tune from init) a network on preprocessed cases; returns the new Checkpoint.
 
     cases: made with make_train_case for config.organs at config.spacing. With init, the architecture, size, organs,
-    spacing, window and patch are init's, the learning rate and steps default to FINE_TUNE_LR and FINE_TUNE_STEPS
+    spacing, window, network (a published start's) and patch (unless config sets one) are init's, the learning rate
+    and steps default to FINE_TUNE_LR and FINE_TUNE_STEPS
     of the architecture's, and the result records init as its parent. Same seed, same data and same
     device: the same weights (on CPU).
     """
     if init is not None:
         d = defaults_for(init.arch, init.size)
+        published_lr = (init.network or {}).get("lr")  # a published start's own fine-tuning rate
         config = TrainConfig(**{**config.__dict__, "arch": init.arch, "size": init.size, "organs": init.organs,
-                                "spacing": init.spacing, "hu_window": init.hu_window, "patch": init.patch,
-                                "lr": config.lr or d.lr * FINE_TUNE_LR, "steps": config.steps or
+                                "spacing": init.spacing, "hu_window": init.hu_window,
+                                "patch": config.patch or init.patch,
+                                "lr": config.lr or published_lr or d.lr * FINE_TUNE_LR, "steps": config.steps or
                                 max(1, int(d.steps * FINE_TUNE_STEPS))})
     config = config.resolved()
     if not config.organs:
@@ -85,7 +88,9 @@ def train(cases: Sequence[TrainCase], config: TrainConfig, *, init: Checkpoint |
     device = pick_device(config.device)
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
-    model = build_network(config.arch, len(config.organs), config.size, patch=config.patch, spacing=config.spacing)
+    network = init.network if init is not None else None
+    model = build_network(config.arch, len(config.organs), config.size, patch=config.patch, spacing=config.spacing,
+                          network=network)
     if init is not None:
         model.load_state_dict({k: v.float() for k, v in init.state.items()})
     model = model.to(device).train()
@@ -162,7 +167,7 @@ def train(cases: Sequence[TrainCase], config: TrainConfig, *, init: Checkpoint |
     return Checkpoint(arch=config.arch, size=config.size, organs=tuple(config.organs),
                       spacing=tuple(config.spacing), hu_window=tuple(config.hu_window), patch=tuple(config.patch),
                       state=state, parent=(init.name or "parent") if init is not None else None,
-                      training_cases=[c.name for c in cases], metrics=metrics,
+                      training_cases=[c.name for c in cases], metrics=metrics, network=network,
                       created=_dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"))
 
 

@@ -34,6 +34,9 @@ PUBLISHED = {
                 9: "gallbladder", 11: "stomach", 13: "kidney_left", 12: None},
     "flare23": {1: "liver", 13: "kidney_left", 14: None},
     "abdomenct1k": {1: "liver", 2: None, 3: "spleen", 4: "pancreas"},
+    # SuPreM's AbdomenAtlas 1.1 output channels + 1 (class_map_abdomenatlas_1_1)
+    "suprem": {1: "aorta", 2: "gallbladder", 3: "kidney_left", 4: "kidney_right", 5: "liver", 6: "pancreas",
+               7: "postcava", 8: "spleen", 9: "stomach", 10: None, 13: None, 16: None, 25: None},
     "totalsegmentator": {1: "spleen", 2: "kidney_right", 3: "kidney_left", 4: "gallbladder", 5: "liver",
                          6: "stomach", 7: "pancreas", 52: "aorta", 63: "postcava"},
 }

@@ -81,3 +81,6 @@ def test_export_accepted_only(world, tmp_path):
     assert "exported 1 cases" in out.getvalue() and "skipped 2 cases" in out.getvalue()
     assert sorted(p.name for p in (tmp_path / "only").iterdir()) == sorted(["DATASET.md", revised, "quality.json",
                                                                            "sources.csv"])
+    # the dataset card lists the models behind the pseudo-labels with their source, licence and citation (#28)
+    card = (tmp_path / "only" / "DATASET.md").read_text()
+    assert "## Models and members that made the AI labels" in card and "| licence | citation |" in card

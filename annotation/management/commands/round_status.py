@@ -7,12 +7,14 @@ from annotation.management.audit_report import audit_lines
 from annotation.selectors.audit import audit_board
 from annotation.selectors.interactive import registered_engines, registered_row
 from annotation.selectors.quality import convergence, round_quality
+from annotation.selectors.readiness import readiness_summary
 from annotation.selectors.rounds import current_round, round_by_number, round_summary
 from annotation.services.metrics import update_round_metrics
 
 MEMBER_SOURCES = {  # selectors.members.member_source
     "trained": "trained on this round's labelled cases",
     "shipped": "shipped checkpoint as it is, not fine-tuned (no labelled case)",
+    "start": "registered start (published weights) as it is, not fine-tuned (no labelled case)",
     "carried": "an earlier round's model, not fine-tuned in this round",
     "registered": "registered, run by Atlas, never fine-tuned",
     "imported": "imported predictions, never fine-tuned",
@@ -59,6 +61,9 @@ class Command(BaseCommand):
                               f"{', '.join(tuned) if tuned else 'none'}):")
             for m in s["members"]:
                 self.stdout.write(f"    {m['name']}: {m['kind']}, {MEMBER_SOURCES[m['source']]}")
+                prov = m["provenance"]
+                self.stdout.write(f"      source: {prov['source']}; licence: {prov['licence']}; "
+                                  f"citation: {prov['citation']}")
         if s["click_model"]:
             c = s["click_model"]
             v = c["validation"]
@@ -75,9 +80,27 @@ class Command(BaseCommand):
         if s["error"]:
             self.stdout.write(f"  error: {s['error']}")
         self.stdout.write(f"  converged: {convergence(round)}")
+        self._readiness(readiness_summary(round))
         self._metrics(round_quality(round))
         for line in audit_lines(audit_board(round)):  # issue 26
             self.stdout.write(f"  {line}")
+
+    def _readiness(self, r: dict) -> None:
+        """Per organ, whether the members are fit to rank it (services.readiness), the ranking rule and the remedy."""
+        out = self.stdout.write
+        if not r["assessed"]:
+            return
+        out(f"  readiness (held-out Dice >= {r['ready_dice']:.2f}, attention <= "
+            f"{100 * r['ready_attention_share']:.1f}% of the scanned volume):")
+        for row in r["organs"]:
+            dice = "-" if row["dice"] is None else f"{row['dice']:.2f} on {row['cases']} held-out cases"
+            share = "-" if row["attention_share"] is None else f"{100 * row['attention_share']:.1f}%"
+            why = f" ({'; '.join(row['reasons'])})" if row["reasons"] else ""
+            out(f"    {row['organ']}: {row['status'].upper() if row['status'] == 'not ready' else row['status']}, "
+                f"Dice {dice}, attention {share}{why}")
+        out(f"  ranking: {r['rule']}")
+        if r["remedy"]:
+            out(f"  remedy: {r['remedy']}")
 
     def _metrics(self, q: dict) -> None:
         out = self.stdout.write

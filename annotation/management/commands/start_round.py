@@ -18,7 +18,8 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--archs", nargs="+", default=list(ARCHITECTURES), choices=[*ARCHITECTURES, "none"],
                             help="Atlas's networks to train; 'none': infer with registered and imported members only")
-        parser.add_argument("--size", default="tiny", choices=SIZES)
+        parser.add_argument("--size", choices=SIZES, help="default: base when a start is registered "
+                                                          "(register_start), else tiny")
         parser.add_argument("--epochs", type=int, help="passes over the labelled cases (default: the arch's steps)")
         parser.add_argument("--steps", type=int, help="training steps per architecture (overrides --epochs)")
         parser.add_argument("--label-set", default="abdomenatlas")
@@ -30,6 +31,14 @@ class Command(BaseCommand):
                             help="do not fine-tune the click model this round (the workspace keeps the last one)")
         parser.add_argument("--click-steps", type=int,
                             help="the click model's fine-tuning steps (default: --steps, else 150)")
+        parser.add_argument("--holdout-labelled", type=int, default=0,
+                            help="cases with imported labels kept out of training to measure, per organ, whether "
+                                 "the members are ready to rank (default 0)")
+        parser.add_argument("--ready-dice", type=float, help="held-out Dice below which an organ's members are not "
+                                                             "ready (default 0.5)")
+        parser.add_argument("--ready-attention-share", type=float,
+                            help="share of the scanned volume above which an organ's attention (median case) says "
+                                 "it is not ready (default 0.05)")
         parser.add_argument("--wait", action="store_true", help="follow the round until it is annotating")
         parser.add_argument("--if-none", action="store_true",
                             help="start round 0 only when no round exists yet; otherwise do nothing (make demo)")
@@ -50,8 +59,10 @@ class Command(BaseCommand):
             round = start_round(archs=archs, size=options["size"], epochs=options["epochs"],
                                 steps=options["steps"], label_set=options["label_set"], seed=options["seed"],
                                 holdout=options["holdout"], click=not options["no_click"],
-                                click_steps=options["click_steps"], **audit_plan(options))
-        self.stdout.write(f"round {round.number} started: " + (f"training {', '.join(archs)} ({options['size']})"
+                                click_steps=options["click_steps"], holdout_labelled=options["holdout_labelled"],
+                                ready_dice=options["ready_dice"],
+                                ready_attention_share=options["ready_attention_share"], **audit_plan(options))
+        self.stdout.write(f"round {round.number} started: " + (f"training {', '.join(archs)} ({round.settings['size']})"
                                                                   if archs else "registered and imported members only"))
         if not options["wait"]:
             self.stdout.write("follow it with `python manage.py round_status`")

@@ -7,7 +7,7 @@ import { DataTable, errorText, type Column } from './DataTable'
 type Arch = StartRoundBody['archs'][number]
 type Size = StartRoundBody['size']
 const ARCHS: Arch[] = ['swin_unetr', 'nnunet', 'unet']
-const SIZES: Size[] = ['tiny', 'base']
+const SIZES: NonNullable<Size>[] = ['tiny', 'base']
 const POLL_MS = 3000
 
 const time = (iso: string | null) => (iso ? new Date(iso).toLocaleString() : '–')
@@ -55,7 +55,7 @@ const failedColumns: Column<JobRow>[] = [
 
 function StartRound({ onStarted, disabled }: { onStarted: () => void; disabled: boolean }) {
   const [archs, setArchs] = useState<Arch[]>(ARCHS)
-  const [size, setSize] = useState<Size>('tiny')
+  const [size, setSize] = useState<Size>(null)  // null: the server's default (base when a start is registered)
   const [steps, setSteps] = useState('')
   const [message, setMessage] = useState('')
   const [error, setError] = useState('')
@@ -79,7 +79,8 @@ function StartRound({ onStarted, disabled }: { onStarted: () => void; disabled: 
             onChange={(e) => setArchs(e.target.checked ? [...archs, a] : archs.filter((x) => x !== a))} /> {a}
         </label>
       ))}
-      <select value={size} onChange={(e) => setSize(SIZES.find((x) => x === e.target.value) ?? 'tiny')} name="size">
+      <select value={size ?? ''} onChange={(e) => setSize(SIZES.find((x) => x === e.target.value) ?? null)} name="size">
+        <option value="">size: auto</option>
         {SIZES.map((x) => <option key={x} value={x}>{x}</option>)}
       </select>
       <input type="number" min={1} placeholder="steps (default)" value={steps} className="short wide"

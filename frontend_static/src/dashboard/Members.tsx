@@ -1,11 +1,13 @@
 // Ensemble members: which models made the shown round (Atlas's networks trained or fine-tuned in it, shipped or
 // carried checkpoints, registered models, imported predictions) and whether each was fine-tuned; and the registered
-// models and imported predictions, which Atlas never fine-tunes (GET /api/dashboard/members/, /api/dashboard/jobs/);
+// models and imported predictions, which Atlas never fine-tunes, and the registered starts (GET /api/dashboard/members/,
+// /api/dashboard/jobs/); every member with the source, licence and citation of its weights; the round's readiness;
 // and the workspace's interactive engines, the click model first: its version and its validation figure, Dice after
 // 1, 3 and 5 simulated clicks (issue 25), with the click model the shown round trained or kept.
 import { useEffect, useState } from 'react'
 import { type ClickEngine, dashboardApi, type MemberRow, type RoundMember, type RoundSummary } from '../api'
 import { DataTable, errorText, type Column } from './DataTable'
+import { ReadinessNote } from './Readiness'
 
 const roundColumns: Column<RoundMember>[] = [
   { key: 'name', label: 'member', value: (m) => m.name },
@@ -13,6 +15,9 @@ const roundColumns: Column<RoundMember>[] = [
   { key: 'source', label: 'source', value: (m) => m.source },
   { key: 'fine_tuned', label: 'fine-tuned in this round', value: (m) => m.fine_tuned },
   { key: 'organs', label: 'organs', value: (m) => m.organs.join(' ') },
+  { key: 'weights_source', label: 'weights from', value: (m) => m.provenance.source },
+  { key: 'licence', label: 'licence', value: (m) => m.provenance.licence },
+  { key: 'citation', label: 'citation', value: (m) => m.provenance.citation },
 ]
 
 const memberColumns: Column<MemberRow>[] = [
@@ -25,6 +30,9 @@ const memberColumns: Column<MemberRow>[] = [
   { key: 'location', label: 'location', value: (m) => m.location || null },
   { key: 'rounds', label: 'rounds', value: (m) => m.rounds.join(' ') || null },
   { key: 'organs', label: 'organs', value: (m) => m.organs.join(' ') },
+  { key: 'weights_source', label: 'weights from', value: (m) => m.provenance.source },
+  { key: 'licence', label: 'licence', value: (m) => m.provenance.licence },
+  { key: 'citation', label: 'citation', value: (m) => m.provenance.citation },
 ]
 
 const clickColumns: Column<ClickEngine>[] = [
@@ -76,12 +84,14 @@ export function Members() {
   return (
     <div data-members-state="ready">
       {error && <p className="error" role="alert">{error}</p>}
+      <ReadinessNote detail />
       {round && (
         <DataTable name="round-members" title={`Round ${round.number}'s members`} columns={roundColumns}
           rows={round.members} rowKey={(m) => m.name} empty="No member yet."
           note={<span data-fine-tuned={tuned.join(' ')}>Fine-tuned in this round: {tuned.join(', ') || 'none'}.</span>} />
       )}
-      <DataTable name="registered-members" title="Registered models and imported predictions (never fine-tuned)"
+      <DataTable name="registered-members"
+        title="Registered models, imported predictions (never fine-tuned) and starts (published weights round 0 fine-tunes)"
         columns={memberColumns} rows={members} rowKey={(m) => m.name}
         empty="None: register_member adds a model Atlas runs; import_predictions adds another tool's labels." />
       <DataTable name="click-models" title="Click to correct: the workspace's interactive engines (the default first)"

@@ -1,5 +1,6 @@
 import { useEffect, useState } from 'react'
 import { api, type Me, type QueueTask } from '../api'
+import { ReadinessNote } from '../dashboard/Readiness'
 
 export function Queue({ me, go, logout }: { me: Me; go: (to: string) => void; logout: () => void }) {
   const [tasks, setTasks] = useState<QueueTask[] | null>(null)
@@ -32,6 +33,7 @@ export function Queue({ me, go, logout }: { me: Me; go: (to: string) => void; lo
       </header>
       {message && <p className="flash" role="status" data-flash>{message}</p>}
       {error && <p className="error" role="alert">{error}</p>}
+      <ReadinessNote />
       <p>
         <button className="primary" onClick={next} data-action="next-case">Next case</button>
         <span className="muted"> takes the case you hold, else your highest-priority assigned one, else the
