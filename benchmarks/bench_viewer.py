@@ -38,12 +38,13 @@ PASSWORD = "bench-password-123"
 MOVES = 20  # mouse moves per drag
 
 
-def build_case(var: Path, shape: tuple[int, int, int], predict: bool = False) -> None:
-    """A phantom imported into a fresh database, with a pseudo-label and heatmap recorded for round 0."""
+def build_case(var: Path, shape: tuple[int, int, int], predict: bool = False,
+               spacing: tuple[float, float, float] | None = None):
+    """A phantom imported into a fresh database, with a pseudo-label and heatmap recorded for round 0; the phantom."""
     import nibabel as nib
     import numpy as np
 
-    phantom, case, round0 = import_bench_phantom(var, shape)
+    phantom, case, round0 = import_bench_phantom(var, shape, spacing)
     from annotation.ml_adapter import OrganAttentionInput
     from annotation.services.predictions import record_prediction
     from annotation.services.queue import rebuild_tasks
@@ -77,6 +78,7 @@ def build_case(var: Path, shape: tuple[int, int, int], predict: bool = False) ->
         record_prediction(case=case, round=round0, pseudo_label=pseudo_path, heatmap=heat_path, organs=organs)
     rebuild_tasks(round=round0)
     create_user(username="annotator", role="annotator", password=PASSWORD)
+    return phantom
 
 
 def predict_case(case, workdir: Path):

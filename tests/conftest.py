@@ -46,6 +46,17 @@ def require_ct_example(*files: str) -> Path:
     return CT_EXAMPLE
 
 
+@pytest.fixture
+def one_torch_thread():
+    """torch on one thread for the test (the big networks' tests: many threads only wait on each other here)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def pytest_collection_modifyitems(config, items):
     """Tests under tests/browser/ and tests/integration/ carry their folder's marker (`make quick` leaves them out)."""
     for item in items:

@@ -28,15 +28,7 @@ from ml_engine.train.checkpoint import load_checkpoint
 from tests import published
 from tests.annotation.loop import import_phantoms
 
-pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("one_torch_thread")]
 
 
 def run(*args) -> str:

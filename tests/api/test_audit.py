@@ -110,7 +110,7 @@ def test_an_audit_task_looks_like_any_other_task(big):
     annotators_pages = [*(src / "workspace").rglob("*.ts*"), *(src / "viewer").rglob("*.ts*"),
                         src / "pages" / "Workspace.tsx", src / "pages" / "Queue.tsx"]
     for path in annotators_pages:
-        assert "audit" not in path.read_text().lower(), path
+        assert "audit" not in path.read_text(encoding="utf-8").lower(), path
     assert big.client("a1").get("/api/dashboard/audit/").status_code == 403
 
 

@@ -23,7 +23,15 @@ from annotation.services.predictions import record_prediction
 from annotation.services.queue import rebuild_tasks
 from annotation.services.users import create_user
 from ml_engine.phantoms import make_phantom
-from tests.browser.conftest import ScreenMap, seed_reference_data, submit, wait_undo, workspace
+from tests.browser.conftest import (
+    ScreenMap,
+    open_next_case,
+    seed_reference_data,
+    sign_in,
+    submit,
+    wait_undo,
+    workspace,
+)
 from tests.conftest import save_nifti
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -65,15 +73,9 @@ def click_case(tmp_path, settings, live_server):
 
 def _open(page, base_url: str) -> Task:
     """Sign in, open the case with the Click tool on the spleen, at slice SLICE of the axial view."""
-    page.goto(base_url + "/")
-    page.wait_for_selector("[data-page=login]")
-    page.fill("input[name=username]", "a1")
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_selector("[data-page=queue]")
+    sign_in(page, base_url)
     page.evaluate("localStorage.setItem('atlas.debug', '1')")  # the page exposes its viewer to tests
-    page.click("[data-action=next-case]")
-    page.wait_for_selector("[data-page=workspace][data-state=ready]", timeout=30_000)
+    open_next_case(page)
     page.click("[data-organ=spleen]")
     page.click("[data-tool-button=click]")
     assert workspace(page, "tool") == "click" and workspace(page, "active") == str(SPLEEN)

@@ -21,7 +21,15 @@ from annotation.services.imports import import_cases
 from annotation.services.predictions import record_prediction
 from annotation.services.queue import rebuild_tasks
 from annotation.services.users import create_user
-from tests.browser.conftest import changed_voxels, seed_reference_data, submit, wait_undo, workspace
+from tests.browser.conftest import (
+    changed_voxels,
+    open_next_case,
+    seed_reference_data,
+    sign_in,
+    submit,
+    wait_undo,
+    workspace,
+)
 from tests.conftest import affine_for, save_nifti
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -146,15 +154,9 @@ def snap_case(tmp_path, settings, live_server):
 
 
 def _open_hotspot(page, base_url: str) -> Task:
-    page.goto(base_url + "/")
-    page.wait_for_selector("[data-page=login]")
-    page.fill("input[name=username]", "a1")
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_selector("[data-page=queue]")
+    sign_in(page, base_url)
     page.evaluate("localStorage.setItem('atlas.debug', '1')")
-    page.click("[data-action=next-case]")
-    page.wait_for_selector("[data-page=workspace][data-state=ready]", timeout=30_000)
+    open_next_case(page)
     page.click("[data-hotspot-index='0']")
     page.wait_for_selector("[data-members]")
     assert workspace(page, "active") == str(LIVER)

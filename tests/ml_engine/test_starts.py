@@ -19,18 +19,10 @@ from ml_engine.train import TrainConfig, make_train_case, train
 from ml_engine.train.checkpoint import load_checkpoint, save_checkpoint
 from tests import published
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_torch_thread")]
 SUPREM_MAP = LabelMap.load("suprem", ABDOMENATLAS)
 BTCV_MAP = LabelMap.load("btcv", ABDOMENATLAS)
 PATCH = (32, 32, 32)
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")
