@@ -29,6 +29,7 @@ def readiness_summary(round: Round | None) -> dict:
     return {"round": round.number, "assessed": True, "not_ready": list(r["not_ready"]), "fallback": r["fallback"],
             "rule": rule, "remedy": r["remedy"], "ready_dice": r["ready_dice"],
             "ready_attention_share": r["ready_attention_share"],
-            "organs": [{"organ": organ, **{k: v for k, v in row.items() if k != "members"},
-                        "members": [{"name": m, "dice": d} for m, d in row["members"].items()]}
-                       for organ, row in r["organs"].items()]}
+            # in the label set's order (PostgreSQL's jsonb keeps no key order)
+            "organs": [{"organ": organ, **{k: v for k, v in r["organs"][organ].items() if k != "members"},
+                        "members": [{"name": m, "dice": d} for m, d in sorted(r["organs"][organ]["members"].items())]}
+                       for organ in round.label_set.organ_names() if organ in r["organs"]]}
