@@ -4,6 +4,7 @@ open cases' CTs; a bounded number of calls at once)."""
 
 from __future__ import annotations
 
+import functools
 import tempfile
 import threading
 from collections.abc import Callable, Sequence
@@ -72,7 +73,13 @@ def train_click(*, organs: Sequence[str], values: dict[str, int], cases: Sequenc
 
 
 def shipped_metadata() -> dict:
-    """What the shipped click model records about itself (its validation on held-out phantoms)."""
+    """What the shipped click model records about itself (its validation on held-out phantoms): read once per
+    process (the file ships with the code; the engines list, round_status and Slicer's /info ask for it)."""
+    return dict(_shipped_metadata())
+
+
+@functools.cache
+def _shipped_metadata() -> dict:
     checkpoint = load_click_checkpoint(SHIPPED)
     return {"parent": None, "training_cases": checkpoint.training_cases, "metrics": dict(checkpoint.metrics),
             "validated_on": "held-out phantoms (shipped checkpoint)", "fine_tuned": False}

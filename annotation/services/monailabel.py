@@ -17,6 +17,7 @@ of any of them; ids older than MAX_AGE are refused everywhere and removed. It st
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 import secrets
 from dataclasses import dataclass
@@ -81,6 +82,7 @@ def info(user) -> dict:
     """The app description MONAI Label clients read at connect: labels, one model, strategies, progress."""
     label_set = _label_set()
     labels = dict(_organs(label_set).values) if label_set else {}
+    engine = engine_rows()[0]  # the click model the workspace uses
     tasks = Task.objects.filter(round__status=Round.Status.ANNOTATING)
     done = tasks.filter(status__in=(Task.Status.REVISED, Task.Status.CONFIRMED)).count()
     return {
@@ -98,7 +100,7 @@ def info(user) -> dict:
                 "description": "Atlas's click model (retrained every round on the group's corrections): "
                                "foreground / background points for the current label refine its label to correct; "
                                "the answer is the whole label with that organ changed around the points",
-                "config": {"engine": engine_rows()[0]["version"], "licence": engine_rows()[0]["licence"]},
+                "config": {"engine": engine["version"], "licence": engine["licence"]},
             }},
         "trainers": {},
         "strategies": strategies(),
@@ -309,7 +311,7 @@ def _points(params: dict, key: str) -> list[list[int]]:
     value = params.get(key) or []
     if not isinstance(value, list) or len(value) > MAX_POINTS or not all(
             isinstance(p, list) and len(p) == 3 and all(isinstance(v, int | float) and not isinstance(v, bool)
-                                                         for v in p) for p in value):
+                                                         and math.isfinite(v) for v in p) for p in value):
         raise Invalid(f"expected at most {MAX_POINTS} points [i, j, k]", field=f"params.{key}")
     return [[int(round(v)) for v in p] for p in value]
 
