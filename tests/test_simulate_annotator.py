@@ -377,3 +377,26 @@ def test_policy_c_reads_only_the_slice_on_display(monkeypatch):
     a2 = annotator({**case, "truth": other}, ws2, NeverDone)
     with_clicks(a2)
     assert ws2.log == ws.log and a2.actions == a.actions
+
+
+def test_policy_c_leaves_a_sliver_to_the_hand_tools():
+    """A disagreement a voxel thick along the liver's edge gets no click (CLICK_DEPTH): the hand pass fixes it."""
+    from simulate_annotator.clicks import largest_disagreement, with_clicks
+
+    case, ct, affine = phantom_case()
+    truth = case["truth"]
+    label = truth.copy()
+    box = case["box"]
+    z = (box[2].start + box[2].stop) // 2
+    liver = truth[:, :, z] == LIVER
+    from scipy import ndimage
+
+    edge = liver & ~ndimage.binary_erosion(liver)
+    label[:, :, z][edge] = 0  # a one-voxel rim missing on one slice
+    case = {**case, "label": label, "rater": truth.copy()}
+    ws = ClickWorkspace(label, ct, affine)
+    a = annotator(case, ws, NeverDone)
+    a.go_to(z)
+    assert largest_disagreement(a, z, LIVER) is None
+    with_clicks(a)
+    assert not [e for e in ws.log if e[0] == "click_at"]

@@ -47,10 +47,12 @@ def _ball(shape: Sequence[int], centre: Sequence[float], radius: float) -> np.nd
 
 
 def degrade(target: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """A wrong label made from `target` (bool, x, y, z): one or two of the ensemble's kinds of error."""
+    """A wrong label made from `target` (bool, x, y, z): one or two of the ensemble's kinds of error (the paper's,
+    and the effort benchmark's): the organ shifted, shrunk or swollen; a chunk missing or a blob added at its edge;
+    an island far from it; its cross-sections missing on a run of slices (z), or its part beyond a plane missing
+    over a run of slices (a part missed, or taken by a neighbour); or no label at all."""
     label = target.copy()
-    kinds = rng.choice(["shift", "erode", "dilate", "chunk", "blob", "empty"], size=int(rng.integers(1, 3)),
-                       replace=False, p=[0.2, 0.2, 0.15, 0.2, 0.15, 0.1])
+    kinds = rng.choice(list(ERRORS), size=int(rng.integers(1, 3)), replace=False, p=list(ERRORS.values()))
     inside = np.argwhere(target)
     for kind in kinds:
         if kind == "empty":
@@ -68,7 +70,40 @@ def degrade(target: np.ndarray, rng: np.random.Generator) -> np.ndarray:
             base = inside[int(rng.integers(len(inside)))] if len(inside) else np.array(label.shape) // 2
             centre = base + rng.integers(-8, 9, size=3)
             label |= _ball(label.shape, centre, float(rng.uniform(2, 6)))
+        elif kind == "island":
+            label |= _island(target, rng)
+        elif kind in ("slices", "side") and len(inside):
+            zs = np.unique(inside[:, 2])
+            run = int(rng.integers(2, 9))
+            z0 = int(zs[int(rng.integers(len(zs)))]) - run // 2
+            cut = np.zeros_like(label)
+            cut[:, :, max(0, z0):z0 + run] = True
+            if kind == "side":  # beyond a plane across x or y at a random depth of the organ
+                axis = int(rng.integers(0, 2))
+                coords = inside[:, axis]
+                at = int(np.percentile(coords, float(rng.uniform(40, 85))))
+                plane = np.zeros(label.shape[axis], bool)
+                plane[at:] = True
+                if rng.random() < 0.5:
+                    plane = ~plane
+                cut &= np.expand_dims(plane, tuple(a for a in range(3) if a != axis))
+            label &= ~cut
     return label
+
+
+ERRORS = {"shift": 0.12, "erode": 0.12, "dilate": 0.1, "chunk": 0.12, "blob": 0.09, "empty": 0.06, "island": 0.13,
+          "slices": 0.13, "side": 0.13}  # degrade's kinds and how often each is drawn
+
+
+def _island(target: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A false ball of radius 2 to 6 voxels centred 4 to 20 voxels outside the organ (a small one near it may touch
+    it); none when the patch has no room."""
+    outside = ndimage.distance_transform_edt(~target) if target.any() else np.full(target.shape, 10.0)
+    room = np.argwhere((outside >= 4) & (outside <= 20))
+    if not len(room):
+        return np.zeros_like(target)
+    centre = room[int(rng.integers(len(room)))]
+    return _ball(target.shape, centre, float(rng.uniform(2, 6))) & ~target
 
 
 def _dice(a: np.ndarray, b: np.ndarray) -> float:

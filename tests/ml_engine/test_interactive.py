@@ -8,6 +8,7 @@ import threading
 import numpy as np
 import pytest
 import torch
+from scipy import ndimage
 
 from ml_engine.interactive import (
     SHIPPED,
@@ -32,7 +33,7 @@ from ml_engine.interactive import (
     train_click_model,
     validation_samples,
 )
-from ml_engine.interactive.engine import MAX_CROP_VOXELS, EngineError
+from ml_engine.interactive.engine import MAX_CROP_VOXELS, EngineError, local_edit
 from ml_engine.interactive.prompts import MAX_POINTS, click_map
 from ml_engine.io import CheckpointError
 from ml_engine.labels import ORGANS
@@ -97,6 +98,46 @@ def test_degrade_is_seeded_and_wrong():
     b = degrade(target, np.random.default_rng(3))
     assert np.array_equal(a, b)
     assert any(not np.array_equal(degrade(target, np.random.default_rng(s)), target) for s in range(5))
+
+
+def test_degrade_makes_every_kind_of_error():
+    """Each of degrade's kinds, alone, changes the label as it says (an island reaches at least 4 voxels from the
+    organ; slices lose whole cross-sections)."""
+    from ml_engine.interactive.simulate import ERRORS
+
+    target = _sphere((48, 48, 48), (24, 24, 24), 10)
+    seen = set()
+    for seed in range(200):
+        rng = np.random.default_rng(seed)
+        kinds = rng.choice(list(ERRORS), size=int(rng.integers(1, 3)), replace=False, p=list(ERRORS.values()))
+        if len(kinds) != 1:
+            continue
+        label = degrade(target, np.random.default_rng(seed))
+        kind = str(kinds[0])
+        seen.add(kind)
+        if kind == "island":
+            extra = label & ~target
+            assert extra.any() and ndimage.distance_transform_edt(~target)[extra].max() >= 4
+        elif kind == "slices":
+            lost = np.nonzero((target & ~label).any(axis=(0, 1)))[0]
+            assert len(lost) and all(not label[:, :, z].any() for z in lost)
+        elif kind == "side":
+            assert (target & ~label).any() and not (label & ~target).any()
+    assert seen == set(ERRORS)
+
+
+def test_local_edit_keeps_only_the_changes_at_the_prompts():
+    current = np.zeros((20, 20, 20), bool)
+    current[2:10, 2:10, 2:10] = True
+    proposed = current.copy()
+    proposed[10:14, 2:10, 2:10] = True  # grown where the positive click is
+    proposed[2:10, 15:18, 2:10] = True  # a piece far from any click
+    proposed[2:4, 2:10, 2:10] = False  # shrunk where no negative click is
+    out = local_edit(current, proposed, [(12, 5, 5)], [])
+    assert out[10:14, 2:10, 2:10].all() and not out[2:10, 15:18, 2:10].any() and out[2:4, 2:10, 2:10].all()
+    out = local_edit(current, proposed, [], [(3, 5, 5)])
+    assert not out[2:4, 2:10, 2:10].any() and not out[10:14].any() and out[4:10, 2:10, 2:10].all()
+    assert np.array_equal(local_edit(current, proposed, [(0, 19, 19)], []), current)  # nothing changed there
 
 
 def test_ras_index_follows_to_ras_for_any_orientation():
