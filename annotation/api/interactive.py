@@ -67,6 +67,8 @@ class Engines(serializers.Serializer):
     engines = ClickModel(many=True)
     crop_mm = serializers.FloatField(help_text="the side (mm) of the crop to send around a click")
     max_voxels = serializers.IntegerField(help_text="the largest crop one request may send")
+    max_points = serializers.IntegerField(help_text="the most points (clicks and scribbles' points) one request may "
+                                                    "send; the page thins long scribbles to fit")
 
 
 class InteractiveEngines(APIView):
@@ -76,7 +78,8 @@ class InteractiveEngines(APIView):
 
     @extend_schema(responses={200: Engines})
     def get(self, request):
-        return Response({"engines": engine_rows(), "crop_mm": CROP_MM, "max_voxels": MAX_CROP_VOXELS})
+        return Response({"engines": engine_rows(), "crop_mm": CROP_MM, "max_voxels": MAX_CROP_VOXELS,
+                         "max_points": MAX_POINTS})
 
 
 class CaseClick(APIView):

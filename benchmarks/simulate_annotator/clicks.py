@@ -7,8 +7,9 @@ view and the label disagree inside the region (the label lacking the organ: a po
 negative one) among those that hold at least CLICK_MIN voxels and are thicker than a sliver (the deepest point at
 least CLICK_DEPTH voxels from the piece's border: a click answers with a piece of the organ, not a line along its
 edge) gets one click at its centre (that deepest point). A click that leaves the slice following the rater's view
-worse than before is taken back (Ctrl+Z: one more action) and the organ's clicks on that slice end. Each click is
-one action; choosing the Click tool and the organ is a setting, counted apart as (a)'s are.
+worse than before is taken back (Ctrl+Z: one more action) and the organ's clicks on that slice end; so do they
+after a click that left the slice following the view no better (it changed nothing there). Each click is one
+action; choosing the Click tool and the organ is a setting, counted apart as (a)'s are.
 """
 
 from __future__ import annotations
@@ -67,11 +68,14 @@ def click_slice(a: Annotator, z: int) -> None:
             a.tool(organ, "click")
             a.act(lambda x=x, y=y, positive=positive: a.ws.click_at(
                 int(x + a.offset[0]), int(y + a.offset[1]), positive))
-            if follows(a, z, organ) < before:
+            after = follows(a, z, organ)
+            if after < before:
                 a.key("Control+z")
                 a.notes.append("a click taken back")
                 break
             a.used.append("click+" if positive else "click-")
+            if after == before:  # the click did nothing here: another one at the same place would not either
+                break
 
 
 def with_clicks(a: Annotator) -> None:

@@ -1,8 +1,8 @@
 """The frozen rules of the effort benchmark: what both policies share, and the version printed with every run. Change
 any of them and change VERSION: figures from different versions are not comparable."""
 
-VERSION = "2026-12-07.3"  # issue 24's rework (.1); policy (c), the clicks (issue 25: .2); (c) clicks no sliver (.3);
-# (a) and (b) unchanged since .1
+VERSION = "2026-12-07.3"  # issue 24's rework (.1); policy (c), the clicks (issue 25: .2); (c) clicks no sliver,
+# nor again where a click did nothing (.3); (a) and (b) unchanged since .1
 LIMIT = 120  # actions a case before giving up (both policies)
 STOP = 0.95  # the stopping rule: Dice against the truth, the benchmark's (never the annotator's) measure
 PROTECT = False  # "protect other organs", the same in both policies: off (an edge between two organs is both's)

@@ -1251,6 +1251,8 @@ export interface components {
             crop_mm: number;
             /** @description the largest crop one request may send */
             max_voxels: number;
+            /** @description the most points (clicks and scribbles' points) one request may send; the page thins long scribbles to fit */
+            max_points: number;
         };
         ErrorTag: {
             readonly code: string;

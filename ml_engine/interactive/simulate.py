@@ -91,8 +91,8 @@ def degrade(target: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return label
 
 
-ERRORS = {"shift": 0.12, "erode": 0.12, "dilate": 0.1, "chunk": 0.12, "blob": 0.09, "empty": 0.06, "island": 0.13,
-          "slices": 0.13, "side": 0.13}  # degrade's kinds and how often each is drawn
+ERRORS = {"shift": 0.1, "erode": 0.1, "dilate": 0.08, "chunk": 0.12, "blob": 0.08, "empty": 0.06, "island": 0.18,
+          "slices": 0.14, "side": 0.14}  # degrade's kinds and how often each is drawn
 
 
 def _island(target: np.ndarray, rng: np.random.Generator) -> np.ndarray:

@@ -47,7 +47,7 @@ def test_engines_list_the_click_model_with_its_validation(world):
     engine = body["engines"][0]
     assert engine["kind"] == "atlas-click" and engine["licence"]
     assert engine["validation"]["dice_5"] > engine["validation"]["dice_0"]
-    assert body["crop_mm"] > 0 and body["max_voxels"] > 0
+    assert body["crop_mm"] > 0 and body["max_voxels"] > 0 and body["max_points"] == 2048
     assert world.client(None).get("/api/interactive/").status_code in (401, 403)
 
 

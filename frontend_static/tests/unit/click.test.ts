@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import { EditHistory, type Box, type Policy } from '../../src/viewer/edits'
 import { type AxisMap, cropOffsetTerms } from '../../src/viewer/geometry'
-import { cropAround, cropShape, cropVoxels, inCrop, packBits, readCrop, unpackBits, writeCrop }
+import { cropAround, cropShape, cropVoxels, fitPoints, inCrop, packBits, readCrop, unpackBits, writeCrop }
   from '../../src/viewer/ops/click'
 import { base64 } from '../../src/workspace/clickApi'
 import { bytes } from '../../src/workspace/membersApi'
@@ -175,5 +175,27 @@ describe('a click\'s mask applied as one edit: "protect other organs" and the HU
     expect([0, 1, 2, 3, 4, 5].map((x) => live[v.index(x, 0, 0)])).toEqual([0, LIVER, LIVER, LIVER, SPLEEN, SPLEEN])
     expect([0, 1, 2, 3, 4, 5].map((x) => live[v.index(x, 3, 0)])).toEqual([LIVER, LIVER, 0, 0, SPLEEN, SPLEEN])
     expect(history.committed).toEqual(live)
+  })
+})
+
+describe('fitPoints: long scribbles thinned to the request\'s limit, the clicks kept', () => {
+  const line = (n: number, y: number) => Array.from({ length: n }, (_, i) => [i, y, 3])
+  it('leaves prompts that fit as they are', () => {
+    expect(fitPoints(3, [line(10, 0)], 20)).toEqual([line(10, 0)])
+  })
+  it('keeps each scribble\'s ends and every k-th point, all within the limit', () => {
+    const fitted = fitPoints(5, [line(3000, 0), line(500, 9)], 2048)!
+    expect(fitted.reduce((n, s) => n + s.length, 0) + 5).toBeLessThanOrEqual(2048)
+    for (const [i, s] of fitted.entries()) {
+      const whole = i ? line(500, 9) : line(3000, 0)
+      expect(s[0]).toEqual(whole[0])
+      expect(s[s.length - 1]).toEqual(whole[whole.length - 1])
+      // no gap wider than the same k in either stroke
+      const gaps = s.slice(1).map((p, j) => p[0] - s[j][0])
+      expect(Math.max(...gaps)).toBeLessThanOrEqual(3)
+    }
+  })
+  it('gives up when the clicks alone exceed the limit', () => {
+    expect(fitPoints(2049, [], 2048)).toBeNull()
   })
 })

@@ -97,3 +97,18 @@ export function writeCrop(label: Uint8Array, dims: readonly number[], box: Box, 
     else if (label[i] === value) label[i] = 0
   })
 }
+
+/** Scribbles thinned to fit `limit` points with the clicks (which are kept): each scribble keeps its first and last
+ * point and every k-th between them, k the same for all (the server joins consecutive points voxel by voxel, so the
+ * stroke keeps its path to within k voxels). Unchanged when everything fits; null when the clicks alone do not. */
+export function fitPoints(clicks: number, scribbles: readonly (readonly number[][])[], limit: number):
+  number[][][] | null {
+  const total = scribbles.reduce((n, s) => n + s.length, 0)
+  if (clicks + total <= limit) return scribbles.map((s) => [...s])
+  const room = limit - clicks - 2 * scribbles.length
+  if (room < 0) return null
+  for (let k = 2; ; k++) {
+    const kept = scribbles.map((s) => s.filter((_, i) => i === 0 || i === s.length - 1 || i % k === 0))
+    if (kept.reduce((n, s) => n + s.length, 0) + clicks <= limit) return kept
+  }
+}

@@ -9,7 +9,8 @@ import { useCallback, useEffect, useLayoutEffect, useRef, useState } from 'react
 import { api, type ClickEngine, type Engines } from '../../api'
 import { cropOffsetTerms } from '../../viewer/geometry'
 import type { Marker, Viewer } from '../../viewer/niivue'
-import { type Crop, cropAround, cropShape, cropVoxels, inCrop, readCrop, writeCrop } from '../../viewer/ops/click'
+import { type Crop, cropAround, cropShape, cropVoxels, fitPoints, inCrop, readCrop, writeCrop }
+  from '../../viewer/ops/click'
 import { type ClickPrompts, busyOf, sendClick } from '../clickApi'
 import type { OrganRow } from '../types'
 import { type ClickMode, clickPointer } from './Click'
@@ -68,6 +69,10 @@ function request(g: NonNullable<Viewer['geometry']>, engines: Engines, prompt: P
     if (p.kind === 'point') (p.positive ? prompts.positive! : prompts.negative!).push(inside[0])
     else prompts.scribbles!.push({ points: inside, positive: p.positive })
   }
+  const clicks = prompts.positive!.length + prompts.negative!.length
+  const fitted = fitPoints(clicks, prompts.scribbles!.map((s) => s.points), engines.max_points)
+  if (!fitted) return `more than ${engines.max_points} points in the crop: start a new session`
+  prompts.scribbles = prompts.scribbles!.map((s, i) => ({ ...s, points: fitted[i] }))
   if (prompt.kind === 'box') {
     if (lo[2] !== hi[2]) return 'a box works on an axial slice: switch to the axial view'
     prompts.box2d = [lo, hi]
