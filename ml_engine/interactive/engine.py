@@ -5,10 +5,11 @@ active organ's current label in the crop, the prompts in crop voxel indices) and
 that crop. What an engine keeps warm (its network, a case's CT) is the caller's pool's business (sessions.py).
 
 `ClickModelEngine` reorients the crop to RAS (as the members' preprocessing does), resamples it to the click
-model's grid (1.5 mm; coarser when the crop would exceed MAX_SIDE voxels a side), runs the network once on
-(CT, label, positive clicks, negative clicks) and brings its probability back to the crop (trilinear), where > 0.5
-is the mask. A box prompt also keeps the mask, on its slice, inside the box. Then the answer is confined to where
-the prompts were made (`local_edit`): the network redraws the whole organ in the crop, a person asked for one place.
+model's grid (1.5 mm; coarser when the crop would exceed MAX_SIDE voxels a side), runs the network on
+(CT, label, positive clicks, negative clicks), PASSES times (each pass's answer the next one's label), and brings
+its probability back to the crop (trilinear), where > 0.5 is the mask. A box prompt also keeps the mask, on its
+slice, inside the box. Then the answer is confined to where the prompts were made (`local_edit`): the network
+redraws the whole organ in the crop, a person asked for one place.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import numpy as np
 import torch
 from scipy import ndimage
 
-from ml_engine.interactive.model import DIVISOR, ClickCheckpoint, forward, load_click_checkpoint, version_of
+from ml_engine.interactive.model import DIVISOR, PASSES, ClickCheckpoint, answer, load_click_checkpoint, version_of
 from ml_engine.interactive.prompts import Prompts, click_map
 from ml_engine.io import spacing_from_affine
 from ml_engine.preprocess import from_ras, resample, to_ras, window
@@ -129,6 +130,7 @@ class ClickModelEngine:
             torch.set_num_threads(threads)
         self.model = self.checkpoint.build(self.device)
         self.lock = threading.Lock()
+        self.passes = PASSES
         self.last_seconds = 0.0  # the network's own time (with resampling) of the last call
 
     def grid(self, shape: Sequence[int], spacing: Sequence[float]) -> tuple[tuple[int, int, int], float]:
@@ -161,7 +163,7 @@ class ClickModelEngine:
         inputs = [torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))[None].to(self.device)
                   for a in (image, current, *maps)]
         with self.lock, torch.inference_mode():
-            logits = forward(self.model, *inputs)
+            logits = answer(self.model, *inputs, passes=self.passes)
         probability = torch.sigmoid(logits[0, 0].float()).cpu().numpy()
         mask = from_ras(resample(probability, ct.shape) > 0.5, original)
         if crop.prompts.box is not None:

@@ -120,6 +120,19 @@ def forward(model: torch.nn.Module, image: torch.Tensor, label: torch.Tensor, po
     return model(torch.stack([image, label, positive, negative], dim=1))
 
 
+PASSES = 2  # passes of the network a click: each pass's answer the next one's label, the same clicks (from one click
+# on an empty label it draws part of the organ and grows it on a second look: docs/benchmarks.md, "Click to correct")
+
+
+def answer(model: torch.nn.Module, image: torch.Tensor, label: torch.Tensor, positive: torch.Tensor,
+           negative: torch.Tensor, passes: int = PASSES) -> torch.Tensor:
+    """The logits of a click: `passes` forward passes, each pass's answer (logits > 0) the next one's label."""
+    logits = forward(model, image, label, positive, negative)
+    for _ in range(passes - 1):
+        logits = forward(model, image, (logits[:, 0] > 0).to(label.dtype), positive, negative)
+    return logits
+
+
 def check_divisible(shape: Sequence[int]) -> None:
     if any(int(s) % DIVISOR for s in shape):
         raise ValueError(f"every side must be a multiple of {DIVISOR}, got {tuple(shape)}")

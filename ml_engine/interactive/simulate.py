@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from scipy import ndimage
 
-from ml_engine.interactive.model import ClickCheckpoint, forward
+from ml_engine.interactive.model import PASSES, ClickCheckpoint, answer
 from ml_engine.interactive.prompts import click_map
 
 _BALL = ndimage.generate_binary_structure(3, 1)
@@ -113,9 +113,10 @@ def _dice(a: np.ndarray, b: np.ndarray) -> float:
 
 @torch.no_grad()
 def click_session(model: torch.nn.Module, image: np.ndarray, start: np.ndarray, target: np.ndarray, clicks: int,
-                  radius: float) -> list[float]:
+                  radius: float, passes: int = PASSES) -> list[float]:
     """Dice with the target before any click and after each of `clicks` simulated clicks; image, start, target on
-    the model's grid with every side a multiple of its divisor. Each click's output is the next click's label."""
+    the model's grid with every side a multiple of its divisor. Each click's output (the engine's `passes` passes of
+the network, before the tool keeps only its changes at the clicks) is the next click's label."""
     label = start.astype(bool)
     positive: list[tuple[int, int, int]] = []
     negative: list[tuple[int, int, int]] = []
@@ -126,7 +127,7 @@ def click_session(model: torch.nn.Module, image: np.ndarray, start: np.ndarray, 
         if click is not None:
             (positive if click[1] else negative).append(click[0])
             maps = [torch.from_numpy(click_map(p, image.shape, radius))[None] for p in (positive, negative)]
-            logits = forward(model, x, torch.from_numpy(label.astype(np.float32))[None], *maps)
+            logits = answer(model, x, torch.from_numpy(label.astype(np.float32))[None], *maps, passes=passes)
             label = (logits[0, 0] > 0).numpy()
         dice.append(_dice(label, target))
     return dice

@@ -126,6 +126,19 @@ def test_degrade_makes_every_kind_of_error():
     assert seen == set(ERRORS)
 
 
+def test_a_click_is_answered_in_passes_each_on_the_last_ones_answer():
+    from ml_engine.interactive.model import answer, forward
+
+    torch.manual_seed(0)
+    model = build_click_network().eval()
+    image, label, positive, negative = (torch.rand(1, 16, 16, 16) for _ in range(4))
+    with torch.no_grad():
+        one = forward(model, image, label, positive, negative)
+        two = forward(model, image, (one[:, 0] > 0).float(), positive, negative)
+        assert torch.equal(answer(model, image, label, positive, negative, passes=1), one)
+        assert torch.equal(answer(model, image, label, positive, negative, passes=2), two)
+
+
 def test_local_edit_keeps_only_the_changes_at_the_prompts():
     current = np.zeros((20, 20, 20), bool)
     current[2:10, 2:10, 2:10] = True
