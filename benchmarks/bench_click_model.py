@@ -1,7 +1,7 @@
 """Train (or load) Atlas's click model on phantoms and print its Dice after 0, 1, 3 and 5 simulated clicks on
 held-out phantoms: the recipe of the shipped `ml_engine/checkpoints/click_unet_tiny.pt`.
 
-    python benchmarks/bench_click_model.py --steps 1500 --save ml_engine/checkpoints/click_unet_tiny.pt
+    python benchmarks/bench_click_model.py --steps 4000 --save ml_engine/checkpoints/click_unet_tiny.pt
     python benchmarks/bench_click_model.py --load ml_engine/checkpoints/click_unet_tiny.pt
 
 Training phantoms: seeds 1000-1019 (the members' own); held out: 5000-5004 (one sample per organ, its starting
@@ -41,7 +41,7 @@ def phantom_case(seed: int):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=1500)
+    parser.add_argument("--steps", type=int, default=4000)
     parser.add_argument("--train-seeds", type=int, nargs=2, default=(1000, 1020), metavar=("FIRST", "STOP"))
     parser.add_argument("--held-seeds", type=int, nargs=2, default=(5000, 5005), metavar=("FIRST", "STOP"))
     parser.add_argument("--threads", type=int, default=1)
