@@ -324,3 +324,22 @@ def test_interpolate_between_painted_slices(world, page, live_server, view, keys
     assert all(data[v] == LIVER for v in changed)
     assert np.all(data[world.pseudo == SPLEEN] == SPLEEN)
     assert not page.errors
+
+
+def test_every_voxel_of_the_slice_takes_the_brush(world, page, live_server):
+    """The slice's edge rows and columns lie on the canvas, not under the status line (NiiVue sizes the canvas to
+    its parent: a canvas beside the status line drew its last rows beneath it, where no click reached): the brush
+    paints each corner voxel of the displayed slice."""
+    task = _open(page, live_server)
+    _tool(page, "liver", "brush")
+    page.fill("[data-control=brush]", "1")
+    screen = ScreenMap(page)
+    nx, ny = world.pseudo.shape[:2]
+    corners = [(0, 0), (nx - 1, 0), (0, ny - 1), (nx - 1, ny - 1)]
+    for k, (x, y) in enumerate(corners, start=1):
+        sx, sy = screen.screen(x, y)
+        assert page.evaluate("([x, y]) => document.elementFromPoint(x, y).tagName", [sx, sy]) == "CANVAS", (x, y)
+        _click(page, screen, x, y)
+        wait_undo(page, k)
+    data = submit(page, task)
+    assert changed_voxels(data, world.pseudo) == {(x, y, screen.z) for x, y in corners}

@@ -156,7 +156,9 @@ export function Workspace({ me, go }: { me: Me; go: (to: string) => void }) {
           <LayersPanel c={c} />
         </aside>
         <div className="viewer">
-          <canvas ref={canvasRef} onMouseMove={onCanvasMove} onContextMenu={(e) => e.preventDefault()} />
+          <div className="canvas-box">
+            <canvas ref={canvasRef} onMouseMove={onCanvasMove} onContextMenu={(e) => e.preventDefault()} />
+          </div>
           {state === 'ready' && <OrientationMarkers view={c.view} radiological={c.radiological} />}
           <div className="status"><span ref={hoverRef} data-hover-voxel="" /></div>
           {state === 'loading' && <div className="overlay">Loading the case…</div>}

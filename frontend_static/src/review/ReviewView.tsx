@@ -135,7 +135,10 @@ export function ReviewView({ me, id, go }: { me: Me; id: number; go: (to: string
         </aside>
         <div className="viewer">
           {/* a fresh canvas for each load: the last viewer's WebGL context is lost with it */}
-          <canvas key={`${shown}:${organ}`} ref={canvasRef} onMouseMove={onCanvasMove} onContextMenu={(e) => e.preventDefault()} />
+          <div className="canvas-box">
+            <canvas key={`${shown}:${organ}`} ref={canvasRef} onMouseMove={onCanvasMove}
+              onContextMenu={(e) => e.preventDefault()} />
+          </div>
           <div className="status"><span ref={hoverRef} data-hover-voxel="" /></div>
           {v.state === 'loading' && <div className="overlay">Loading the case…</div>}
         </div>
