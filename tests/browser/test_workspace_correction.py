@@ -329,7 +329,8 @@ def test_interpolate_between_painted_slices(world, page, live_server, view, keys
 def test_every_voxel_of_the_slice_takes_the_brush(world, page, live_server):
     """The slice's edge rows and columns lie on the canvas, not under the status line (NiiVue sizes the canvas to
     its parent: a canvas beside the status line drew its last rows beneath it, where no click reached): the brush
-    paints each corner voxel of the displayed slice."""
+    paints each corner voxel of the displayed slice. A wide window: the slice then fills the canvas's height."""
+    page.set_viewport_size({"width": 1900, "height": 640})
     task = _open(page, live_server)
     _tool(page, "liver", "brush")
     page.fill("[data-control=brush]", "1")
