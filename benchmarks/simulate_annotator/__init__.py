@@ -53,8 +53,10 @@ Policy (b), the tools first, then (a) on what is left:
 Policy (c), the clicks first (the workspace's Click tool, Atlas's click model: clicks.py), then (a) on what is left:
 passes through the box until the stopping rule, the cap or a pass that changes nothing; on each slice, organ by
 organ, up to CLICKS_PER_SLICE clicks, each at the centre (deepest point) of the largest piece where the rater's view
-and the label disagree (positive where the label lacks the organ, shift-click negative where it has it in excess),
-when it holds at least CLICK_MIN voxels; a click that leaves the slice following the view worse is taken back.
+and the label disagree (positive where the label lacks the organ, shift-click negative where it has it in excess)
+among those that hold at least CLICK_MIN voxels and are no sliver (deepest point CLICK_DEPTH from the border); a
+click that leaves the slice following the view worse is taken back, and the organ's clicks on that slice end then,
+or after a click that changed nothing there.
 All policies: "protect other organs" is rules.PROTECT (off) throughout; in hotspot cases both click the hotspot to
 get there (one action).
 Counted: actions (strokes, dabs, clicks, tool keys, the threshold's drag), scrolls (slice changes, the reviews'
