@@ -6,7 +6,7 @@ that crop. What an engine keeps warm (its network, a case's CT) is the caller's 
 
 `ClickModelEngine` reorients the crop to RAS (as the members' preprocessing does), resamples it to the click
 model's grid (1.5 mm; coarser when the crop would exceed MAX_SIDE voxels a side), runs the network on
-(CT, label, positive clicks, negative clicks), PASSES times (each pass's answer the next one's label), and brings
+(CT, label, positive clicks, negative clicks), model.PASSES times (each pass's answer the next one's label), and brings
 its probability back to the crop (trilinear), where > 0.5 is the mask. A box prompt also keeps the mask, on its
 slice, inside the box. Then the answer is confined to where the prompts were made (`local_edit`): the network
 redraws the whole organ in the crop, a person asked for one place.
@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from scipy import ndimage
 
-from ml_engine.interactive.model import DIVISOR, PASSES, ClickCheckpoint, answer, load_click_checkpoint, version_of
+from ml_engine.interactive.model import DIVISOR, ClickCheckpoint, answer, load_click_checkpoint, version_of
 from ml_engine.interactive.prompts import Prompts, click_map
 from ml_engine.io import spacing_from_affine
 from ml_engine.preprocess import from_ras, resample, to_ras, window
@@ -130,7 +130,6 @@ class ClickModelEngine:
             torch.set_num_threads(threads)
         self.model = self.checkpoint.build(self.device)
         self.lock = threading.Lock()
-        self.passes = PASSES
         self.last_seconds = 0.0  # the network's own time (with resampling) of the last call
 
     def grid(self, shape: Sequence[int], spacing: Sequence[float]) -> tuple[tuple[int, int, int], float]:
@@ -163,7 +162,7 @@ class ClickModelEngine:
         inputs = [torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))[None].to(self.device)
                   for a in (image, current, *maps)]
         with self.lock, torch.inference_mode():
-            logits = answer(self.model, *inputs, passes=self.passes)
+            logits = answer(self.model, *inputs)
         probability = torch.sigmoid(logits[0, 0].float()).cpu().numpy()
         mask = from_ras(resample(probability, ct.shape) > 0.5, original)
         if crop.prompts.box is not None:

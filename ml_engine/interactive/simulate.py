@@ -46,13 +46,15 @@ def _ball(shape: Sequence[int], centre: Sequence[float], radius: float) -> np.nd
     return sum((g - c) ** 2 for g, c in zip(grid, centre, strict=True)) <= radius ** 2  # type: ignore[return-value]
 
 
-def degrade(target: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def degrade(target: np.ndarray, rng: np.random.Generator, kinds: Sequence[str] | None = None) -> np.ndarray:
     """A wrong label made from `target` (bool, x, y, z): one or two of the ensemble's kinds of error (the paper's,
     and the effort benchmark's): the organ shifted, shrunk or swollen; a chunk missing or a blob added at its edge;
     an island far from it; its cross-sections missing on a run of slices (z), or its part beyond a plane missing
-    over a run of slices (a part missed, or taken by a neighbour); or no label at all."""
+    over a run of slices (a part missed, or taken by a neighbour); or no label at all. `kinds` (of ERRORS) chooses
+    them instead of the draw."""
     label = target.copy()
-    kinds = rng.choice(list(ERRORS), size=int(rng.integers(1, 3)), replace=False, p=list(ERRORS.values()))
+    if kinds is None:
+        kinds = rng.choice(list(ERRORS), size=int(rng.integers(1, 3)), replace=False, p=list(ERRORS.values()))
     inside = np.argwhere(target)
     for kind in kinds:
         if kind == "empty":
@@ -73,26 +75,31 @@ def degrade(target: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         elif kind == "island":
             label |= _island(target, rng)
         elif kind in ("slices", "side") and len(inside):
-            zs = np.unique(inside[:, 2])
-            run = int(rng.integers(2, 9))
-            z0 = int(zs[int(rng.integers(len(zs)))]) - run // 2
-            cut = np.zeros_like(label)
-            cut[:, :, max(0, z0):z0 + run] = True
-            if kind == "side":  # beyond a plane across x or y at a random depth of the organ
-                axis = int(rng.integers(0, 2))
-                coords = inside[:, axis]
-                at = int(np.percentile(coords, float(rng.uniform(40, 85))))
-                plane = np.zeros(label.shape[axis], bool)
-                plane[at:] = True
-                if rng.random() < 0.5:
-                    plane = ~plane
-                cut &= np.expand_dims(plane, tuple(a for a in range(3) if a != axis))
-            label &= ~cut
+            label &= ~_lost_run(label.shape, inside, kind == "side", rng)
     return label
 
 
 ERRORS = {"shift": 0.1, "erode": 0.1, "dilate": 0.08, "chunk": 0.12, "blob": 0.08, "empty": 0.06, "island": 0.18,
           "slices": 0.14, "side": 0.14}  # degrade's kinds and how often each is drawn
+
+
+def _lost_run(shape: Sequence[int], inside: np.ndarray, side: bool, rng: np.random.Generator) -> np.ndarray:
+    """What a run of 2 to 8 of the organ's slices (z) loses: all of it, or (side) its part beyond a plane across x or
+    y at a random depth of the organ (`inside`: the organ's voxels)."""
+    zs = np.unique(inside[:, 2])
+    run = int(rng.integers(2, 9))
+    z0 = int(zs[int(rng.integers(len(zs)))]) - run // 2
+    cut = np.zeros(tuple(shape), bool)
+    cut[:, :, max(0, z0):z0 + run] = True
+    if side:
+        axis = int(rng.integers(0, 2))
+        at = int(np.percentile(inside[:, axis], float(rng.uniform(40, 85))))
+        plane = np.zeros(shape[axis], bool)
+        plane[at:] = True
+        if rng.random() < 0.5:
+            plane = ~plane
+        cut &= np.expand_dims(plane, tuple(a for a in range(3) if a != axis))
+    return cut
 
 
 def _island(target: np.ndarray, rng: np.random.Generator) -> np.ndarray:
